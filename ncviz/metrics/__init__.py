@@ -1,0 +1,32 @@
+"""Pure metric math: streaming sufficient statistics and every metric of METRICS.md."""
+
+from ncviz.metrics.baselines import chance_baselines
+from ncviz.metrics.classification import (
+    CollapseResult,
+    CollapseStatistics,
+    collapse_metrics,
+    collapse_result,
+)
+from ncviz.metrics.info import METRICS, MetricInfo
+from ncviz.metrics.options import CollapseOptions
+from ncviz.metrics.regression import (
+    RegressionResult,
+    regression_metrics,
+    regression_result,
+    ufm_regression_optimum,
+)
+
+__all__ = [
+    "METRICS",
+    "CollapseOptions",
+    "CollapseResult",
+    "CollapseStatistics",
+    "MetricInfo",
+    "RegressionResult",
+    "chance_baselines",
+    "collapse_metrics",
+    "collapse_result",
+    "regression_metrics",
+    "regression_result",
+    "ufm_regression_optimum",
+]

@@ -1,0 +1,363 @@
+"""Classification collapse metrics (NC1–NC4, spectra, minority collapse) from streaming statistics.
+
+Use :func:`collapse_metrics` for arrays in memory, or :class:`CollapseStatistics` to stream batches
+(two passes; shards merge exactly). Both give the same numbers to ~1e-12. Definitions and sources of
+every key are in METRICS.md; with Σ_W = (1/N)Σ_i (h_i − μ_{y_i})(h_i − μ_{y_i})ᵀ, M the centred
+class means and Σ_B = (1/C) M Mᵀ:
+
+* ``nc1`` = Tr(Σ_W Σ_B⁺)/C, Σ_B⁺ from at most min(C−1, d) eigenpairs above 1e-10·λ_max (Papyan
+  et al. 2020); ``nc1_trace_ratio`` = Tr Σ_W / Tr Σ_B (Tirer et al. 2023)
+* ``nc4`` = NCC/classifier mismatch rate; ``accuracy`` = classifier hit rate
+* ``minority_cos`` = mean cos(w_k, w_k′) over minority pairs (Fang et al. 2021)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ncviz.errors import InputError
+from ncviz.metrics.geometry import geometry_metrics
+from ncviz.metrics.inputs import ArrayLike, as_tensor, encode_labels, features_matrix
+from ncviz.metrics.options import CollapseOptions
+from ncviz.metrics.spectra import (
+    covariance_singular_values,
+    effective_rank,
+    numerical_rank,
+    singular_values,
+)
+from ncviz.metrics.stats import Classifier, ClassMeanStats, ScatterStats
+
+NC1_EIGEN_RTOL = 1e-10
+
+
+@dataclass
+class CollapseResult:
+    """Scalar metrics keyed as in METRICS.md plus the per-class arrays the plots need.
+
+    ``classes[k]`` is the original label of class k (row k of every per-class array);
+    ``dropped_classes`` were removed by ``min_count``.
+    """
+
+    metrics: dict[str, float]
+    arrays: dict[str, np.ndarray]
+    classes: np.ndarray
+    dropped_classes: np.ndarray
+    minority_classes: np.ndarray
+    options: CollapseOptions = field(default_factory=CollapseOptions)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def _label_name(classes: np.ndarray | None, index: int) -> str:
+    return repr(classes[index].item()) if classes is not None else str(index)
+
+
+def kept_classes(
+    counts: torch.Tensor, min_count: int | None, classes: np.ndarray | None = None
+) -> torch.Tensor:
+    """Boolean mask of classes that enter the metrics; raises if the data cannot support them."""
+    if len(counts) < 2:
+        raise InputError(
+            f"the labels hold {len(counts)} class; collapse metrics need at least 2 classes."
+        )
+    if min_count is None:
+        small = torch.nonzero(counts < 2).flatten()
+        if len(small):
+            first = int(small[0])
+            raise InputError(
+                f"class {_label_name(classes, first)} has {int(counts[first])} sample(s) "
+                f"({len(small)} class(es) have fewer than 2); every class needs at least 2 — "
+                "add samples, or pass min_count=2 to drop rare classes."
+            )
+        return torch.ones_like(counts, dtype=torch.bool)
+    kept = counts >= max(int(min_count), 2)
+    if int(kept.sum()) < 2:
+        raise InputError(
+            f"only {int(kept.sum())} class(es) have at least {min_count} samples; "
+            "lower min_count or provide more data."
+        )
+    return kept
+
+
+class CollapseStatistics:
+    """Two-pass streaming statistics for every classification metric of METRICS.md.
+
+    Example::
+
+        stats = CollapseStatistics(num_classes=10, dim=512, weight=W, bias=b, device="cuda")
+        for h, y in batches():            # pass 1: class counts and sums
+            stats.update(h, y)
+        stats.start_second_pass()         # freezes the class means
+        for h, y in batches():            # pass 2: scatter around the means, NCC/classifier
+            stats.update(h, y)
+        result = stats.compute()          # CollapseResult; result.metrics["nc1"], …
+
+    Shards (processes, GPUs) each run the same passes on disjoint data and ``merge`` their
+    statistics after each pass; merged metrics equal single-process metrics. Labels must be class
+    indices 0..C−1; ``class_rows[c]`` names the row of W that belongs to class c (default c).
+    Memory is O(C·d + d²) float64, on ``device``.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        dim: int,
+        weight: ArrayLike | None = None,
+        bias: ArrayLike | None = None,
+        *,
+        class_rows: ArrayLike | None = None,
+        min_count: int | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        self.device = torch.device(device if device is not None else "cpu")
+        self.first = ClassMeanStats.empty(num_classes, dim, self.device)
+        self.classifier = None
+        if weight is not None:
+            self.classifier = Classifier.build(
+                weight, bias, num_classes, dim, class_rows, self.device
+            )
+        elif bias is not None:
+            raise InputError(
+                "a classifier bias was given without its weight; pass both or neither."
+            )
+        self.min_count = min_count
+        self.second: ScatterStats | None = None
+
+    @property
+    def pass_number(self) -> int:
+        """1 while collecting class means, 2 after :meth:`start_second_pass`."""
+        return 1 if self.second is None else 2
+
+    def update(self, features: ArrayLike, labels: ArrayLike) -> None:
+        """Add a batch to the current pass."""
+        if self.second is None:
+            self.first.update(features, labels)
+        else:
+            self.second.update(features, labels)
+
+    def merge(self, other: CollapseStatistics) -> CollapseStatistics:
+        """Add another shard's statistics of the same pass in place; returns self."""
+        if other.pass_number != self.pass_number:
+            raise InputError(
+                "cannot merge statistics from different passes; merge after each pass."
+            )
+        if self.second is None:
+            self.first.merge(other.first)
+        else:
+            self.second.merge(other.second)
+        return self
+
+    def start_second_pass(self, classes: np.ndarray | None = None) -> None:
+        """Freeze the class means; later ``update`` calls accumulate the second pass."""
+        if self.second is not None:
+            raise InputError("the second pass has already started.")
+        if int(self.first.counts.sum()) == 0:
+            raise InputError("no samples were added in the first pass; feed the data first.")
+        kept = kept_classes(self.first.counts, self.min_count, classes)
+        self.second = ScatterStats.empty(self.first.means(), kept, self.classifier)
+
+    def compute(self, classes: ArrayLike | None = None, **options: Any) -> CollapseResult:
+        """Finish: every metric the inputs allow. ``classes`` names the classes (default 0..C−1)."""
+        if self.second is None:
+            raise InputError("call start_second_pass() and feed the data again before compute().")
+        opts = CollapseOptions.from_kwargs(min_count=self.min_count, **options)
+        names = np.arange(self.first.num_classes) if classes is None else np.asarray(classes)
+        return finalize(self.first, self.second, opts, names)
+
+
+def _minority_mask(counts: torch.Tensor, names: np.ndarray, minority: Any | None) -> torch.Tensor:
+    if minority is None:
+        return counts < counts.max() / 2.0
+    wanted = set(np.asarray(list(minority)).tolist())
+    unknown = wanted - set(names.tolist())
+    if unknown:
+        raise InputError(
+            f"minority classes {sorted(unknown, key=str)[:5]} are not among the labels; "
+            "name minority classes by their labels."
+        )
+    return torch.tensor([name in wanted for name in names.tolist()], device=counts.device)
+
+
+def _mean_pairwise_cosine(vectors: torch.Tensor) -> float:
+    unit = vectors / vectors.norm(dim=1, keepdim=True)
+    cos = unit @ unit.T
+    k = len(vectors)
+    return float((cos.sum() - cos.diagonal().sum()) / (k * (k - 1)))
+
+
+def _nc1(centred_means: torch.Tensor, within_cov: torch.Tensor) -> tuple[float, int, torch.Tensor]:
+    """Tr(Σ_W Σ_B⁺)/C with Σ_B⁺ from the top min(C−1, d) eigenpairs of Σ_B above 1e-10·λ_max."""
+    num_classes, dim = centred_means.shape
+    _, sv, directions = torch.linalg.svd(centred_means, full_matrices=False)
+    eig = sv**2 / num_classes  # eigenvalues of Σ_B = (1/C) MᵀM in our row convention
+    keep = min(num_classes - 1, dim)
+    eig, directions = eig[:keep], directions[:keep]
+    valid = eig > NC1_EIGEN_RTOL * eig[0] if keep and float(eig[0]) > 0 else eig > math.inf
+    eig, directions = eig[valid], directions[valid]
+    projected = ((directions @ within_cov) * directions).sum(dim=1)  # v_kᵀ Σ_W v_k
+    return float((projected / eig).sum()) / num_classes, int(valid.sum()), sv
+
+
+def finalize(
+    first: ClassMeanStats, second: ScatterStats, options: CollapseOptions, names: np.ndarray
+) -> CollapseResult:
+    """Turn the two passes' sums into every metric of METRICS.md the inputs allow."""
+    kept = second.kept
+    counts = first.counts[kept]
+    n = counts.to(torch.float64)
+    total = float(n.sum())
+    sums = first.sums[kept]
+    means = sums / n[:, None]
+    num_classes, dim = means.shape
+    kept_np = kept.cpu().numpy()
+    classes = names[kept_np]
+
+    if options.global_mean == "class":
+        global_mean = means.mean(dim=0)
+    else:
+        global_mean = sums.sum(dim=0) / total
+    centred = means - global_mean
+    within_cov = second.scatter / total
+    class_var = second.sq_dist[kept] / n
+    between_trace = float((centred**2).sum()) / num_classes
+
+    metrics: dict[str, float] = {}
+    nc1, nc1_rank, sv_means = _nc1(centred, within_cov)
+    if num_classes - 1 <= dim:
+        metrics["nc1"] = nc1
+    metrics["nc1_rank"] = float(nc1_rank)
+    metrics["nc1_trace_ratio"] = float((class_var * n).sum()) / total / between_trace
+
+    weight = None if second.classifier is None else second.classifier.class_weight()[kept]
+    geometry, arrays = geometry_metrics(
+        centred, weight, class_var, options.dist_exp, options.max_matrix_classes
+    )
+    metrics.update(geometry)
+
+    hits = second.classifier_hits[kept].to(torch.float64)
+    if weight is not None:
+        metrics["nc4"] = 1.0 - float(second.agreement[kept].sum()) / total
+        metrics["accuracy"] = float(hits.sum()) / total
+
+    sample_mean = sums.sum(dim=0) / total
+    offsets = means - sample_mean
+    total_cov = within_cov + (offsets.T * (n / total)) @ offsets
+    sv_features = covariance_singular_values(total_cov)
+    metrics["rank_means"] = float(numerical_rank(sv_means, options.tau))
+    metrics["effective_rank_means"] = effective_rank(sv_means)
+
+    minority = _minority_mask(counts, classes, options.minority_classes)
+    num_minority = int(minority.sum())
+    if num_minority >= 2:
+        metrics["minority_cos_means"] = _mean_pairwise_cosine(centred[minority])
+        if weight is not None:
+            metrics["minority_cos"] = _mean_pairwise_cosine(weight[minority])
+    if weight is not None and 1 <= num_minority < num_classes:
+        norms = weight.norm(dim=1)
+        metrics["norm_ratio_weights"] = float(norms[~minority].mean() / norms[minority].mean())
+
+    arrays.update(
+        {
+            "class_counts": counts.cpu().numpy(),
+            "class_means": means.cpu().numpy(),
+            "class_variances": class_var.cpu().numpy(),
+            "variability": (class_var / centred.norm(dim=1) ** 2).cpu().numpy(),
+            "ncc_recall": (second.ncc_hits[kept].to(torch.float64) / n).cpu().numpy(),
+            "sv_means": sv_means.cpu().numpy(),
+            "sv_features": sv_features.cpu().numpy(),
+        }
+    )
+    if weight is not None:
+        arrays["recall"] = (hits / n).cpu().numpy()
+        arrays["sv_weights"] = singular_values(weight).cpu().numpy()
+    return CollapseResult(
+        metrics=metrics,
+        arrays=arrays,
+        classes=classes,
+        dropped_classes=names[~kept_np],
+        minority_classes=classes[minority.cpu().numpy()],
+        options=options,
+    )
+
+
+def _class_rows_for(weight_rows: int, classes: np.ndarray) -> np.ndarray | None:
+    """Which row of W belongs to each class: identity if counts match, else the integer label."""
+    if weight_rows == len(classes):
+        return None
+    if classes.dtype.kind in "iu" and classes.min() >= 0 and classes.max() < weight_rows:
+        return classes.astype(np.int64)
+    raise InputError(
+        f"classifier weight W has {weight_rows} rows but the labels have {len(classes)} classes "
+        f"({classes[:3].tolist()}…); pass W with one row per class, or integer labels that index "
+        "its rows."
+    )
+
+
+def collapse_result(
+    features: ArrayLike,
+    labels: ArrayLike,
+    weight: ArrayLike | None = None,
+    bias: ArrayLike | None = None,
+    *,
+    device: torch.device | str | None = None,
+    **options: Any,
+) -> CollapseResult:
+    """Every classification metric of METRICS.md, with per-class arrays, for data in memory.
+
+    Args:
+        features: N×d array or tensor (any float dtype; accumulated in float64). CUDA tensors are
+            processed on their device unless ``device`` says otherwise.
+        labels: N class labels (ints, possibly with gaps, or strings); mapped to 0..C−1 in sorted
+            order, and ``result.classes`` gives the mapping.
+        weight, bias: the classifier reading these features, W (C×d, or K×d with integer labels
+            indexing its rows) and b (K); enables NC2-weights, NC3, NC4, accuracy.
+        options: see :class:`~ncviz.metrics.options.CollapseOptions`.
+    """
+    opts = CollapseOptions.from_kwargs(**options)
+    if device is None:
+        device = features.device if isinstance(features, torch.Tensor) else "cpu"
+    h = features_matrix(features, device=device)
+    encoded = encode_labels(labels, h.shape[0])
+    class_rows = None
+    if weight is not None:
+        weight_shape = as_tensor(weight, "classifier weight W").shape
+        if len(weight_shape) == 2:
+            class_rows = _class_rows_for(weight_shape[0], encoded.classes)
+    stats = CollapseStatistics(
+        len(encoded.classes),
+        h.shape[1],
+        weight,
+        bias,
+        class_rows=class_rows,
+        min_count=opts.min_count,
+        device=device,
+    )
+    codes = encoded.codes.to(device)
+    stats.update(h, codes)
+    stats.start_second_pass(encoded.classes)
+    stats.update(h, codes)
+    return finalize(stats.first, stats.second, opts, encoded.classes)
+
+
+def collapse_metrics(
+    features: ArrayLike,
+    labels: ArrayLike,
+    weight: ArrayLike | None = None,
+    bias: ArrayLike | None = None,
+    **options: Any,
+) -> dict[str, float]:
+    """Every scalar classification metric of METRICS.md that the inputs allow, keyed as there.
+
+    ``features`` N×d, ``labels`` N; ``weight``/``bias`` the classifier (optional). Options are
+    those of :class:`~ncviz.metrics.options.CollapseOptions` (``global_mean``, ``dist_exp``,
+    ``tau``, ``minority_classes``, ``min_count``) plus ``device``. Spectra and per-class values
+    come from :func:`collapse_result`.
+    """
+    return collapse_result(features, labels, weight, bias, **options).metrics

@@ -1,0 +1,166 @@
+"""Geometry of the centred class means M and the classifier rows W (NC2, NC3, CDNV, GNC2).
+
+All pairwise quantities are reduced tile by tile over rows, so C = 32k classes never allocates a
+C×C matrix: a tile is t×C with t·C ≤ 2**22 entries. Formulas and sources are in METRICS.md; the
+ones used here, with u_c = m_c/‖m_c‖ for the centred means m_c = μ_c − μ_G and the simplex-ETF
+Gram E = (I − 11ᵀ/C)/√(C−1):
+
+* equinorm: std_c ‖m_c‖ / mean_c ‖m_c‖ (Papyan et al. 2020)
+* equiangle: std over c≠c′ of cos(u_c, u_c′); maxangle: mean over c≠c′ of |cos + 1/(C−1)|
+* ETF distance: ‖G/‖G‖_F − E‖_F, G = MᵀM (Kothapalli 2023); nc3_gram the same with G = W M
+* GNC2: mean/var over i<j of log(1/‖u_i − u_j‖) (Liu et al. 2023; Wu & Papyan 2024)
+* CDNV: mean over i<j of (σ_i² + σ_j²) / (2 (‖μ_i − μ_j‖²)^p) (Galanti et al. 2022)
+* NC3: ‖W/‖W‖_F − Mᵀ/‖M‖_F‖_F² (Papyan 2020); UNC3: cos(w_c, m_c) (Wu & Papyan 2024)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ncviz.metrics.moments import RunningMoments
+
+_TILE_ENTRIES = 2**22
+
+
+def etf_gram_entries(num_classes: int) -> tuple[float, float]:
+    """Diagonal and off-diagonal entries of the unit-Frobenius simplex-ETF Gram E."""
+    scale = 1.0 / math.sqrt(num_classes - 1)
+    return (1.0 - 1.0 / num_classes) * scale, -scale / num_classes
+
+
+def etf_distance_floor(num_classes: int, dim: int) -> float:
+    """Smallest ‖G/‖G‖_F − E‖_F possible when C − 1 > d: √(2 − 2√(d/(C−1)))."""
+    if num_classes - 1 <= dim:
+        return 0.0
+    return math.sqrt(2.0 - 2.0 * math.sqrt(dim / (num_classes - 1)))
+
+
+@dataclass
+class _CosineSums:
+    """Running reductions over unordered pairs i<j of one set of vectors."""
+
+    cosines: RunningMoments = field(default_factory=RunningMoments)
+    maxangle_sum: float = 0.0
+
+    def add(self, cos: torch.Tensor, num_classes: int) -> None:
+        self.cosines.add(cos)
+        self.maxangle_sum += float((cos + 1.0 / (num_classes - 1)).abs().sum())
+
+
+def _std_over_mean(values: torch.Tensor) -> float:
+    return float(values.std(unbiased=True) / values.mean())
+
+
+def _cosine_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    a_hat = a / a.norm(dim=1, keepdim=True)
+    b_hat = b / b.norm(dim=1, keepdim=True)
+    return a_hat @ b_hat.T
+
+
+def geometry_metrics(
+    centred_means: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    class_variances: torch.Tensor | None = None,
+    dist_exp: float = 1.0,
+    max_matrix_classes: int = 2048,
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """NC2/NC3/GNC2/CDNV scalars and per-class arrays from M (C×d, rows m_c) and W (C×d).
+
+    ``class_variances`` are σ_c² (needed only for ``cdnv``). Cosine matrices are returned for
+    plotting only when C ≤ ``max_matrix_classes``.
+    """
+    m = centred_means.to(torch.float64)
+    num_classes, dim = m.shape
+    w = None if weight is None else weight.to(torch.float64)
+    mean_norms = m.norm(dim=1)
+    mean_sq_norms = mean_norms**2
+    weight_norms = None if w is None else w.norm(dim=1)
+    e_diag, e_off = etf_gram_entries(num_classes)
+
+    gram_norm = float((m @ m.T).norm()) if num_classes <= dim else float((m.T @ m).norm())
+    etf_sq = float(((mean_sq_norms / gram_norm - e_diag) ** 2).sum())
+    wm_norm = 0.0
+    if w is not None:
+        # ‖W Mᵀ‖_F² = ⟨WᵀW, MᵀM⟩ computed in whichever of C×C and d×d is smaller
+        if num_classes <= dim:
+            wm_norm = float((w @ m.T).norm())
+        else:
+            wm_norm = math.sqrt(max(float(((w.T @ w) * (m.T @ m)).sum()), 0.0))
+    wm_etf_sq = 0.0
+
+    mean_sums, weight_sums = _CosineSums(), _CosineSums()
+    log_inv_dist = RunningMoments()
+    cdnv_sum = 0.0
+    tile = max(1, _TILE_ENTRIES // num_classes)
+    for start in range(0, num_classes, tile):
+        stop = min(start + tile, num_classes)
+        rows = torch.arange(start, stop, device=m.device)
+        cols = torch.arange(start, num_classes, device=m.device)
+        upper = cols[None, :] > rows[:, None]
+
+        gram = m[start:stop] @ m[start:].T
+        pair_gram = gram[upper]
+        norm_prod = (mean_norms[start:stop, None] * mean_norms[None, start:])[upper]
+        cos = pair_gram / norm_prod
+        mean_sums.add(cos, num_classes)
+        etf_sq += 2.0 * float(((pair_gram / gram_norm - e_off) ** 2).sum())
+        log_inv_dist.add(-0.5 * torch.log((2.0 - 2.0 * cos).clamp(min=0.0)))
+        if class_variances is not None:
+            sq_dist = (mean_sq_norms[start:stop, None] + mean_sq_norms[None, start:])[upper]
+            sq_dist = (sq_dist - 2.0 * pair_gram).clamp(min=0.0)
+            var_sum = (class_variances[start:stop, None] + class_variances[None, start:])[upper]
+            cdnv_sum += float((var_sum / (2.0 * sq_dist**dist_exp)).sum())
+
+        if w is not None:
+            w_gram = (w[start:stop] @ w[start:].T)[upper]
+            w_norm_prod = (weight_norms[start:stop, None] * weight_norms[None, start:])[upper]
+            weight_sums.add(w_gram / w_norm_prod, num_classes)
+            wm = (w[start:stop] @ m.T) / wm_norm
+            wm -= e_off
+            wm[rows - start, rows] -= e_diag - e_off
+            wm_etf_sq += float((wm**2).sum())
+
+    num_pairs = num_classes * (num_classes - 1) // 2
+    scalars: dict[str, float] = {
+        "nc2_equinorm_means": _std_over_mean(mean_norms),
+        # std over ordered pairs c≠c′ (each unordered pair twice), ddof = 1, as Papyan's code
+        "nc2_equiangle_means": mean_sums.cosines.repeated(2).std(ddof=1),
+        "nc2_maxangle_means": mean_sums.maxangle_sum / num_pairs,
+        "nc2_etf_distance": math.sqrt(max(etf_sq, 0.0)),
+        "gnc2_log_mean": log_inv_dist.mean,
+    }
+    if num_pairs >= 2:
+        scalars["gnc2_log_var"] = log_inv_dist.variance(ddof=1)
+    if num_classes - 1 > dim:
+        scalars["nc2_etf_distance_floor"] = etf_distance_floor(num_classes, dim)
+    if class_variances is not None:
+        scalars["cdnv"] = cdnv_sum / num_pairs
+    arrays: dict[str, np.ndarray] = {"mean_norms": mean_norms.cpu().numpy()}
+    small = num_classes <= max_matrix_classes
+    if small:
+        arrays["cos_means"] = _cosine_matrix(m, m).cpu().numpy()
+    if w is not None:
+        alignment = (w * m).sum(dim=1) / (weight_norms * mean_norms)
+        unit_w = w / w.norm()
+        unit_m = m / m.norm()
+        scalars.update(
+            {
+                "nc2_equinorm_weights": _std_over_mean(weight_norms),
+                "nc2_equiangle_weights": weight_sums.cosines.repeated(2).std(ddof=1),
+                "nc2_maxangle_weights": weight_sums.maxangle_sum / num_pairs,
+                "nc3": float(((unit_w - unit_m) ** 2).sum()),
+                "nc3_gram": math.sqrt(max(wm_etf_sq, 0.0)),
+                "unc3_mean": float(alignment.mean()),
+                "unc3_var": float(alignment.var(unbiased=True)) if num_classes > 1 else math.nan,
+            }
+        )
+        arrays["weight_norms"] = weight_norms.cpu().numpy()
+        arrays["alignment"] = alignment.cpu().numpy()
+        if small:
+            arrays["cos_weights"] = _cosine_matrix(w, w).cpu().numpy()
+            arrays["cos_weights_means"] = _cosine_matrix(w, m).cpu().numpy()
+    return scalars, arrays

@@ -1,0 +1,223 @@
+"""What each metric key means, where it comes from, and how to plot it.
+
+The app, the CLI summary and the exports read labels and axis scales from here instead of repeating
+them. ``collapsed`` is the value the metric takes under exact neural collapse (None where there is
+no single such value).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    key: str
+    label: str
+    meaning: str
+    source: str
+    collapsed: float | None = 0.0
+    log_scale: bool = True
+    group: str = "classification"
+
+
+def _info(*rows: tuple) -> dict[str, MetricInfo]:
+    return {row[0]: MetricInfo(*row) for row in rows}
+
+
+METRICS: dict[str, MetricInfo] = _info(
+    (
+        "nc1",
+        "NC1",
+        "within-class variability relative to between-class spread, Tr(Σ_W Σ_B⁺)/C",
+        "Papyan, Han & Donoho 2020",
+    ),
+    ("nc1_rank", "NC1 rank", "eigenpairs of Σ_B kept in its pseudo-inverse", "—", None, False),
+    (
+        "nc1_trace_ratio",
+        "Tr Σ_W / Tr Σ_B",
+        "total within- over between-class variance",
+        "Tirer et al. 2023",
+    ),
+    (
+        "cdnv",
+        "CDNV",
+        "class-distance normalised variance, mean over class pairs",
+        "Galanti et al. 2022",
+    ),
+    (
+        "nc2_equinorm_means",
+        "Equinorm (means)",
+        "spread of class-mean norms (std/mean)",
+        "Papyan 2020",
+    ),
+    (
+        "nc2_equinorm_weights",
+        "Equinorm (W)",
+        "spread of classifier-row norms (std/mean)",
+        "Papyan 2020",
+    ),
+    (
+        "nc2_equiangle_means",
+        "Equiangle (means)",
+        "std of cosines between centred class means",
+        "Papyan 2020",
+    ),
+    (
+        "nc2_maxangle_means",
+        "Max-angle (means)",
+        "mean |cos + 1/(C−1)| over class-mean pairs",
+        "Papyan 2020",
+    ),
+    (
+        "nc2_equiangle_weights",
+        "Equiangle (W)",
+        "std of cosines between classifier rows",
+        "Papyan 2020",
+    ),
+    (
+        "nc2_maxangle_weights",
+        "Max-angle (W)",
+        "mean |cos + 1/(C−1)| over classifier-row pairs",
+        "Papyan 2020",
+    ),
+    (
+        "nc2_etf_distance",
+        "ETF distance",
+        "distance of the normalised mean Gram to the simplex ETF",
+        "Kothapalli 2023",
+    ),
+    (
+        "nc2_etf_distance_floor",
+        "ETF distance floor",
+        "smallest ETF distance possible when C−1 > d",
+        "—",
+        None,
+        False,
+    ),
+    (
+        "gnc2_log_mean",
+        "GNC2 mean",
+        "mean log inverse distance of unit class means",
+        "Liu et al. 2023",
+        None,
+        False,
+    ),
+    (
+        "gnc2_log_var",
+        "GNC2 variance",
+        "variance of log inverse distances (uniformity)",
+        "Liu et al. 2023",
+    ),
+    (
+        "nc3",
+        "NC3",
+        "distance between normalised W and normalised centred means (self-duality)",
+        "Papyan 2020",
+    ),
+    (
+        "nc3_gram",
+        "NC3 Gram",
+        "distance of the normalised W·M Gram to the simplex ETF",
+        "Zhu et al. 2021",
+    ),
+    (
+        "unc3_mean",
+        "UNC3 mean",
+        "mean cosine of each classifier row with its class mean",
+        "Wu & Papyan 2024",
+        1.0,
+        False,
+    ),
+    ("unc3_var", "UNC3 variance", "variance over classes of that cosine", "Wu & Papyan 2024"),
+    (
+        "nc4",
+        "NC4",
+        "rate at which the classifier disagrees with the nearest class mean",
+        "Papyan 2020",
+        0.0,
+        False,
+    ),
+    ("accuracy", "Accuracy", "fraction classified correctly", "—", 1.0, False),
+    (
+        "rank_means",
+        "Rank of M",
+        "singular values of M above τ·s₁",
+        "Súkeník et al. 2024",
+        None,
+        False,
+        "spectra",
+    ),
+    (
+        "effective_rank_means",
+        "Effective rank of M",
+        "exp(entropy of normalised singular values)",
+        "Roy & Vetterli 2007",
+        None,
+        False,
+        "spectra",
+    ),
+    (
+        "minority_cos",
+        "Minority cosine (W)",
+        "mean cosine between minority classifier rows",
+        "Fang et al. 2021",
+        None,
+        False,
+        "imbalance",
+    ),
+    (
+        "minority_cos_means",
+        "Minority cosine (means)",
+        "mean cosine between minority class means",
+        "Fang et al. 2021",
+        None,
+        False,
+        "imbalance",
+    ),
+    (
+        "norm_ratio_weights",
+        "Norm ratio (W)",
+        "majority over minority classifier-row norm",
+        "Fang et al. 2021",
+        1.0,
+        False,
+        "imbalance",
+    ),
+    (
+        "nrc1",
+        "NRC1",
+        "feature residual outside the top-n principal subspace",
+        "Andriopoulos et al. 2024",
+        0.0,
+        True,
+        "regression",
+    ),
+    (
+        "nrc2",
+        "NRC2",
+        "feature residual outside the row space of W",
+        "Andriopoulos et al. 2024",
+        0.0,
+        True,
+        "regression",
+    ),
+    (
+        "nrc3",
+        "NRC3",
+        "distance of WWᵀ to the UFM shape Σ_Y^{1/2} − γ^{1/2}I",
+        "Andriopoulos et al. 2024",
+        0.0,
+        True,
+        "regression",
+    ),
+    (
+        "nrc3_gamma",
+        "NRC3 γ",
+        "γ minimising NRC3",
+        "Andriopoulos et al. 2024",
+        None,
+        False,
+        "regression",
+    ),
+)

@@ -1,0 +1,64 @@
+"""Options of the collapse metrics, with the defaults fixed in METRICS.md."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ncviz.errors import OptionError
+
+GLOBAL_MEAN_CHOICES = ("class", "sample")
+
+
+@dataclass(frozen=True)
+class CollapseOptions:
+    """Conventions of the classification metrics.
+
+    Attributes:
+        global_mean: "class" — μ_G is the mean of the class means (Papyan et al. 2020, default);
+            "sample" — μ_G is the mean of all samples.
+        dist_exp: exponent p of the squared mean distance in ``cdnv`` (1 by default; 2 is the
+            Linguistic Collapse convention).
+        tau: relative threshold of ``rank_means`` (s_k > τ·s_1), 1e-2 by default.
+        minority_classes: labels of the minority classes; default: classes with fewer samples
+            than half the largest class.
+        min_count: drop classes with fewer samples than this (language models use 2). ``None``
+            (default for classification) treats a class with fewer than 2 samples as an error.
+        max_matrix_classes: C×C cosine matrices are returned for plots only up to this C.
+    """
+
+    global_mean: str = "class"
+    dist_exp: float = 1.0
+    tau: float = 1e-2
+    minority_classes: Sequence[Any] | None = None
+    min_count: int | None = None
+    max_matrix_classes: int = 2048
+
+    def __post_init__(self) -> None:
+        if self.global_mean not in GLOBAL_MEAN_CHOICES:
+            raise OptionError(
+                f"global_mean must be one of {GLOBAL_MEAN_CHOICES}, got {self.global_mean!r}."
+            )
+        if not self.dist_exp > 0:
+            raise OptionError(
+                f"dist_exp must be positive (1 or 2 in the papers), got {self.dist_exp}."
+            )
+        if not 0 < self.tau < 1:
+            raise OptionError(f"tau must lie in (0, 1) (default 0.01), got {self.tau}.")
+        if self.min_count is not None and (
+            int(self.min_count) != self.min_count or self.min_count < 1
+        ):
+            raise OptionError(f"min_count must be a positive integer, got {self.min_count}.")
+
+    @classmethod
+    def from_kwargs(cls, **options: Any) -> CollapseOptions:
+        """Build from keyword options, naming any unknown option in the error."""
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise OptionError(
+                f"unknown option(s) {', '.join(unknown)}; "
+                f"known options: {', '.join(sorted(known))}."
+            )
+        return cls(**options)

@@ -1,0 +1,34 @@
+"""Singular-value spectra, numerical rank and effective rank (low-rank bias of class means)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def singular_values(matrix: torch.Tensor) -> torch.Tensor:
+    """Singular values of ``matrix`` in float64, descending."""
+    return torch.linalg.svdvals(matrix.to(torch.float64))
+
+
+def numerical_rank(values: torch.Tensor, tau: float = 1e-2) -> int:
+    """``rank_means``: #{s_k > τ·s_1} for singular values s (Súkeník et al. 2024), τ = 1e-2."""
+    if values.numel() == 0 or float(values.max()) <= 0.0:
+        return 0
+    return int((values > tau * values.max()).sum())
+
+
+def effective_rank(values: torch.Tensor) -> float:
+    """``effective_rank_means``: exp(−Σ p_k log p_k), p = s/Σs (Roy & Vetterli 2007)."""
+    total = float(values.sum())
+    if total <= 0.0:
+        return 0.0
+    p = values[values > 0] / total
+    return math.exp(float(-(p * p.log()).sum()))
+
+
+def covariance_singular_values(covariance: torch.Tensor, top: int = 256) -> torch.Tensor:
+    """``sv_features``: square roots of the ``top`` largest eigenvalues of a covariance matrix."""
+    eigenvalues = torch.linalg.eigvalsh(covariance.to(torch.float64)).flip(0)[:top]
+    return eigenvalues.clamp(min=0.0).sqrt()

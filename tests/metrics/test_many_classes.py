@@ -1,0 +1,92 @@
+"""Pair metrics are reduced in tiles; C > d (language models) and min_count behave as specified."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import ncviz.metrics.geometry as geometry
+import ncviz.metrics.stats as stats
+from ncviz.metrics import chance_baselines, collapse_result
+from tests.metrics.conftest import make_imbalanced
+from tests.metrics.naive_reference import naive_metrics
+
+
+def test_tiny_tiles_give_the_untiled_values(monkeypatch, imbalanced):
+    features, labels, weight, bias = imbalanced
+    expected = collapse_result(features, labels, weight, bias).metrics
+    monkeypatch.setattr(geometry, "_TILE_ENTRIES", 10)  # one row (of 7 classes) per tile
+    monkeypatch.setattr(stats, "_BLOCK_ENTRIES", 20)  # 1–2 samples per NCC/logit chunk
+    got = collapse_result(features, labels, weight, bias).metrics
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, rel=1e-10, abs=1e-13), key
+
+
+def test_more_classes_than_dimensions_omits_nc1_and_reports_the_etf_floor():
+    rng = np.random.default_rng(0)
+    num_classes, dim = 40, 8
+    labels = np.repeat(np.arange(num_classes), 3)
+    means = rng.standard_normal((num_classes, dim))
+    features = means[labels] + 0.1 * rng.standard_normal((len(labels), dim))
+    weight = rng.standard_normal((num_classes, dim))
+    result = collapse_result(features, labels, weight)
+    assert "nc1" not in result.metrics
+    floor = np.sqrt(2 - 2 * np.sqrt(dim / (num_classes - 1)))
+    assert result.metrics["nc2_etf_distance_floor"] == pytest.approx(floor)
+    assert result.metrics["nc2_etf_distance"] >= floor
+    expected = naive_metrics(features, labels, weight)
+    for key in ("cdnv", "gnc2_log_mean", "gnc2_log_var", "nc2_etf_distance", "nc3_gram"):
+        assert result.metrics[key] == pytest.approx(expected[key], rel=1e-9), key
+
+
+def test_vocabulary_scale_pair_metrics_without_a_c_by_c_matrix(monkeypatch):
+    """3,000 classes with tiles of 2**14 entries: every tile is 5×3000, and values match the
+    direct C×C computation done here in numpy."""
+    monkeypatch.setattr(geometry, "_TILE_ENTRIES", 2**14)
+    rng = np.random.default_rng(1)
+    num_classes, dim = 3000, 16
+    labels = np.repeat(np.arange(num_classes), 2)
+    features = rng.standard_normal((len(labels), dim))
+    result = collapse_result(features, labels, max_matrix_classes=100)
+    assert "cos_means" not in result.arrays
+    mu = np.stack([features[labels == c].mean(axis=0) for c in range(num_classes)])
+    m = mu - mu.mean(axis=0)
+    unit = m / np.linalg.norm(m, axis=1, keepdims=True)
+    cos = unit @ unit.T
+    upper = np.triu_indices(num_classes, 1)
+    logs = -0.5 * np.log(2 - 2 * cos[upper])
+    assert result.metrics["gnc2_log_mean"] == pytest.approx(logs.mean(), rel=1e-10)
+    assert result.metrics["gnc2_log_var"] == pytest.approx(logs.var(ddof=1), rel=1e-8)
+    off = cos[~np.eye(num_classes, dtype=bool)]
+    assert result.metrics["nc2_equiangle_means"] == pytest.approx(off.std(ddof=1), rel=1e-9)
+
+
+def test_chance_baselines_are_deterministic_and_near_one_over_sqrt_d():
+    a = chance_baselines(10, 512)
+    assert a == chance_baselines(10, 512)
+    assert a != chance_baselines(10, 512, seed=1)
+    # cosines of independent Gaussian vectors in R^512 have std ≈ 1/√512 ≈ 0.044
+    assert 0.03 < a["nc2_equiangle_weights"] < 0.06
+    assert 0.03 < a["nc2_equiangle_means"] < 0.06
+    assert a["nc3"] > 1.0  # a random W is far from the means
+    assert set(a) >= {"nc2_etf_distance", "nc3_gram", "unc3_mean", "gnc2_log_var"}
+
+
+def test_running_moments_are_exact_in_the_collapsed_regime():
+    import torch
+
+    from ncviz.metrics.moments import RunningMoments
+
+    values = -1 / 9 + 1e-9 * np.random.default_rng(2).standard_normal(10_000)
+    moments = RunningMoments()
+    for chunk in np.array_split(values, 37):
+        moments.add(torch.from_numpy(chunk))
+    assert moments.mean == pytest.approx(values.mean(), rel=1e-14)
+    assert moments.std() == pytest.approx(values.std(ddof=1), rel=1e-6)
+    assert moments.repeated(2).count == 20_000
+
+
+def test_make_imbalanced_is_really_imbalanced():
+    _, labels, _, _ = make_imbalanced()
+    counts = np.bincount(labels)
+    assert counts.max() / counts.min() > 2

@@ -323,7 +323,7 @@ def collapse_result(
     opts = CollapseOptions.from_kwargs(**options)
     if device is None:
         device = features.device if isinstance(features, torch.Tensor) else "cpu"
-    h = features_matrix(features, device=device)
+    h = features_matrix(features, device=device, check_finite=False)  # checked while streaming
     encoded = encode_labels(labels, h.shape[0])
     class_rows = None
     if weight is not None:

@@ -38,8 +38,12 @@ def features_matrix(
     name: str = "features",
     dim: int | None = None,
     device: torch.device | str | None = None,
+    check_finite: bool = True,
 ) -> torch.Tensor:
-    """Validate an N×d float matrix and return it upcast to float64 on ``device``."""
+    """Validate an N×d float matrix and return it upcast to float64 on ``device``.
+
+    ``check_finite=False`` leaves the NaN/Inf check to the caller (see :func:`require_finite`).
+    """
     tensor = as_tensor(values, name, device)
     if tensor.ndim != 2:
         raise InputError(
@@ -56,14 +60,26 @@ def features_matrix(
             "use features of the same layer throughout."
         )
     tensor = tensor.to(torch.float64)
-    finite = torch.isfinite(tensor)
-    if not bool(finite.all()):
-        bad_rows = int((~finite).any(dim=1).sum())
-        raise InputError(
-            f"{name} contain NaN or Inf in {bad_rows} of {tensor.shape[0]} samples; "
-            "check the model for overflow (e.g. use float32 instead of float16) or drop those rows."
-        )
+    if check_finite:
+        require_finite(tensor, torch.isfinite(tensor).all(), name)
     return tensor
+
+
+def require_finite(
+    tensor: torch.Tensor, finite: torch.Tensor | bool, name: str = "features"
+) -> None:
+    """Raise if ``finite`` (a cheap summary, e.g. isfinite of per-row sums) is False.
+
+    Streaming updates pass a reduction they compute anyway, so the common case costs nothing;
+    only a failing batch pays for counting its bad rows.
+    """
+    if bool(finite):
+        return
+    bad_rows = int((~torch.isfinite(tensor)).any(dim=1).sum())
+    raise InputError(
+        f"{name} contain NaN or Inf in {bad_rows} of {tensor.shape[0]} samples; "
+        "check the model for overflow (e.g. use float32 instead of float16) or drop those rows."
+    )
 
 
 _INTEGER_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)

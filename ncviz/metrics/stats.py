@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from ncviz.errors import InputError
-from ncviz.metrics.inputs import ArrayLike, class_indices, features_matrix
+from ncviz.metrics.inputs import ArrayLike, class_indices, features_matrix, require_finite
 
 # Rows per chunk when an N×C distance or logit block is formed, so that memory stays bounded
 # (chunk × C float64 entries ≤ 2**22 ≈ 32 MB) even with vocabulary-sized C.
@@ -60,10 +60,12 @@ class ClassMeanStats:
 
     def update(self, features: ArrayLike, labels: ArrayLike) -> None:
         """Add a batch: ``features`` N×d (any float dtype), ``labels`` N ints in 0..C-1."""
-        h = features_matrix(features, dim=self.dim, device=self.sums.device)
+        h = features_matrix(features, dim=self.dim, device=self.sums.device, check_finite=False)
         y = class_indices(labels, h.shape[0], self.num_classes, self.sums.device)
+        batch_sums = torch.zeros_like(self.sums).index_add_(0, y, h)
+        require_finite(h, torch.isfinite(batch_sums).all())  # NaN/Inf anywhere reaches a sum
         self.counts += torch.bincount(y, minlength=self.num_classes)
-        self.sums.index_add_(0, y, h)
+        self.sums += batch_sums
 
     def merge(self, other: ClassMeanStats) -> ClassMeanStats:
         """Add another shard's statistics in place; returns self."""
@@ -148,10 +150,11 @@ class Classifier:
         """Predicted class index per row of h; −1 where the winning row belongs to no class."""
         row_to_class = torch.full((len(self.weight),), -1, dtype=torch.int64, device=h.device)
         row_to_class[self.class_rows] = torch.arange(len(self.class_rows), device=h.device)
-        logits = h @ self.weight.T
-        if self.bias is not None:
-            logits += self.bias
-        return row_to_class[logits.argmax(dim=1)]
+        if self.bias is None:
+            logits = self.weight @ h.T  # K×n: the faster GEMM shape for n ≫ K
+        else:
+            logits = torch.addmm(self.bias[:, None], self.weight, h.T)
+        return row_to_class[logits.argmax(dim=0)]
 
 
 @dataclass
@@ -198,16 +201,18 @@ class ScatterStats:
     def update(self, features: ArrayLike, labels: ArrayLike) -> None:
         """Add a batch of the same data as pass 1 (any order, any batching)."""
         device = self.centers.device
-        h = features_matrix(features, dim=self.centers.shape[1], device=device)
+        h = features_matrix(features, dim=self.centers.shape[1], device=device, check_finite=False)
         y = class_indices(labels, h.shape[0], self.num_classes, device)
         in_kept = self.kept[y]
         if not bool(in_kept.all()):
             h, y = h[in_kept], y[in_kept]
         if h.shape[0] == 0:
             return
-        residual = h - self.centers[y]
-        self.scatter.addmm_(residual.T, residual)
-        self.sq_dist.index_add_(0, y, (residual * residual).sum(dim=1))
+        negative_residual = self.centers.index_select(0, y).sub_(h)  # μ_y − h
+        sq_dist = torch.linalg.vector_norm(negative_residual, dim=1) ** 2
+        require_finite(h, torch.isfinite(sq_dist).all())
+        self.scatter.addmm_(negative_residual.T, negative_residual)
+        self.sq_dist.index_add_(0, y, sq_dist)
 
         kept_centers = self.centers[self.kept]
         kept_classes = torch.nonzero(self.kept).flatten()
@@ -217,8 +222,9 @@ class ScatterStats:
         )
         for start in range(0, h.shape[0], step):
             hb, yb = h[start : start + step], y[start : start + step]
-            # argmin_c ‖h − μ_c‖² = argmin_c (‖μ_c‖² − 2 hᵀμ_c)
-            ncc = kept_classes[(center_sq_norms - 2.0 * hb @ kept_centers.T).argmin(dim=1)]
+            # argmin_c ‖h − μ_c‖² = argmin_c (‖μ_c‖² − 2 μ_cᵀh); C×n is the faster GEMM shape
+            scores = torch.addmm(center_sq_norms[:, None], kept_centers, hb.T, alpha=-2.0)
+            ncc = kept_classes[scores.argmin(dim=0)]
             self.ncc_hits += torch.bincount(yb[ncc == yb], minlength=self.num_classes)
             if self.classifier is not None:
                 pred = self.classifier.predict(hb)

@@ -287,7 +287,7 @@ def finalize(
     )
 
 
-def _class_rows_for(weight_rows: int, classes: np.ndarray) -> np.ndarray | None:
+def class_rows_for(weight_rows: int, classes: np.ndarray) -> np.ndarray | None:
     """Which row of W belongs to each class: identity if counts match, else the integer label."""
     if weight_rows == len(classes):
         return None
@@ -329,7 +329,7 @@ def collapse_result(
     if weight is not None:
         weight_shape = as_tensor(weight, "classifier weight W").shape
         if len(weight_shape) == 2:
-            class_rows = _class_rows_for(weight_shape[0], encoded.classes)
+            class_rows = class_rows_for(weight_shape[0], encoded.classes)
     stats = CollapseStatistics(
         len(encoded.classes),
         h.shape[1],

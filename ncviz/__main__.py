@@ -1,0 +1,3 @@
+from ncviz.cli import main
+
+raise SystemExit(main())

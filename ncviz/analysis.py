@@ -1,0 +1,235 @@
+"""Run × checkpoints × layers → a tidy metrics table, plus the per-class arrays for plots.
+
+``analyze`` is the one call behind ``ncviz analyze`` and the dashboard. It accepts a run folder, a
+single checkpoint, or a features file (no model), and returns an :class:`Analysis` whose ``table``
+has one row per (run, checkpoint, epoch, step, layer, split, metric) with ``value``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ncviz.errors import DataError, OptionError
+from ncviz.extract import INPUT_SUFFIX, ActivationCache, ExtractOptions, default_layers, extract
+from ncviz.extract.extractor import ProgressFn
+from ncviz.load import (
+    DataSpec,
+    ModelSpec,
+    build_model,
+    classifier_module,
+    is_features_file,
+    load_dataset,
+    load_weights,
+    read_checkpoint,
+    read_features_file,
+)
+from ncviz.load.checkpoints import CHECKPOINT_SUFFIXES
+from ncviz.load.runs import is_run, open_run
+from ncviz.metrics import (
+    CollapseResult,
+    RegressionResult,
+    collapse_result,
+    regression_result,
+)
+
+TABLE_COLUMNS = ["run", "checkpoint", "epoch", "step", "layer", "split", "metric", "value"]
+Result = CollapseResult | RegressionResult
+
+
+@dataclass
+class Analysis:
+    """Tidy metrics (``table``) and ``results[(checkpoint, layer)]`` with the per-class arrays."""
+
+    run: str
+    table: pd.DataFrame
+    results: dict[tuple[str, str], Result] = field(default_factory=dict)
+    layers: list[str] = field(default_factory=list)
+    checkpoints: list[str] = field(default_factory=list)
+    task: str = "classification"
+
+    def save(self, out_dir: str | Path) -> list[Path]:
+        """Write ``metrics.parquet`` and ``metrics.csv`` into ``out_dir``."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = [out / "metrics.parquet", out / "metrics.csv"]
+        self.table.to_parquet(paths[0], index=False)
+        self.table.to_csv(paths[1], index=False)
+        return paths
+
+    def summary(self, keys: tuple[str, ...] | None = None) -> str:
+        """A compact text table: the last checkpoint's headline metrics per layer."""
+        if self.table.empty:
+            return "no metrics"
+        keys = keys or (
+            ("nc1", "nc1_trace_ratio", "nc2_etf_distance", "nc3", "nc4", "accuracy")
+            if self.task != "regression"
+            else ("nrc1", "nrc2", "nrc3")
+        )
+        last = self.table[self.table["checkpoint"] == self.checkpoints[-1]]
+        wide = last.pivot_table(index="layer", columns="metric", values="value", sort=False)
+        shown = wide[[k for k in keys if k in wide.columns]]
+        return f"{self.run} — {self.checkpoints[-1]}\n" + shown.to_string(float_format="%.4g")
+
+
+def _rows(
+    result: Result, run: str, checkpoint: str, epoch: Any, step: Any, layer: str, split: str
+) -> list[dict[str, Any]]:
+    return [
+        {"run": run, "checkpoint": checkpoint, "epoch": epoch, "step": step, "layer": layer,
+         "split": split, "metric": key, "value": float(value)}
+        for key, value in result.metrics.items()
+    ]  # fmt: skip
+
+
+def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    for column in ("epoch", "step"):
+        table[column] = pd.array(table[column], dtype="Int64")
+    return table
+
+
+def _analyze_features_file(
+    path: Path, metric_options: Mapping[str, Any], task: str | None
+) -> Analysis:
+    features = read_features_file(path)
+    rows, results = [], {}
+    weight_layer = None
+    if features.weight is not None:
+        matching = [n for n, t in features.layers.items() if t.shape[1] == features.weight.shape[1]]
+        weight_layer = matching[-1] if matching else None
+        if weight_layer is None:
+            raise DataError(
+                f"{path.name}: classifier.weight has {features.weight.shape[1]} columns but no "
+                "layer has that dimension."
+            )
+    regression = features.labels is None or task == "regression"
+    for layer, tensor in features.layers.items():
+        w = features.weight if layer == weight_layer else None
+        if regression:
+            result: Result = regression_result(tensor, features.targets, w)
+        else:
+            b = features.bias if layer == weight_layer else None
+            result = collapse_result(tensor, features.labels, w, b, **metric_options)
+        results[(path.name, layer)] = result
+        rows += _rows(result, path.stem, path.name, None, None, layer, "features")
+    return Analysis(
+        run=path.stem,
+        table=_table(rows),
+        results=results,
+        layers=list(features.layers),
+        checkpoints=[path.name],
+        task="regression" if regression else "classification",
+    )
+
+
+def analyze(
+    source: str | Path,
+    data: DataSpec | Mapping[str, Any] | str | None = None,
+    *,
+    model: ModelSpec | Mapping[str, Any] | str | None = None,
+    layers: list[str] | None = None,
+    device: str | None = None,
+    batch_size: int = 256,
+    pool: str = "auto",
+    autocast: bool = False,
+    cache: ActivationCache | bool | None = True,
+    progress: ProgressFn | None = None,
+    checkpoint_filter: Callable[[Path], bool] | None = None,
+    **metric_options: Any,
+) -> Analysis:
+    """Metrics of every checkpoint of a run (or one checkpoint, or a features file).
+
+    Args:
+        source: a run folder (``run.json`` supplies model and data unless given here), a
+            checkpoint file, or a features file (``features.<layer>`` + labels/targets).
+        data: data spec (see :mod:`ncviz.load.datasets`), e.g. ``"builtin:digits?split=test"``.
+        model: model spec (see :mod:`ncviz.load.architectures`).
+        layers: layer names (see ``ncviz layers``); default: every top-level block output and
+            the classifier input.
+        device: "cuda", "cpu" or None (CUDA when available).
+        cache: True = the default activation cache, an :class:`ActivationCache`, or False.
+        progress: ``progress(done, total, message)`` after every batch; raise to cancel.
+        metric_options: options of the collapse metrics (``global_mean``, ``tau``, …).
+    """
+    source = Path(source)
+    if not source.exists():
+        raise DataError(f"{source} does not exist.")
+    if source.is_file() and is_features_file(source):
+        return _analyze_features_file(source, metric_options, None)
+
+    task, run_name = "classification", source.stem
+    if source.is_dir():
+        if not is_run(source):
+            raise DataError(f"{source} is not a run folder (no run.json and no checkpoints).")
+        run = open_run(source)
+        checkpoints, run_name, task = run.checkpoints, run.name, run.task
+        model = model or run.model
+        data = data or run.data
+    elif source.suffix.lower() in CHECKPOINT_SUFFIXES:
+        checkpoints = [source]
+    else:
+        raise DataError(
+            f"{source.name} is neither a run folder, a checkpoint (.safetensors/.pt/.pth) nor a "
+            "features file."
+        )
+    if checkpoint_filter is not None:
+        checkpoints = [c for c in checkpoints if checkpoint_filter(c)]
+    if model is None:
+        raise OptionError('no model spec: pass --model (or put "model" in the run\'s run.json).')
+    if data is None:
+        raise OptionError('no data spec: pass --data (or put "data" in the run\'s run.json).')
+    spec = ModelSpec.parse(model)
+    data_spec = DataSpec.parse(data)
+    dataset = load_dataset(data_spec)
+    if task == "classification" and dataset.labels is None:
+        task = "regression"
+    cache_obj = ActivationCache() if cache is True else (cache or None)
+    options = ExtractOptions(batch_size=batch_size, pool=pool, autocast=autocast)
+
+    rows: list[dict[str, Any]] = []
+    results: dict[tuple[str, str], Result] = {}
+    chosen_layers: list[str] = []
+    for index, path in enumerate(checkpoints):
+        checkpoint = read_checkpoint(path)
+        net = build_model(spec)
+        load_weights(net, checkpoint.state_dict, source=path.name)
+        clf_name, clf = classifier_module(net, spec.classifier)
+        chosen_layers = layers or default_layers(net, clf_name, dataset.inputs[:2])
+
+        def report(
+            done: int, total: int, message: str, index: int = index, name: str = path.name
+        ) -> None:
+            if progress is not None:
+                progress(index * total + done, len(checkpoints) * total,
+                         f"{name} ({index + 1}/{len(checkpoints)}): {message}")  # fmt: skip
+
+        extracted = extract(
+            net, dataset, chosen_layers, classifier=(clf_name, clf), device=device,
+            options=options, cache=cache_obj, checkpoint_id=checkpoint.sha256,
+            progress=report, keep_features=task == "regression",
+        )  # fmt: skip
+        for layer, features in extracted.items():
+            if task == "regression":
+                w = clf.weight.detach() if layer == clf_name + INPUT_SUFFIX else None
+                result: Result = regression_result(features.features, dataset.targets, w)
+            else:
+                result = features.statistics.compute(
+                    classes=np.array(dataset.classes), **metric_options
+                )
+            results[(path.name, layer)] = result
+            rows += _rows(result, run_name, path.name, checkpoint.epoch, checkpoint.step, layer,
+                          data_spec.split)  # fmt: skip
+    return Analysis(
+        run=run_name,
+        table=_table(rows),
+        results=results,
+        layers=chosen_layers,
+        checkpoints=[p.name for p in checkpoints],
+        task=task,
+    )

@@ -1,0 +1,137 @@
+"""The ``ncviz`` command: analyze runs headless, list layers, convert unsafe checkpoints."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ncviz.errors import NcvizError
+
+
+def _progress_bar():
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, unit="batch", dynamic_ncols=True, file=sys.stderr)
+
+    def update(done: int, total: int, message: str) -> None:
+        if bar.total != total:
+            bar.reset(total=total)
+        bar.n = done
+        bar.set_description(message, refresh=False)
+        bar.refresh()
+
+    return bar, update
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from ncviz.analysis import analyze
+    from ncviz.extract import ActivationCache
+
+    cache: ActivationCache | bool = False
+    if not args.no_cache:
+        cache = ActivationCache(args.cache_dir) if args.cache_dir else True
+    bar, update = _progress_bar()
+    try:
+        result = analyze(
+            args.path, args.data, model=args.model, layers=args.layers, device=args.device,
+            batch_size=args.batch_size, pool=args.pool, autocast=args.autocast, cache=cache,
+            progress=update,
+        )  # fmt: skip
+    finally:
+        bar.close()
+    paths = result.save(args.out)
+    print(result.summary())
+    print(f"wrote {', '.join(str(p) for p in paths)} ({len(result.table)} rows)")
+    return 0
+
+
+def _cmd_layers(args: argparse.Namespace) -> int:
+    from ncviz.extract import default_layers, list_layers
+    from ncviz.load import (
+        build_model,
+        classifier_module,
+        load_dataset,
+        load_weights,
+        read_checkpoint,
+    )
+    from ncviz.load.runs import is_run, open_run
+
+    model, data = args.model, args.data
+    path = Path(args.path)
+    checkpoint = path
+    if is_run(path):
+        run = open_run(path)
+        model, data = model or run.model, data or run.data
+        checkpoint = run.checkpoints[-1]
+    if model is None or data is None:
+        raise NcvizError("ncviz layers needs --model and --data (or a run folder with run.json).")
+    net = build_model(model)
+    load_weights(net, read_checkpoint(checkpoint).state_dict, source=checkpoint.name)
+    sample = load_dataset(data).inputs[:2]
+    name, _ = classifier_module(net)
+    defaults = set(default_layers(net, name, sample))
+    for info in list_layers(net, sample):
+        mark = "*" if info.name in defaults else " "
+        print(f"{mark} {info.name:40s} {info.kind:18s} {'×'.join(map(str, info.output_shape))}")
+    print("(* = analysed by default)")
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from ncviz.convert import convert_checkpoint
+
+    out = convert_checkpoint(args.file, args.out, trust=args.trust)
+    print(f"wrote {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ncviz", description="Measure neural collapse.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    analyze = sub.add_parser("analyze", help="metrics of a run, checkpoint or features file")
+    analyze.add_argument("path", help="run folder, checkpoint file, or features file")
+    analyze.add_argument("--data", help='data spec, e.g. "builtin:digits?split=test"')
+    analyze.add_argument(
+        "--model", help='model spec: JSON, a .json file, or "mlp:in_features=64,…"'
+    )
+    analyze.add_argument("--layers", type=lambda s: s.split(","), help="comma-separated layers")
+    analyze.add_argument("--device", default=None, help="cuda or cpu (default: cuda if present)")
+    analyze.add_argument("--batch-size", type=int, default=256)
+    analyze.add_argument("--pool", choices=("auto", "flatten", "avg"), default="auto")
+    analyze.add_argument("--autocast", action="store_true", help="mixed precision on GPU")
+    analyze.add_argument("--out", default="ncviz-out", help="output folder (default ncviz-out)")
+    analyze.add_argument("--cache-dir", help="activation cache folder (default $NCVIZ_CACHE_DIR)")
+    analyze.add_argument("--no-cache", action="store_true", help="do not use the cache")
+    analyze.set_defaults(func=_cmd_analyze)
+
+    layers = sub.add_parser("layers", help="list the hookable layers of a model")
+    layers.add_argument("path", help="run folder or checkpoint file")
+    layers.add_argument("--model")
+    layers.add_argument("--data")
+    layers.set_defaults(func=_cmd_layers)
+
+    convert = sub.add_parser("convert", help="convert a trusted pickle/TorchScript to safetensors")
+    convert.add_argument("file")
+    convert.add_argument("--out")
+    convert.add_argument("--trust", action="store_true", help="I trust this file's code")
+    convert.set_defaults(func=_cmd_convert)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except NcvizError as error:
+        print(f"ncviz: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ncviz: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,138 @@
+"""Which layers of a model can be hooked, their output shapes, and the default choice.
+
+Layer names are module names from ``named_modules``; ``"<module>:input"`` names the input of a
+module (``"fc:input"`` is the classifier input, the features of Papyan et al.'s NC metrics).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ncviz.errors import OptionError
+
+INPUT_SUFFIX = ":input"
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    name: str
+    kind: str
+    output_shape: tuple[int, ...]  # per sample, without the batch dimension
+
+    @property
+    def flat_dim(self) -> int:
+        size = 1
+        for s in self.output_shape:
+            size *= s
+        return size
+
+
+def _container(module: nn.Module) -> bool:
+    return isinstance(module, (nn.Sequential, nn.ModuleList)) and any(
+        len(list(child.children())) for child in module.children()
+    )
+
+
+def block_names(model: nn.Module, classifier: str) -> list[str]:
+    """Top-level blocks: the model's children with parameters, containers of blocks expanded."""
+    names = []
+    for name, child in model.named_children():
+        if name == classifier:
+            continue
+        if _container(child):
+            names += [f"{name}.{sub}" for sub, _ in child.named_children()]
+        elif any(True for _ in child.parameters()):
+            names.append(name)
+    return names
+
+
+def resolve_module(model: nn.Module, layer: str) -> tuple[nn.Module, bool]:
+    """The module a layer name refers to, and whether its input (not output) is meant."""
+    name, wants_input = (
+        (layer[: -len(INPUT_SUFFIX)], True) if layer.endswith(INPUT_SUFFIX) else (layer, False)
+    )
+    modules = dict(model.named_modules())
+    if name not in modules:
+        raise OptionError(
+            f"model has no layer {layer!r}; list the hookable layers with `ncviz layers`."
+        )
+    return modules[name], wants_input
+
+
+def first_tensor(value: object) -> torch.Tensor | None:
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, (tuple, list)) and value:
+        return first_tensor(value[0])
+    if hasattr(value, "last_hidden_state"):
+        return value.last_hidden_state
+    return None
+
+
+def list_layers(model: nn.Module, sample: torch.Tensor) -> list[LayerInfo]:
+    """Every named module's output shape (and the classifier-style ``:input`` of each Linear),
+    from one dry forward pass of ``sample`` (a small batch)."""
+    shapes: dict[str, tuple[str, tuple[int, ...]]] = {}
+    handles = []
+    for name, module in model.named_modules():
+        if not name:
+            continue
+
+        def hook(mod, args, output, name=name):
+            tensor = first_tensor(output)
+            if tensor is not None:
+                shapes[name] = (type(mod).__name__, tuple(tensor.shape[1:]))
+            if isinstance(mod, nn.Linear) and args:
+                shapes[name + INPUT_SUFFIX] = ("input", tuple(args[0].shape[1:]))
+
+        handles.append(module.register_forward_hook(hook))
+    try:
+        with torch.inference_mode():
+            model(sample)
+    finally:
+        for handle in handles:
+            handle.remove()
+    order = [n for n, _ in model.named_modules() if n]
+    infos = []
+    for name in order:
+        for key in (name + INPUT_SUFFIX, name):
+            if key in shapes:
+                infos.append(LayerInfo(key, shapes[key][0], shapes[key][1]))
+    return infos
+
+
+def default_layers(
+    model: nn.Module, classifier: str, sample: torch.Tensor | None = None
+) -> list[str]:
+    """Every top-level block output, then the classifier input (the NC features).
+
+    With a ``sample`` batch, a block whose output *is* the classifier input (the same tensor,
+    as for the last block of an MLP) is listed once, as the classifier input.
+    """
+    blocks = block_names(model, classifier)
+    if sample is not None:
+        seen: dict[str, object] = {}
+        modules = dict(model.named_modules())
+        handles = [
+            modules[name].register_forward_hook(
+                lambda _m, _a, out, name=name: seen.__setitem__(name, out)
+            )
+            for name in blocks
+        ]
+        handles.append(
+            modules[classifier].register_forward_pre_hook(
+                lambda _m, args: seen.__setitem__(classifier + INPUT_SUFFIX, args[0])
+            )
+        )
+        try:
+            with torch.inference_mode():
+                model(sample)
+        finally:
+            for handle in handles:
+                handle.remove()
+        final = seen.get(classifier + INPUT_SUFFIX)
+        blocks = [name for name in blocks if seen.get(name) is not final]
+    return [*blocks, classifier + INPUT_SUFFIX]

@@ -1,0 +1,324 @@
+"""Model architectures by name, and loading a state dict into them with a precise key diff.
+
+A **model spec** is plain data — ``{"name": "mlp", "kwargs": {...}, "classifier": null}`` — naming
+an architecture of the registry (``mlp``, ``cnn``, ``resnet18_cifar``; every ``torchvision.models``
+name when torchvision is installed; ``hf:<local folder>`` for transformers models saved with
+``save_pretrained``). ``classifier`` names the module whose weight/bias is the classifier (default:
+the last ``nn.Linear``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ncviz.errors import CheckpointError, OptionError
+
+_ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
+
+
+class MLP(nn.Module):
+    """Fully connected: ``blocks.i`` = Linear → [BatchNorm] → activation; then ``classifier``."""
+
+    def __init__(
+        self,
+        in_features: int,
+        num_classes: int,
+        widths: Sequence[int] = (256, 256, 256),
+        activation: str = "relu",
+        bias: bool = True,
+        batchnorm: bool = False,
+    ) -> None:
+        super().__init__()
+        if activation not in _ACTIVATIONS:
+            raise OptionError(
+                f"mlp activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}."
+            )
+        blocks = []
+        width_in = in_features
+        for width in widths:
+            layers: list[nn.Module] = [nn.Linear(width_in, width, bias=bias)]
+            if batchnorm:
+                layers.append(nn.BatchNorm1d(width))
+            layers.append(_ACTIVATIONS[activation]())
+            blocks.append(nn.Sequential(*layers))
+            width_in = width
+        self.flatten = nn.Flatten()
+        self.blocks = nn.Sequential(*blocks)
+        self.classifier = nn.Linear(width_in, num_classes, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.blocks(self.flatten(x)))
+
+
+class SmallCNN(nn.Module):
+    """Two or more conv blocks (Conv3×3 → BN → ReLU → [MaxPool]) → global pool → fc → classifier.
+
+    Sized for 1×8×8 digits and 3×32×32 CIFAR-like images; pooling halves the map after each
+    block while it is larger than 4×4.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 10,
+        image_size: int = 8,
+        widths: Sequence[int] = (32, 64),
+        hidden: int = 128,
+    ) -> None:
+        super().__init__()
+        blocks = []
+        channels, size = in_channels, image_size
+        for width in widths:
+            layers: list[nn.Module] = [
+                nn.Conv2d(channels, width, 3, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(),
+            ]
+            if size > 4:
+                layers.append(nn.MaxPool2d(2))
+                size //= 2
+            blocks.append(nn.Sequential(*layers))
+            channels = width
+        self.features = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Sequential(nn.Linear(channels, hidden), nn.BatchNorm1d(hidden), nn.ReLU())
+        self.classifier = nn.Linear(hidden, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.fc(self.flatten(self.pool(self.features(x)))))
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block with torchvision's module names (conv1, bn1, conv2, bn2, downsample)."""
+
+    expansion = 1
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample: nn.Module | None = None
+        if stride != 1 or in_planes != planes:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class ResNet18Cifar(nn.Module):
+    """ResNet-18 for 32×32 inputs (3×3 stem, no max-pool), with torchvision's state-dict keys."""
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 3, width: int = 64) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        planes = [width, 2 * width, 4 * width, 8 * width]
+        in_planes = width
+        for index, (out_planes, stride) in enumerate(zip(planes, (1, 2, 2, 2)), start=1):
+            blocks = [BasicBlock(in_planes, out_planes, stride), BasicBlock(out_planes, out_planes)]
+            setattr(self, f"layer{index}", nn.Sequential(*blocks))
+            in_planes = out_planes
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(in_planes, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+REGISTRY: dict[str, Callable[..., nn.Module]] = {
+    "mlp": MLP,
+    "cnn": SmallCNN,
+    "resnet18_cifar": ResNet18Cifar,
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Architecture name, its keyword arguments, and the classifier module's name (optional)."""
+
+    name: str
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    classifier: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kwargs": dict(self.kwargs), "classifier": self.classifier}
+
+    @classmethod
+    def parse(cls, spec: ModelSpec | Mapping[str, Any] | str) -> ModelSpec:
+        """From a ModelSpec, a dict, a JSON string / .json file, or ``name:key=value,…``."""
+        if isinstance(spec, ModelSpec):
+            return spec
+        if isinstance(spec, str):
+            text = spec.strip()
+            if text.endswith(".json") and Path(text).is_file():
+                text = Path(text).read_text()
+            if text.startswith("{"):
+                try:
+                    spec = json.loads(text)
+                except json.JSONDecodeError as error:
+                    raise OptionError(f"model spec is not valid JSON: {error}.") from None
+            else:
+                return cls._parse_compact(text)
+        if not isinstance(spec, Mapping) or "name" not in spec:
+            raise OptionError('a model spec needs a "name" (e.g. {"name": "mlp", "kwargs": {…}}).')
+        return cls(str(spec["name"]), dict(spec.get("kwargs") or {}), spec.get("classifier"))
+
+    @classmethod
+    def _parse_compact(cls, text: str) -> ModelSpec:
+        name, _, rest = text.partition(":")
+        if name == "hf":
+            return cls(text)  # hf:<folder> carries a path, not arguments
+        kwargs: dict[str, Any] = {}
+        for item in _split_top_level(rest):
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise OptionError(f"model argument {item!r} must be key=value.")
+            try:
+                kwargs[key.strip()] = json.loads(value)
+            except json.JSONDecodeError:
+                kwargs[key.strip()] = value
+        return cls(name.strip(), kwargs)
+
+
+def _split_top_level(text: str) -> list[str]:
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += char in "[{("
+        depth -= char in "]})"
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    if current.strip():
+        parts.append(current)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def available_architectures() -> list[str]:
+    names = sorted(REGISTRY)
+    try:
+        import torchvision.models as tvm
+
+        names += [f"torchvision:{n}" for n in tvm.list_models()]
+    except ImportError:
+        pass
+    return names
+
+
+def build_model(spec: ModelSpec | Mapping[str, Any] | str) -> nn.Module:
+    """Instantiate the architecture a spec names (weights untrained), in eval mode."""
+    spec = ModelSpec.parse(spec)
+    kwargs = dict(spec.kwargs)
+    if spec.name in REGISTRY:
+        try:
+            model = REGISTRY[spec.name](**kwargs)
+        except TypeError as error:
+            raise OptionError(f"bad arguments for model {spec.name!r}: {error}.") from None
+    elif spec.name.startswith("hf:"):
+        model = _build_hf(spec.name[3:], kwargs)
+    else:
+        model = _build_torchvision(spec.name.removeprefix("torchvision:"), kwargs)
+    return model.eval()
+
+
+def _build_torchvision(name: str, kwargs: dict[str, Any]) -> nn.Module:
+    try:
+        import torchvision.models as tvm
+    except ImportError:
+        raise OptionError(
+            f"unknown model {name!r}; built-in: {', '.join(sorted(REGISTRY))} "
+            "(install torchvision for its models)."
+        ) from None
+    if name not in tvm.list_models():
+        raise OptionError(f"unknown model {name!r}; see ncviz.load.available_architectures().")
+    kwargs.setdefault("weights", None)  # never download weights
+    return tvm.get_model(name, **kwargs)
+
+
+def _build_hf(folder: str, kwargs: dict[str, Any]) -> nn.Module:
+    try:
+        from transformers import AutoModel, AutoModelForCausalLM
+    except ImportError:
+        raise OptionError(
+            "hf: models need the transformers package (pip install transformers)."
+        ) from None
+    if not Path(folder).is_dir():
+        raise OptionError(
+            f"hf: model folder {folder!r} does not exist (give a save_pretrained folder)."
+        )
+    loader = AutoModelForCausalLM if kwargs.pop("causal_lm", True) else AutoModel
+    try:
+        return loader.from_pretrained(folder, local_files_only=True, **kwargs)
+    except (OSError, ValueError) as error:
+        raise OptionError(f"could not load hf model from {folder}: {str(error)[:160]}.") from None
+
+
+def classifier_module(model: nn.Module, name: str | None = None) -> tuple[str, nn.Linear]:
+    """The classifier: the module called ``name``, or the last ``nn.Linear`` registered."""
+    modules = dict(model.named_modules())
+    if name is not None:
+        if name not in modules:
+            raise OptionError(f"model has no module {name!r}; list them with `ncviz layers`.")
+        module = modules[name]
+        if not hasattr(module, "weight") or module.weight.ndim != 2:
+            raise OptionError(
+                f"module {name!r} is a {type(module).__name__}, not a linear classifier."
+            )
+        return name, module
+    linears = [(n, m) for n, m in modules.items() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise OptionError("model has no nn.Linear layer; name the classifier module in the spec.")
+    return linears[-1]
+
+
+def _summarise(keys: Sequence[str], limit: int = 6) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f" … (+{len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def load_weights(
+    model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint"
+) -> None:
+    """Load ``state_dict`` strictly; on mismatch, list missing, unexpected and mis-shaped keys."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    misshaped = sorted(
+        f"{k} {tuple(state_dict[k].shape)}≠{tuple(expected[k].shape)}"
+        for k in set(expected) & set(state_dict)
+        if tuple(state_dict[k].shape) != tuple(expected[k].shape)
+    )
+    problems = []
+    if missing:
+        problems.append(f"missing {len(missing)}: {_summarise(missing)}")
+    if unexpected:
+        problems.append(f"unexpected {len(unexpected)}: {_summarise(unexpected)}")
+    if misshaped:
+        problems.append(f"mis-shaped {len(misshaped)}: {_summarise(misshaped)}")
+    if problems:
+        raise CheckpointError(
+            f"{source} does not match the chosen architecture — "
+            + "; ".join(problems)
+            + ". Pick the architecture and arguments it was trained with."
+        )
+    model.load_state_dict(state_dict, strict=True)

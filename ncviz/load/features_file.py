@@ -1,0 +1,91 @@
+"""Features extracted elsewhere: ``.safetensors`` or ``.npz`` with ``features.<layer>`` (N×d),
+``labels`` (N) or ``targets`` (N×n), and optionally ``classifier.weight`` / ``classifier.bias``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ncviz.errors import DataError
+
+FEATURE_PREFIX = "features."
+
+
+@dataclass
+class FeaturesFile:
+    layers: dict[str, torch.Tensor]
+    labels: np.ndarray | None
+    targets: torch.Tensor | None
+    weight: torch.Tensor | None
+    bias: torch.Tensor | None
+    name: str
+
+
+def is_features_file(path: str | Path) -> bool:
+    """True for a .safetensors/.npz file whose keys include ``features.<layer>``."""
+    path = Path(path)
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                return any(k.startswith(FEATURE_PREFIX) for k in archive.files)
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as handle:
+                return any(k.startswith(FEATURE_PREFIX) for k in handle.keys())
+    except Exception:  # unreadable files are not features files; the loader reports them
+        return False
+    return False
+
+
+def read_features_file(path: str | Path) -> FeaturesFile:
+    path = Path(path)
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                arrays = {k: torch.from_numpy(archive[k]) for k in archive.files}
+        elif path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            arrays = load_file(str(path))
+        else:
+            raise DataError(f"{path.name}: features files are .safetensors or .npz.")
+    except DataError:
+        raise
+    except Exception as error:
+        raise DataError(
+            f"{path.name} is not a readable features file ({str(error)[:100]})."
+        ) from None
+    layers = {
+        k[len(FEATURE_PREFIX) :]: v for k, v in arrays.items() if k.startswith(FEATURE_PREFIX)
+    }
+    if not layers:
+        raise DataError(
+            f"{path.name} has no `features.<layer>` arrays "
+            f"(found: {', '.join(sorted(arrays))[:120]})."
+        )
+    sizes = {name: len(v) for name, v in layers.items()}
+    labels = arrays.get("labels")
+    targets = arrays.get("targets")
+    if labels is None and targets is None:
+        raise DataError(f"{path.name} needs `labels` (N) or `targets` (N×n) beside the features.")
+    n = len(labels) if labels is not None else len(targets)
+    wrong = {k: v for k, v in sizes.items() if v != n}
+    if wrong:
+        raise DataError(
+            f"{path.name}: layers {sorted(wrong)[:4]} have a different N than the labels ({n})."
+        )
+    for name, tensor in layers.items():
+        if tensor.ndim != 2:
+            layers[name] = tensor.reshape(len(tensor), -1)
+    return FeaturesFile(
+        layers=layers,
+        labels=None if labels is None else labels.numpy(),
+        targets=None if targets is None else (targets[:, None] if targets.ndim == 1 else targets),
+        weight=arrays.get("classifier.weight"),
+        bias=arrays.get("classifier.bias"),
+        name=path.name,
+    )

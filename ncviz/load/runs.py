@@ -1,0 +1,106 @@
+"""A **run**: a folder with ``run.json`` and checkpoints, ordered by epoch/step.
+
+``run.json`` holds ``model`` (a model spec), ``data`` (a data spec), ``task``
+(classification | regression | language), free ``notes``, and optionally a per-epoch ``log``.
+Checkpoints are ``*.safetensors`` or ``*.pt``/``*.pth``/``*.ckpt``, ordered by the epoch/step in
+the file name or in the safetensors metadata.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ncviz.errors import DataError
+from ncviz.load.architectures import ModelSpec
+from ncviz.load.checkpoints import CHECKPOINT_SUFFIXES, number_from_name
+from ncviz.load.datasets import DataSpec
+
+TASKS = ("classification", "regression", "language")
+RUN_FILE = "run.json"
+
+
+@dataclass
+class Run:
+    path: Path
+    name: str
+    model: ModelSpec | None
+    data: DataSpec | None
+    task: str
+    checkpoints: list[Path]
+    notes: str = ""
+    log: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+def _safetensors_number(path: Path) -> int | None:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata() or {}
+        for key in ("epoch", "step"):
+            if str(meta.get(key, "")).lstrip("-").isdigit():
+                return int(meta[key])
+    except Exception:  # unreadable files are reported when they are loaded
+        return None
+    return None
+
+
+def checkpoint_sort_key(path: Path) -> tuple[float, str]:
+    number = number_from_name(path.name)
+    if number is None and path.suffix == ".safetensors":
+        number = _safetensors_number(path)
+    return (float("inf") if number is None else float(number), path.name)
+
+
+def list_checkpoints(folder: Path) -> list[Path]:
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in CHECKPOINT_SUFFIXES]
+    return sorted(files, key=checkpoint_sort_key)
+
+
+def is_run(path: str | Path) -> bool:
+    path = Path(path)
+    return path.is_dir() and ((path / RUN_FILE).is_file() or bool(list_checkpoints(path)))
+
+
+def open_run(path: str | Path) -> Run:
+    """Read a run folder (``run.json`` optional: then model and data must be given elsewhere)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise DataError(f"run folder {path} does not exist.")
+    raw: dict[str, Any] = {}
+    if (path / RUN_FILE).is_file():
+        try:
+            raw = json.loads((path / RUN_FILE).read_text())
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path / RUN_FILE} is not valid JSON ({error}).") from None
+    task = raw.get("task", "classification")
+    if task not in TASKS:
+        raise DataError(f"{path / RUN_FILE}: task must be one of {TASKS}, got {task!r}.")
+    checkpoints = list_checkpoints(path)
+    if not checkpoints:
+        raise DataError(f"run folder {path} holds no checkpoints (*.safetensors, *.pt, *.pth).")
+    return Run(
+        path=path,
+        name=raw.get("name", path.name),
+        model=ModelSpec.parse(raw["model"]) if raw.get("model") else None,
+        data=DataSpec.parse(raw["data"]) if raw.get("data") else None,
+        task=task,
+        checkpoints=checkpoints,
+        notes=raw.get("notes", ""),
+        log=raw.get("log", {}),
+        raw=raw,
+    )
+
+
+def write_run_json(folder: str | Path, **fields: Any) -> Path:
+    """Write ``run.json`` (model/data specs given as objects are stored as dicts)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    serial = {k: (v.to_dict() if hasattr(v, "to_dict") else v) for k, v in fields.items()}
+    path = folder / RUN_FILE
+    path.write_text(json.dumps(serial, indent=2) + "\n")
+    return path

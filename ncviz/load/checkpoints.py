@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import pickle
 import re
+import warnings
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -97,13 +98,20 @@ def _refuse_code_archives(path: Path) -> None:
 def _torch_load(path: Path) -> Any:
     _refuse_code_archives(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=False)
-    except pickle.UnpicklingError:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # odd pickle protocols in junk files warn first
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=False)
+    except pickle.UnpicklingError as error:
+        if "global" not in str(error).lower():  # junk bytes, not a pickle of Python objects
+            raise CheckpointError(
+                f"{path.name} is not a readable PyTorch checkpoint (corrupt or not a torch file); "
+                "re-save it with torch.save(model.state_dict())."
+            ) from None
         raise CheckpointError(
             f"{path.name} needs arbitrary unpickling (it stores Python objects such as a whole "
             f"model, not just tensors), which is refused for safety; {CONVERT_HINT}."
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as error:
+    except Exception as error:  # a parser fed junk may raise anything; all mean "unreadable"
         raise CheckpointError(
             f"{path.name} is not a readable PyTorch checkpoint (truncated or corrupt: "
             f"{str(error).splitlines()[0][:120]}); re-save it with torch.save(model.state_dict())."

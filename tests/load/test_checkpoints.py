@@ -7,6 +7,7 @@ import pickle
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -151,11 +152,17 @@ def test_truncated_random_and_empty_files_give_one_line_errors(tmp_path, trained
     (tmp_path / "random.pt").write_bytes(os.urandom(4096))
     (tmp_path / "random.safetensors").write_bytes(os.urandom(4096))
     (tmp_path / "empty.pt").write_bytes(b"")
-    for name in ("truncated.pt", "random.pt", "random.safetensors", "empty.pt"):
+    names = ["truncated.pt", "random.pt", "random.safetensors", "empty.pt"]
+    rng = np.random.default_rng(0)  # junk makes the unpickler fail in many different ways
+    for seed in range(200):
+        (tmp_path / f"junk{seed}.pt").write_bytes(rng.bytes(int(rng.integers(1, 5000))))
+        names.append(f"junk{seed}.pt")
+    for name in names:
         with pytest.raises(CheckpointError) as info:
             read_checkpoint(tmp_path / name)
         message = str(info.value)
         assert name in message and "\n" not in message and len(message) < 300
+        assert "arbitrary unpickling" not in message  # junk is not mistaken for a pickled model
 
 
 def test_wrong_architecture_lists_missing_unexpected_and_misshaped_keys(tmp_path, trained):

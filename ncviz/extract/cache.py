@@ -58,18 +58,17 @@ class ActivationCache:
         return array
 
     @contextlib.contextmanager
-    def writer(self, key: str, shape: tuple[int, int], dtype: np.dtype) -> Iterator[np.ndarray]:
-        """Yield a writable memory-mapped array; published atomically when the block exits
-        without error, discarded otherwise."""
+    def writer(self, key: str, shape: tuple[int, int], dtype: np.dtype) -> Iterator[RowWriter]:
+        """Yield a :class:`RowWriter` to append the rows in order; the entry is published
+        atomically when the block exits without error and all rows were written, else dropped."""
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".npy", dir=path.parent)
-        os.close(fd)
         try:
-            array = np.lib.format.open_memmap(tmp_name, mode="w+", dtype=dtype, shape=shape)
-            yield array
-            array.flush()
-            del array
+            with os.fdopen(fd, "wb") as handle:
+                rows = RowWriter(handle, shape, np.dtype(dtype))
+                yield rows
+                rows.close()
             os.replace(tmp_name, path)
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -78,7 +77,7 @@ class ActivationCache:
 
     def put(self, key: str, array: np.ndarray) -> Path:
         with self.writer(key, array.shape, array.dtype) as out:
-            out[...] = array
+            out.write(array)
         return self.path(key)
 
     def entries(self) -> list[Path]:
@@ -103,6 +102,28 @@ class ActivationCache:
                 removed.append(path)
             total -= size
         return removed
+
+
+class RowWriter:
+    """Sequential writer of an N×d .npy file (header first, then rows in order)."""
+
+    def __init__(self, handle: Any, shape: tuple[int, int], dtype: np.dtype) -> None:
+        self._handle, self.shape, self.dtype = handle, tuple(shape), dtype
+        header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+                  "shape": self.shape}  # fmt: skip
+        np.lib.format.write_array_header_1_0(handle, header)
+        self.rows = 0
+
+    def write(self, rows: np.ndarray) -> None:
+        rows = np.ascontiguousarray(rows, dtype=self.dtype)
+        if rows.ndim != 2 or rows.shape[1] != self.shape[1]:
+            raise ValueError(f"rows of shape {rows.shape} do not fit an entry of {self.shape}")
+        self._handle.write(rows.tobytes())
+        self.rows += len(rows)
+
+    def close(self) -> None:
+        if self.rows != self.shape[0]:
+            raise ValueError(f"cache entry got {self.rows} of {self.shape[0]} rows")
 
 
 def _size(path: Path) -> int:

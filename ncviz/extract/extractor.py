@@ -260,7 +260,7 @@ def _run(
                 for layer, plan in plans.items():
                     feats = from_cache(layer, start) if layer in cached else outputs[layer]
                     if layer in writers:
-                        writers[layer][start : start + len(feats)] = feats.cpu().numpy()
+                        writers[layer].write(feats.cpu().numpy())
                     if plan.statistics is not None:
                         plan.statistics.update(feats, y)
                     if pass_index == 0 and (keep_features or not classification):

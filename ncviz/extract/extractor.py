@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -64,7 +64,6 @@ class LayerFeatures:
     statistics: CollapseStatistics | None = None
     features: np.ndarray | None = None
     cache_hit: bool = False
-    extra: dict = field(default_factory=dict)
 
 
 def _reduce(output: torch.Tensor, pooled: bool) -> torch.Tensor:

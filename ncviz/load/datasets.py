@@ -103,6 +103,9 @@ class Dataset:
     targets: torch.Tensor | None
     classes: list[str]
     name: str
+    _fingerprint: tuple[tuple[int, ...], str] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if len(self.inputs) == 0:
@@ -131,20 +134,26 @@ class Dataset:
         idx = torch.as_tensor(index, dtype=torch.int64)
         return replace(
             self,
+            _fingerprint=None,
             inputs=self.inputs[idx],
             labels=None if self.labels is None else self.labels[idx],
             targets=None if self.targets is None else self.targets[idx],
         )
 
     def fingerprint(self) -> str:
-        """Content hash of inputs and labels/targets (a cache-key ingredient)."""
+        """Content hash of inputs and labels/targets (a cache-key ingredient), computed once per
+        set of tensors (a Dataset is treated as immutable; replace tensors, do not edit them)."""
+        identity = (id(self.inputs), id(self.labels), id(self.targets))
+        if self._fingerprint is not None and self._fingerprint[0] == identity:
+            return self._fingerprint[1]
         digest = hashlib.sha256()
         for tensor in (self.inputs, self.labels, self.targets):
             if tensor is not None:
                 array = tensor.contiguous().numpy()
                 digest.update(str((array.dtype, array.shape)).encode())
                 digest.update(array.tobytes())
-        return digest.hexdigest()
+        self._fingerprint = (identity, digest.hexdigest())
+        return self._fingerprint[1]
 
 
 def _as_int(key: str, value: Any) -> int:

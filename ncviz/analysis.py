@@ -19,6 +19,7 @@ from ncviz.errors import DataError, OptionError
 from ncviz.extract import INPUT_SUFFIX, ActivationCache, ExtractOptions, default_layers, extract
 from ncviz.extract.extractor import ProgressFn
 from ncviz.load import (
+    Dataset,
     DataSpec,
     ModelSpec,
     build_model,
@@ -37,6 +38,7 @@ from ncviz.metrics import (
     collapse_result,
     regression_result,
 )
+from ncviz.results_cache import ResultCache, checkpoint_stamp, results_key
 
 TABLE_COLUMNS = ["run", "checkpoint", "epoch", "step", "layer", "split", "metric", "value"]
 Result = CollapseResult | RegressionResult
@@ -52,6 +54,19 @@ class Analysis:
     layers: list[str] = field(default_factory=list)
     checkpoints: list[str] = field(default_factory=list)
     task: str = "classification"
+    log: dict[str, list[Any]] = field(default_factory=dict)
+
+    def epochs(self) -> list[int | None]:
+        """Epoch of each checkpoint, in order (None where unknown)."""
+        by_checkpoint = self.table.drop_duplicates("checkpoint").set_index("checkpoint")["epoch"]
+        return [
+            None if pd.isna(by_checkpoint[c]) else int(by_checkpoint[c]) for c in self.checkpoints
+        ]
+
+    def terminal_phase_onset(self) -> int | None:
+        """First epoch with zero training error: from the run's per-epoch log when it has one,
+        else the first checkpoint whose classifier reaches training accuracy 1."""
+        return terminal_phase_onset(self.log, self.table)
 
     def save(self, out_dir: str | Path) -> list[Path]:
         """Write ``metrics.parquet`` and ``metrics.csv`` into ``out_dir``."""
@@ -75,6 +90,18 @@ class Analysis:
         wide = last.pivot_table(index="layer", columns="metric", values="value", sort=False)
         shown = wide[[k for k in keys if k in wide.columns]]
         return f"{self.run} — {self.checkpoints[-1]}\n" + shown.to_string(float_format="%.4g")
+
+
+def terminal_phase_onset(log: Mapping[str, list[Any]] | None, table: pd.DataFrame) -> int | None:
+    """First epoch with training accuracy 1 (zero training error; Papyan et al. 2020's TPT)."""
+    if log and log.get("train_acc") and log.get("epoch"):
+        for epoch, accuracy in zip(log["epoch"], log["train_acc"]):
+            if accuracy is not None and accuracy >= 1.0:
+                return int(epoch)
+        return None
+    train = table[(table["metric"] == "accuracy") & (table["split"] == "train")]
+    reached = train[train["value"] >= 1.0].dropna(subset=["epoch"])
+    return None if reached.empty else int(reached["epoch"].min())
 
 
 def _rows(
@@ -128,6 +155,54 @@ def _analyze_features_file(
     )
 
 
+def _analyze_checkpoint(
+    path: Path,
+    spec: ModelSpec,
+    dataset: Dataset,
+    layers: list[str] | None,
+    task: str,
+    split: str,
+    run_name: str,
+    device: str | None,
+    options: ExtractOptions,
+    cache: ActivationCache | None,
+    metric_options: Mapping[str, Any],
+    progress: ProgressFn | None,
+    index: int,
+    count: int,
+) -> tuple[list[dict[str, Any]], dict[str, Result]]:
+    """Load one checkpoint, extract its layers and compute every metric."""
+    checkpoint = read_checkpoint(path)
+    net = build_model(spec)
+    load_weights(net, checkpoint.state_dict, source=path.name)
+    clf_name, clf = classifier_module(net, spec.classifier)
+    chosen = layers or default_layers(net, clf_name, dataset.inputs[:2])
+
+    def report(done: int, total: int, message: str) -> None:
+        if progress is not None:
+            progress(index * total + done, count * total,
+                     f"{path.name} ({index + 1}/{count}): {message}")  # fmt: skip
+
+    extracted = extract(
+        net, dataset, chosen, classifier=(clf_name, clf), device=device, options=options,
+        cache=cache, checkpoint_id=checkpoint.sha256, progress=report,
+        keep_features=task == "regression",
+    )  # fmt: skip
+    rows: list[dict[str, Any]] = []
+    results: dict[str, Result] = {}
+    for layer, features in extracted.items():
+        if task == "regression":
+            w = clf.weight.detach() if layer == clf_name + INPUT_SUFFIX else None
+            result: Result = regression_result(features.features, dataset.targets, w)
+        else:
+            result = features.statistics.compute(
+                classes=np.array(dataset.classes), **metric_options
+            )
+        results[layer] = result
+        rows += _rows(result, run_name, path.name, checkpoint.epoch, checkpoint.step, layer, split)
+    return rows, results
+
+
 def analyze(
     source: str | Path,
     data: DataSpec | Mapping[str, Any] | str | None = None,
@@ -163,14 +238,15 @@ def analyze(
     if source.is_file() and is_features_file(source):
         return _analyze_features_file(source, metric_options, None)
 
-    task, run_name = "classification", source.stem
+    task, run_name, log = "classification", source.stem, {}
     if source.is_dir():
         if not is_run(source):
             raise DataError(f"{source} is not a run folder (no run.json and no checkpoints).")
         run = open_run(source)
-        checkpoints, run_name, task = run.checkpoints, run.name, run.task
+        checkpoints, run_name, task, log = run.checkpoints, run.name, run.task, run.log
         model = model or run.model
         data = data or run.data
+        metric_options = {**run.raw.get("metric_options", {}), **metric_options}
     elif source.suffix.lower() in CHECKPOINT_SUFFIXES:
         checkpoints = [source]
     else:
@@ -186,45 +262,46 @@ def analyze(
         raise OptionError('no data spec: pass --data (or put "data" in the run\'s run.json).')
     spec = ModelSpec.parse(model)
     data_spec = DataSpec.parse(data)
-    dataset = load_dataset(data_spec)
-    if task == "classification" and dataset.labels is None:
-        task = "regression"
     cache_obj = ActivationCache() if cache is True else (cache or None)
+    result_cache = ResultCache(cache_obj.root) if cache_obj is not None else None
     options = ExtractOptions(batch_size=batch_size, pool=pool, autocast=autocast)
+    data_identity: dict[str, Any] = data_spec.to_dict()
+    if not data_spec.source.startswith("builtin:"):
+        data_identity["file"] = checkpoint_stamp(Path(data_spec.source))
+    dataset = None
 
     rows: list[dict[str, Any]] = []
     results: dict[tuple[str, str], Result] = {}
     chosen_layers: list[str] = []
     for index, path in enumerate(checkpoints):
-        checkpoint = read_checkpoint(path)
-        net = build_model(spec)
-        load_weights(net, checkpoint.state_dict, source=path.name)
-        clf_name, clf = classifier_module(net, spec.classifier)
-        chosen_layers = layers or default_layers(net, clf_name, dataset.inputs[:2])
-
-        def report(
-            done: int, total: int, message: str, index: int = index, name: str = path.name
-        ) -> None:
-            if progress is not None:
-                progress(index * total + done, len(checkpoints) * total,
-                         f"{name} ({index + 1}/{len(checkpoints)}): {message}")  # fmt: skip
-
-        extracted = extract(
-            net, dataset, chosen_layers, classifier=(clf_name, clf), device=device,
-            options=options, cache=cache_obj, checkpoint_id=checkpoint.sha256,
-            progress=report, keep_features=task == "regression",
+        key = results_key(
+            checkpoint=checkpoint_stamp(path), data=data_identity, model=spec.to_dict(),
+            layers=layers, task=task, pool=pool, autocast=autocast, options=metric_options,
         )  # fmt: skip
-        for layer, features in extracted.items():
-            if task == "regression":
-                w = clf.weight.detach() if layer == clf_name + INPUT_SUFFIX else None
-                result: Result = regression_result(features.features, dataset.targets, w)
-            else:
-                result = features.statistics.compute(
-                    classes=np.array(dataset.classes), **metric_options
-                )
-            results[(path.name, layer)] = result
-            rows += _rows(result, run_name, path.name, checkpoint.epoch, checkpoint.step, layer,
-                          data_spec.split)  # fmt: skip
+        hit = result_cache.get(key) if result_cache is not None else None
+        if hit is None:
+            if dataset is None:
+                dataset = load_dataset(data_spec)
+                if task == "classification" and dataset.labels is None:
+                    task = "regression"
+            new_rows, layer_results = _analyze_checkpoint(
+                path, spec, dataset, layers, task, data_spec.split, run_name, device, options,
+                cache_obj, metric_options, progress, index, len(checkpoints),
+            )  # fmt: skip
+            if result_cache is not None:
+                result_cache.put(key, new_rows, layer_results)
+        else:
+            new_rows, layer_results = hit
+            if progress is not None:
+                progress(index + 1, len(checkpoints), f"{path.name}: cached")
+        rows += new_rows
+        results.update({(path.name, layer): result for layer, result in layer_results.items()})
+        chosen_layers = list(layer_results)
+        task = (
+            "regression"
+            if isinstance(next(iter(layer_results.values())), RegressionResult)
+            else task
+        )
     return Analysis(
         run=run_name,
         table=_table(rows),
@@ -232,4 +309,5 @@ def analyze(
         layers=chosen_layers,
         checkpoints=[p.name for p in checkpoints],
         task=task,
+        log=log,
     )

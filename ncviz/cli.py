@@ -87,6 +87,26 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ncviz.demo import make_demo
+
+    bars: dict[str, tqdm] = {}
+
+    def update(name: str, epoch: int, epochs: int) -> None:
+        bar = bars.setdefault(name, tqdm(total=epochs, desc=name, unit="epoch", file=sys.stderr))
+        bar.n = epoch
+        bar.refresh()
+        if epoch == epochs:
+            bar.close()
+
+    folders = make_demo(args.out, args.runs, args.epochs, args.checkpoints, progress=update)
+    for folder in folders:
+        print(f"wrote {folder}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ncviz", description="Measure neural collapse.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -112,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
     layers.add_argument("--model")
     layers.add_argument("--data")
     layers.set_defaults(func=_cmd_layers)
+
+    demo = sub.add_parser("demo", help="(re)train the bundled demo runs")
+    demo.add_argument("--out", default="checkpoints", help="folder for the runs (./checkpoints)")
+    demo.add_argument("--runs", nargs="*", help="only these runs (default: all)")
+    demo.add_argument("--epochs", type=int, help="override the epoch budget (smoke tests)")
+    demo.add_argument("--checkpoints", type=int, help="override the checkpoints per run")
+    demo.set_defaults(func=_cmd_demo)
 
     convert = sub.add_parser("convert", help="convert a trusted pickle/TorchScript to safetensors")
     convert.add_argument("file")

@@ -301,25 +301,51 @@ def _read_image_zip(path: Path, image_size: int | None) -> Dataset:
     return Dataset(torch.from_numpy(np.stack(pixels)), labels, None, classes, path.name)
 
 
+# Mixing of the standardised principal-component scores into correlated regression targets.
+_PCA_TARGET_MIXING = np.array([[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [0.3, -0.4, 0.87]])
+
+
+def _digits_pca_targets(inputs: np.ndarray, train_index: np.ndarray, dims: int) -> np.ndarray:
+    """tanh of correlated mixtures of the top principal-component scores (PCA fitted on the
+    training split), a smooth n-dimensional regression target derived from the images."""
+    if not 1 <= dims <= 3:
+        raise DataError(f"target=pca:N takes N in 1..3, got {dims}.")
+    train = inputs[train_index]
+    mean = train.mean(axis=0)
+    _, _, components = np.linalg.svd(train - mean, full_matrices=False)
+    scores = (inputs - mean) @ components[:dims].T
+    scores /= scores[train_index].std(axis=0)
+    return np.tanh(scores @ _PCA_TARGET_MIXING[:dims, :dims].T).astype(np.float32)
+
+
 def _digits(spec: DataSpec) -> Dataset:
+    """scikit-learn's digits (1,797 8×8 images, pixels scaled to [0, 1]); a fixed stratified
+    split of 1,400 train / 397 test. ``target=pca:N`` gives an N-dimensional regression target
+    (correlated tanh of the top principal components) instead of the class labels."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
     digits = load_digits()
     inputs = digits.data.astype(np.float32) / 16.0
-    index = np.arange(len(inputs))
-    if spec.split != "all":
-        train, test = train_test_split(
-            index, test_size=DIGITS_TEST_SIZE, stratify=digits.target, random_state=0
-        )
-        index = np.sort(train if spec.split == "train" else test)
+    train, test = train_test_split(
+        np.arange(len(inputs)), test_size=DIGITS_TEST_SIZE, stratify=digits.target, random_state=0
+    )
+    index = {"train": np.sort(train), "test": np.sort(test), "all": np.arange(len(inputs))}[
+        spec.split
+    ]
     x = inputs[index]
     if spec.shape == "image":
         x = x.reshape(-1, 1, 8, 8)
+    name = f"digits-{spec.split}"
+    target = spec.params.get("target")
+    if target is not None:
+        kind, _, dims = str(target).partition(":")
+        if kind != "pca":
+            raise DataError(f"unknown digits target {target!r}; use target=pca:3.")
+        targets = _digits_pca_targets(inputs, np.sort(train), _as_int("target", dims or 3))
+        return Dataset(torch.from_numpy(x), None, torch.from_numpy(targets[index]), [], name)
     labels = torch.from_numpy(digits.target[index].astype(np.int64))
-    return Dataset(
-        torch.from_numpy(x), labels, None, [str(c) for c in range(10)], f"digits-{spec.split}"
-    )
+    return Dataset(torch.from_numpy(x), labels, None, [str(c) for c in range(10)], name)
 
 
 def _gaussian(spec: DataSpec) -> Dataset:

@@ -175,14 +175,16 @@ class CollapseStatistics:
 def _minority_mask(counts: torch.Tensor, names: np.ndarray, minority: Any | None) -> torch.Tensor:
     if minority is None:
         return counts < counts.max() / 2.0
-    wanted = set(np.asarray(list(minority)).tolist())
-    unknown = wanted - set(names.tolist())
+    # labels are matched by their text, so 5 and "5" name the same class
+    wanted = {str(name) for name in minority}
+    present = [str(name) for name in names.tolist()]
+    unknown = wanted - set(present)
     if unknown:
         raise InputError(
-            f"minority classes {sorted(unknown, key=str)[:5]} are not among the labels; "
+            f"minority classes {sorted(unknown)[:5]} are not among the labels; "
             "name minority classes by their labels."
         )
-    return torch.tensor([name in wanted for name in names.tolist()], device=counts.device)
+    return torch.tensor([name in wanted for name in present], device=counts.device)
 
 
 def _mean_pairwise_cosine(vectors: torch.Tensor) -> float:

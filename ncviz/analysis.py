@@ -55,6 +55,15 @@ class Analysis:
     checkpoints: list[str] = field(default_factory=list)
     task: str = "classification"
     log: dict[str, list[Any]] = field(default_factory=dict)
+    source: str = ""
+    data: dict[str, Any] | None = None
+    model: dict[str, Any] | None = None
+
+    def metrics_at(self, checkpoint: str, layer: str) -> dict[str, float]:
+        """Every metric of one checkpoint and layer."""
+        t = self.table
+        rows = t[(t["checkpoint"] == checkpoint) & (t["layer"] == layer)]
+        return dict(zip(rows["metric"], rows["value"]))
 
     def epochs(self) -> list[int | None]:
         """Epoch of each checkpoint, in order (None where unknown)."""
@@ -152,6 +161,7 @@ def _analyze_features_file(
         layers=list(features.layers),
         checkpoints=[path.name],
         task="regression" if regression else "classification",
+        source=str(path),
     )
 
 
@@ -310,4 +320,41 @@ def analyze(
         checkpoints=[p.name for p in checkpoints],
         task=task,
         log=log,
+        source=str(source),
+        data=data_spec.to_dict(),
+        model=spec.to_dict(),
     )
+
+
+def layer_features(
+    analysis: Analysis,
+    checkpoint: str,
+    layer: str,
+    *,
+    device: str | None = None,
+    cache: ActivationCache | bool = True,
+    progress: ProgressFn | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The features (N×d) and labels (or first target) of one analysed checkpoint and layer,
+    from the activation cache when present (e.g. for embeddings)."""
+    source = Path(analysis.source)
+    if source.is_file() and is_features_file(source):
+        features = read_features_file(source)
+        labels = features.labels if features.labels is not None else features.targets[:, 0]
+        return features.layers[layer].numpy(), np.asarray(labels)
+    path = source / checkpoint if source.is_dir() else source
+    spec = ModelSpec.parse(analysis.model)
+    dataset = load_dataset(DataSpec.parse(analysis.data))
+    state = read_checkpoint(path)
+    net = build_model(spec)
+    load_weights(net, state.state_dict, source=path.name)
+    cache_obj = ActivationCache() if cache is True else (cache or None)
+    extracted = extract(
+        net, dataset, [layer], device=device, cache=cache_obj, checkpoint_id=state.sha256,
+        keep_features=True, progress=progress,
+    )  # fmt: skip
+    if dataset.labels is not None:
+        labels = np.asarray(dataset.classes)[dataset.labels.numpy()]
+    else:
+        labels = dataset.targets[:, 0].numpy()
+    return extracted[layer].features, labels

@@ -243,3 +243,22 @@ def make_demo(
             settings = replace(settings, checkpoints=checkpoints)
         folders.append(train_run(settings, out_dir, progress))
     return folders
+
+
+def bundled_runs_dir() -> Path:
+    """Where the bundled runs live: ``$NCVIZ_DEMO_DIR``, else the repository's checkpoints/."""
+    import os
+
+    return Path(os.environ.get("NCVIZ_DEMO_DIR", DEFAULT_DIR))
+
+
+def bundled_runs() -> list[str]:
+    """Names of the bundled runs present on disk, in the demo's order (digits-mlp first)."""
+    folder = bundled_runs_dir()
+    present = (
+        {p.name for p in folder.iterdir() if (p / "run.json").is_file()}
+        if folder.is_dir()
+        else set()
+    )
+    ordered = [s.name for s in demo_runs() if s.name in present]
+    return ordered + sorted(present - set(ordered))

@@ -278,6 +278,7 @@ def finalize(
     )
     if weight is not None:
         arrays["recall"] = (hits / n).cpu().numpy()
+        arrays["class_weight"] = weight.cpu().numpy()
         arrays["sv_weights"] = singular_values(weight).cpu().numpy()
     return CollapseResult(
         metrics=metrics,

@@ -1,0 +1,162 @@
+"""State and widgets shared by the dashboard pages (layout only; all logic is in ncviz)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import streamlit as st
+
+from ncviz.analysis import Analysis, analyze
+from ncviz.demo import bundled_runs, bundled_runs_dir
+from ncviz.jobs import Job, default_runner
+from ncviz.metrics import CollapseResult
+
+DEFAULT_RUN = "digits-mlp"
+QUICK_WAIT_S = 4.0  # a cached analysis is shown at once instead of a progress bar
+
+
+@dataclass(frozen=True)
+class AnalysisRequest:
+    """Everything that determines an analysis (and so its job key)."""
+
+    source: str
+    label: str
+    data: Any = None
+    model: Any = None
+    layers: tuple[str, ...] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        text = json.dumps(asdict(self), sort_keys=True, default=str)
+        return "analysis-" + hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _run_analysis(request: AnalysisRequest, progress) -> Analysis:
+    return analyze(
+        request.source,
+        request.data,
+        model=request.model,
+        layers=list(request.layers) if request.layers else None,
+        progress=progress,
+        **request.options,
+    )
+
+
+def start_analysis(request: AnalysisRequest) -> Job:
+    """Submit (or join) the background job for ``request`` and make it this session's source."""
+    job = default_runner().submit(request.key, request.label, _run_analysis, request)
+    st.session_state["request"] = request
+    st.session_state["job_key"] = job.key
+    return job
+
+
+def bundled_request(name: str, **options: Any) -> AnalysisRequest:
+    return AnalysisRequest(source=str(bundled_runs_dir() / name), label=name, options=options)
+
+
+def current_job() -> Job | None:
+    key = st.session_state.get("job_key")
+    return default_runner().get(key) if key else None
+
+
+def wait_briefly(job: Job, seconds: float = QUICK_WAIT_S) -> None:
+    deadline = time.monotonic() + seconds
+    while not job.finished and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def ensure_analysis() -> Analysis | None:
+    """This session's finished analysis; starts the default bundled run on first visit, shows
+    progress (with cancel) while a job runs, and the one-line error if it failed."""
+    if "job_key" not in st.session_state and DEFAULT_RUN in bundled_runs():
+        start_analysis(bundled_request(DEFAULT_RUN))
+    job = current_job()
+    if job is None:
+        st.info("Choose a run or upload checkpoints on the **Source** page.")
+        return None
+    wait_briefly(job)
+    if not job.finished:
+        _progress(job)
+        return None
+    if job.status != "done":
+        st.error(f"Analysis of {job.label} {job.status}: {job.error}")
+        return None
+    analysis: Analysis = job.result
+    if st.session_state.get("analysis_key") != job.key:
+        st.session_state["analysis_key"] = job.key
+        st.session_state.pop("checkpoint", None)
+        st.session_state.pop("layer", None)
+    return analysis
+
+
+@st.fragment(run_every=1.0)
+def _progress(job: Job) -> None:
+    st.progress(job.fraction, text=f"Analysing {job.label}: {job.message or 'starting'}")
+    if st.button("Cancel", key="cancel_job"):
+        job.cancel()
+    if job.finished:
+        st.rerun()
+
+
+def checkpoint_label(analysis: Analysis, name: str) -> str:
+    epochs = dict(zip(analysis.checkpoints, analysis.epochs()))
+    return f"epoch {epochs[name]}" if epochs.get(name) is not None else name
+
+
+def _remember(widget_key: str, store_key: str) -> None:
+    st.session_state[store_key] = st.session_state[widget_key]
+
+
+def selectors(analysis: Analysis) -> tuple[str, str]:
+    """Sidebar checkpoint slider and layer picker, shared by every page.
+
+    The choice lives in plain session-state keys (widget state is dropped on page switches)."""
+    checkpoints, layers = analysis.checkpoints, analysis.layers
+    if st.session_state.get("checkpoint") not in checkpoints:
+        st.session_state["checkpoint"] = checkpoints[-1]
+    if st.session_state.get("layer") not in layers:
+        st.session_state["layer"] = layers[-1]
+    with st.sidebar:
+        st.caption(f"Run: **{analysis.run}** · {len(checkpoints)} checkpoint(s)")
+        if len(checkpoints) > 1:
+            st.select_slider(
+                "Checkpoint",
+                options=checkpoints,
+                value=st.session_state["checkpoint"],
+                key="w_checkpoint",
+                on_change=_remember,
+                args=("w_checkpoint", "checkpoint"),
+                format_func=lambda c: checkpoint_label(analysis, c),
+            )
+        st.selectbox(
+            "Layer",
+            layers,
+            index=layers.index(st.session_state["layer"]),
+            key="w_layer",
+            on_change=_remember,
+            args=("w_layer", "layer"),
+        )
+    return st.session_state["checkpoint"], st.session_state["layer"]
+
+
+def page_result(kind: type = CollapseResult) -> tuple[Analysis, str, str, Any] | None:
+    """The analysis, selected checkpoint and layer, and that result — or None (with a note)."""
+    analysis = ensure_analysis()
+    if analysis is None:
+        return None
+    checkpoint, layer = selectors(analysis)
+    result = analysis.results.get((checkpoint, layer))
+    if not isinstance(result, kind):
+        wanted = "classification" if kind is CollapseResult else "regression"
+        st.info(f"This page shows {wanted} runs; **{analysis.run}** is a {analysis.task} run.")
+        return None
+    return analysis, checkpoint, layer, result
+
+
+def chart(figure, key: str) -> None:
+    st.plotly_chart(figure, key=key, width="stretch", config={"displaylogo": False})

@@ -1,0 +1,60 @@
+"""Two runs side by side: metrics at their last checkpoints and curves over training."""
+
+import common
+import pandas as pd
+import streamlit as st
+
+from ncviz import plots
+from ncviz.demo import bundled_runs
+from ncviz.jobs import default_runner
+
+st.title("Compare")
+analysis = common.ensure_analysis()
+if analysis:
+    checkpoint, layer = common.selectors(analysis)
+    others = [r for r in bundled_runs() if r != analysis.run]
+    # runs of the same kind first (a regression run is compared with a regression run)
+    others.sort(key=lambda r: ("regression" in r) != ("regression" in analysis.run))
+    other_name = st.selectbox("Compare with (bundled run)", others, key="compare_with")
+    request = common.bundled_request(other_name)
+    job = default_runner().submit(request.key, other_name, common._run_analysis, request)
+    common.wait_briefly(job, 10.0)
+    if job.status != "done":
+        st.info(f"Analysing {other_name}: {job.error or job.message or job.status}")
+        st.button("Refresh", key="compare_refresh")
+        st.stop()
+    other = job.result
+    shared = [x for x in analysis.layers if x in other.layers]
+    if not shared:
+        st.warning("The two runs have no layer in common.")
+        st.stop()
+    at_layer = layer if layer in shared else shared[-1]
+    mine = analysis.metrics_at(checkpoint, at_layer)
+    theirs = other.metrics_at(other.checkpoints[-1], at_layer)
+    keys = [k for k in mine if k in theirs]
+    if not keys:
+        st.info(f"{analysis.run} and {other.run} share no metric (different tasks).")
+        st.stop()
+    st.caption(
+        f"Layer `{at_layer}`: {analysis.run} at "
+        f"{common.checkpoint_label(analysis, checkpoint)} vs {other.run} at its last "
+        "checkpoint."
+    )
+    frame = pd.DataFrame(
+        {
+            "metric": keys,
+            analysis.run: [mine[k] for k in keys],
+            other.run: [theirs[k] for k in keys],
+        }
+    )
+    st.dataframe(frame, hide_index=True, width="stretch")
+    metric = st.selectbox(
+        "Metric over training",
+        keys,
+        index=keys.index("nc1") if "nc1" in keys else 0,
+        key="compare_metric",
+    )
+    figure = plots.compare_figure(
+        {analysis.run: analysis.table, other.run: other.table}, metric, at_layer
+    )
+    common.chart(figure, "compare")

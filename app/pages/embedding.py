@@ -1,0 +1,52 @@
+"""UMAP or PCA of a layer's features, coloured by class, class means marked."""
+
+import common
+import streamlit as st
+
+from ncviz import plots
+from ncviz.analysis import layer_features
+from ncviz.embedding import embed
+from ncviz.jobs import default_runner
+
+
+def compute(analysis, checkpoint, layer, method, max_points, progress):
+    features, labels = layer_features(analysis, checkpoint, layer, progress=progress)
+    return embed(features, labels, method=method, max_points=max_points, progress=progress)
+
+
+st.title("Embedding")
+analysis = common.ensure_analysis()
+if analysis:
+    checkpoint, layer = common.selectors(analysis)
+    left, right = st.columns(2)
+    method = (
+        left.segmented_control(
+            "Method", ["pca", "umap"], default="pca", key="emb_method", format_func=str.upper
+        )
+        or "pca"
+    )
+    max_points = right.select_slider(
+        "Points (at most)", [1000, 2000, 5000, 10000, 20000, 50000], value=5000, key="emb_points"
+    )
+    key = f"embed-{st.session_state['analysis_key']}-{checkpoint}-{layer}-{method}-{max_points}"
+    job = default_runner().submit(
+        key, f"{method} of {layer}", compute, analysis, checkpoint, layer, method, max_points
+    )
+    common.wait_briefly(job, 8.0)
+    if not job.finished:
+        st.progress(job.fraction, text=f"Embedding: {job.message or 'starting'} …")
+        st.button("Refresh", key="emb_refresh")
+    elif job.status != "done":
+        st.error(f"Embedding {job.status}: {job.error}")
+    else:
+        emb = job.result
+        title = (
+            f"{method.upper()} of `{layer}` at {common.checkpoint_label(analysis, checkpoint)}"
+            f" — {emb.n_shown:,} of {emb.n_total:,} samples"
+        )
+        common.chart(plots.embedding_figure(emb.coords, emb.labels, title, emb.centres), "emb")
+        if method == "pca":
+            st.caption(
+                "PCA to 50 dimensions first for UMAP; the first UMAP run in a process "
+                "compiles numba code (tens of seconds)."
+            )

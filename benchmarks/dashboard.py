@@ -1,0 +1,99 @@
+"""Dashboard timings in a real browser (Debian chromium + Playwright), run by hand.
+
+1. cold start: a fresh server with an empty cache → first plotly chart visible (target ≤ 60 s);
+2. re-render: click between pages of the analysed demo → charts visible (target ≤ 1.5 s).
+
+``.venv/bin/python benchmarks/dashboard.py``
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PAGES = ["Geometry", "Angles", "Spectra", "Depth", "Training", "Overview"]
+
+
+def main() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cache = tempfile.mkdtemp(prefix="ncviz-bench-cache-")
+    start = time.perf_counter()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "app" / "main.py"),
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "NCVIZ_CACHE_DIR": cache},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=shutil.which("chromium"), args=FLAGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            while True:
+                try:
+                    page.goto(f"http://127.0.0.1:{port}", timeout=2000)
+                    break
+                except Exception:
+                    time.sleep(0.2)
+            page.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+            cold = time.perf_counter() - start
+            print(
+                f"cold start (server launch, empty cache) → first plot: {cold:.1f} s "
+                "(target ≤ 60 s)"
+            )
+            times = []
+            for _ in range(3):
+                for name in PAGES:
+                    t0 = time.perf_counter()
+                    page.get_by_role("link", name=name).first.click()
+                    page.get_by_role("heading", name=name).first.wait_for()
+                    if name != "Overview":
+                        page.locator(".js-plotly-plot").first.wait_for()
+                    page.wait_for_function(
+                        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+                    )
+                    times.append(time.perf_counter() - t0)
+            print(
+                f"page re-render (click → charts drawn), {len(times)} visits: median "
+                f"{statistics.median(times):.2f} s, max {max(times):.2f} s (target ≤ 1.5 s)"
+            )
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

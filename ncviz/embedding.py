@@ -1,0 +1,79 @@
+"""2-D views of layer features: PCA, or UMAP after PCA to 50 dimensions (McInnes et al. 2018).
+
+Points are capped: beyond ``max_points`` a stratified random subsample is embedded, and the count
+shown is returned so the figure can state it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ncviz.errors import OptionError
+
+METHODS = ("pca", "umap")
+
+
+@dataclass
+class Embedding:
+    coords: np.ndarray  # n_shown × 2
+    labels: np.ndarray  # n_shown
+    centres: np.ndarray  # classes × 2, mean of each class's points
+    classes: np.ndarray
+    method: str
+    n_total: int
+
+    @property
+    def n_shown(self) -> int:
+        return len(self.coords)
+
+
+def stratified_subsample(labels: np.ndarray, max_points: int, seed: int = 0) -> np.ndarray:
+    """Indices of at most ``max_points`` samples, every class keeping its share (at least 1)."""
+    if len(labels) <= max_points:
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    chosen = []
+    fraction = max_points / len(labels)
+    for cls in np.unique(labels):
+        members = np.flatnonzero(labels == cls)
+        take = max(1, round(len(members) * fraction))
+        chosen.append(rng.choice(members, size=min(take, len(members)), replace=False))
+    return np.sort(np.concatenate(chosen))
+
+
+def embed(
+    features: np.ndarray,
+    labels: np.ndarray,
+    method: str = "pca",
+    max_points: int = 5000,
+    seed: int = 0,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> Embedding:
+    if method not in METHODS:
+        raise OptionError(f"embedding method must be one of {METHODS}, got {method!r}.")
+    features = np.asarray(features, dtype=np.float32)
+    labels = np.asarray(labels).astype(str)
+    index = stratified_subsample(labels, max_points, seed)
+    x, y = features[index], labels[index]
+    if progress:
+        progress(0, 3, "PCA")
+    x = x - x.mean(axis=0)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    reduced = x @ vt[: min(50, len(vt))].T
+    if method == "pca":
+        coords = reduced[:, :2] if reduced.shape[1] >= 2 else np.pad(reduced, ((0, 0), (0, 1)))
+    else:
+        if progress:
+            progress(1, 3, "UMAP (the first run compiles numba code)")
+        import umap
+
+        neighbours = max(2, min(15, len(x) - 1))
+        coords = umap.UMAP(n_neighbors=neighbours, random_state=seed).fit_transform(reduced)
+    classes = np.array(sorted(set(y), key=lambda s: (len(s), s)))
+    centres = np.stack([coords[y == cls].mean(axis=0) for cls in classes])
+    if progress:
+        progress(3, 3, "done")
+    return Embedding(np.asarray(coords), y, centres, classes, method, len(labels))

@@ -1,0 +1,107 @@
+"""A process-wide background job runner: long analyses never run inside a page script.
+
+Identical requests (same key) share one job; pages poll a job's progress and may cancel it. A job's
+function receives ``progress(done, total, message)``; once cancel is requested that call raises
+:class:`Cancelled`, which unwinds the work (cache writes are atomic, so nothing half-written stays).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from ncviz.errors import NcvizError
+
+log = logging.getLogger(__name__)
+
+
+class Cancelled(Exception):
+    """Raised inside a job whose cancellation was requested."""
+
+
+@dataclass
+class Job:
+    key: str
+    label: str
+    status: str = "queued"  # queued | running | done | failed | cancelled
+    done: int = 0
+    total: int = 0
+    message: str = ""
+    result: Any = None
+    error: str | None = None
+    _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def fraction(self) -> float:
+        return 0.0 if self.total <= 0 else min(1.0, self.done / self.total)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("done", "failed", "cancelled")
+
+    def progress(self, done: int, total: int, message: str = "") -> None:
+        if self._cancel.is_set():
+            raise Cancelled
+        self.done, self.total, self.message = done, total, message
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+
+class JobRunner:
+    def __init__(self, workers: int = 2) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ncviz-job")
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+
+    def submit(
+        self, key: str, label: str, fn: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Job:
+        """Start ``fn(*args, progress=…, **kwargs)`` unless a live or finished job has this key."""
+        with self._lock:
+            job = self._jobs.get(key)
+            if job is not None and job.status not in ("failed", "cancelled"):
+                return job
+            job = Job(key=key, label=label)
+            self._jobs[key] = job
+        self._pool.submit(self._run, job, fn, args, kwargs)
+        return job
+
+    def get(self, key: str) -> Job | None:
+        return self._jobs.get(key)
+
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._jobs.pop(key, None)
+
+    @staticmethod
+    def _run(job: Job, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+        job.status = "running"
+        try:
+            job.result = fn(*args, progress=job.progress, **kwargs)
+            job.status = "done"
+        except Cancelled:
+            job.status, job.error = "cancelled", "cancelled"
+        except NcvizError as error:
+            job.status, job.error = "failed", str(error)
+        except Exception as error:  # report in one line; the traceback goes to the server log
+            log.exception("job %s failed", job.label)
+            job.status = "failed"
+            job.error = f"unexpected {type(error).__name__}: {str(error).splitlines()[0][:200]}"
+
+
+_default: JobRunner | None = None
+_default_lock = threading.Lock()
+
+
+def default_runner() -> JobRunner:
+    """The runner shared by every session of this process."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = JobRunner()
+        return _default

@@ -1,0 +1,477 @@
+"""Plotly figure builders shared by the dashboard and the HTML report.
+
+Each function takes finished results (tables, :class:`~ncviz.metrics.CollapseResult` arrays) and
+returns a ``plotly.graph_objects.Figure``; none of them computes metrics. Axes use log scale for
+metrics flagged ``log_scale`` in :mod:`ncviz.metrics.info`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+
+from ncviz.metrics import METRICS, CollapseResult
+
+PALETTE = qualitative.D3 + qualitative.Plotly
+HEATMAP_IMAGE_THRESHOLD = 400  # classes; larger cosine matrices are drawn as an image
+TEMPLATE = "plotly_white"
+
+
+def metric_label(key: str) -> str:
+    info = METRICS.get(key)
+    return f"{info.label} ({key})" if info else key
+
+
+def _log_axis(key: str, values: Sequence[float]) -> bool:
+    info = METRICS.get(key)
+    finite = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    return bool(info and info.log_scale and finite.size and (finite > 0).all())
+
+
+def _layout(fig: go.Figure, title: str, **kwargs) -> go.Figure:
+    fig.update_xaxes(exponentformat="power")
+    fig.update_yaxes(exponentformat="power")
+    fig.update_layout(template=TEMPLATE, title=title, margin=dict(l=60, r=20, t=60, b=50), **kwargs)
+    return fig
+
+
+# --- geometry -------------------------------------------------------------------------------
+
+
+def fitted_simplex_etf(centred_means: np.ndarray) -> np.ndarray:
+    """The simplex ETF closest to the centred class means (rows): ETF vertices scaled to the
+    means' average norm, rotated onto them by orthogonal Procrustes (min ‖E Q − M‖_F)."""
+    m = np.asarray(centred_means, dtype=np.float64)
+    num_classes = len(m)
+    centering = np.eye(num_classes) - 1.0 / num_classes
+    basis, _, _ = np.linalg.svd(centering)
+    etf = basis[:, : num_classes - 1] * np.sqrt(num_classes / (num_classes - 1))
+    etf *= np.linalg.norm(m, axis=1).mean()
+    u, _, vt = np.linalg.svd(etf.T @ m, full_matrices=False)
+    return etf @ (u @ vt)
+
+
+def principal_projection(rows: np.ndarray, dims: int = 3) -> np.ndarray:
+    """The top ``dims`` right singular vectors of ``rows`` (dims × d), zero-padded if needed."""
+    _, _, vt = np.linalg.svd(np.asarray(rows, dtype=np.float64), full_matrices=False)
+    if len(vt) < dims:
+        vt = np.vstack([vt, np.zeros((dims - len(vt), vt.shape[1]))])
+    return vt[:dims]
+
+
+def geometry_figure(
+    result: CollapseResult, show_weights: bool = True, show_etf: bool = True
+) -> go.Figure:
+    """Centred class means (and classifier rows) in the top-3 principal directions of the means,
+    with the best-fitting simplex ETF drawn as a wireframe. W is scaled to the means' norm."""
+    means = result.arrays["class_means"]
+    centred = means - means.mean(axis=0)
+    if result.options.global_mean == "sample":
+        counts = result.arrays["class_counts"]
+        centred = means - (counts[:, None] * means).sum(axis=0) / counts.sum()
+    axes = principal_projection(centred)
+    points = centred @ axes.T
+    labels = [str(c) for c in result.classes]
+    fig = go.Figure()
+    origin = np.zeros(3)
+    for k, (point, label) in enumerate(zip(points, labels)):
+        colour = PALETTE[k % len(PALETTE)]
+        fig.add_trace(
+            go.Scatter3d(
+                x=[origin[0], point[0]],
+                y=[origin[1], point[1]],
+                z=[origin[2], point[2]],
+                mode="lines+markers+text",
+                text=["", label],
+                textposition="top center",
+                line=dict(color=colour, width=5),
+                marker=dict(size=[0, 6], color=colour),
+                name="class means (from μ_G)",
+                legendgroup="means",
+                showlegend=k == 0,
+                hovertext=f"class {label}",
+            )
+        )
+    if show_weights and "weight_norms" in result.arrays and "class_weight" in result.arrays:
+        weight = result.arrays["class_weight"]
+        scale = np.linalg.norm(centred, axis=1).mean() / np.linalg.norm(weight, axis=1).mean()
+        w_points = (weight * scale) @ axes.T
+        fig.add_trace(
+            go.Scatter3d(
+                x=w_points[:, 0],
+                y=w_points[:, 1],
+                z=w_points[:, 2],
+                mode="markers",
+                marker=dict(symbol="diamond", size=5, color="black"),
+                name="classifier rows (scaled)",
+                text=labels,
+            )
+        )
+    if show_etf and len(centred) > 2:
+        etf_points = fitted_simplex_etf(centred) @ axes.T
+        xs, ys, zs = [], [], []
+        for i in range(len(etf_points)):
+            for j in range(i + 1, len(etf_points)):
+                for seq, coord in ((xs, 0), (ys, 1), (zs, 2)):
+                    seq += [etf_points[i, coord], etf_points[j, coord], None]
+        fig.add_trace(
+            go.Scatter3d(
+                x=xs,
+                y=ys,
+                z=zs,
+                mode="lines+markers",
+                marker=dict(size=7, symbol="circle-open", color="rgba(60,60,60,0.8)"),
+                line=dict(color="rgba(60,60,60,0.45)", width=2, dash="dot"),
+                name="ideal simplex ETF (best fit)",
+            )
+        )
+    fig.update_layout(
+        scene=dict(aspectmode="data", xaxis_title="PC1", yaxis_title="PC2", zaxis_title="PC3"),
+        height=560,
+    )
+    return _layout(fig, "Class means in their top-3 principal directions")
+
+
+def norms_figure(result: CollapseResult) -> go.Figure:
+    """Bar chart of ‖μ_c − μ_G‖ and ‖w_c‖ per class, each divided by its mean (equinorm = flat)."""
+    labels = [str(c) for c in result.classes]
+    norms = result.arrays["mean_norms"]
+    fig = go.Figure(go.Bar(x=labels, y=norms / norms.mean(), name="class means"))
+    if "weight_norms" in result.arrays:
+        w = result.arrays["weight_norms"]
+        fig.add_trace(go.Bar(x=labels, y=w / w.mean(), name="classifier rows"))
+    fig.add_hline(y=1.0, line_dash="dot", line_color="grey")
+    return _layout(
+        fig,
+        "Norm ÷ mean norm (equinorm: all at 1)",
+        barmode="group",
+        xaxis_title="class",
+        yaxis_title="norm / mean norm",
+    )
+
+
+# --- angles ---------------------------------------------------------------------------------
+
+
+def class_order(
+    result: CollapseResult, how: str = "label", matrix: str = "cos_means"
+) -> np.ndarray:
+    """Row order for heatmaps: by ``label``, by ``frequency`` (largest class first), or
+    ``clustered`` (average-linkage on 1 − cosine)."""
+    n = len(result.classes)
+    if how == "frequency":
+        return np.argsort(-result.arrays["class_counts"], kind="stable")
+    if how == "clustered" and n > 2:
+        from scipy.cluster.hierarchy import leaves_list, linkage
+        from scipy.spatial.distance import squareform
+
+        distance = np.clip(1.0 - result.arrays[matrix], 0.0, 2.0)
+        np.fill_diagonal(distance, 0.0)
+        return leaves_list(linkage(squareform((distance + distance.T) / 2), "average"))
+    return np.arange(n)
+
+
+def cosine_heatmap(
+    matrix: np.ndarray,
+    labels: Sequence[str],
+    title: str,
+    order: np.ndarray | None = None,
+    x_labels: Sequence[str] | None = None,
+) -> go.Figure:
+    """Cosine matrix on a diverging scale fixed to [−1, 1]; the simplex-ETF value −1/(C−1) is
+    marked on the colour bar. Beyond ``HEATMAP_IMAGE_THRESHOLD`` classes it is drawn as an image."""
+    n = len(labels)
+    order = np.arange(n) if order is None else np.asarray(order)
+    z = np.asarray(matrix)[np.ix_(order, order)]
+    ys = [str(labels[i]) for i in order]
+    xs = [str((x_labels or labels)[i]) for i in order]
+    etf = -1.0 / (n - 1)
+    colorbar = dict(
+        title="cos",
+        tickvals=[-1, etf, 0, 1],
+        ticktext=["−1", f"ETF −1/(C−1) = {etf:.3f}", "0", "1"],
+    )
+    if n > HEATMAP_IMAGE_THRESHOLD:
+        import plotly.express as px
+
+        fig = px.imshow(
+            z, color_continuous_scale="RdBu_r", zmin=-1, zmax=1, binary_string=False, aspect="equal"
+        )
+        fig.update_layout(coloraxis_colorbar=colorbar)
+    else:
+        fig = go.Figure(
+            go.Heatmap(
+                z=z,
+                x=xs,
+                y=ys,
+                zmin=-1,
+                zmax=1,
+                colorscale="RdBu_r",
+                colorbar=colorbar,
+                hovertemplate="%{y} · %{x}: %{z:.3f}<extra></extra>",
+            )
+        )
+        fig.update_yaxes(autorange="reversed", type="category")
+        fig.update_xaxes(type="category")
+    return _layout(fig, title, height=520)
+
+
+# --- spectra --------------------------------------------------------------------------------
+
+
+def spectrum_figure(result: CollapseResult, tau: float = 1e-2, top: int = 64) -> go.Figure:
+    """Normalised singular values (s_k / s_1, log scale) of the centred means M, of W and of the
+    features, with the rank threshold τ."""
+    fig = go.Figure()
+    for key, name in (
+        ("sv_means", "class means M"),
+        ("sv_weights", "classifier W"),
+        ("sv_features", "features (cov.)"),
+    ):
+        if key in result.arrays and len(result.arrays[key]):
+            s = np.asarray(result.arrays[key])[:top]
+            s = s / s[0] if s[0] > 0 else s
+            fig.add_trace(
+                go.Scatter(
+                    x=np.arange(1, len(s) + 1),
+                    y=np.maximum(s, 1e-17),
+                    mode="lines+markers",
+                    name=name,
+                )
+            )
+    fig.add_hline(
+        y=tau,
+        line_dash="dash",
+        line_color="crimson",
+        annotation_text=f"τ = {tau:g}",
+        annotation_position="bottom right",
+    )
+    fig.update_yaxes(type="log", title="s_k / s_1")
+    fig.update_xaxes(title="k")
+    return _layout(fig, "Singular-value spectra")
+
+
+# --- curves over depth and training ---------------------------------------------------------
+
+
+def depth_figure(table: pd.DataFrame, metric: str, checkpoints: Sequence[str]) -> go.Figure:
+    """``metric`` against layer (in analysis order), one line per checkpoint."""
+    fig = go.Figure()
+    rows = table[table["metric"] == metric]
+    values: list[float] = []
+    for k, checkpoint in enumerate(checkpoints):
+        sub = rows[rows["checkpoint"] == checkpoint]
+        epoch = sub["epoch"].iloc[0] if len(sub) else None
+        name = f"epoch {epoch}" if epoch is not None and not pd.isna(epoch) else checkpoint
+        fig.add_trace(
+            go.Scatter(
+                x=list(sub["layer"]),
+                y=list(sub["value"]),
+                mode="lines+markers",
+                name=name,
+                line=dict(color=PALETTE[k % len(PALETTE)]),
+            )
+        )
+        values += list(sub["value"])
+    if _log_axis(metric, values):
+        fig.update_yaxes(type="log")
+    fig.update_xaxes(title="layer", type="category")
+    fig.update_yaxes(title=metric_label(metric))
+    return _layout(fig, f"{metric_label(metric)} across depth")
+
+
+def decay_rate(values: Sequence[float]) -> float:
+    """Geometric per-layer decay: exp(slope of log value against layer index) (He & Su 2023);
+    < 1 means the metric shrinks by that factor per layer."""
+    y = np.log(np.asarray(values, dtype=float))
+    if len(y) < 2 or not np.isfinite(y).all():
+        return float("nan")
+    slope = np.polyfit(np.arange(len(y)), y, 1)[0]
+    return float(np.exp(slope))
+
+
+def training_figure(
+    table: pd.DataFrame,
+    metric: str,
+    layers: Sequence[str],
+    onset: int | None = None,
+    log: dict | None = None,
+) -> go.Figure:
+    """``metric`` against epoch for each layer; the terminal-phase onset as a vertical line.
+    Epochs are drawn on a log axis as epoch + 1 so that epoch 0 is shown."""
+    fig = go.Figure()
+    rows = table[table["metric"] == metric].dropna(subset=["epoch"])
+    values: list[float] = []
+    for k, layer in enumerate(layers):
+        sub = rows[rows["layer"] == layer].sort_values("epoch")
+        fig.add_trace(
+            go.Scatter(
+                x=sub["epoch"].astype(float) + 1,
+                y=sub["value"],
+                name=layer,
+                mode="lines+markers",
+                line=dict(color=PALETTE[k % len(PALETTE)]),
+            )
+        )
+        values += list(sub["value"])
+    if onset is not None:
+        fig.add_vline(
+            x=onset + 1,
+            line_dash="dash",
+            line_color="grey",
+            annotation_text=f"zero train error (epoch {onset})",
+        )
+    if _log_axis(metric, values):
+        fig.update_yaxes(type="log")
+    fig.update_xaxes(type="log", title="epoch + 1")
+    fig.update_yaxes(title=metric_label(metric))
+    return _layout(fig, f"{metric_label(metric)} over training")
+
+
+def compare_figure(tables: dict[str, pd.DataFrame], metric: str, layer: str) -> go.Figure:
+    """``metric`` at ``layer`` over training for several runs (name → tidy table)."""
+    fig = go.Figure()
+    values: list[float] = []
+    for k, (name, table) in enumerate(tables.items()):
+        rows = table[(table["metric"] == metric) & (table["layer"] == layer)].dropna(
+            subset=["epoch"]
+        )
+        rows = rows.sort_values("epoch")
+        fig.add_trace(
+            go.Scatter(
+                x=rows["epoch"].astype(float) + 1,
+                y=rows["value"],
+                name=name,
+                mode="lines+markers",
+                line=dict(color=PALETTE[k % len(PALETTE)]),
+            )
+        )
+        values += list(rows["value"])
+    if _log_axis(metric, values):
+        fig.update_yaxes(type="log")
+    fig.update_xaxes(type="log", title="epoch + 1")
+    fig.update_yaxes(title=metric_label(metric))
+    return _layout(fig, f"{metric_label(metric)} at {layer}")
+
+
+def accuracy_figure(log: dict) -> go.Figure:
+    """Train/test accuracy (or loss for regression) per epoch from the run's log."""
+    epochs = np.asarray(log["epoch"], dtype=float) + 1
+    fig = go.Figure()
+    has_acc = any(v is not None for v in log.get("train_acc", []))
+    for split in ("train", "test"):
+        key = f"{split}_acc" if has_acc else f"{split}_loss"
+        fig.add_trace(
+            go.Scatter(
+                x=epochs,
+                y=log[key],
+                name=f"{split} {'accuracy' if has_acc else 'loss'}",
+                mode="lines",
+            )
+        )
+    fig.update_xaxes(type="log", title="epoch + 1")
+    if not has_acc:
+        fig.update_yaxes(type="log")
+    return _layout(fig, "Accuracy over training" if has_acc else "Loss over training")
+
+
+# --- imbalance and regression ---------------------------------------------------------------
+
+
+def per_class_table(result: CollapseResult) -> pd.DataFrame:
+    """n_c, ‖μ_c − μ_G‖, ‖w_c‖, σ_c²/‖μ_c − μ_G‖², cos(w_c, μ_c − μ_G), recall (METRICS.md)."""
+    a = result.arrays
+    minority = set(np.asarray(result.minority_classes).astype(str))
+    frame = pd.DataFrame(
+        {
+            "class": [str(c) for c in result.classes],
+            "minority": [str(c) in minority for c in result.classes],
+            "n_c": a["class_counts"],
+            "‖μ_c − μ_G‖": a["mean_norms"],
+            "‖w_c‖": a.get("weight_norms", np.full(len(result.classes), np.nan)),
+            "σ_c²/‖μ_c − μ_G‖²": a["variability"],
+            "cos(w_c, μ_c − μ_G)": a.get("alignment", np.full(len(result.classes), np.nan)),
+            "recall": a.get("recall", a["ncc_recall"]),
+        }
+    )
+    return frame
+
+
+def heatmap(matrix: np.ndarray, title: str, labels: Sequence[str] | None = None) -> go.Figure:
+    """A plain symmetric heatmap (e.g. WWᵀ) on a scale symmetric about zero."""
+    z = np.asarray(matrix)
+    bound = float(np.abs(z).max()) or 1.0
+    labels = [str(x) for x in (labels or range(len(z)))]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=labels,
+            y=labels,
+            zmin=-bound,
+            zmax=bound,
+            colorscale="RdBu_r",
+            texttemplate="%{z:.3f}",
+        )
+    )
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, title, height=380)
+
+
+def bars(values: Sequence[float], title: str, x_title: str, y_title: str) -> go.Figure:
+    fig = go.Figure(go.Bar(x=np.arange(1, len(values) + 1), y=list(values)))
+    fig.update_xaxes(title=x_title)
+    fig.update_yaxes(title=y_title)
+    return _layout(fig, title)
+
+
+def curve(
+    x: Sequence[float],
+    y: Sequence[float],
+    title: str,
+    x_title: str,
+    y_title: str,
+    marker_x: float | None = None,
+) -> go.Figure:
+    fig = go.Figure(go.Scatter(x=list(x), y=list(y), mode="lines"))
+    if marker_x is not None:
+        fig.add_vline(x=marker_x, line_dash="dash", line_color="crimson", annotation_text="min")
+    fig.update_xaxes(title=x_title)
+    fig.update_yaxes(title=y_title)
+    return _layout(fig, title)
+
+
+def embedding_figure(
+    coords: np.ndarray, labels: Sequence[str], title: str, centres: np.ndarray | None = None
+) -> go.Figure:
+    """2-D embedding of samples coloured by class, class centres as large crosses."""
+    fig = go.Figure()
+    labels = np.asarray([str(x) for x in labels])
+    classes = sorted(set(labels), key=lambda s: (len(s), s))
+    for k, cls in enumerate(classes):
+        mask = labels == cls
+        fig.add_trace(
+            go.Scattergl(
+                x=coords[mask, 0],
+                y=coords[mask, 1],
+                mode="markers",
+                name=cls,
+                marker=dict(size=4, color=PALETTE[k % len(PALETTE)], opacity=0.7),
+            )
+        )
+    if centres is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=centres[:, 0],
+                y=centres[:, 1],
+                mode="markers+text",
+                text=classes,
+                textposition="top center",
+                name="class means",
+                marker=dict(symbol="x", size=12, color="black"),
+            )
+        )
+    return _layout(fig, title, height=560)

@@ -1,0 +1,174 @@
+"""Every dashboard page renders for every bundled run; uploads work; bad uploads show one line.
+
+Streamlit's AppTest runs the real scripts without a browser.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from ncviz.demo import MLP, bundled_runs
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = str(ROOT / "app" / "main.py")
+CLASSIFICATION_PAGES = {"overview": 0, "geometry": 2, "angles": 3, "spectra": 3, "depth": 1,
+                        "imbalance": 0, "embedding": 1, "export": 0}  # fmt: skip
+COMMON_PAGES = ["training", "compare", "depth", "export"]
+
+
+def _app() -> AppTest:
+    return AppTest.from_file(APP, default_timeout=120)
+
+
+def _visit(at: AppTest, page: str) -> AppTest:
+    at.switch_page(f"pages/{page}.py")
+    return at.run()
+
+
+def _assert_clean(at: AppTest, where: str) -> None:
+    assert not at.exception, f"{where}: {[e.value for e in at.exception]}"
+    assert not at.error, f"{where}: {[e.value for e in at.error]}"
+
+
+def test_first_visit_shows_the_bundled_demo():
+    at = _app().run()
+    _assert_clean(at, "source")
+    assert at.session_state["request"].label == "digits-mlp"
+    assert any("digits-mlp" in s.value for s in at.success)
+    _visit(at, "overview")
+    assert {"NC1 · nc1", "NC4 · nc4"} <= {m.label for m in at.metric}
+
+
+@pytest.mark.parametrize("run", bundled_runs())
+def test_every_page_renders_for_every_bundled_run(run):
+    at = _app().run()
+    at.selectbox(key="bundled_run").set_value(run).run()
+    _assert_clean(at, f"{run}/source")
+    regression = "regression" in run
+    pages = ["regression"] if regression else list(CLASSIFICATION_PAGES)
+    for page in pages + COMMON_PAGES:
+        _visit(at, page)
+        _assert_clean(at, f"{run}/{page}")
+        charts = len(at.get("plotly_chart"))
+        if page in CLASSIFICATION_PAGES and not regression:
+            assert charts >= CLASSIFICATION_PAGES[page], (run, page, charts)
+        if page == "regression":
+            assert charts >= 5, (run, charts)
+        if page == "training" and "-R" not in run:
+            assert charts >= 2, (run, charts)
+    if not regression:
+        _visit(at, "regression")
+        assert any("classification run" in i.value for i in at.info)
+
+
+def _upload(at: AppTest, files, kwargs: dict | None = None, data: str = "builtin:digits"):
+    at.segmented_control(key="source_mode").set_value("Upload").run()
+    at.file_uploader(key="upload_checkpoints").set_value(files).run()
+    at.selectbox(key="arch").set_value("mlp").run()
+    if kwargs is not None:
+        at.text_area(key="kwargs_mlp").set_value(json.dumps(kwargs)).run()
+    at.selectbox(key="builtin_data").set_value(data).run()
+    return at.button(key="analyse_upload").click().run()
+
+
+def _checkpoint_bytes(name: str = "epoch_0600.safetensors") -> bytes:
+    return (ROOT / "checkpoints" / "digits-mlp" / name).read_bytes()
+
+
+def test_upload_a_checkpoint_with_a_bundled_dataset_produces_metrics():
+    at = _upload(
+        _app().run(), [("final.safetensors", _checkpoint_bytes(), "application/octet-stream")]
+    )
+    _assert_clean(at, "upload")
+    assert any("**final**: 1 checkpoint(s)" in s.value for s in at.success)
+    _visit(at, "overview")
+    _assert_clean(at, "overview after upload")
+    values = {m.label: m.value for m in at.metric}
+    assert float(values["Accuracy · accuracy"]) == 1.0
+
+
+def test_upload_several_checkpoints_makes_a_run():
+    files = [
+        (n, _checkpoint_bytes(n), "application/octet-stream")
+        for n in ("epoch_0000.safetensors", "epoch_0010.safetensors", "epoch_0600.safetensors")
+    ]
+    at = _upload(_app().run(), files)
+    _assert_clean(at, "upload run")
+    _visit(at, "training")
+    _assert_clean(at, "training after upload")
+    assert len(at.get("plotly_chart")) >= 2
+
+
+def test_upload_a_features_file():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 20)
+    buffer = io.BytesIO()
+    features = np.eye(3, 5)[labels] + 0.1 * rng.standard_normal((60, 5))
+    np.savez(buffer, **{"features.penultimate": features, "labels": labels})
+    at = _upload(_app().run(), [("feats.npz", buffer.getvalue(), "application/octet-stream")])
+    _assert_clean(at, "features upload")
+    _visit(at, "overview")
+    assert "NC1 · nc1" in {m.label for m in at.metric}
+
+
+def _one_line_error(at: AppTest) -> str:
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.error) == 1
+    message = at.error[0].value
+    assert "Traceback" not in message and "\n" not in message
+    return message
+
+
+def test_random_bytes_upload_shows_one_line_error():
+    at = _upload(
+        _app().run(),
+        [("junk.pt", np.random.default_rng(1).bytes(3000), "application/octet-stream")],
+    )
+    assert "not a readable PyTorch checkpoint" in _one_line_error(at)
+
+
+def test_wrong_architecture_lists_the_key_problems():
+    at = _upload(
+        _app().run(),
+        [("final.safetensors", _checkpoint_bytes(), "application/octet-stream")],
+        kwargs={**MLP, "widths": [64]},
+    )
+    message = _one_line_error(at)
+    assert "does not match the chosen architecture" in message and "unexpected" in message
+
+
+class _Hostile:
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (Path(self.marker), "pwned"))
+
+
+def test_hostile_pickle_upload_is_refused_and_never_runs(tmp_path):
+    marker = tmp_path / "marker"
+    buffer = io.BytesIO()
+    torch.save({"state_dict": {}, "x": _Hostile(str(marker))}, buffer)
+    at = _upload(_app().run(), [("evil.pt", buffer.getvalue(), "application/octet-stream")])
+    assert "refused for safety" in _one_line_error(at)
+    assert not marker.exists()
+
+
+def test_no_files_and_bad_json_are_reported():
+    at = _app().run()
+    at.segmented_control(key="source_mode").set_value("Upload").run()
+    at.button(key="analyse_upload").click().run()
+    assert "upload at least one checkpoint" in _one_line_error(at)
+    at.text_area(key="kwargs_mlp").set_value("{oops").run()
+    at.file_uploader(key="upload_checkpoints").set_value(
+        [("a.safetensors", _checkpoint_bytes(), "application/octet-stream")]
+    ).run()
+    at.button(key="analyse_upload").click().run()
+    assert "not valid JSON" in _one_line_error(at)

@@ -1,0 +1,121 @@
+"""The real dashboard in a real browser: Debian's chromium driven by Playwright.
+
+Starts ``streamlit run`` on 127.0.0.1, uploads a checkpoint through the file uploader, waits for
+the analysis, visits every page, checks that plotly charts rendered and that no error or exception
+is shown, saves a screenshot of each page under ``test-artifacts/``, and stops the server.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-dev-shm-usage",
+]  # fmt: skip
+PAGES = ["Overview", "Geometry", "Angles", "Spectra", "Depth", "Training", "Imbalance",
+         "Regression", "Embedding", "Compare", "Export"]  # fmt: skip
+
+# pages that draw charts for a single uploaded checkpoint (Training needs several)
+CHART_PAGES = {"Geometry", "Angles", "Spectra", "Depth", "Embedding", "Compare"}
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = _free_port()
+    env = {**os.environ, "NCVIZ_CACHE_DIR": str(tmp_path_factory.mktemp("cache"))}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"),
+         "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
+         "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read() == b"ok":
+                    break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        process.kill()
+        pytest.fail("streamlit did not become healthy in 60 s")
+    yield url
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def _assert_no_errors(page, where: str) -> None:
+    assert page.locator("[data-testid='stException']").count() == 0, where
+    errors = page.locator("[data-testid='stAlertContentError']")
+    assert errors.count() == 0, f"{where}: {errors.all_inner_texts()}"
+    assert "Traceback" not in page.inner_text("body"), where
+
+
+def _wait_idle(page) -> None:
+    """Until Streamlit stops running the script (the status widget disappears)."""
+    page.wait_for_timeout(300)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000
+    )
+
+
+def test_upload_analyse_and_visit_every_page(server):
+    ARTIFACTS.mkdir(exist_ok=True)
+    checkpoint = ROOT / "checkpoints" / "digits-mlp" / "epoch_0600.safetensors"
+    with playwright_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(server)
+        page.get_by_text("25 checkpoint(s) × 3 layer(s)", exact=False).wait_for(timeout=90_000)
+        _wait_idle(page)
+        _assert_no_errors(page, "home")
+        page.screenshot(path=str(ARTIFACTS / "00-source-bundled.png"), full_page=True)
+
+        page.get_by_role("radio", name="Upload").click()
+        _wait_idle(page)
+        page.locator("input[type='file']").first.set_input_files(str(checkpoint))
+        page.locator("[data-testid='stFileChip']").first.wait_for(timeout=30_000)
+        page.get_by_role("button", name="Analyse").click()
+        page.get_by_text("epoch_0600: 1 checkpoint(s)", exact=False).wait_for(timeout=90_000)
+        _wait_idle(page)
+        _assert_no_errors(page, "upload")
+        page.screenshot(path=str(ARTIFACTS / "01-source-uploaded.png"), full_page=True)
+
+        for index, name in enumerate(PAGES, start=2):
+            page.get_by_role("link", name=name).first.click()
+            page.get_by_role("heading", name=name).first.wait_for(timeout=30_000)
+            _wait_idle(page)
+            if name in CHART_PAGES:
+                page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+                assert page.locator(".js-plotly-plot").count() >= 1, name
+            _assert_no_errors(page, name)
+            page.screenshot(path=str(ARTIFACTS / f"{index:02d}-{name.lower()}.png"), full_page=True)
+        browser.close()

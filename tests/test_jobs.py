@@ -1,0 +1,68 @@
+"""The background job runner de-duplicates, reports progress, cancels and reports errors."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from ncviz.errors import DataError
+from ncviz.jobs import JobRunner
+
+
+def _wait(job, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not job.finished and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return job
+
+
+def test_identical_requests_share_one_job():
+    runner = JobRunner()
+    calls = []
+    gate = threading.Event()
+
+    def work(x, progress):
+        calls.append(x)
+        gate.wait(5)
+        progress(1, 1, "done")
+        return x * 2
+
+    a = runner.submit("k", "job", work, 21)
+    b = runner.submit("k", "job", work, 21)
+    gate.set()
+    assert a is b and _wait(a).result == 42 and calls == [21]
+    assert a.fraction == 1.0 and a.status == "done"
+
+
+def test_cancel_stops_a_running_job():
+    runner = JobRunner()
+    started = threading.Event()
+
+    def slow(progress):
+        for i in range(1000):
+            started.set()
+            progress(i, 1000, "working")
+            time.sleep(0.005)
+
+    job = runner.submit("slow", "slow", slow)
+    started.wait(5)
+    job.cancel()
+    assert _wait(job).status == "cancelled"
+    assert runner.submit("slow", "slow", lambda progress: 1) is not job  # a new try after cancel
+
+
+def test_errors_become_one_line_messages():
+    runner = JobRunner()
+
+    def user_error(progress):
+        raise DataError("the data file is empty; upload another.")
+
+    def bug(progress):
+        raise RuntimeError("boom\nsecond line")
+
+    assert (
+        _wait(runner.submit("a", "a", user_error)).error
+        == "the data file is empty; upload another."
+    )
+    failed = _wait(runner.submit("b", "b", bug))
+    assert failed.status == "failed" and failed.error == "unexpected RuntimeError: boom"

@@ -1,0 +1,115 @@
+"""Plot builders on small inputs with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from ncviz import plots
+from ncviz.embedding import embed, stratified_subsample
+from ncviz.metrics import collapse_result
+from ncviz.report import html_report
+from ncviz.synthetic import noisy_etf, simplex_etf
+
+
+@pytest.fixture(scope="module")
+def etf_result():
+    means = 2.0 * simplex_etf(5, 8, seed=3)
+    labels = np.repeat(np.arange(5), 3)
+    return collapse_result(means[labels], labels, means)
+
+
+def test_fitted_etf_of_an_exact_etf_is_the_etf_itself(etf_result):
+    means = etf_result.arrays["class_means"]
+    centred = means - means.mean(axis=0)
+    np.testing.assert_allclose(plots.fitted_simplex_etf(centred), centred, atol=1e-12)
+
+
+def test_geometry_overlay_coincides_with_etf_means(etf_result):
+    fig = plots.geometry_figure(etf_result)
+    means = [t for t in fig.data if t.legendgroup == "means"]
+    etf = next(t for t in fig.data if "simplex ETF" in (t.name or ""))
+    tips = {(round(t.x[1], 9), round(t.y[1], 9), round(t.z[1], 9)) for t in means}
+    vertices = {(round(x, 9), round(y, 9), round(z, 9))
+                for x, y, z in zip(etf.x, etf.y, etf.z) if x is not None}  # fmt: skip
+    assert tips == vertices and len(tips) == 5
+    w = next(t for t in fig.data if t.name and "classifier" in t.name)
+    np.testing.assert_allclose(sorted(w.x), sorted(t.x[1] for t in means), atol=1e-9)
+
+
+def test_cosine_heatmap_has_unit_diagonal_and_the_etf_tick(etf_result):
+    labels = [str(c) for c in etf_result.classes]
+    fig = plots.cosine_heatmap(etf_result.arrays["cos_means"], labels, "cos", np.arange(5))
+    z = np.asarray(fig.data[0].z)
+    np.testing.assert_allclose(np.diag(z), 1.0)
+    np.testing.assert_allclose(z[~np.eye(5, dtype=bool)], -0.25)
+    assert -0.25 in fig.data[0].colorbar.tickvals
+    big = plots.cosine_heatmap(np.eye(500), [str(i) for i in range(500)], "big")
+    assert isinstance(big.data[0], go.Image | go.Heatmap) and big.layout.coloraxis.cmin == -1
+
+
+def test_class_orders(etf_result):
+    assert list(plots.class_order(etf_result, "label")) == [0, 1, 2, 3, 4]
+    data = noisy_etf(4, 6, 5, 0.1)
+    labels = np.concatenate([data.labels, [3, 3, 3]])
+    features = np.concatenate([data.features, data.features[-3:]])
+    result = collapse_result(features, labels, data.weight)
+    assert plots.class_order(result, "frequency")[0] == 3
+    assert sorted(plots.class_order(result, "clustered")) == [0, 1, 2, 3]
+
+
+def test_spectrum_is_normalised_and_floored(etf_result):
+    fig = plots.spectrum_figure(etf_result, tau=0.01)
+    means = fig.data[0]
+    assert means.y[0] == pytest.approx(1.0) and min(means.y) >= 1e-17
+    assert fig.layout.yaxis.type == "log"
+
+
+def _table():
+    rows = []
+    for epoch, value in ((0, 1.0), (10, 0.1), (100, 0.01)):
+        for layer, scale in (("a", 1.0), ("b", 0.5)):
+            rows.append({"run": "r", "checkpoint": f"e{epoch}", "epoch": epoch, "step": None,
+                         "layer": layer, "split": "train", "metric": "nc1",
+                         "value": value * scale})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_training_and_depth_figures():
+    table = _table()
+    fig = plots.training_figure(table, "nc1", ["a", "b"], onset=10)
+    assert [list(t.x) for t in fig.data] == [[1, 11, 101]] * 2
+    assert fig.layout.yaxis.type == "log" and fig.layout.xaxis.type == "log"
+    depth = plots.depth_figure(table, "nc1", ["e0", "e100"])
+    assert list(depth.data[0].y) == [1.0, 0.5] and depth.data[1].name == "epoch 100"
+    assert plots.decay_rate([1.0, 0.5, 0.25]) == pytest.approx(0.5)
+    compare = plots.compare_figure({"x": table, "y": table}, "nc1", "a")
+    assert len(compare.data) == 2
+
+
+def test_per_class_table_columns(etf_result):
+    frame = plots.per_class_table(etf_result)
+    assert list(frame["n_c"]) == [3] * 5
+    np.testing.assert_allclose(frame["cos(w_c, μ_c − μ_G)"], 1.0)
+
+
+def test_embedding_subsamples_and_marks_centres():
+    data = noisy_etf(3, 10, 100, 0.05)
+    emb = embed(data.features, data.labels, "pca", max_points=60)
+    assert emb.n_total == 300 and emb.n_shown == 60 and emb.centres.shape == (3, 2)
+    idx = stratified_subsample(np.repeat(["a", "b"], [90, 10]), 20)
+    assert len(idx) == 20
+    fig = plots.embedding_figure(emb.coords, emb.labels, "t", emb.centres)
+    assert len(fig.data) == 4
+
+
+def test_html_report_is_self_contained(etf_result):
+    text = html_report("R", [("g", plots.norms_figure(etf_result)),
+                             ("s", plots.spectrum_figure(etf_result))],
+                       [("t", pd.DataFrame({"metric": ["nc1"], "value": [0.5]}))])  # fmt: skip
+    assert "<script src=" not in text and "nc1" in text  # no external script
+    assert (
+        text.count("Plotly.newPlot") == 2 and 3_000_000 < len(text) < 6_000_000
+    )  # js inlined once

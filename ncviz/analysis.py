@@ -16,7 +16,15 @@ import numpy as np
 import pandas as pd
 
 from ncviz.errors import DataError, OptionError
-from ncviz.extract import INPUT_SUFFIX, ActivationCache, ExtractOptions, default_layers, extract
+from ncviz.extract import (
+    INPUT_SUFFIX,
+    ActivationCache,
+    ExtractOptions,
+    LayerInfo,
+    default_layers,
+    extract,
+    list_layers,
+)
 from ncviz.extract.extractor import ProgressFn
 from ncviz.load import (
     Dataset,
@@ -358,3 +366,22 @@ def layer_features(
     else:
         labels = dataset.targets[:, 0].numpy()
     return extracted[layer].features, labels
+
+
+def hookable_layers(
+    model: ModelSpec | Mapping[str, Any] | str, data: DataSpec | Mapping[str, Any] | str
+) -> tuple[list[LayerInfo], list[str]]:
+    """Every hookable layer of an (untrained) model with its output shape on this data, and the
+    layers analysed by default — for choosing layers before any checkpoint is loaded."""
+    spec = ModelSpec.parse(model)
+    net = build_model(spec)
+    sample = load_dataset(data).inputs[:2]
+    clf_name, _ = classifier_module(net, spec.classifier)
+    try:
+        infos = list_layers(net, sample)
+    except RuntimeError as error:
+        raise DataError(
+            f"the data do not fit model {spec.name!r} ({str(error).splitlines()[0][:120]}); "
+            "check the architecture arguments (e.g. in_features) and the data shape."
+        ) from None
+    return infos, default_layers(net, clf_name, sample)

@@ -1,4 +1,4 @@
-"""Two runs side by side: metrics at their last checkpoints and curves over training."""
+"""Two checkpoints, or two runs, side by side: metrics, geometry and curves over training."""
 
 import common
 import pandas as pd
@@ -7,11 +7,50 @@ import streamlit as st
 from ncviz import plots
 from ncviz.demo import bundled_runs
 from ncviz.jobs import default_runner
+from ncviz.metrics import CollapseResult
 
 st.title("Compare")
 analysis = common.ensure_analysis()
 if analysis:
     checkpoint, layer = common.selectors(analysis)
+    mode = st.segmented_control(
+        "Compare", ["Two checkpoints", "Another run"], default="Two checkpoints", key="compare_mode"
+    )
+    if mode != "Another run":
+        other_checkpoint = st.selectbox(
+            "Against checkpoint",
+            analysis.checkpoints,
+            index=0,
+            key="compare_checkpoint",
+            format_func=lambda c: common.checkpoint_label(analysis, c),
+        )
+        mine = analysis.metrics_at(checkpoint, layer)
+        theirs = analysis.metrics_at(other_checkpoint, layer)
+        a_label = common.checkpoint_label(analysis, checkpoint)
+        b_label = common.checkpoint_label(analysis, other_checkpoint)
+        keys = [k for k in mine if k in theirs]
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "metric": keys,
+                    a_label: [mine[k] for k in keys],
+                    b_label: [theirs[k] for k in keys],
+                }
+            ),
+            hide_index=True,
+            width="stretch",
+        )
+        first = analysis.results[(checkpoint, layer)]
+        second = analysis.results[(other_checkpoint, layer)]
+        if isinstance(first, CollapseResult) and isinstance(second, CollapseResult):
+            left, right = st.columns(2)
+            with left:
+                st.caption(a_label)
+                common.chart(plots.geometry_figure(first), "cmp-geo-a")
+            with right:
+                st.caption(b_label)
+                common.chart(plots.geometry_figure(second), "cmp-geo-b")
+        st.stop()
     others = [r for r in bundled_runs() if r != analysis.run]
     # runs of the same kind first (a regression run is compared with a regression run)
     others.sort(key=lambda r: ("regression" in r) != ("regression" in analysis.run))

@@ -8,10 +8,12 @@ import common
 import streamlit as st
 
 from ncviz import plots
+from ncviz.analysis import hookable_layers
 from ncviz.demo import bundled_runs, bundled_runs_dir
 from ncviz.errors import NcvizError
 from ncviz.load import ModelSpec, available_architectures
 from ncviz.load.runs import open_run
+from ncviz.load.server_folder import allowed_root, list_entries, resolve_inside
 
 MAX_UPLOAD_FILES = 400
 CHECKPOINT_TYPES = ["safetensors", "pt", "pth", "ckpt", "npz"]
@@ -40,7 +42,8 @@ def scratch_dir() -> Path:
 def save_upload(upload, folder: Path) -> Path:
     name = Path(upload.name).name.replace("/", "_") or "upload"
     path = folder / name
-    path.write_bytes(upload.getbuffer())
+    if not (path.is_file() and path.stat().st_size == upload.size):  # reruns keep the saved copy
+        path.write_bytes(upload.getbuffer())
     return path
 
 
@@ -61,6 +64,44 @@ def bundled_section() -> None:
     )
     if request is None or request.source != str(bundled_runs_dir() / name):
         common.start_analysis(common.bundled_request(name))
+
+
+def _model_dict(arch: str, kwargs_text: str) -> dict:
+    try:
+        kwargs = json.loads(kwargs_text or "{}")
+    except json.JSONDecodeError as error:
+        raise NcvizError(f"architecture arguments are not valid JSON ({error.msg}).") from None
+    return ModelSpec(arch.removeprefix("torchvision:"), kwargs).to_dict()
+
+
+def layer_picker(arch: str, kwargs_text: str, data_spec: str | None) -> tuple[str, ...] | None:
+    """Layers to analyse: listed from the model on a sample of the data, defaults preselected."""
+    listing_key = f"layers::{arch}::{kwargs_text}::{data_spec}"
+    if st.button(
+        "List layers",
+        key="list_layers",
+        disabled=data_spec is None,
+        help="Build the architecture and run two samples through it",
+    ):
+        try:
+            infos, defaults = hookable_layers(_model_dict(arch, kwargs_text), data_spec)
+            st.session_state[listing_key] = (infos, defaults)
+        except NcvizError as error:
+            st.error(str(error))
+    listed = st.session_state.get(listing_key)
+    if listed is None:
+        st.caption("Layers: every top-level block and the classifier input (list them to choose).")
+        return None
+    infos, defaults = listed
+    shapes = {info.name: "×".join(map(str, info.output_shape)) for info in infos}
+    chosen = st.multiselect(
+        "Layers",
+        list(shapes),
+        default=defaults,
+        key="layers_chosen",
+        format_func=lambda name: f"{name}  ({shapes[name]})",
+    )
+    return tuple(chosen) or None
 
 
 def upload_section() -> None:
@@ -93,9 +134,9 @@ def upload_section() -> None:
             json.dumps(DEFAULT_KWARGS.get(arch, {})),
             key=f"kwargs_{arch}",
         )
-        layers_text = st.text_input(
-            "Layers (comma-separated; blank = every block + classifier input)", key="layers_text"
-        )
+    if data_upload is not None:
+        data_spec = str(save_upload(data_upload, scratch_dir()))
+    layers = layer_picker(arch, kwargs_text, data_spec)
     if not st.button("Analyse", type="primary", key="analyse_upload"):
         return
     try:
@@ -103,25 +144,64 @@ def upload_section() -> None:
             raise NcvizError("upload at least one checkpoint or a features file.")
         if len(checkpoints) > MAX_UPLOAD_FILES:
             raise NcvizError(f"{len(checkpoints)} files uploaded; the limit is {MAX_UPLOAD_FILES}.")
-        try:
-            kwargs = json.loads(kwargs_text or "{}")
-        except json.JSONDecodeError as error:
-            raise NcvizError(f"architecture arguments are not valid JSON ({error.msg}).") from None
-        model = ModelSpec(arch.removeprefix("torchvision:"), kwargs).to_dict()
-        folder = Path(tempfile.mkdtemp(dir=scratch_dir()))
-        saved = [
-            save_upload(upload, folder / "run")
-            for upload in checkpoints
-            if (folder / "run").mkdir(exist_ok=True) is None
-        ]
-        if data_upload is not None:
-            data_spec = str(save_upload(data_upload, folder))
-        elif data_spec is None:
+        model = _model_dict(arch, kwargs_text)
+        if data_spec is None:
             raise NcvizError("upload a dataset or pick a bundled one.")
-        source = saved[0] if len(saved) == 1 else folder / "run"
-        layers = tuple(x.strip() for x in layers_text.split(",") if x.strip()) or None
+        folder = Path(tempfile.mkdtemp(dir=scratch_dir())) / "run"
+        folder.mkdir()
+        saved = [save_upload(upload, folder) for upload in checkpoints]
+        source = saved[0] if len(saved) == 1 else folder
         label = saved[0].name if len(saved) == 1 else f"{len(saved)} uploaded checkpoints"
         common.start_analysis(common.AnalysisRequest(str(source), label, data_spec, model, layers))
+    except NcvizError as error:
+        st.error(str(error))
+
+
+def server_section(root: Path) -> None:
+    """Runs, checkpoints and data under the operator's folder (nothing outside it)."""
+    current = st.session_state.get("server_path", "")
+    try:
+        entries = list_entries(root, current)
+    except NcvizError as error:
+        st.error(str(error))
+        st.session_state["server_path"] = ""
+        return
+    st.caption(f"Data folder `{root.name}/{current}`")
+    left, right = st.columns([3, 1])
+    choice = left.selectbox("Run folder, checkpoint or features file", entries, key="server_entry")
+    if current and right.button("Up", key="server_up"):
+        st.session_state["server_path"] = str(Path(current).parent).replace(".", "", 1)
+        st.rerun()
+    if choice and choice.endswith("/") and right.button("Open", key="server_open"):
+        st.session_state["server_path"] = choice.rstrip("/")
+        st.rerun()
+    data_left, model_right = st.columns(2)
+    with data_left:
+        data_spec = st.selectbox(
+            "Dataset", [*BUILTIN_DATA, "a file in the data folder"], key="server_data"
+        )
+        if data_spec == "a file in the data folder":
+            data_spec = st.text_input(
+                "Data file (relative to the data folder)", key="server_data_path"
+            )
+    with model_right:
+        names = available_architectures()
+        arch = st.selectbox("Architecture", names, index=names.index("mlp"), key="server_arch")
+        kwargs_text = st.text_area(
+            "Architecture arguments (JSON)",
+            json.dumps(DEFAULT_KWARGS.get(arch, {})),
+            key=f"server_kwargs_{arch}",
+        )
+    if not st.button("Analyse", type="primary", key="analyse_server"):
+        return
+    try:
+        if not choice:
+            raise NcvizError("the data folder is empty.")
+        source = resolve_inside(root, choice.rstrip("/"))
+        if data_spec and not data_spec.startswith("builtin:"):
+            data_spec = str(resolve_inside(root, data_spec))
+        model = _model_dict(arch, kwargs_text)
+        common.start_analysis(common.AnalysisRequest(str(source), choice, data_spec, model))
     except NcvizError as error:
         st.error(str(error))
 
@@ -131,11 +211,13 @@ st.write(
     "Pick a bundled run — small networks trained on scikit-learn's digits — or upload your "
     "own checkpoints with their data. Pages on the left show the analysis."
 )
-mode = st.segmented_control(
-    "Source", ["Bundled demo", "Upload"], default="Bundled demo", key="source_mode"
-)
+root = allowed_root()
+modes = ["Bundled demo", "Upload"] + (["Server folder"] if root is not None else [])
+mode = st.segmented_control("Source", modes, default="Bundled demo", key="source_mode")
 if mode == "Upload":
     upload_section()
+elif mode == "Server folder" and root is not None:
+    server_section(root)
 else:
     bundled_section()
 

@@ -172,3 +172,73 @@ def test_no_files_and_bad_json_are_reported():
     ).run()
     at.button(key="analyse_upload").click().run()
     assert "not valid JSON" in _one_line_error(at)
+
+
+def test_layers_are_listed_and_a_subset_analysed():
+    at = _app().run()
+    at.segmented_control(key="source_mode").set_value("Upload").run()
+    at.button(key="list_layers").click().run()
+    _assert_clean(at, "list layers")
+    picker = at.multiselect(key="layers_chosen")
+    assert picker.value == ["blocks.0", "blocks.1", "classifier:input"]
+    assert any(option.startswith("blocks.0.0") for option in picker.options)
+    picker.set_value(["classifier:input"]).run()
+    at.file_uploader(key="upload_checkpoints").set_value(
+        [("final.safetensors", _checkpoint_bytes(), "application/octet-stream")]
+    ).run()
+    at.button(key="analyse_upload").click().run()
+    _assert_clean(at, "subset analysis")
+    assert at.session_state["request"].layers == ("classifier:input",)
+    assert any("1 layer(s)" in s.value for s in at.success)
+
+
+def test_upload_a_dataset_file(tmp_path):
+    from ncviz.load import load_dataset
+
+    data = load_dataset("builtin:digits?split=test")
+    buffer = io.BytesIO()
+    np.savez(buffer, inputs=data.inputs.numpy(), labels=data.labels.numpy())
+    at = _app().run()
+    at.segmented_control(key="source_mode").set_value("Upload").run()
+    at.radio(key="data_choice").set_value("Upload a dataset").run()
+    at.file_uploader(key="upload_data").set_value(
+        [("digits-test.npz", buffer.getvalue(), "application/octet-stream")]
+    ).run()
+    at.file_uploader(key="upload_checkpoints").set_value(
+        [("final.safetensors", _checkpoint_bytes(), "application/octet-stream")]
+    ).run()
+    at.button(key="analyse_upload").click().run()
+    _assert_clean(at, "dataset upload")
+    _visit(at, "imbalance")
+    _assert_clean(at, "imbalance after dataset upload")
+    assert at.dataframe[0].value["n_c"].sum() == 397
+
+
+def test_compare_with_another_run():
+    at = _app().run()
+    _visit(at, "compare")
+    at.segmented_control(key="compare_mode").set_value("Another run").run()
+    _assert_clean(at, "compare runs")
+    assert at.selectbox(key="compare_with").value == "digits-mlp-imbalanced"
+    assert len(at.get("plotly_chart")) == 1 and len(at.dataframe) == 1
+
+
+def test_server_folder_browsing_stays_inside(tmp_path, monkeypatch):
+    root = tmp_path / "shared"
+    (root / "runs").mkdir(parents=True)
+    (root / "runs" / "final.safetensors").write_bytes(_checkpoint_bytes())
+    (tmp_path / "outside.pt").write_bytes(b"x")
+    (root / "link.pt").symlink_to(tmp_path / "outside.pt")
+    monkeypatch.setenv("NCVIZ_DATA_DIR", str(root))
+    at = _app().run()
+    at.segmented_control(key="source_mode").set_value("Server folder").run()
+    assert at.selectbox(key="server_entry").options == ["runs/"]  # the escaping link is hidden
+    at.button(key="server_open").click().run()
+    assert at.selectbox(key="server_entry").value == "runs/final.safetensors"
+    at.button(key="analyse_server").click().run()
+    _assert_clean(at, "server folder")
+    assert any("**final**" in s.value for s in at.success)
+    at.selectbox(key="server_data").set_value("a file in the data folder").run()
+    at.text_input(key="server_data_path").set_value("../outside.pt").run()
+    at.button(key="analyse_server").click().run()
+    assert "without '..'" in _one_line_error(at)

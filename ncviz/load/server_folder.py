@@ -1,0 +1,57 @@
+"""Browsing a server-side folder that an operator allows (``NCVIZ_DATA_DIR``), and nothing else.
+
+Every user-supplied path is taken relative to the allowed root, resolved with symlinks followed,
+and refused unless the result is still inside the root: ``..``, absolute paths and links that
+point outside all fail with one line.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ncviz.errors import DataError
+
+ENV_VAR = "NCVIZ_DATA_DIR"
+
+
+def allowed_root() -> Path | None:
+    """The operator's folder, or None when server-side browsing is off."""
+    value = os.environ.get(ENV_VAR)
+    if not value:
+        return None
+    root = Path(value).resolve()
+    return root if root.is_dir() else None
+
+
+def resolve_inside(root: Path, relative: str) -> Path:
+    """``root / relative`` with symlinks resolved, refused if it leaves ``root``."""
+    if not relative or relative in (".", "/"):
+        return root.resolve()
+    candidate = Path(relative)
+    if candidate.is_absolute() or ".." in candidate.parts:
+        raise DataError(f"path {relative!r} must be relative to the data folder, without '..'.")
+    resolved = (root / candidate).resolve()
+    base = root.resolve()
+    if resolved != base and base not in resolved.parents:
+        raise DataError(f"path {relative!r} leaves the data folder (through a link); refused.")
+    if not resolved.exists():
+        raise DataError(f"{relative!r} does not exist in the data folder.")
+    return resolved
+
+
+def list_entries(root: Path, relative: str = "") -> list[str]:
+    """Entries of a folder inside ``root`` as relative paths (folders end with '/'); entries whose
+    links point outside the root are left out."""
+    folder = resolve_inside(root, relative)
+    if not folder.is_dir():
+        raise DataError(f"{relative!r} is not a folder.")
+    base = root.resolve()
+    entries = []
+    for entry in sorted(folder.iterdir()):
+        target = entry.resolve()
+        if target != base and base not in target.parents:
+            continue
+        name = (Path(relative) / entry.name) if relative else Path(entry.name)
+        entries.append(str(name) + ("/" if target.is_dir() else ""))
+    return entries

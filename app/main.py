@@ -30,10 +30,14 @@ navigation = st.navigation(
             st.Page(PAGES / "regression.py", title="Regression", icon=":material/show_chart:"),
             st.Page(PAGES / "embedding.py", title="Embedding", icon=":material/scatter_plot:"),
         ],
+        "Theory": [
+            st.Page(PAGES / "theory.py", title="Theory lab", icon=":material/science:"),
+        ],
         "Share": [
             st.Page(PAGES / "compare.py", title="Compare", icon=":material/compare:"),
             st.Page(PAGES / "export.py", title="Export", icon=":material/download:"),
         ],
-    }
+    },
+    expanded=True,
 )
 navigation.run()

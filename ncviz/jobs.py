@@ -33,6 +33,7 @@ class Job:
     message: str = ""
     result: Any = None
     error: str | None = None
+    partial: Any = None  # work in progress a page may show (e.g. a training history so far)
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property

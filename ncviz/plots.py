@@ -180,10 +180,12 @@ def _image_heatmap(z: np.ndarray, colorbar: dict) -> go.Figure:
     from plotly.colors import sample_colorscale
 
     lut = np.array(
-        [[int(v) for v in c[4:-1].split(",")]
-         for c in sample_colorscale("RdBu_r", list(np.linspace(0, 1, 256)), colortype="rgb")],
+        [
+            [int(v) for v in c[4:-1].split(",")]
+            for c in sample_colorscale("RdBu_r", list(np.linspace(0, 1, 256)), colortype="rgb")
+        ],
         dtype=np.uint8,
-    )  # fmt: skip
+    )
     index = np.clip(np.round((np.nan_to_num(z) + 1.0) * 127.5), 0, 255).astype(np.uint8)
     import base64
     import io
@@ -194,10 +196,15 @@ def _image_heatmap(z: np.ndarray, colorbar: dict) -> go.Figure:
     Image.fromarray(lut[index]).save(buffer, format="PNG")
     source = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
     fig = go.Figure(go.Image(source=source, hoverinfo="skip"))
-    fig.add_trace(go.Scatter(  # an invisible trace that carries the colour bar
-        x=[None], y=[None], mode="markers", showlegend=False,
-        marker=dict(colorscale="RdBu_r", cmin=-1, cmax=1, color=[0], colorbar=colorbar),
-    ))  # fmt: skip
+    fig.add_trace(
+        go.Scatter(  # an invisible trace that carries the colour bar
+            x=[None],
+            y=[None],
+            mode="markers",
+            showlegend=False,
+            marker=dict(colorscale="RdBu_r", cmin=-1, cmax=1, color=[0], colorbar=colorbar),
+        )
+    )
     fig.update_yaxes(title="class (row order)")
     fig.update_xaxes(title="class")
     return fig
@@ -498,3 +505,71 @@ def embedding_figure(
             )
         )
     return _layout(fig, title, height=560)
+
+
+# --- theory lab -----------------------------------------------------------------------------
+
+
+def history_figure(
+    steps: Sequence[int],
+    series: dict[str, Sequence[float]],
+    title: str,
+    log_y: bool = True,
+    reference: tuple[str, float] | None = None,
+) -> go.Figure:
+    """Several quantities against training step; an optional horizontal reference line."""
+    fig = go.Figure()
+    for k, (name, values) in enumerate(series.items()):
+        fig.add_trace(
+            go.Scatter(
+                x=list(steps),
+                y=list(values),
+                name=name,
+                mode="lines",
+                line=dict(color=PALETTE[k % len(PALETTE)]),
+            )
+        )
+    if reference is not None:
+        fig.add_hline(
+            y=reference[1],
+            line_dash="dash",
+            line_color="crimson",
+            annotation_text=reference[0],
+            annotation_position="top right",
+        )
+    if log_y:
+        fig.update_yaxes(type="log")
+    fig.update_xaxes(title="step")
+    return _layout(fig, title)
+
+
+def ranks_figure(
+    steps: Sequence[int], ranks: Sequence[Sequence[int]], prefix: str, first_layer: int = 1
+) -> go.Figure:
+    """Numerical rank of each layer's class-mean matrix against training step."""
+    per_layer = np.asarray(ranks).T if len(ranks) else np.zeros((0, 0))
+    series = {f"{prefix}{first_layer + i}": row for i, row in enumerate(per_layer)}
+    fig = history_figure(steps, series, f"Rank of the class means ({prefix}l)", log_y=False)
+    fig.update_yaxes(title="numerical rank (τ = 0.01)", dtick=1)
+    return fig
+
+
+def layer_spectra_figure(matrices: Sequence[np.ndarray], prefix: str = "H") -> go.Figure:
+    """Normalised singular values of each layer's class-mean matrix (log scale)."""
+    fig = go.Figure()
+    for k, matrix in enumerate(matrices):
+        s = np.linalg.svd(np.asarray(matrix), compute_uv=False)
+        s = s / s[0] if s[0] > 0 else s
+        fig.add_trace(
+            go.Scatter(
+                x=np.arange(1, len(s) + 1),
+                y=np.maximum(s, 1e-17),
+                mode="lines+markers",
+                name=f"{prefix}{k + 1}",
+                line=dict(color=PALETTE[k % len(PALETTE)]),
+            )
+        )
+    fig.add_hline(y=1e-2, line_dash="dash", line_color="crimson", annotation_text="τ = 0.01")
+    fig.update_yaxes(type="log", title="s_k / s_1")
+    fig.update_xaxes(title="k")
+    return _layout(fig, "Spectra of the class-mean matrices")

@@ -242,3 +242,33 @@ def test_server_folder_browsing_stays_inside(tmp_path, monkeypatch):
     at.text_input(key="server_data_path").set_value("../outside.pt").run()
     at.button(key="analyse_server").click().run()
     assert "without '..'" in _one_line_error(at)
+
+
+def _train_until_done(at: AppTest, charts: int) -> AppTest:
+    import time
+
+    at.button(key="theory_train").click().run()
+    for _ in range(120):
+        if len(at.get("plotly_chart")) >= charts and not at.get("progress"):
+            break
+        time.sleep(0.25)
+        at.run()
+    return at
+
+
+def test_theory_lab_trains_each_model():
+    at = _app().run()
+    _visit(at, "theory")
+    assert any("press **Train**" in i.value for i in at.info)
+    at.number_input(key="t_steps").set_value(600).run()
+    _train_until_done(at, 5)
+    _assert_clean(at, "deep UFM")
+    assert any("Ranks of H1…H4 at step 600" in c.value for c in at.caption)
+    at.segmented_control(key="theory_kind").set_value("UFM").run()
+    at.number_input(key="u_steps").set_value(300).run()
+    _train_until_done(at, 2)
+    _assert_clean(at, "UFM")
+    at.segmented_control(key="theory_kind").set_value("Regression UFM").run()
+    _train_until_done(at, 3)
+    _assert_clean(at, "regression UFM")
+    assert any("optimum‖/‖optimum‖" in c.value for c in at.caption)

@@ -27,7 +27,7 @@ CHROMIUM_FLAGS = [
     "--disable-dev-shm-usage",
 ]  # fmt: skip
 PAGES = ["Overview", "Geometry", "Angles", "Spectra", "Depth", "Training", "Imbalance",
-         "Regression", "Embedding", "Compare", "Export"]  # fmt: skip
+         "Regression", "Embedding", "Theory lab", "Compare", "Export"]  # fmt: skip
 
 # pages that draw charts for a single uploaded checkpoint (Training needs several)
 CHART_PAGES = {"Geometry", "Angles", "Spectra", "Depth", "Embedding", "Compare"}
@@ -88,7 +88,8 @@ def _wait_idle(page) -> None:
 
 
 def test_upload_analyse_and_visit_every_page(server):
-    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir()
     checkpoint = ROOT / "checkpoints" / "digits-mlp" / "epoch_0600.safetensors"
     with playwright_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
@@ -111,11 +112,20 @@ def test_upload_analyse_and_visit_every_page(server):
 
         for index, name in enumerate(PAGES, start=2):
             page.get_by_role("link", name=name).first.click()
-            page.get_by_role("heading", name=name).first.wait_for(timeout=30_000)
+            page.get_by_role("heading", name=name, exact=False).first.wait_for(timeout=30_000)
             _wait_idle(page)
-            if name in CHART_PAGES:
+            if name == "Theory lab":  # train the deep UFM (paper setting) and watch it live
+                page.get_by_role("button", name="Train").click()
+                page.get_by_text("Ranks of H1", exact=False).wait_for(timeout=30_000)
+                page.wait_for_function(  # live updates until the progress bar goes away
+                    "() => !document.querySelector('[data-testid=\"stProgress\"]')",
+                    timeout=120_000,
+                )
+                _wait_idle(page)
+            if name in CHART_PAGES | {"Theory lab"}:
                 page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
                 assert page.locator(".js-plotly-plot").count() >= 1, name
             _assert_no_errors(page, name)
-            page.screenshot(path=str(ARTIFACTS / f"{index:02d}-{name.lower()}.png"), full_page=True)
+            shot = f"{index:02d}-{name.lower().replace(' ', '-')}.png"
+            page.screenshot(path=str(ARTIFACTS / shot), full_page=True)
         browser.close()

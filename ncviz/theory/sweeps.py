@@ -1,0 +1,49 @@
+"""Sweeps over a setting of a theory model (λ, width, depth, …) and over seeds."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pandas as pd
+
+from ncviz.theory.deep_ufm import DeepUFMSettings, train_deep_ufm
+
+ProgressFn = Callable[[int, int, str], None]
+
+
+def sweep(
+    base: DeepUFMSettings,
+    parameter: str,
+    values: Sequence[Any],
+    seeds: Sequence[int] = (0, 1, 2),
+    progress: ProgressFn | None = None,
+) -> pd.DataFrame:
+    """Train the deep UFM for every value × seed; one row per run with the final loss, the DNC
+    reference, the minimal intermediate rank and whether the run reached DNC (every layer of
+    rank K and loss within 1e-3 of the DNC reference)."""
+    if parameter not in {f.name for f in dataclasses.fields(base)}:
+        raise ValueError(f"unknown setting {parameter!r}")
+    rows = []
+    total = len(values) * len(seeds)
+    for index, (value, seed) in enumerate((v, s) for v in values for s in seeds):
+        settings = dataclasses.replace(base, **{parameter: value, "seed": seed})
+        result = train_deep_ufm(settings)
+        ranks = result.final_ranks()
+        intermediate = ranks[:-1]
+        rows.append(
+            {
+                parameter: value,
+                "seed": seed,
+                "loss": result.loss[-1],
+                "dnc_reference": result.dnc_reference,
+                "min_rank": min(intermediate),
+                "last_rank": ranks[-1],
+                "reached_dnc": all(r == settings.num_classes for r in ranks)
+                and result.loss[-1] <= result.dnc_reference + 1e-3,
+            }
+        )
+        if progress is not None:
+            progress(index + 1, total, f"{parameter}={value}, seed {seed}")
+    return pd.DataFrame(rows)

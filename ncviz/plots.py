@@ -349,11 +349,18 @@ def training_figure(
         )
         values += list(sub["value"])
     if onset is not None:
-        fig.add_vline(
-            x=onset + 1,
-            line_dash="dash",
-            line_color="grey",
-            annotation_text=f"zero train error (epoch {onset})",
+        fig.add_vline(x=onset + 1, line_dash="dash", line_color="grey")
+        # annotations on a log axis take log10 coordinates (add_vline's own would not)
+        fig.add_annotation(
+            x=np.log10(onset + 1),
+            xref="x",
+            y=1.0,
+            yref="paper",
+            text=f" zero train error (epoch {onset})",
+            showarrow=False,
+            xanchor="left",
+            yanchor="top",
+            font=dict(size=11, color="grey"),
         )
     if _log_axis(metric, values):
         fig.update_yaxes(type="log")

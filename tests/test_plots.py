@@ -83,6 +83,7 @@ def test_training_and_depth_figures():
     fig = plots.training_figure(table, "nc1", ["a", "b"], onset=10)
     assert [list(t.x) for t in fig.data] == [[1, 11, 101]] * 2
     assert fig.layout.yaxis.type == "log" and fig.layout.xaxis.type == "log"
+    assert fig.layout.annotations[0].x == pytest.approx(np.log10(11))  # log-axis coordinates
     depth = plots.depth_figure(table, "nc1", ["e0", "e100"])
     assert list(depth.data[0].y) == [1.0, 0.5] and depth.data[1].name == "epoch 100"
     assert plots.decay_rate([1.0, 0.5, 0.25]) == pytest.approx(0.5)

@@ -14,6 +14,7 @@ from ncviz.errors import NcvizError
 from ncviz.load import ModelSpec, available_architectures
 from ncviz.load.runs import open_run
 from ncviz.load.server_folder import allowed_root, list_entries, resolve_inside
+from ncviz.scratch import max_upload_bytes, new_session_folder
 
 MAX_UPLOAD_FILES = 400
 CHECKPOINT_TYPES = ["safetensors", "pt", "pth", "ckpt", "npz"]
@@ -33,13 +34,20 @@ DEFAULT_KWARGS = {
 
 
 def scratch_dir() -> Path:
-    """A private folder for this session's uploads."""
-    if "scratch" not in st.session_state:
-        st.session_state["scratch"] = tempfile.mkdtemp(prefix="ncviz-upload-")
+    """A private folder for this session's uploads (stale ones of closed sessions are removed)."""
+    folder = st.session_state.get("scratch")
+    if folder is None or not Path(folder).is_dir():
+        st.session_state["scratch"] = str(new_session_folder())
     return Path(st.session_state["scratch"])
 
 
 def save_upload(upload, folder: Path) -> Path:
+    limit = max_upload_bytes()
+    if upload.size > limit:
+        raise NcvizError(
+            f"{upload.name} is {upload.size / 2**20:.0f} MB; this server accepts files up to "
+            f"{limit / 2**20:.0f} MB (ask the operator to raise NCVIZ_MAX_UPLOAD_MB)."
+        )
     name = Path(upload.name).name.replace("/", "_") or "upload"
     path = folder / name
     if not (path.is_file() and path.stat().st_size == upload.size):  # reruns keep the saved copy
@@ -135,7 +143,11 @@ def upload_section() -> None:
             key=f"kwargs_{arch}",
         )
     if data_upload is not None:
-        data_spec = str(save_upload(data_upload, scratch_dir()))
+        try:
+            data_spec = str(save_upload(data_upload, scratch_dir()))
+        except NcvizError as error:
+            st.error(str(error))
+            return
     layers = layer_picker(arch, kwargs_text, data_spec)
     if not st.button("Analyse", type="primary", key="analyse_upload"):
         return

@@ -253,6 +253,16 @@ def _read_image_zip(path: Path, image_size: int | None) -> Dataset:
         raise DataError(f"{path.name} is not a readable zip archive.") from None
     with archive:
         entries = [i for i in archive.infolist() if not i.is_dir()]
+        unsafe = [
+            i.filename
+            for i in entries
+            if i.filename.startswith(("/", "\\")) or ".." in Path(i.filename).parts
+        ]
+        if unsafe:
+            raise DataError(
+                f"{path.name} has entries with '..' or absolute paths ({unsafe[0]!r}); refused "
+                "— re-create the archive from inside the image folder."
+            )
         images = [i for i in entries if Path(i.filename).suffix.lower() in IMAGE_SUFFIXES]
         if len(entries) > MAX_ZIP_ENTRIES:
             raise DataError(

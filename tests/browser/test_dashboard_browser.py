@@ -129,3 +129,19 @@ def test_upload_analyse_and_visit_every_page(server):
             shot = f"{index:02d}-{name.lower().replace(' ', '-')}.png"
             page.screenshot(path=str(ARTIFACTS / shot), full_page=True)
         browser.close()
+
+
+def test_ten_concurrent_sessions_all_get_their_plots(server):
+    """Ten browser sessions open the demo at once; each must draw its chart without errors.
+
+    On a 2-core machine the ten headless pages themselves (JS parsing, plotly rendering) take
+    most of the time, about 25 s; the timeout leaves room for a busy machine."""
+    with playwright_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        pages = [browser.new_context().new_page() for _ in range(10)]
+        for page in pages:
+            page.goto(server, wait_until="commit")
+        for index, page in enumerate(pages):
+            page.locator(".js-plotly-plot").first.wait_for(timeout=240_000)
+            _assert_no_errors(page, f"session {index}")
+        browser.close()

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Container smoke test: build the image offline, run it on 127.0.0.1, wait for health, load the demo
+# page in headless chromium, check a plot, and remove everything it created.
+#
+#   sudo bash tests/docker/smoke.sh        (needs a running Docker engine and debootstrap)
+#
+# Offline: no public image is pulled and pip inside the build never reaches an index. The base
+# image is a Debian bookworm made with debootstrap (python3 + a venv) and `docker import`ed; the
+# wheels are downloaded on the host into wheels/ and installed with --no-index.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+if ! docker info >/dev/null 2>&1; then
+    echo "smoke: no usable Docker engine; skipped"
+    exit 0
+fi
+PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
+BASE=ncviz-smoke-base:bookworm
+IMAGE=ncviz-smoke:$$
+NAME=ncviz-smoke-$$
+ROOTFS=${NCVIZ_ROOTFS:-/tmp/ncviz-rootfs}
+KEEP_BASE=${KEEP_BASE:-0}
+created_base=0
+
+cleanup() {
+    docker rm -f "$NAME" >/dev/null 2>&1 || true
+    docker rmi -f "$IMAGE" >/dev/null 2>&1 || true
+    if [ "$created_base" = 1 ] && [ "$KEEP_BASE" != 1 ]; then docker rmi -f "$BASE" >/dev/null 2>&1 || true; fi
+    find "$ROOT/wheels" -name '*.whl' -delete
+}
+trap cleanup EXIT
+
+t0=$(date +%s)
+if ! docker image inspect "$BASE" >/dev/null 2>&1; then
+    if [ ! -x "$ROOTFS/usr/bin/python3" ]; then
+        debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm "$ROOTFS"
+    fi
+    chroot "$ROOTFS" python3 -m venv /opt/venv
+    tar -C "$ROOTFS" -c . | docker import \
+        --change 'ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        - "$BASE" >/dev/null
+    created_base=1
+fi
+echo "smoke: base image ready after $(( $(date +%s) - t0 )) s"
+
+"$PYTHON" -m pip download -q --only-binary=:all: -d "$ROOT/wheels" -r requirements.txt
+t1=$(date +%s)
+docker build -q --build-arg BASE_IMAGE="$BASE" -t "$IMAGE" . >/dev/null
+echo "smoke: image built in $(( $(date +%s) - t1 )) s ($(docker image inspect -f '{{.Size}}' "$IMAGE" | awk '{printf "%.1f GB", $1/1e9}'))"
+
+docker run -d --name "$NAME" -p 127.0.0.1::8501 "$IMAGE" >/dev/null
+PORT=$(docker port "$NAME" 8501/tcp | head -1 | sed 's/.*://')
+t2=$(date +%s)
+for _ in $(seq 1 120); do
+    status=$(docker inspect -f '{{.State.Health.Status}}' "$NAME")
+    curl -fs "http://127.0.0.1:$PORT/_stcore/health" >/dev/null 2>&1 && break
+    [ "$status" = unhealthy ] && { docker logs "$NAME"; exit 1; }
+    sleep 1
+done
+echo "smoke: healthy after $(( $(date +%s) - t2 )) s on port $PORT"
+
+"$PYTHON" - "$PORT" <<'PY'
+import sys, time
+from playwright.sync_api import sync_playwright
+port = sys.argv[1]
+flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run"]
+with sync_playwright() as pw:
+    browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=flags)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    start = time.perf_counter()
+    page.goto(f"http://127.0.0.1:{port}")
+    page.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+    assert page.locator("[data-testid='stException']").count() == 0
+    page.screenshot(path="test-artifacts-docker.png", full_page=True)
+    print(f"smoke: demo page drew its first plot {time.perf_counter() - start:.1f} s after loading")
+    browser.close()
+PY
+echo "smoke: passed in $(( $(date +%s) - t0 )) s"

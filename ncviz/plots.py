@@ -329,25 +329,41 @@ def training_figure(
     metric: str,
     layers: Sequence[str],
     onset: int | None = None,
-    log: dict | None = None,
 ) -> go.Figure:
     """``metric`` against epoch for each layer; the terminal-phase onset as a vertical line.
     Epochs are drawn on a log axis as epoch + 1 so that epoch 0 is shown."""
+    rows = table[table["metric"] == metric]
+    curves = {layer: rows[rows["layer"] == layer] for layer in layers}
+    return _epoch_curves(curves, metric, f"{metric_label(metric)} over training", onset)
+
+
+def compare_figure(tables: dict[str, pd.DataFrame], metric: str, layer: str) -> go.Figure:
+    """``metric`` at ``layer`` over training for several runs (name → tidy table)."""
+    curves = {
+        name: table[(table["metric"] == metric) & (table["layer"] == layer)]
+        for name, table in tables.items()
+    }
+    return _epoch_curves(curves, metric, f"{metric_label(metric)} at {layer}")
+
+
+def _epoch_curves(
+    curves: dict[str, pd.DataFrame], metric: str, title: str, onset: int | None = None
+) -> go.Figure:
+    """One line per named set of table rows, value against epoch + 1 on a log axis."""
     fig = go.Figure()
-    rows = table[table["metric"] == metric].dropna(subset=["epoch"])
     values: list[float] = []
-    for k, layer in enumerate(layers):
-        sub = rows[rows["layer"] == layer].sort_values("epoch")
+    for k, (name, rows) in enumerate(curves.items()):
+        rows = rows.dropna(subset=["epoch"]).sort_values("epoch")
         fig.add_trace(
             go.Scatter(
-                x=sub["epoch"].astype(float) + 1,
-                y=sub["value"],
-                name=layer,
+                x=rows["epoch"].astype(float) + 1,
+                y=rows["value"],
+                name=name,
                 mode="lines+markers",
                 line=dict(color=PALETTE[k % len(PALETTE)]),
             )
         )
-        values += list(sub["value"])
+        values += list(rows["value"])
     if onset is not None:
         fig.add_vline(x=onset + 1, line_dash="dash", line_color="grey")
         # annotations on a log axis take log10 coordinates (add_vline's own would not)
@@ -366,33 +382,7 @@ def training_figure(
         fig.update_yaxes(type="log")
     fig.update_xaxes(type="log", title="epoch + 1")
     fig.update_yaxes(title=metric_label(metric))
-    return _layout(fig, f"{metric_label(metric)} over training")
-
-
-def compare_figure(tables: dict[str, pd.DataFrame], metric: str, layer: str) -> go.Figure:
-    """``metric`` at ``layer`` over training for several runs (name → tidy table)."""
-    fig = go.Figure()
-    values: list[float] = []
-    for k, (name, table) in enumerate(tables.items()):
-        rows = table[(table["metric"] == metric) & (table["layer"] == layer)].dropna(
-            subset=["epoch"]
-        )
-        rows = rows.sort_values("epoch")
-        fig.add_trace(
-            go.Scatter(
-                x=rows["epoch"].astype(float) + 1,
-                y=rows["value"],
-                name=name,
-                mode="lines+markers",
-                line=dict(color=PALETTE[k % len(PALETTE)]),
-            )
-        )
-        values += list(rows["value"])
-    if _log_axis(metric, values):
-        fig.update_yaxes(type="log")
-    fig.update_xaxes(type="log", title="epoch + 1")
-    fig.update_yaxes(title=metric_label(metric))
-    return _layout(fig, f"{metric_label(metric)} at {layer}")
+    return _layout(fig, title)
 
 
 def accuracy_figure(log: dict) -> go.Figure:

@@ -74,6 +74,18 @@ def bundled_section() -> None:
         common.start_analysis(common.bundled_request(name))
 
 
+def model_inputs(prefix: str) -> tuple[str, str]:
+    """Architecture picker and its JSON arguments (widget keys start with ``prefix``)."""
+    names = available_architectures()
+    arch = st.selectbox("Architecture", names, index=names.index("mlp"), key=f"{prefix}arch")
+    kwargs_text = st.text_area(
+        "Architecture arguments (JSON)",
+        json.dumps(DEFAULT_KWARGS.get(arch, {})),
+        key=f"{prefix}kwargs_{arch}",
+    )
+    return arch, kwargs_text
+
+
 def _model_dict(arch: str, kwargs_text: str) -> dict:
     try:
         kwargs = json.loads(kwargs_text or "{}")
@@ -135,13 +147,7 @@ def upload_section() -> None:
             )
             data_spec = None
     with right:
-        names = available_architectures()
-        arch = st.selectbox("Architecture", names, index=names.index("mlp"), key="arch")
-        kwargs_text = st.text_area(
-            "Architecture arguments (JSON)",
-            json.dumps(DEFAULT_KWARGS.get(arch, {})),
-            key=f"kwargs_{arch}",
-        )
+        arch, kwargs_text = model_inputs("")
     if data_upload is not None:
         try:
             data_spec = str(save_upload(data_upload, scratch_dir()))
@@ -197,13 +203,7 @@ def server_section(root: Path) -> None:
                 "Data file (relative to the data folder)", key="server_data_path"
             )
     with model_right:
-        names = available_architectures()
-        arch = st.selectbox("Architecture", names, index=names.index("mlp"), key="server_arch")
-        kwargs_text = st.text_area(
-            "Architecture arguments (JSON)",
-            json.dumps(DEFAULT_KWARGS.get(arch, {})),
-            key=f"server_kwargs_{arch}",
-        )
+        arch, kwargs_text = model_inputs("server_")
     if not st.button("Analyse", type="primary", key="analyse_server"):
         return
     try:

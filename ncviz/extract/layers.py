@@ -72,6 +72,16 @@ def first_tensor(value: object) -> torch.Tensor | None:
     return None
 
 
+def _forward_with_hooks(model: nn.Module, sample: torch.Tensor, handles: list) -> None:
+    """One inference pass of ``sample``; the given hook handles are removed afterwards."""
+    try:
+        with torch.inference_mode():
+            model(sample)
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def list_layers(model: nn.Module, sample: torch.Tensor) -> list[LayerInfo]:
     """Every named module's output shape (and the classifier-style ``:input`` of each Linear),
     from one dry forward pass of ``sample`` (a small batch)."""
@@ -89,12 +99,7 @@ def list_layers(model: nn.Module, sample: torch.Tensor) -> list[LayerInfo]:
                 shapes[name + INPUT_SUFFIX] = ("input", tuple(args[0].shape[1:]))
 
         handles.append(module.register_forward_hook(hook))
-    try:
-        with torch.inference_mode():
-            model(sample)
-    finally:
-        for handle in handles:
-            handle.remove()
+    _forward_with_hooks(model, sample, handles)
     order = [n for n, _ in model.named_modules() if n]
     infos = []
     for name in order:
@@ -127,12 +132,7 @@ def default_layers(
                 lambda _m, args: seen.__setitem__(classifier + INPUT_SUFFIX, args[0])
             )
         )
-        try:
-            with torch.inference_mode():
-                model(sample)
-        finally:
-            for handle in handles:
-                handle.remove()
+        _forward_with_hooks(model, sample, handles)
         final = seen.get(classifier + INPUT_SUFFIX)
         blocks = [name for name in blocks if seen.get(name) is not final]
     return [*blocks, classifier + INPUT_SUFFIX]

@@ -24,6 +24,7 @@ from scipy.optimize import minimize_scalar
 from ncviz.errors import OptionError
 from ncviz.metrics import collapse_metrics
 from ncviz.metrics.spectra import numerical_rank
+from ncviz.theory.loop import full_batch_descent
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -149,22 +150,17 @@ def train_deep_ufm(
         )
         return fit, reg, post, pre
 
-    for step in range(s.steps + 1):
+    def record(step: int, loss: torch.Tensor, extras: tuple) -> None:
+        fit, reg, post, pre = extras
+        _record(result, step, fit, reg, post, pre, labels)
+        if on_record is not None:
+            on_record(result)
+
+    def objective() -> tuple[torch.Tensor, tuple]:
         fit, reg, post, pre = forward()
-        loss = fit + reg
-        if not math.isfinite(loss.item()):
-            raise OptionError("training diverged (loss is not finite); lower the learning rate.")
-        if step % s.record_every == 0 or step == s.steps:
-            _record(result, step, fit, reg, post, pre, labels)
-            if on_record is not None:
-                on_record(result)
-            if progress is not None:
-                progress(step, s.steps, f"loss {loss.item():.4g}")
-        if step == s.steps:
-            break
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        return fit + reg, (fit, reg, post, pre)
+
+    full_batch_descent(objective, optimizer, s.steps, s.record_every, record, progress)
     return result
 
 

@@ -10,7 +10,6 @@ whose minimisers satisfy WWᵀ = √(λ_H/λ_W) (Σ^{1/2} − √(λ_H λ_W) I)_
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -19,6 +18,7 @@ import torch
 
 from ncviz.errors import OptionError
 from ncviz.metrics import regression_metrics, ufm_regression_optimum
+from ncviz.theory.loop import full_batch_descent
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -85,26 +85,18 @@ def train_regression_ufm(
         ww_optimum=ufm_regression_optimum(target_cov, s.lambda_h, s.lambda_w),
     )
     n = s.samples
-    for step in range(s.steps + 1):
-        loss = (
-            ((w @ h - y) ** 2).sum() / (2 * n)
-            + s.lambda_h / (2 * n) * (h**2).sum()
-            + s.lambda_w / 2 * (w**2).sum()
-        )
-        if not math.isfinite(loss.item()):
-            raise OptionError("training diverged (loss is not finite); lower the learning rate.")
-        if step % s.record_every == 0 or step == s.steps:
-            result.steps.append(step)
-            result.loss.append(loss.item())
-            result.metrics.append(regression_metrics(h.detach().T, y.T, w.detach()))
-            if on_record is not None:
-                on_record(result)
-            if progress is not None:
-                progress(step, s.steps, f"loss {loss.item():.4g}")
-        if step == s.steps:
-            break
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+
+    def objective() -> tuple[torch.Tensor, None]:
+        fit = ((w @ h - y) ** 2).sum() / (2 * n)
+        return fit + s.lambda_h / (2 * n) * (h**2).sum() + s.lambda_w / 2 * (w**2).sum(), None
+
+    def record(step: int, loss: torch.Tensor, _extras: None) -> None:
+        result.steps.append(step)
+        result.loss.append(loss.item())
+        result.metrics.append(regression_metrics(h.detach().T, y.T, w.detach()))
+        if on_record is not None:
+            on_record(result)
+
+    full_batch_descent(objective, optimizer, s.steps, s.record_every, record, progress)
     result.ww = (w @ w.T).detach().numpy()
     return result

@@ -12,7 +12,6 @@ a simplex ETF, W is self-dual to them, within-class variability is zero.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -21,6 +20,7 @@ import torch
 
 from ncviz.errors import OptionError
 from ncviz.metrics import collapse_metrics
+from ncviz.theory.loop import full_batch_descent
 
 ProgressFn = Callable[[int, int, str], None]
 TRACKED = ("nc1", "nc2_etf_distance", "nc2_equinorm_means", "nc3", "nc4", "accuracy")
@@ -100,26 +100,17 @@ def train_ufm(
         reg = s.lambda_w / 2 * (w**2).sum() + s.lambda_h / 2 * (h**2).sum()
         return fit + reg + (s.lambda_b / 2 * (b**2).sum() if s.bias else 0.0)
 
-    for step in range(s.steps + 1):
-        loss = objective()
-        if step % s.record_every == 0 or step == s.steps:
-            metrics = collapse_metrics(
-                h.detach().T, labels, w.detach(), b.detach() if s.bias else None
-            )
-            result.steps.append(step)
-            result.loss.append(loss.item())
-            result.metrics.append({k: metrics[k] for k in TRACKED if k in metrics})
-            if on_record is not None:
-                on_record(result)
-            if progress is not None:
-                progress(step, s.steps, f"loss {loss.item():.4g}")
-        if step == s.steps:
-            break
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if not math.isfinite(loss.item()):
-            raise OptionError("training diverged (loss is not finite); lower the learning rate.")
+    def record(step: int, loss: torch.Tensor, _extras: None) -> None:
+        metrics = collapse_metrics(h.detach().T, labels, w.detach(), b.detach() if s.bias else None)
+        result.steps.append(step)
+        result.loss.append(loss.item())
+        result.metrics.append({k: metrics[k] for k in TRACKED if k in metrics})
+        if on_record is not None:
+            on_record(result)
+
+    full_batch_descent(
+        lambda: (objective(), None), optimizer, s.steps, s.record_every, record, progress
+    )
     result.features = h.detach().T.numpy().copy()
     result.labels = labels.numpy()
     result.weight = w.detach().numpy().copy()

@@ -18,6 +18,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     NCVIZ_CACHE_DIR=/cache \
     NCVIZ_DEMO_DIR=/app/checkpoints \
     NCVIZ_MAX_UPLOAD_MB=512 \
+    NCVIZ_CACHE_MAX_GB=8 \
     NUMBA_CACHE_DIR=/app/.numba-cache \
     MPLCONFIGDIR=/tmp \
     STREAMLIT_SERVER_HEADLESS=true \

@@ -7,7 +7,8 @@
 * the folder is bounded (``max_bytes``): after each write the least-recently-used entries
   (oldest modification time; a hit refreshes it) are removed until the total fits.
 
-Location: ``NCVIZ_CACHE_DIR``, else ``~/.cache/ncviz/activations``.
+Location: ``NCVIZ_CACHE_DIR``, else ``~/.cache/ncviz/activations``; size cap ``NCVIZ_CACHE_MAX_GB``
+(default 4 GiB).
 """
 
 from __future__ import annotations
@@ -38,10 +39,16 @@ def cache_key(**parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def default_max_bytes() -> int:
+    """``NCVIZ_CACHE_MAX_GB`` (GiB) or 4 GiB."""
+    value = os.environ.get("NCVIZ_CACHE_MAX_GB")
+    return int(float(value) * 2**30) if value else DEFAULT_MAX_BYTES
+
+
 class ActivationCache:
-    def __init__(self, root: str | Path | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(self, root: str | Path | None = None, max_bytes: int | None = None) -> None:
         self.root = Path(root) if root is not None else default_cache_dir()
-        self.max_bytes = int(max_bytes)
+        self.max_bytes = int(max_bytes) if max_bytes is not None else default_max_bytes()
 
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.npy"

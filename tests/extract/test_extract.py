@@ -173,6 +173,12 @@ def test_full_cache_evicts_the_least_recently_used(tmp_path):
     assert f"{1:064x}" not in remaining and f"{0:064x}" in remaining and len(remaining) == 3
 
 
+def test_cache_size_cap_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("NCVIZ_CACHE_MAX_GB", "0.5")
+    assert ActivationCache(tmp_path).max_bytes == 2**29
+    assert ActivationCache(tmp_path, max_bytes=10).max_bytes == 10
+
+
 def _writer(root: str, seed: int, start, rounds: int) -> None:
     cache = ActivationCache(root)
     start.wait()

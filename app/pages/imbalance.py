@@ -29,6 +29,11 @@ if selected:
             st.rerun()
     st.dataframe(plots.per_class_table(result), hide_index=True, width="stretch")
     m = result.metrics
+    if not current:
+        st.caption(
+            "No minority classes: every class has at least half as many samples as the "
+            "largest. Choose classes above to compare them with the rest."
+        )
     cols = st.columns(3)
     for column, key in zip(cols, ["minority_cos", "minority_cos_means", "norm_ratio_weights"]):
         column.metric(key, f"{m[key]:.4g}" if key in m else "—")

@@ -471,24 +471,42 @@ def curve(
     return _layout(fig, title)
 
 
+DENSITY_THRESHOLD = 50_000  # points; beyond this an embedding is drawn as a density image
+
+
 def embedding_figure(
     coords: np.ndarray, labels: Sequence[str], title: str, centres: np.ndarray | None = None
 ) -> go.Figure:
-    """2-D embedding of samples coloured by class, class centres as large crosses."""
+    """2-D embedding of samples coloured by class, class centres as large crosses. Beyond
+    ``DENSITY_THRESHOLD`` points the samples are drawn as a 2-D density image instead."""
     fig = go.Figure()
     labels = np.asarray([str(x) for x in labels])
     classes = sorted(set(labels), key=lambda s: (len(s), s))
-    for k, cls in enumerate(classes):
-        mask = labels == cls
+    if len(coords) > DENSITY_THRESHOLD:
         fig.add_trace(
-            go.Scattergl(
-                x=coords[mask, 0],
-                y=coords[mask, 1],
-                mode="markers",
-                name=cls,
-                marker=dict(size=4, color=PALETTE[k % len(PALETTE)], opacity=0.7),
+            go.Histogram2d(
+                x=coords[:, 0],
+                y=coords[:, 1],
+                nbinsx=300,
+                nbinsy=300,
+                colorscale="Greys",
+                zauto=True,
+                name="density",
+                colorbar=dict(title="samples"),
             )
         )
+    else:
+        for k, cls in enumerate(classes):
+            mask = labels == cls
+            fig.add_trace(
+                go.Scattergl(
+                    x=coords[mask, 0],
+                    y=coords[mask, 1],
+                    mode="markers",
+                    name=cls,
+                    marker=dict(size=4, opacity=0.7, color=PALETTE[k % len(PALETTE)]),
+                )
+            )
     if centres is not None:
         fig.add_trace(
             go.Scatter(
@@ -498,7 +516,7 @@ def embedding_figure(
                 text=classes,
                 textposition="top center",
                 name="class means",
-                marker=dict(symbol="x", size=12, color="black"),
+                marker=dict(symbol="x", size=12, color="crimson"),
             )
         )
     return _layout(fig, title, height=560)

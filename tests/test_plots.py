@@ -105,6 +105,9 @@ def test_embedding_subsamples_and_marks_centres():
     assert len(idx) == 20
     fig = plots.embedding_figure(emb.coords, emb.labels, "t", emb.centres)
     assert len(fig.data) == 4
+    many = np.random.default_rng(0).standard_normal((plots.DENSITY_THRESHOLD + 1, 2))
+    dense = plots.embedding_figure(many, np.zeros(len(many), int), "d", np.zeros((1, 2)))
+    assert [type(t).__name__ for t in dense.data] == ["Histogram2d", "Scatter"]
 
 
 def test_html_report_is_self_contained(etf_result):

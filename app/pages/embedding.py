@@ -26,7 +26,10 @@ if analysis:
         or "pca"
     )
     max_points = right.select_slider(
-        "Points (at most)", [1000, 2000, 5000, 10000, 20000, 50000], value=5000, key="emb_points"
+        "Points (at most)",
+        [1000, 2000, 5000, 10000, 20000, 50000, 200_000, 1_000_000],
+        value=5000,
+        key="emb_points",
     )
     key = f"embed-{st.session_state['analysis_key']}-{checkpoint}-{layer}-{method}-{max_points}"
     job = default_runner().submit(
@@ -45,6 +48,10 @@ if analysis:
             f" — {emb.n_shown:,} of {emb.n_total:,} samples"
         )
         common.chart(plots.embedding_figure(emb.coords, emb.labels, title, emb.centres), "emb")
+        st.caption(
+            "Samples beyond the cap are subsampled per class (the count is in the title); "
+            "above 50,000 shown points the plot becomes a density image."
+        )
         if method == "pca":
             st.caption(
                 "PCA to 50 dimensions first for UMAP; the first UMAP run in a process "

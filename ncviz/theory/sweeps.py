@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
 
+from ncviz.errors import OptionError
+from ncviz.extract.cache import cache_key, default_cache_dir
 from ncviz.theory.deep_ufm import DeepUFMSettings, train_deep_ufm
 
 ProgressFn = Callable[[int, int, str], None]
@@ -19,12 +22,24 @@ def sweep(
     values: Sequence[Any],
     seeds: Sequence[int] = (0, 1, 2),
     progress: ProgressFn | None = None,
+    cache: bool = True,
 ) -> pd.DataFrame:
     """Train the deep UFM for every value × seed; one row per run with the final loss, the DNC
     reference, the minimal intermediate rank and whether the run reached DNC (every layer of
-    rank K and loss within 1e-3 of the DNC reference)."""
+    rank K and loss within 1e-3 of the DNC reference). Finished sweeps are kept as Parquet under
+    ``<cache root>/sweeps`` and returned from there when asked again."""
     if parameter not in {f.name for f in dataclasses.fields(base)}:
-        raise ValueError(f"unknown setting {parameter!r}")
+        raise OptionError(f"unknown setting {parameter!r} to sweep over.")
+    key = cache_key(
+        kind="dufm-sweep",
+        base=dataclasses.asdict(base),
+        parameter=parameter,
+        values=list(values),
+        seeds=list(seeds),
+    )
+    path = default_cache_dir() / "sweeps" / f"{key}.parquet"
+    if cache and path.is_file():
+        return pd.read_parquet(path)
     rows = []
     total = len(values) * len(seeds)
     for index, (value, seed) in enumerate((v, s) for v in values for s in seeds):
@@ -46,4 +61,10 @@ def sweep(
         )
         if progress is not None:
             progress(index + 1, total, f"{parameter}={value}, seed {seed}")
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(f".tmp-{os.getpid()}")
+        table.to_parquet(temporary, index=False)
+        os.replace(temporary, path)
+    return table

@@ -84,8 +84,17 @@ def test_regression_ufm_converges_to_the_closed_form():
     assert result.metrics[-1]["nrc3"] < 1e-4
 
 
-def test_sweep_over_depth_separates_dnc_from_low_rank():
-    table = sweep(DeepUFMSettings(steps=3000, num_classes=4, width=12), "depth", [2, 5], seeds=[0])
+def test_sweep_over_depth_is_cached(monkeypatch):
+    import ncviz.theory.sweeps as sweeps
+
+    base = DeepUFMSettings(steps=3000, num_classes=4, width=12)
+    table = sweep(base, "depth", [2, 5], seeds=[0])
     assert list(table["depth"]) == [2, 5]
     shallow = table[table["depth"] == 2].iloc[0]
-    assert shallow["min_rank"] == 4
+    assert shallow["min_rank"] == 4 and shallow["reached_dnc"]
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a cached sweep must not train again")
+
+    monkeypatch.setattr(sweeps, "train_deep_ufm", no_training)
+    assert sweep(base, "depth", [2, 5], seeds=[0]).equals(table)

@@ -303,7 +303,7 @@ def analyze(
                 if task == "classification" and dataset.labels is None:
                     task = "regression"
             new_rows, layer_results = _analyze_checkpoint(
-                path, spec, dataset, layers, task, data_spec.split, run_name, device, options,
+                path, spec, dataset, layers, task, data_spec.split_label, run_name, device, options,
                 cache_obj, metric_options, progress, index, len(checkpoints),
             )  # fmt: skip
             if result_cache is not None:

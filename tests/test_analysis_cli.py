@@ -91,6 +91,18 @@ def test_analysis_of_one_checkpoint_with_a_test_split(tiny_run):
     assert result.arrays["class_counts"].sum() == 397
 
 
+def test_split_column_names_the_data_file(tiny_run, tmp_path):
+    data = load_dataset("builtin:digits?split=test")
+    np.savez(tmp_path / "held-out.npz", inputs=data.inputs.numpy(), labels=data.labels.numpy())
+    analysis = analyze(
+        tiny_run / "epoch_010.safetensors",
+        str(tmp_path / "held-out.npz"),
+        model=SPEC,
+        layers=["classifier:input"],
+    )
+    assert set(analysis.table["split"]) == {"held-out"}
+
+
 def test_features_file_needs_no_model(tmp_path):
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(4), 10)

@@ -26,7 +26,8 @@ if selected:
     analysis, checkpoint, layer, result = selected
     st.caption(
         f"{analysis.run} · {common.checkpoint_label(analysis, checkpoint)} · layer `{layer}` · "
-        f"C = {result.num_classes}, d = {result.arrays['class_means'].shape[1]}"
+        f"C = {result.num_classes}, d = {result.arrays['class_means'].shape[1]}, "
+        f"N = {int(result.arrays['class_counts'].sum()):,}"
     )
     chance = chance_baselines(result.num_classes, result.arrays["class_means"].shape[1])
     keys = [k for k in HEADLINE if k in result.metrics]

@@ -82,6 +82,12 @@ class DataSpec:
             _parse_imbalance(self.imbalance)
         return self
 
+    @property
+    def split_label(self) -> str:
+        """What the ``split`` column of a metrics table says: the split of a bundled dataset,
+        else the data file's name without suffix (e.g. ``cifar10-test``)."""
+        return self.split if self.source.startswith("builtin:") else Path(self.source).stem
+
     def to_dict(self) -> dict[str, Any]:
         out = {"source": self.source, "split": self.split, "shape": self.shape, "seed": self.seed}
         for key in ("per_class", "imbalance"):

@@ -16,7 +16,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from ncviz.load import load_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -87,10 +90,13 @@ def _wait_idle(page) -> None:
     )
 
 
-def test_upload_analyse_and_visit_every_page(server):
+def test_upload_analyse_and_visit_every_page(server, tmp_path):
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.mkdir()
     checkpoint = ROOT / "checkpoints" / "digits-mlp" / "epoch_0600.safetensors"
+    test_split = load_dataset("builtin:digits?split=test")
+    dataset = tmp_path / "digits-test.npz"
+    np.savez(dataset, inputs=test_split.inputs.numpy(), labels=test_split.labels.numpy())
     with playwright_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -104,6 +110,11 @@ def test_upload_analyse_and_visit_every_page(server):
         _wait_idle(page)
         page.locator("input[type='file']").first.set_input_files(str(checkpoint))
         page.locator("[data-testid='stFileChip']").first.wait_for(timeout=30_000)
+        page.get_by_text("Upload a dataset", exact=True).click()
+        _wait_idle(page)
+        page.locator("input[type='file']").nth(1).set_input_files(str(dataset))
+        page.locator("[data-testid='stFileChip']").nth(1).wait_for(timeout=30_000)
+        _wait_idle(page)
         page.get_by_role("button", name="Analyse").click()
         page.get_by_text("epoch_0600: 1 checkpoint(s)", exact=False).wait_for(timeout=90_000)
         _wait_idle(page)
@@ -126,6 +137,10 @@ def test_upload_analyse_and_visit_every_page(server):
                 page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
                 assert page.locator(".js-plotly-plot").count() >= 1, name
             _assert_no_errors(page, name)
+            if name == "Overview":  # the uploaded test split, not the bundled training data
+                assert "N = 397" in page.inner_text("body")
+            if name == "Export":
+                assert page.get_by_role("button", name="Metrics table (CSV)").count() == 1
             shot = f"{index:02d}-{name.lower().replace(' ', '-')}.png"
             page.screenshot(path=str(ARTIFACTS / shot), full_page=True)
         browser.close()

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ncviz.distributed import world
 from ncviz.errors import DataError, OptionError
 from ncviz.extract import (
     INPUT_SUFFIX,
@@ -281,7 +282,10 @@ def analyze(
     spec = ModelSpec.parse(model)
     data_spec = DataSpec.parse(data)
     cache_obj = ActivationCache() if cache is True else (cache or None)
-    result_cache = ResultCache(cache_obj.root) if cache_obj is not None else None
+    # finished results are cached per process only: under torchrun every rank must take part in
+    # every all-reduce, so no rank may skip a checkpoint because of its own cache
+    distributed = world()[1] > 1
+    result_cache = ResultCache(cache_obj.root) if cache_obj and not distributed else None
     options = ExtractOptions(batch_size=batch_size, pool=pool, autocast=autocast)
     data_identity: dict[str, Any] = data_spec.to_dict()
     if not data_spec.source.startswith("builtin:"):

@@ -25,22 +25,44 @@ def _progress_bar():
     return bar, update
 
 
+def _init_distributed(device: str | None) -> tuple[int, str | None]:
+    """Under torchrun (WORLD_SIZE > 1): join the process group; rank and this rank's device."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, device
+    import torch
+    import torch.distributed as dist
+
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() and device in (None, "cuda", "auto")
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+        device = f"cuda:{local_rank}"
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    return dist.get_rank(), device
+
+
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from ncviz.analysis import analyze
     from ncviz.extract import ActivationCache
 
+    rank, device = _init_distributed(args.device)
     cache: ActivationCache | bool = False
     if not args.no_cache:
         cache = ActivationCache(args.cache_dir) if args.cache_dir else True
-    bar, update = _progress_bar()
+    bar, update = _progress_bar() if rank == 0 else (None, None)
     try:
         result = analyze(
-            args.path, args.data, model=args.model, layers=args.layers, device=args.device,
+            args.path, args.data, model=args.model, layers=args.layers, device=device,
             batch_size=args.batch_size, pool=args.pool, autocast=args.autocast, cache=cache,
             progress=update,
         )  # fmt: skip
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
+    if rank != 0:  # every rank holds the all-reduced metrics; rank 0 writes them
+        return 0
     paths = result.save(args.out)
     print(result.summary())
     print(f"wrote {', '.join(str(p) for p in paths)} ({len(result.table)} rows)")

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ncviz.distributed import all_reduce_statistics, shard_indices, world
 from ncviz.errors import OptionError
 from ncviz.extract.cache import ActivationCache, cache_key
 from ncviz.extract.layers import INPUT_SUFFIX, first_tensor, resolve_module
@@ -171,6 +172,9 @@ def extract(
     """
     options = options or ExtractOptions()
     device = best_device(device)
+    rank, world_size = world()
+    if world_size > 1:  # under torchrun: this rank's disjoint shard; sums are all-reduced below
+        dataset = dataset.subset(shard_indices(len(dataset), rank, world_size))
     model = model.to(device).eval()
     hooks = _Hooks(model, layers)
     use_autocast = options.autocast and device.type == "cuda"
@@ -274,7 +278,11 @@ def _run(
             forwards_needed = len(cached) < len(plans)
             if classification:
                 for plan in plans.values():
+                    all_reduce_statistics(plan.statistics)
                     plan.statistics.start_second_pass(np.array(dataset.classes))
+    if classification:
+        for plan in plans.values():
+            all_reduce_statistics(plan.statistics)
     for layer, chunks in kept.items():
         if chunks:
             plans[layer].features = np.concatenate(chunks)

@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 
 from ncviz.metrics import ufm_regression_optimum
 from ncviz.theory import (
@@ -41,6 +42,15 @@ def test_dnc_reference_matches_a_brute_force_search():
     ts = np.linspace(0, 1, 200_001)
     brute = ((1 - ts) ** 2 / 2 + 0.004 * 10 * 5 / 2 * ts ** (2 / 5)).min()
     assert loss == pytest.approx(brute, abs=1e-9) and 0.9 < t < 1
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """30×30 full-batch problems run fastest on one thread (~2 s per seed here)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -253,26 +253,22 @@ def cosine_heatmap(
 # --- spectra --------------------------------------------------------------------------------
 
 
-def spectrum_figure(result: CollapseResult, tau: float = 1e-2, top: int = 64) -> go.Figure:
-    """Normalised singular values (s_k / s_1, log scale) of the centred means M, of W and of the
-    features, with the rank threshold τ."""
+def _spectra_figure(spectra: dict[str, np.ndarray], tau: float, title: str) -> go.Figure:
+    """Singular values divided by the largest (log scale, floored at 1e-17), one line per name,
+    with the rank threshold τ as a dashed line."""
     fig = go.Figure()
-    for key, name in (
-        ("sv_means", "class means M"),
-        ("sv_weights", "classifier W"),
-        ("sv_features", "features (cov.)"),
-    ):
-        if key in result.arrays and len(result.arrays[key]):
-            s = np.asarray(result.arrays[key])[:top]
-            s = s / s[0] if s[0] > 0 else s
-            fig.add_trace(
-                go.Scatter(
-                    x=np.arange(1, len(s) + 1),
-                    y=np.maximum(s, 1e-17),
-                    mode="lines+markers",
-                    name=name,
-                )
+    for k, (name, values) in enumerate(spectra.items()):
+        s = np.asarray(values, dtype=float)
+        s = s / s[0] if s[0] > 0 else s
+        fig.add_trace(
+            go.Scatter(
+                x=np.arange(1, len(s) + 1),
+                y=np.maximum(s, 1e-17),
+                mode="lines+markers",
+                name=name,
+                line=dict(color=PALETTE[k % len(PALETTE)]),
             )
+        )
     fig.add_hline(
         y=tau,
         line_dash="dash",
@@ -282,7 +278,20 @@ def spectrum_figure(result: CollapseResult, tau: float = 1e-2, top: int = 64) ->
     )
     fig.update_yaxes(type="log", title="s_k / s_1")
     fig.update_xaxes(title="k")
-    return _layout(fig, "Singular-value spectra")
+    return _layout(fig, title)
+
+
+def spectrum_figure(result: CollapseResult, tau: float = 1e-2, top: int = 64) -> go.Figure:
+    """Normalised singular values (s_k / s_1, log scale) of the centred means M, of W and of the
+    features, with the rank threshold τ."""
+    names = {"sv_means": "class means M", "sv_weights": "classifier W",
+             "sv_features": "features (cov.)"}  # fmt: skip
+    spectra = {
+        name: result.arrays[key][:top]
+        for key, name in names.items()
+        if key in result.arrays and len(result.arrays[key])
+    }
+    return _spectra_figure(spectra, tau, "Singular-value spectra")
 
 
 # --- curves over depth and training ---------------------------------------------------------
@@ -569,22 +578,12 @@ def ranks_figure(
     return fig
 
 
-def layer_spectra_figure(matrices: Sequence[np.ndarray], prefix: str = "H") -> go.Figure:
+def layer_spectra_figure(
+    matrices: Sequence[np.ndarray], prefix: str = "H", tau: float = 1e-2
+) -> go.Figure:
     """Normalised singular values of each layer's class-mean matrix (log scale)."""
-    fig = go.Figure()
-    for k, matrix in enumerate(matrices):
-        s = np.linalg.svd(np.asarray(matrix), compute_uv=False)
-        s = s / s[0] if s[0] > 0 else s
-        fig.add_trace(
-            go.Scatter(
-                x=np.arange(1, len(s) + 1),
-                y=np.maximum(s, 1e-17),
-                mode="lines+markers",
-                name=f"{prefix}{k + 1}",
-                line=dict(color=PALETTE[k % len(PALETTE)]),
-            )
-        )
-    fig.add_hline(y=1e-2, line_dash="dash", line_color="crimson", annotation_text="τ = 0.01")
-    fig.update_yaxes(type="log", title="s_k / s_1")
-    fig.update_xaxes(title="k")
-    return _layout(fig, "Spectra of the class-mean matrices")
+    spectra = {
+        f"{prefix}{k + 1}": np.linalg.svd(np.asarray(m), compute_uv=False)
+        for k, m in enumerate(matrices)
+    }
+    return _spectra_figure(spectra, tau, "Spectra of the class-mean matrices")

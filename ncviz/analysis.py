@@ -139,9 +139,7 @@ def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return table
 
 
-def _analyze_features_file(
-    path: Path, metric_options: Mapping[str, Any], task: str | None
-) -> Analysis:
+def _analyze_features_file(path: Path, metric_options: Mapping[str, Any]) -> Analysis:
     features = read_features_file(path)
     rows, results = [], {}
     weight_layer = None
@@ -153,7 +151,7 @@ def _analyze_features_file(
                 f"{path.name}: classifier.weight has {features.weight.shape[1]} columns but no "
                 "layer has that dimension."
             )
-    regression = features.labels is None or task == "regression"
+    regression = features.labels is None
     for layer, tensor in features.layers.items():
         w = features.weight if layer == weight_layer else None
         if regression:
@@ -255,7 +253,7 @@ def analyze(
     if not source.exists():
         raise DataError(f"{source} does not exist.")
     if source.is_file() and is_features_file(source):
-        return _analyze_features_file(source, metric_options, None)
+        return _analyze_features_file(source, metric_options)
 
     task, run_name, log = "classification", source.stem, {}
     if source.is_dir():

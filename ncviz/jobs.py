@@ -75,10 +75,6 @@ class JobRunner:
     def get(self, key: str) -> Job | None:
         return self._jobs.get(key)
 
-    def forget(self, key: str) -> None:
-        with self._lock:
-            self._jobs.pop(key, None)
-
     @staticmethod
     def _run(job: Job, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
         job.status = "running"

@@ -53,13 +53,6 @@ class Checkpoint:
     sha256: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def order_key(self) -> tuple[float, float, str]:
-        """Sort key: epoch, then step, then file name."""
-        epoch = float("inf") if self.epoch is None else self.epoch
-        step = float("inf") if self.step is None else self.step
-        return (epoch, step, self.path.name if self.path else "")
-
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()

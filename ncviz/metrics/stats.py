@@ -143,9 +143,6 @@ class Classifier:
         """Rows of W aligned with the classes (C×d)."""
         return self.weight[self.class_rows]
 
-    def class_bias(self) -> torch.Tensor | None:
-        return None if self.bias is None else self.bias[self.class_rows]
-
     def predict(self, h: torch.Tensor) -> torch.Tensor:
         """Predicted class index per row of h; −1 where the winning row belongs to no class."""
         row_to_class = torch.full((len(self.weight),), -1, dtype=torch.int64, device=h.device)

@@ -50,9 +50,9 @@ def bench(label: str, model: torch.nn.Module, data: Dataset, device: str, batch:
     options = ExtractOptions(batch_size=batch)
     root = tempfile.mkdtemp(prefix="ncviz-bench-")
     counter = iter(range(10**6))
+    cache = ActivationCache(root)
 
-    def miss():
-        cache = ActivationCache(root)
+    def run(checkpoint_id: str):
         return extract(
             model,
             data,
@@ -61,35 +61,12 @@ def bench(label: str, model: torch.nn.Module, data: Dataset, device: str, batch:
             device=device,
             options=options,
             cache=cache,
-            checkpoint_id=f"miss-{next(counter)}",
+            checkpoint_id=checkpoint_id,
         )
 
-    t_miss = timed(miss, repeats)
-    cache = ActivationCache(root)
-    extract(
-        model,
-        data,
-        layers,
-        classifier=(name, clf),
-        device=device,
-        options=options,
-        cache=cache,
-        checkpoint_id="hit",
-    )
-    t_hit = timed(
-        lambda: extract(
-            model,
-            data,
-            layers,
-            classifier=(name, clf),
-            device=device,
-            options=options,
-            cache=cache,
-            checkpoint_id="hit",
-        ),
-        repeats,
-    )
-    plans = extract(model, data, layers, device=device, options=options, cache=None)
+    t_miss = timed(lambda: run(f"miss-{next(counter)}"), repeats)
+    plans = run("hit")  # fills the cache for the hit timings
+    t_hit = timed(lambda: run("hit"), repeats)
     keys = [
         cache_key(
             checkpoint="hit",

@@ -14,12 +14,14 @@ from ncviz.metrics import (
     CollapseResult,
     CollapseStatistics,
     RegressionResult,
+    RegressionStatistics,
     chance_baselines,
     collapse_metrics,
     collapse_result,
     regression_metrics,
     regression_result,
 )
+from ncviz.record import Recorder
 
 __version__ = "0.1.0"
 
@@ -31,7 +33,9 @@ __all__ = [
     "InputError",
     "NcvizError",
     "OptionError",
+    "Recorder",
     "RegressionResult",
+    "RegressionStatistics",
     "__version__",
     "chance_baselines",
     "collapse_metrics",

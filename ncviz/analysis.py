@@ -8,7 +8,7 @@ has one row per (run, checkpoint, epoch, step, layer, split, metric) with ``valu
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,14 @@ from ncviz.load import (
     read_features_file,
 )
 from ncviz.load.checkpoints import CHECKPOINT_SUFFIXES
+from ncviz.load.features_file import features_file_step, features_folder
+from ncviz.load.recorded import (
+    is_recorded_run,
+    layer_result,
+    open_recorded,
+    read_entry,
+    recorded_sample,
+)
 from ncviz.load.runs import is_run, open_run
 from ncviz.metrics import (
     CollapseResult,
@@ -67,11 +75,37 @@ class Analysis:
     source: str = ""
     data: dict[str, Any] | None = None
     model: dict[str, Any] | None = None
+    split: str | None = None
+    split_results: dict[str, dict[tuple[str, str], Result]] = field(default_factory=dict)
+    entry_files: dict[tuple[str, str], str] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def splits(self) -> list[str]:
+        """The data splits in the table (a recorded run may hold "train" and "test")."""
+        splits = dict.fromkeys(self.table["split"].dropna())
+        return sorted(splits, key=lambda s: (s != "train", s != "test"))
+
+    def for_split(self, split: str) -> Analysis:
+        """The same analysis restricted to one split: its table rows, results and checkpoints."""
+        if split not in self.split_results:
+            raise OptionError(f"split {split!r} is not in this analysis ({self.splits}).")
+        table = self.table[self.table["split"] == split].reset_index(drop=True)
+        present = set(table["checkpoint"])
+        return replace(
+            self,
+            table=table,
+            results=self.split_results[split],
+            checkpoints=[c for c in self.checkpoints if c in present],
+            split=split,
+        )
 
     def metrics_at(self, checkpoint: str, layer: str) -> dict[str, float]:
         """Every metric of one checkpoint and layer."""
         t = self.table
         rows = t[(t["checkpoint"] == checkpoint) & (t["layer"] == layer)]
+        if self.split is not None:
+            rows = rows[rows["split"] == self.split]
         return dict(zip(rows["metric"], rows["value"]))
 
     def epochs(self) -> list[int | None]:
@@ -139,9 +173,12 @@ def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return table
 
 
-def _analyze_features_file(path: Path, metric_options: Mapping[str, Any]) -> Analysis:
+def _features_file_results(
+    path: Path, metric_options: Mapping[str, Any]
+) -> tuple[dict[str, Result], bool]:
+    """Every layer's result of one features file, and whether it holds regression targets."""
     features = read_features_file(path)
-    rows, results = [], {}
+    results: dict[str, Result] = {}
     weight_layer = None
     if features.weight is not None:
         matching = [n for n, t in features.layers.items() if t.shape[1] == features.weight.shape[1]]
@@ -155,20 +192,75 @@ def _analyze_features_file(path: Path, metric_options: Mapping[str, Any]) -> Ana
     for layer, tensor in features.layers.items():
         w = features.weight if layer == weight_layer else None
         if regression:
-            result: Result = regression_result(tensor, features.targets, w)
+            results[layer] = regression_result(tensor, features.targets, w)
         else:
             b = features.bias if layer == weight_layer else None
-            result = collapse_result(tensor, features.labels, w, b, **metric_options)
-        results[(path.name, layer)] = result
-        rows += _rows(result, path.stem, path.name, None, None, layer, "features")
+            results[layer] = collapse_result(tensor, features.labels, w, b, **metric_options)
+    return results, regression
+
+
+def _analyze_features_files(
+    paths: list[Path], run_name: str, source: Path, metric_options: Mapping[str, Any]
+) -> Analysis:
+    """One features file, or a folder of them (a run: one file per step, ordered by the step in
+    the file name or its metadata)."""
+    rows, results, layers = [], {}, []
+    regression = False
+    for path in paths:
+        step = features_file_step(path) if len(paths) > 1 else None
+        file_results, regression = _features_file_results(path, metric_options)
+        layers = layers or list(file_results)
+        split = "features"
+        for layer, result in file_results.items():
+            results[(path.name, layer)] = result
+            rows += _rows(result, run_name, path.name, step, step, layer, split)
     return Analysis(
-        run=path.stem,
+        run=run_name,
         table=_table(rows),
         results=results,
-        layers=list(features.layers),
-        checkpoints=[path.name],
+        layers=layers,
+        checkpoints=[p.name for p in paths],
         task="regression" if regression else "classification",
-        source=str(path),
+        source=str(source),
+        split="features",
+        split_results={"features": results},
+    )
+
+
+def _analyze_recorded(source: Path, metric_options: Mapping[str, Any]) -> Analysis:
+    """A run the Recorder wrote: every (step, split) entry, every layer, from the saved sums."""
+    run = open_recorded(source)
+    rows: list[dict[str, Any]] = []
+    by_split: dict[str, dict[tuple[str, str], Result]] = {}
+    files: dict[tuple[str, str], str] = {}
+    for entry in run.entries:
+        data = read_entry(source / entry.file)
+        missing = [layer for layer in run.layers if layer not in data.layers]
+        if missing:
+            raise DataError(f"recorded entry {entry.file} lacks layers {missing[:3]}.")
+        files[(entry.split, entry.label)] = str(source / entry.file)
+        for layer in run.layers:
+            result = layer_result(data.layers[layer], run, **metric_options)
+            by_split.setdefault(entry.split, {})[(entry.label, layer)] = result
+            rows += _rows(result, run.name, entry.label, entry.step, entry.step, layer, entry.split)
+    splits = run.splits
+    shown = "train" if "train" in splits else splits[0]
+    log = dict(run.log)
+    if "step" in log:
+        log["epoch"] = log.pop("step")
+    return Analysis(
+        run=run.name,
+        table=_table(rows),
+        results=by_split[shown],
+        layers=list(run.layers),
+        checkpoints=list(dict.fromkeys(e.label for e in run.entries)),
+        task=run.task,
+        log=log,
+        source=str(source),
+        split=shown,
+        split_results=by_split,
+        entry_files=files,
+        events=run.events,
     )
 
 
@@ -253,7 +345,11 @@ def analyze(
     if not source.exists():
         raise DataError(f"{source} does not exist.")
     if source.is_file() and is_features_file(source):
-        return _analyze_features_file(source, metric_options)
+        return _analyze_features_files([source], source.stem, source, metric_options)
+    if source.is_dir() and is_recorded_run(source):
+        return _analyze_recorded(source, metric_options)
+    if source.is_dir() and (feature_files := features_folder(source)):
+        return _analyze_features_files(feature_files, source.name, source, metric_options)
 
     task, run_name, log = "classification", source.stem, {}
     if source.is_dir():
@@ -348,11 +444,14 @@ def layer_features(
     """The features (N×d) and labels (or first target) of one analysed checkpoint and layer,
     from the activation cache when present (e.g. for embeddings)."""
     source = Path(analysis.source)
-    if source.is_file() and is_features_file(source):
-        features = read_features_file(source)
+    split = analysis.split or "train"
+    if (split, checkpoint) in analysis.entry_files:
+        return recorded_sample(Path(analysis.entry_files[(split, checkpoint)]), layer)
+    path = source / checkpoint if source.is_dir() else source
+    if is_features_file(path):
+        features = read_features_file(path)
         labels = features.labels if features.labels is not None else features.targets[:, 0]
         return features.layers[layer].numpy(), np.asarray(labels)
-    path = source / checkpoint if source.is_dir() else source
     spec = ModelSpec.parse(analysis.model)
     dataset = load_dataset(DataSpec.parse(analysis.data))
     state = read_checkpoint(path)

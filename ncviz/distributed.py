@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch.distributed as dist
 
-from ncviz.metrics import CollapseStatistics
+from ncviz.metrics import CollapseStatistics, RegressionStatistics
 
 
 def world() -> tuple[int, int]:
@@ -27,16 +27,13 @@ def shard_indices(num_samples: int, rank: int, world_size: int) -> np.ndarray:
     return np.arange(rank, num_samples, world_size)
 
 
-def all_reduce_statistics(stats: CollapseStatistics) -> CollapseStatistics:
+def all_reduce_statistics(
+    stats: CollapseStatistics | RegressionStatistics,
+) -> CollapseStatistics | RegressionStatistics:
     """Sum the current pass's statistics over all ranks, in place (a no-op in one process)."""
     _, size = world()
     if size == 1:
         return stats
-    if stats.second is None:
-        tensors = [stats.first.counts, stats.first.sums]
-    else:
-        s = stats.second
-        tensors = [s.scatter, s.sq_dist, s.ncc_hits, s.classifier_hits, s.agreement]
-    for tensor in tensors:
+    for tensor in stats.pass_tensors():
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return stats

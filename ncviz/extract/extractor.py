@@ -126,8 +126,10 @@ def _plan(layer: str, shape: tuple[int, ...], options: ExtractOptions) -> LayerF
 
 
 def _classifier_for(
-    layer: LayerFeatures, classifier: tuple[str, nn.Module] | None, dataset: Dataset
+    layer: LayerFeatures, classifier: tuple[str, nn.Module] | None, classes: np.ndarray
 ) -> dict:
+    """The statistics' classifier arguments (W, b, class rows) for ``layer`` if the classifier
+    reads it, else none."""
     if classifier is None or layer.name != classifier[0] + INPUT_SUFFIX:
         return {}
     weight = classifier[1].weight.detach().to("cpu", torch.float64)
@@ -135,7 +137,7 @@ def _classifier_for(
     bias = None if bias is None else bias.detach().to("cpu", torch.float64)
     if weight.shape[1] != layer.dim:
         return {}
-    rows = class_rows_for(weight.shape[0], np.array(_class_names(dataset)))
+    rows = class_rows_for(weight.shape[0], classes)
     return {"weight": weight, "bias": bias, "class_rows": rows}
 
 
@@ -235,7 +237,7 @@ def _run(
         for plan in plans.values():
             plan.statistics = CollapseStatistics(
                 dataset.num_classes, plan.dim, device=device,
-                **_classifier_for(plan, classifier, dataset),
+                **_classifier_for(plan, classifier, np.array(_class_names(dataset))),
             )  # fmt: skip
     kept: dict[str, list[np.ndarray]] = {layer: [] for layer in plans}
     passes = 2 if classification else 1

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ncviz.errors import DataError
+from ncviz.load.runs import checkpoint_sort_key, list_checkpoints
 
 FEATURE_PREFIX = "features."
 
@@ -39,6 +40,22 @@ def is_features_file(path: str | Path) -> bool:
     except Exception:  # unreadable files are not features files; the loader reports them
         return False
     return False
+
+
+def features_file_step(path: str | Path) -> int | None:
+    """The step of a features file in a run: from its name (``feats_epoch_010.npz`` → 10), else
+    from ``step``/``epoch`` in a safetensors file's metadata."""
+    number = checkpoint_sort_key(Path(path))[0]
+    return None if number == float("inf") else int(number)
+
+
+def features_folder(folder: str | Path) -> list[Path]:
+    """The features files of a folder that holds only features files (a run of them, ordered by
+    step), else an empty list."""
+    files = list_checkpoints(Path(folder))
+    if files and all(is_features_file(f) for f in files):
+        return files
+    return []
 
 
 def read_features_file(path: str | Path) -> FeaturesFile:

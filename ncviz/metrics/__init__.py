@@ -11,6 +11,7 @@ from ncviz.metrics.info import METRICS, MetricInfo
 from ncviz.metrics.options import CollapseOptions
 from ncviz.metrics.regression import (
     RegressionResult,
+    RegressionStatistics,
     regression_metrics,
     regression_result,
     ufm_regression_optimum,
@@ -23,6 +24,7 @@ __all__ = [
     "CollapseStatistics",
     "MetricInfo",
     "RegressionResult",
+    "RegressionStatistics",
     "chance_baselines",
     "collapse_metrics",
     "collapse_result",

@@ -33,6 +33,7 @@ from ncviz.metrics.spectra import (
 from ncviz.metrics.stats import Classifier, ClassMeanStats, ScatterStats
 
 NC1_EIGEN_RTOL = 1e-10
+STATE_SECOND_PASS = ("scatter", "sq_dist", "ncc_hits", "classifier_hits", "agreement")
 
 
 @dataclass
@@ -153,6 +154,48 @@ class CollapseStatistics:
         else:
             self.second.merge(other.second)
         return self
+
+    def pass_tensors(self) -> list[torch.Tensor]:
+        """The sums of the current pass (what shards add together, e.g. by all-reduce)."""
+        if self.second is None:
+            return [self.first.counts, self.first.sums]
+        return [getattr(self.second, name) for name in STATE_SECOND_PASS]
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Every sum of both passes (and the classifier), for saving: O(C·d + d²) numbers that
+        :meth:`from_state_dict` turns back into statistics giving the same metrics."""
+        if self.second is None:
+            raise InputError("finish both passes before saving the statistics.")
+        state = {"counts": self.first.counts, "sums": self.first.sums, "kept": self.second.kept}
+        state.update(zip(STATE_SECOND_PASS, self.pass_tensors()))
+        if self.classifier is not None:
+            state["weight"] = self.classifier.weight
+            state["class_rows"] = self.classifier.class_rows
+            if self.classifier.bias is not None:
+                state["bias"] = self.classifier.bias
+        return state
+
+    @classmethod
+    def from_state_dict(
+        cls, state: dict[str, torch.Tensor], *, min_count: int | None = None
+    ) -> CollapseStatistics:
+        """Statistics with both passes done, from :meth:`state_dict`'s tensors (on the CPU)."""
+        counts, sums = state["counts"].to(torch.int64), state["sums"].to(torch.float64)
+        stats = cls(int(counts.shape[0]), int(sums.shape[1]), min_count=min_count)
+        stats.first = ClassMeanStats(counts=counts, sums=sums)
+        if "weight" in state:
+            stats.classifier = Classifier(
+                weight=state["weight"].to(torch.float64),
+                bias=state["bias"].to(torch.float64) if "bias" in state else None,
+                class_rows=state["class_rows"].to(torch.int64),
+            )
+        stats.second = ScatterStats(
+            centers=stats.first.means(),
+            kept=state["kept"].to(torch.bool),
+            classifier=stats.classifier,
+            **{name: state[name] for name in STATE_SECOND_PASS},
+        )
+        return stats
 
     def start_second_pass(self, classes: np.ndarray | None = None) -> None:
         """Freeze the class means; later ``update`` calls accumulate the second pass."""

@@ -14,6 +14,7 @@ authors' own convention):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,61 +91,49 @@ def _nrc3_curve(
     return value, root_gamma**2, grid**2, curve
 
 
-def regression_result(
-    features: ArrayLike,
-    targets: ArrayLike,
-    weight: ArrayLike | None = None,
-    *,
-    center: bool = True,
-    device: torch.device | str | None = None,
-) -> RegressionResult:
-    """NRC metrics and plot arrays for features N×d, targets N×n and a head W (n×d).
+def _head_matrix(weight: ArrayLike, n_targets: int, dim: int, device: torch.device) -> torch.Tensor:
+    w = features_matrix(weight, name="regression head W", device=device)
+    if w.shape != (n_targets, dim):
+        raise InputError(
+            f"regression head W has shape {tuple(w.shape)} but ({n_targets}, {dim}) was "
+            "expected (targets × feature dimension)."
+        )
+    return w
 
-    Without ``weight`` only ``nrc1`` and the feature spectrum are computed.
-    """
-    if device is None:
-        device = features.device if isinstance(features, torch.Tensor) else "cpu"
-    h = features_matrix(features, device=device)
-    num_samples, dim = h.shape
-    if num_samples < 2:
-        raise InputError("regression metrics need at least 2 samples.")
-    y = _targets_matrix(targets, num_samples).to(device)
-    n_targets = y.shape[1]
+
+def _check_dims(n_targets: int, dim: int) -> None:
     if n_targets > dim:
         raise InputError(
             f"targets have {n_targets} dimensions but features only {dim}; NRC needs n ≤ d."
         )
 
-    centred = h - h.mean(dim=0)
-    lengths = (centred if center else h).norm(dim=1, keepdim=True)
-    if bool((lengths == 0).any()):
-        raise InputError(
-            f"{int((lengths == 0).sum())} feature rows equal the feature mean (zero length after "
-            "centring); NRC normalises each row, so drop constant rows or pass center=False."
-        )
-    unit = (centred if center else h) / lengths
-    unit_centred = unit - unit.mean(dim=0)
-    _, _, principal = torch.linalg.svd(unit_centred, full_matrices=False)
-    metrics: dict[str, float] = {"nrc1": _projection_residual(unit, principal[:n_targets])}
 
-    feature_var = torch.linalg.svdvals(centred) ** 2
+def _zero_rows_error(count: int) -> InputError:
+    return InputError(
+        f"{count} feature rows equal the feature mean (zero length after centring); NRC "
+        "normalises each row, so drop constant rows or pass center=False."
+    )
+
+
+def _nrc_result(
+    residual: Callable[[torch.Tensor], float],
+    principal: torch.Tensor,
+    feature_var: torch.Tensor,
+    target_cov: torch.Tensor,
+    w: torch.Tensor | None,
+) -> RegressionResult:
+    """NRC metrics from a projection-residual function of ĥ, its principal directions (rows,
+    descending), the feature variances along the PCs, Σ_Y and the head W (or None)."""
+    n_targets = target_cov.shape[0]
+    metrics: dict[str, float] = {"nrc1": residual(principal[:n_targets])}
     arrays: dict[str, np.ndarray] = {
-        "evr_features": (feature_var / feature_var.sum())[:_EVR_TOP].cpu().numpy()
+        "evr_features": (feature_var / feature_var.sum())[:_EVR_TOP].cpu().numpy(),
+        "target_cov": target_cov.cpu().numpy(),
     }
-    y_centred = y - y.mean(dim=0)
-    target_cov = y_centred.T @ y_centred / num_samples
-    arrays["target_cov"] = target_cov.cpu().numpy()
-
-    if weight is not None:
-        w = features_matrix(weight, name="regression head W", device=device)
-        if w.shape != (n_targets, dim):
-            raise InputError(
-                f"regression head W has shape {tuple(w.shape)} but ({n_targets}, {dim}) was "
-                "expected (targets × feature dimension)."
-            )
+    if w is not None:
         _, sv, row_space = torch.linalg.svd(w, full_matrices=False)
         row_space = row_space[sv > sv.max() * max(w.shape) * torch.finfo(torch.float64).eps]
-        metrics["nrc2"] = _projection_residual(unit, row_space)
+        metrics["nrc2"] = residual(row_space)
         ww = w @ w.T
         nrc3, gamma, grid, curve = _nrc3_curve(ww, target_cov)
         metrics["nrc3"] = nrc3
@@ -160,6 +149,189 @@ def regression_result(
             }
         )
     return RegressionResult(metrics=metrics, arrays=arrays)
+
+
+def regression_result(
+    features: ArrayLike,
+    targets: ArrayLike,
+    weight: ArrayLike | None = None,
+    *,
+    center: bool = True,
+    device: torch.device | str | None = None,
+) -> RegressionResult:
+    """NRC metrics and plot arrays for features N×d, targets N×n and a head W (n×d).
+
+    Without ``weight`` only ``nrc1`` and the feature spectrum are computed.
+
+    >>> import torch
+    >>> h = torch.tensor([[1.0, 0.0], [2.0, 0.0], [-1.0, 0.0], [-2.0, 0.0]])
+    >>> y = torch.tensor([[1.0], [2.0], [-1.0], [-2.0]])
+    >>> m = regression_metrics(h, y, torch.tensor([[1.0, 0.0]]))
+    >>> round(m["nrc1"], 12), round(m["nrc2"], 12), round(m["nrc3"], 12)
+    (0.0, 0.0, 0.0)
+    """
+    if device is None:
+        device = features.device if isinstance(features, torch.Tensor) else "cpu"
+    h = features_matrix(features, device=device)
+    num_samples, dim = h.shape
+    if num_samples < 2:
+        raise InputError("regression metrics need at least 2 samples.")
+    y = _targets_matrix(targets, num_samples).to(device)
+    _check_dims(y.shape[1], dim)
+
+    centred = h - h.mean(dim=0)
+    lengths = (centred if center else h).norm(dim=1, keepdim=True)
+    if bool((lengths == 0).any()):
+        raise _zero_rows_error(int((lengths == 0).sum()))
+    unit = (centred if center else h) / lengths
+    unit_centred = unit - unit.mean(dim=0)
+    _, _, principal = torch.linalg.svd(unit_centred, full_matrices=False)
+    y_centred = y - y.mean(dim=0)
+    w = None if weight is None else _head_matrix(weight, y.shape[1], dim, h.device)
+    return _nrc_result(
+        lambda basis: _projection_residual(unit, basis),
+        principal,
+        torch.linalg.svdvals(centred) ** 2,
+        y_centred.T @ y_centred / num_samples,
+        w,
+    )
+
+
+class RegressionStatistics:
+    """Two-pass streaming statistics for the NRC metrics; memory O(d² + n²), not O(N·d).
+
+    Pass 1 sums h and y (the means h̄, ȳ); pass 2, around them, sums ĥ = (h − h̄)/‖h − h̄‖,
+    ĥĥᵀ, (h − h̄)(h − h̄)ᵀ and (y − ȳ)(y − ȳ)ᵀ. Since (1/N)Σ‖ĥ − Pĥ‖² = (Tr G − Tr(P G))/N
+    with G = Σ ĥĥᵀ, every metric of :func:`regression_result` follows from these sums (equal to
+    ~1e-12). Shards merge by adding :meth:`pass_tensors`.
+
+    >>> import torch
+    >>> h = torch.randn(100, 8, dtype=torch.float64)
+    >>> y = h[:, :2] @ torch.randn(2, 2, dtype=torch.float64)
+    >>> stats = RegressionStatistics(dim=8, num_targets=2)
+    >>> for _ in range(2):
+    ...     for k in range(0, 100, 32):
+    ...         stats.update(h[k : k + 32], y[k : k + 32])
+    ...     if stats.pass_number == 1:
+    ...         stats.start_second_pass()
+    >>> a = stats.compute().metrics["nrc1"]; b = regression_metrics(h, y)["nrc1"]
+    >>> abs(a - b) < 1e-12
+    True
+    """
+
+    FIRST_PASS = ("count", "feature_sum", "target_sum")
+    SECOND_PASS = ("unit_sum", "unit_gram", "feature_scatter", "target_scatter", "zero_rows")
+
+    def __init__(
+        self,
+        dim: int,
+        num_targets: int,
+        weight: ArrayLike | None = None,
+        *,
+        center: bool = True,
+        device: torch.device | str | None = None,
+    ) -> None:
+        self.device = torch.device(device if device is not None else "cpu")
+        _check_dims(num_targets, dim)
+        self.dim, self.num_targets, self.center = dim, num_targets, center
+        self.weight = (
+            None if weight is None else _head_matrix(weight, num_targets, dim, self.device)
+        )
+
+        def zeros(*shape: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+            return torch.zeros(shape, dtype=dtype, device=self.device)
+
+        self.count = zeros(1, dtype=torch.int64)
+        self.feature_sum, self.target_sum = zeros(dim), zeros(num_targets)
+        self.unit_sum, self.unit_gram = zeros(dim), zeros(dim, dim)
+        self.feature_scatter, self.target_scatter = zeros(dim, dim), zeros(num_targets, num_targets)
+        self.zero_rows = zeros(1, dtype=torch.int64)
+        self.pass_number = 1
+
+    def pass_tensors(self) -> list[torch.Tensor]:
+        """The sums of the current pass (what shards add together)."""
+        names = self.FIRST_PASS if self.pass_number == 1 else self.SECOND_PASS
+        return [getattr(self, name) for name in names]
+
+    def update(self, features: ArrayLike, targets: ArrayLike) -> None:
+        """Add a batch (N×d features, N×n or N targets) to the current pass."""
+        h = features_matrix(features, dim=self.dim, device=self.device)
+        y = _targets_matrix(targets, h.shape[0]).to(self.device)
+        if y.shape[1] != self.num_targets:
+            raise InputError(
+                f"targets have {y.shape[1]} columns; these statistics expect {self.num_targets}."
+            )
+        if self.pass_number == 1:
+            self.count += h.shape[0]
+            self.feature_sum += h.sum(dim=0)
+            self.target_sum += y.sum(dim=0)
+            return
+        n = self.count.to(torch.float64)
+        centred = h - self.feature_sum / n
+        lengths = (centred if self.center else h).norm(dim=1, keepdim=True)
+        self.zero_rows += int((lengths == 0).sum())
+        unit = (centred if self.center else h) / lengths.clamp(min=torch.finfo(h.dtype).tiny)
+        y_centred = y - self.target_sum / n
+        self.unit_sum += unit.sum(dim=0)
+        self.unit_gram.addmm_(unit.T, unit)
+        self.feature_scatter.addmm_(centred.T, centred)
+        self.target_scatter.addmm_(y_centred.T, y_centred)
+
+    def start_second_pass(self) -> None:
+        """Freeze the means; later ``update`` calls accumulate the second pass."""
+        if self.pass_number != 1:
+            raise InputError("the second pass has already started.")
+        if int(self.count) < 2:
+            raise InputError("regression metrics need at least 2 samples.")
+        self.pass_number = 2
+
+    def merge(self, other: RegressionStatistics) -> RegressionStatistics:
+        """Add another shard's sums of the same pass in place; returns self."""
+        if other.pass_number != self.pass_number:
+            raise InputError(
+                "cannot merge statistics from different passes; merge after each pass."
+            )
+        for mine, theirs in zip(self.pass_tensors(), other.pass_tensors()):
+            mine += theirs.to(mine.device)
+        return self
+
+    def compute(self) -> RegressionResult:
+        """Every NRC metric and plot array, as :func:`regression_result` gives them."""
+        if self.pass_number != 2:
+            raise InputError("call start_second_pass() and feed the data again before compute().")
+        if int(self.zero_rows):
+            raise _zero_rows_error(int(self.zero_rows))
+        n = float(self.count)
+        gram = self.unit_gram
+        covariance = gram - torch.outer(self.unit_sum, self.unit_sum) / n
+        _, vectors = torch.linalg.eigh(covariance)
+        principal = vectors.flip(1).T  # rows, by descending variance
+
+        def residual(basis: torch.Tensor) -> float:
+            return float(torch.trace(gram) - ((basis @ gram) * basis).sum()) / n
+
+        rank = min(int(self.count), self.dim)
+        feature_var = torch.linalg.eigvalsh(self.feature_scatter).flip(0)[:rank].clamp(min=0)
+        return _nrc_result(residual, principal, feature_var, self.target_scatter / n, self.weight)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Every sum (both passes done) and W, for saving; see :meth:`from_state_dict`."""
+        state = {name: getattr(self, name) for name in (*self.FIRST_PASS, *self.SECOND_PASS)}
+        if self.weight is not None:
+            state["weight"] = self.weight
+        return state
+
+    @classmethod
+    def from_state_dict(
+        cls, state: dict[str, torch.Tensor], *, center: bool = True
+    ) -> RegressionStatistics:
+        """Statistics with both passes done, as :meth:`state_dict` wrote them."""
+        dim, num_targets = state["feature_sum"].shape[0], state["target_sum"].shape[0]
+        stats = cls(dim, num_targets, state.get("weight"), center=center)
+        for name in (*cls.FIRST_PASS, *cls.SECOND_PASS):
+            setattr(stats, name, state[name].to(getattr(stats, name).dtype))
+        stats.pass_number = 2
+        return stats
 
 
 def regression_metrics(

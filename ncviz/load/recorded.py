@@ -1,0 +1,272 @@
+"""Recorded runs: the folder :class:`ncviz.Recorder` writes, and every reader opens.
+
+Layout::
+
+    runs/my-run/
+      run.json                           format, task, layers (in order), classes, entries,
+                                         log, events, options
+      step-00000003.train.safetensors    one entry per (step, split)
+
+An entry holds, per layer, the exact sums of both statistics passes (``<layer>/counts``,
+``<layer>/sums``, ``<layer>/scatter``, … — :meth:`CollapseStatistics.state_dict`, or
+:meth:`RegressionStatistics.state_dict` for regression), W and b of the classifier for its input
+layer, and ``<layer>/sample``: a uniform random sample of feature rows (labels in
+``sample_labels``). O(C·d + d²) per layer, never the N×d features. Entries and ``run.json`` are
+written to a temporary file and renamed into place, so a killed job leaves a readable run of its
+complete entries. Entries are safetensors: reading one never runs code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ncviz.errors import DataError, OptionError
+from ncviz.metrics import CollapseStatistics, RegressionStatistics
+
+RECORDED_FORMAT = "ncviz-recorded/1"
+RUN_FILE = "run.json"
+ENTRY_SUFFIX = ".safetensors"
+SAMPLE_KEY = "sample"
+SAMPLE_LABELS = "sample_labels"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One capture: the statistics of every layer at ``step`` on ``split``."""
+
+    step: int
+    split: str
+    file: str
+    num_samples: int = 0
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """The entry's checkpoint name in tables and pages: ``step 12``."""
+        return f"step {self.step}"
+
+
+@dataclass
+class RecordedRun:
+    path: Path
+    name: str
+    task: str
+    layers: list[str]
+    classes: list[Any]
+    entries: list[Entry]
+    classifier: str | None = None
+    log: dict[str, list[Any]] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    notes: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def splits(self) -> list[str]:
+        """Splits in the order they were first recorded."""
+        return list(dict.fromkeys(e.split for e in self.entries))
+
+    @property
+    def steps(self) -> list[int]:
+        return sorted({e.step for e in self.entries})
+
+
+@dataclass
+class EntryData:
+    """The tensors of one entry: ``layers[name]`` = that layer's state (without the sample)."""
+
+    layers: dict[str, dict[str, torch.Tensor]]
+    samples: dict[str, np.ndarray]
+    sample_labels: np.ndarray
+    metadata: dict[str, str]
+
+
+def entry_file_name(step: int, split: str) -> str:
+    return f"step-{step:08d}.{split}{ENTRY_SUFFIX}"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path`` and rename it into place."""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_entry(
+    path: Path,
+    layer_states: Mapping[str, Mapping[str, torch.Tensor]],
+    samples: Mapping[str, np.ndarray],
+    sample_labels: np.ndarray,
+    metadata: Mapping[str, str],
+) -> int:
+    """Write one entry atomically; returns its size in bytes."""
+    from safetensors.torch import save
+
+    tensors: dict[str, torch.Tensor] = {}
+    for layer, state in layer_states.items():
+        for key, value in state.items():
+            tensors[f"{layer}/{key}"] = value.detach().cpu().contiguous()
+        tensors[f"{layer}/{SAMPLE_KEY}"] = torch.from_numpy(np.ascontiguousarray(samples[layer]))
+    tensors[SAMPLE_LABELS] = torch.from_numpy(np.ascontiguousarray(sample_labels))
+    data = save(tensors, metadata={"format": RECORDED_FORMAT, **metadata})
+    atomic_write_bytes(path, data)
+    return len(data)
+
+
+def read_entry(path: Path) -> EntryData:
+    """The tensors of one entry, split by layer; a one-line error for anything unreadable."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    except FileNotFoundError:
+        raise DataError(f"recorded entry {path.name} is missing from the run folder.") from None
+    except Exception as error:
+        raise DataError(
+            f"{path.name} is not a readable recorded entry ({str(error).splitlines()[0][:80]}); "
+            "record the step again."
+        ) from None
+    if metadata.get("format") != RECORDED_FORMAT:
+        raise DataError(f"{path.name} is not an ncviz recorded entry (format {RECORDED_FORMAT}).")
+    layers: dict[str, dict[str, torch.Tensor]] = {}
+    samples: dict[str, np.ndarray] = {}
+    for key, value in tensors.items():
+        if key == SAMPLE_LABELS:
+            continue
+        layer, _, field_name = key.rpartition("/")
+        if field_name == SAMPLE_KEY:
+            samples[layer] = value.numpy()
+        else:
+            layers.setdefault(layer, {})[field_name] = value
+    labels = tensors.get(SAMPLE_LABELS)
+    return EntryData(
+        layers=layers,
+        samples=samples,
+        sample_labels=np.zeros(0) if labels is None else labels.numpy(),
+        metadata=dict(metadata),
+    )
+
+
+def is_recorded_run(path: str | Path) -> bool:
+    """True for a folder whose ``run.json`` says it was written by the Recorder."""
+    file = Path(path) / RUN_FILE
+    if not file.is_file():
+        return False
+    try:
+        return json.loads(file.read_text()).get("format") == RECORDED_FORMAT
+    except (json.JSONDecodeError, OSError, AttributeError):
+        return False
+
+
+def _entries(raw: list[Any], folder: Path) -> list[Entry]:
+    entries = []
+    for item in raw:
+        try:
+            entry = Entry(
+                step=int(item["step"]),
+                split=str(item["split"]),
+                file=Path(str(item["file"])).name,  # never a path outside the run folder
+                num_samples=int(item.get("num_samples", 0)),
+                warnings=tuple(item.get("warnings", ())),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise DataError(
+                f"{folder.name}/{RUN_FILE} has a malformed entry; each needs step, split, file."
+            ) from None
+        entries.append(entry)
+    return sorted(entries, key=lambda e: e.step)
+
+
+def open_recorded(path: str | Path) -> RecordedRun:
+    """Read a recorded run's ``run.json``; entries are sorted by step."""
+    folder = Path(path)
+    try:
+        raw = json.loads((folder / RUN_FILE).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise DataError(f"{folder.name}/{RUN_FILE} cannot be read ({error}).") from None
+    if not isinstance(raw, dict) or raw.get("format") != RECORDED_FORMAT:
+        raise DataError(f"{folder.name} is not a recorded run (no format {RECORDED_FORMAT}).")
+    entries = _entries(raw.get("entries", []), folder)
+    if not entries:
+        raise DataError(
+            f"recorded run {folder.name} has no entries yet; call Recorder.capture(...) first."
+        )
+    return RecordedRun(
+        path=folder,
+        name=str(raw.get("name") or folder.name),
+        task=str(raw.get("task", "classification")),
+        layers=list(raw.get("layers", [])),
+        classes=list(raw.get("classes", [])),
+        entries=entries,
+        classifier=raw.get("classifier"),
+        log=dict(raw.get("log", {})),
+        events=list(raw.get("events", [])),
+        notes=str(raw.get("notes", "")),
+        options=dict(raw.get("options", {})),
+    )
+
+
+def write_run_file(folder: Path, fields: Mapping[str, Any]) -> None:
+    """Write ``run.json`` atomically."""
+    text = json.dumps({"format": RECORDED_FORMAT, **fields}, indent=2, default=_jsonable)
+    atomic_write_bytes(folder / RUN_FILE, (text + "\n").encode())
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (np.generic, torch.Tensor)):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} cannot be written to run.json")
+
+
+def layer_result(
+    state: Mapping[str, torch.Tensor],
+    run: RecordedRun,
+    **metric_options: Any,
+) -> Any:
+    """Every metric of one recorded layer: a ``CollapseResult`` (``metric_options`` as for
+    :func:`ncviz.collapse_result`, except ``min_count``, fixed when recording) or, for a
+    regression run, a ``RegressionResult``."""
+    recorded_min_count = run.options.get("min_count")
+    asked = metric_options.pop("min_count", recorded_min_count)
+    if asked != recorded_min_count:
+        raise OptionError(
+            f"min_count is fixed when a run is recorded (this run: {recorded_min_count}); "
+            "pass min_count to the Recorder instead."
+        )
+    if run.task == "regression":
+        return RegressionStatistics.from_state_dict(dict(state)).compute()
+    stats = CollapseStatistics.from_state_dict(dict(state), min_count=recorded_min_count)
+    classes = np.asarray(run.classes) if run.classes else None
+    return stats.compute(classes=classes, **metric_options)
+
+
+def recorded_sample(entry_path: Path, layer: str) -> tuple[np.ndarray, np.ndarray]:
+    """The sampled feature rows of ``layer`` in one entry and their labels (class names, or the
+    first target for regression) — what the embedding views draw."""
+    run = open_recorded(entry_path.parent)
+    data = read_entry(entry_path)
+    if layer not in data.samples:
+        raise DataError(f"recorded entry {entry_path.name} has no sample of layer {layer!r}.")
+    labels = data.sample_labels
+    if run.task == "regression":
+        labels = labels.reshape(len(labels), -1)[:, 0]
+    elif run.classes:
+        labels = np.asarray(run.classes)[labels.astype(np.int64)]
+    return data.samples[layer], labels

@@ -10,9 +10,10 @@ import numpy as np
 import torch
 
 from ncviz.errors import DataError
-from ncviz.load.runs import checkpoint_sort_key, list_checkpoints
+from ncviz.load.runs import checkpoint_sort_key
 
 FEATURE_PREFIX = "features."
+FEATURE_SUFFIXES = (".npz", ".safetensors")
 
 
 @dataclass
@@ -52,7 +53,10 @@ def features_file_step(path: str | Path) -> int | None:
 def features_folder(folder: str | Path) -> list[Path]:
     """The features files of a folder that holds only features files (a run of them, ordered by
     step), else an empty list."""
-    files = list_checkpoints(Path(folder))
+    files = sorted(
+        (p for p in Path(folder).iterdir() if p.is_file() and p.suffix in FEATURE_SUFFIXES),
+        key=checkpoint_sort_key,
+    )
     if files and all(is_features_file(f) for f in files):
         return files
     return []

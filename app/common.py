@@ -89,9 +89,29 @@ def ensure_analysis() -> Analysis | None:
     analysis: Analysis = job.result
     if st.session_state.get("analysis_key") != job.key:
         st.session_state["analysis_key"] = job.key
-        st.session_state.pop("checkpoint", None)
-        st.session_state.pop("layer", None)
-    return analysis
+        for key in ("checkpoint", "layer", "split"):
+            st.session_state.pop(key, None)
+    return _split_view(analysis)
+
+
+def _split_view(analysis: Analysis) -> Analysis:
+    """A run recorded on several splits (train, test) is shown one split at a time, chosen in
+    the sidebar; every page then reads that split's table and results."""
+    splits = analysis.splits
+    if len(splits) < 2:
+        return analysis
+    if st.session_state.get("split") not in splits:
+        st.session_state["split"] = analysis.split if analysis.split in splits else splits[0]
+    with st.sidebar:
+        st.selectbox(
+            "Split",
+            splits,
+            index=splits.index(st.session_state["split"]),
+            key="w_split",
+            on_change=_remember,
+            args=("w_split", "split"),
+        )
+    return analysis.for_split(st.session_state["split"])
 
 
 @st.fragment(run_every=1.0)

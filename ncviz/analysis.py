@@ -343,7 +343,7 @@ def analyze(
     """
     source = Path(source)
     if not source.exists():
-        raise DataError(f"{source} does not exist.")
+        raise DataError(f"{source.name} does not exist.")
     if source.is_file() and is_features_file(source):
         return _analyze_features_files([source], source.stem, source, metric_options)
     if source.is_dir() and is_recorded_run(source):
@@ -354,7 +354,10 @@ def analyze(
     task, run_name, log = "classification", source.stem, {}
     if source.is_dir():
         if not is_run(source):
-            raise DataError(f"{source} is not a run folder (no run.json and no checkpoints).")
+            raise DataError(
+                f"{source.name} is not a run folder (no run.json, checkpoints, recorded entries "
+                "or features files)."
+            )
         run = open_run(source)
         checkpoints, run_name, task, log = run.checkpoints, run.name, run.task, run.log
         model = model or run.model

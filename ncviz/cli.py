@@ -129,12 +129,32 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _custom_model_help() -> str:
+    from ncviz.record import CUSTOM_MODEL_ROUTES
+
+    routes = [
+        f"{k}. {title}:\n\n" + "\n".join("    " + line for line in code.splitlines())
+        for k, (title, code) in enumerate(CUSTOM_MODEL_ROUTES, 1)
+    ]
+    return "Your own model — three routes, in order of preference:\n\n" + "\n\n".join(routes)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ncviz", description="Measure neural collapse.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    analyze = sub.add_parser("analyze", help="metrics of a run, checkpoint or features file")
-    analyze.add_argument("path", help="run folder, checkpoint file, or features file")
+    analyze = sub.add_parser(
+        "analyze",
+        help="metrics of a run, checkpoint or features file",
+        description="Metrics of a run folder (checkpoints + run.json, a run the Recorder wrote, "
+        "or a folder of features files), one checkpoint, or one features file.",
+        epilog=_custom_model_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    analyze.add_argument(
+        "path",
+        help="run folder (checkpoints, recorded, or features files), checkpoint, features file",
+    )
     analyze.add_argument("--data", help='data spec, e.g. "builtin:digits?split=test"')
     analyze.add_argument(
         "--model", help='model spec: JSON, a .json file, or "mlp:in_features=64,…"'

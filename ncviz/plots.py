@@ -7,7 +7,8 @@ metrics flagged ``log_scale`` in :mod:`ncviz.metrics.info`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -338,12 +339,17 @@ def training_figure(
     metric: str,
     layers: Sequence[str],
     onset: int | None = None,
+    events: Sequence[Mapping[str, Any]] = (),
 ) -> go.Figure:
-    """``metric`` against epoch for each layer; the terminal-phase onset as a vertical line.
-    Epochs are drawn on a log axis as epoch + 1 so that epoch 0 is shown."""
+    """``metric`` against epoch for each layer; the terminal-phase onset and the run's events
+    (``{"step": 30, "text": "lr drop"}``) as vertical lines. Epochs are drawn on a log axis as
+    epoch + 1 so that epoch 0 is shown."""
     rows = table[table["metric"] == metric]
     curves = {layer: rows[rows["layer"] == layer] for layer in layers}
-    return _epoch_curves(curves, metric, f"{metric_label(metric)} over training", onset)
+    fig = _epoch_curves(curves, metric, f"{metric_label(metric)} over training", onset)
+    for event in events:
+        _mark_epoch(fig, int(event["step"]), str(event.get("text", "")), "dot", "bottom")
+    return fig
 
 
 def compare_figure(tables: dict[str, pd.DataFrame], metric: str, layer: str) -> go.Figure:
@@ -374,19 +380,7 @@ def _epoch_curves(
         )
         values += list(rows["value"])
     if onset is not None:
-        fig.add_vline(x=onset + 1, line_dash="dash", line_color="grey")
-        # annotations on a log axis take log10 coordinates (add_vline's own would not)
-        fig.add_annotation(
-            x=np.log10(onset + 1),
-            xref="x",
-            y=1.0,
-            yref="paper",
-            text=f" zero train error (epoch {onset})",
-            showarrow=False,
-            xanchor="left",
-            yanchor="top",
-            font=dict(size=11, color="grey"),
-        )
+        _mark_epoch(fig, onset, f"zero train error (epoch {onset})", "dash", "top")
     if _log_axis(metric, values):
         fig.update_yaxes(type="log")
     fig.update_xaxes(type="log", title="epoch + 1")
@@ -394,25 +388,54 @@ def _epoch_curves(
     return _layout(fig, title)
 
 
+def _mark_epoch(fig: go.Figure, epoch: int, text: str, dash: str, where: str) -> None:
+    """A vertical line at ``epoch`` on the log(epoch + 1) axis, labelled ``text``."""
+    fig.add_vline(x=epoch + 1, line_dash=dash, line_color="grey")
+    # annotations on a log axis take log10 coordinates (add_vline's own would not)
+    fig.add_annotation(
+        x=np.log10(epoch + 1),
+        xref="x",
+        y=1.0 if where == "top" else 0.0,
+        yref="paper",
+        text=f" {text}",
+        showarrow=False,
+        xanchor="left",
+        yanchor=where,
+        font=dict(size=11, color="grey"),
+    )
+
+
+def log_columns(log: Mapping[str, Sequence[Any]]) -> list[str]:
+    """The columns of a run's log worth drawing: accuracies if any, else losses, else every
+    numeric column (``epoch``/``step`` excluded)."""
+    numeric = [
+        key
+        for key, values in log.items()
+        if key not in ("epoch", "step")
+        and any(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    ]
+    for marker in ("acc", "loss"):
+        chosen = [key for key in numeric if marker in key]
+        if chosen:
+            return chosen
+    return numeric
+
+
 def accuracy_figure(log: dict) -> go.Figure:
-    """Train/test accuracy (or loss for regression) per epoch from the run's log."""
+    """The run's log over training: accuracy columns (e.g. train/test accuracy) if it has them,
+    else losses (log axis), else every numeric column."""
     epochs = np.asarray(log["epoch"], dtype=float) + 1
+    columns = log_columns(log)
     fig = go.Figure()
-    has_acc = any(v is not None for v in log.get("train_acc", []))
-    for split in ("train", "test"):
-        key = f"{split}_acc" if has_acc else f"{split}_loss"
-        fig.add_trace(
-            go.Scatter(
-                x=epochs,
-                y=log[key],
-                name=f"{split} {'accuracy' if has_acc else 'loss'}",
-                mode="lines",
-            )
-        )
+    for key in columns:
+        values = [np.nan if v is None else v for v in log[key]]
+        fig.add_trace(go.Scatter(x=epochs, y=values, name=key.replace("_", " "), mode="lines"))
     fig.update_xaxes(type="log", title="epoch + 1")
-    if not has_acc:
+    losses = bool(columns) and all("loss" in key for key in columns)
+    if losses:
         fig.update_yaxes(type="log")
-    return _layout(fig, "Accuracy over training" if has_acc else "Loss over training")
+    title = "Accuracy" if any("acc" in key for key in columns) else "Loss" if losses else "Log"
+    return _layout(fig, f"{title} over training")
 
 
 # --- imbalance and regression ---------------------------------------------------------------

@@ -48,6 +48,39 @@ from ncviz.load.recorded import (
 from ncviz.metrics import CollapseStatistics
 
 AUTO = "auto"
+
+# The routes for a model of one's own, in order of preference; shown by the dashboard's Source
+# page and ``ncviz analyze --help`` (the README says the same).
+CUSTOM_MODEL_ROUTES: tuple[tuple[str, str], ...] = (
+    (
+        "Record from your training loop (any nn.Module; your code never leaves your machine)",
+        """import ncviz
+
+rec = ncviz.Recorder("runs/my-run", layers=["body.2", "head"], classifier="head")
+for epoch in range(epochs):
+    train_one_epoch(model, train_loader)
+    rec.capture(model, train_loader, step=epoch)              # split="train"
+    rec.capture(model, test_loader, step=epoch, split="test")  # optional
+    rec.log(epoch, loss=loss, train_acc=acc)
+rec.close()
+# then: ncviz analyze runs/my-run  (or zip the folder and upload it to the dashboard)""",
+    ),
+    (
+        "Export features files (one per epoch: feats_epoch_010.npz, …; a folder of them is a run)",
+        """import numpy as np
+
+np.savez(f"feats/feats_epoch_{epoch:03d}.npz", **{
+    "features.penultimate": penultimate_features,  # N×d, any layers you like
+    "labels": labels,                               # N (or "targets": N×n)
+    "classifier.weight": W, "classifier.bias": b,   # optional
+})""",
+    ),
+    (
+        "A built-in architecture (mlp, cnn, resnet18_cifar, torchvision names) and its checkpoints",
+        """ncviz analyze runs/cifar-resnet --data data/train.npz \\
+    --model '{"name": "resnet18_cifar", "kwargs": {"num_classes": 10}}'""",
+    ),
+)
 _SPLIT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 
 

@@ -12,12 +12,14 @@ from ncviz.analysis import hookable_layers
 from ncviz.demo import bundled_runs, bundled_runs_dir
 from ncviz.errors import NcvizError
 from ncviz.load import ModelSpec, available_architectures
+from ncviz.load.archive import unpack_run_zip
 from ncviz.load.runs import open_run
 from ncviz.load.server_folder import allowed_root, list_entries, resolve_inside
+from ncviz.record import CUSTOM_MODEL_ROUTES
 from ncviz.scratch import max_upload_bytes, new_session_folder
 
 MAX_UPLOAD_FILES = 400
-CHECKPOINT_TYPES = ["safetensors", "pt", "pth", "ckpt", "npz"]
+CHECKPOINT_TYPES = ["safetensors", "pt", "pth", "ckpt", "npz", "zip"]
 DATA_TYPES = ["npz", "pt", "safetensors", "csv", "zip"]
 BUILTIN_DATA = [
     "builtin:digits",
@@ -124,9 +126,35 @@ def layer_picker(arch: str, kwargs_text: str, data_spec: str | None) -> tuple[st
     return tuple(chosen) or None
 
 
+def custom_model_routes() -> None:
+    """How to bring a model of one's own, in order of preference, with copyable snippets."""
+    with st.expander("Your own model (any architecture)? Three routes"):
+        for number, (title, code) in enumerate(CUSTOM_MODEL_ROUTES, 1):
+            st.markdown(f"**{number}. {title}**")
+            st.code(code, language="bash" if code.startswith("ncviz") else "python")
+
+
+def uploaded_source(uploads: list, scratch: Path) -> tuple[Path, str]:
+    """Save the uploads as a source: one file, a folder of several (a run), or an unpacked zip of
+    a run folder (recorded with ncviz.Recorder, or features files)."""
+    folder = Path(tempfile.mkdtemp(dir=scratch)) / "run"
+    folder.mkdir()
+    zips = [u for u in uploads if u.name.lower().endswith(".zip")]
+    if zips:
+        if len(uploads) > 1:
+            raise NcvizError("upload a zipped run folder on its own, without other files.")
+        saved = save_upload(zips[0], folder.parent)
+        unpack_run_zip(saved, folder, max_total=4 * max_upload_bytes())
+        return folder, Path(zips[0].name).stem
+    saved = [save_upload(upload, folder) for upload in uploads]
+    if len(saved) == 1:
+        return saved[0], saved[0].name
+    return folder, f"{len(saved)} uploaded files"
+
+
 def upload_section() -> None:
     checkpoints = st.file_uploader(
-        "Checkpoints (several = a run) or one features file",
+        "Checkpoints (several = a run), features files, or a zipped recorded run",
         type=CHECKPOINT_TYPES,
         accept_multiple_files=True,
         key="upload_checkpoints",
@@ -165,11 +193,7 @@ def upload_section() -> None:
         model = _model_dict(arch, kwargs_text)
         if data_spec is None:
             raise NcvizError("upload a dataset or pick a bundled one.")
-        folder = Path(tempfile.mkdtemp(dir=scratch_dir())) / "run"
-        folder.mkdir()
-        saved = [save_upload(upload, folder) for upload in checkpoints]
-        source = saved[0] if len(saved) == 1 else folder
-        label = saved[0].name if len(saved) == 1 else f"{len(saved)} uploaded checkpoints"
+        source, label = uploaded_source(checkpoints, scratch_dir())
         common.start_analysis(common.AnalysisRequest(str(source), label, data_spec, model, layers))
     except NcvizError as error:
         st.error(str(error))
@@ -221,11 +245,14 @@ def server_section(root: Path) -> None:
 st.title("Source")
 st.write(
     "Pick a bundled run — small networks trained on scikit-learn's digits — or upload your "
-    "own checkpoints with their data. Pages on the left show the analysis."
+    "own: a run recorded from your training loop with `ncviz.Recorder` (zip its folder), "
+    "features files, or checkpoints of a built-in architecture with their data. Pages on the "
+    "left show the analysis."
 )
 root = allowed_root()
 modes = ["Bundled demo", "Upload"] + (["Server folder"] if root is not None else [])
 mode = st.segmented_control("Source", modes, default="Bundled demo", key="source_mode")
+custom_model_routes()
 if mode == "Upload":
     upload_section()
 elif mode == "Server folder" and root is not None:

@@ -24,5 +24,7 @@ if analysis:
         columns = st.columns(2)
         for index, metric in enumerate(chosen):
             with columns[index % 2]:
-                fig = plots.training_figure(analysis.table, metric, layers or [layer], onset)
+                fig = plots.training_figure(
+                    analysis.table, metric, layers or [layer], onset, analysis.events
+                )
                 common.chart(fig, f"train-{metric}")

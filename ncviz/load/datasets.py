@@ -27,12 +27,10 @@ import numpy as np
 import torch
 
 from ncviz.errors import DataError
+from ncviz.load.archive import MAX_ZIP_UNCOMPRESSED, open_zip, safe_members
 
 SPLITS = ("train", "test", "all")
 DIGITS_TEST_SIZE = 397  # 1,797 digits → 1,400 train / 397 test, stratified, random_state=0
-MAX_ZIP_UNCOMPRESSED = 2 << 30  # 2 GiB of decoded entries at most
-MAX_ZIP_ENTRIES = 200_000
-MAX_ZIP_RATIO = 200  # a larger compression ratio on any entry is treated as a zip bomb
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 TENSOR_SUFFIXES = (".npz", ".pt", ".pth", ".safetensors")
 
@@ -253,37 +251,8 @@ def _read_csv(path: Path, label_column: str) -> Dataset:
 def _read_image_zip(path: Path, image_size: int | None) -> Dataset:
     from PIL import Image, UnidentifiedImageError
 
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError):
-        raise DataError(f"{path.name} is not a readable zip archive.") from None
-    with archive:
-        entries = [i for i in archive.infolist() if not i.is_dir()]
-        unsafe = [
-            i.filename
-            for i in entries
-            if i.filename.startswith(("/", "\\")) or ".." in Path(i.filename).parts
-        ]
-        if unsafe:
-            raise DataError(
-                f"{path.name} has entries with '..' or absolute paths ({unsafe[0]!r}); refused "
-                "— re-create the archive from inside the image folder."
-            )
-        images = [i for i in entries if Path(i.filename).suffix.lower() in IMAGE_SUFFIXES]
-        if len(entries) > MAX_ZIP_ENTRIES:
-            raise DataError(
-                f"{path.name} has {len(entries)} entries; the limit is {MAX_ZIP_ENTRIES}."
-            )
-        total = sum(i.file_size for i in images)
-        bomb = [
-            i for i in images if i.compress_size and i.file_size / i.compress_size > MAX_ZIP_RATIO
-        ]
-        if total > MAX_ZIP_UNCOMPRESSED or bomb:
-            raise DataError(
-                f"{path.name} would expand to {total / 2**20:.0f} MiB "
-                f"{'with suspicious compression ratios ' if bomb else ''}— refused as a possible "
-                "zip bomb; upload the images uncompressed-friendly or in smaller archives."
-            )
+    with open_zip(path) as archive:
+        images = safe_members(archive, path.name, IMAGE_SUFFIXES)
         # class = the folder directly above the image (ignores one wrapping top folder)
         parts = [Path(i.filename).parts for i in images]
         if not images or any(len(p) < 2 for p in parts):

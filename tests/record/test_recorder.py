@@ -171,9 +171,9 @@ def test_dict_batches_batch_fn_and_forward_fn(tmp_path, digits):
     dict_batches = [
         {"pixels": x[k : k + 100], "labels": y[k : k + 100]} for k in range(0, 600, 100)
     ]
-    assert (
-        analyze_once(tmp_path / "dict", Keyword(model), dict_batches, prefix="inner.") == expected
-    )
+    assert analyze_once(
+        tmp_path / "dict", Keyword(model), dict_batches, prefix="inner."
+    ) == pytest.approx(expected, rel=1e-9)
     odd_batches = [{"img": x[k : k + 77], "cls": y[k : k + 77]} for k in range(0, 600, 77)]
     got = analyze_once(
         tmp_path / "fn", model, odd_batches,

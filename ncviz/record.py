@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from ncviz.distributed import world
 from ncviz.errors import DataError, OptionError
 from ncviz.extract.extractor import ExtractOptions, ProgressFn
 from ncviz.extract.loader import BatchFn, Capture, ForwardFn, capture, unwrap
@@ -200,13 +201,14 @@ class Recorder:
         )  # fmt: skip
         self._adopt(result)
         file = entry_file_name(step, split)
-        write_entry(
-            self.path / file,
-            {name: layer.statistics.state_dict() for name, layer in result.layers.items()},
-            {name: layer.sample for name, layer in result.layers.items()},
-            result.sample_labels,
-            {"step": str(step), "split": split, "task": result.task},
-        )
+        if world()[0] == 0:  # under DDP every rank measures (all-reduced sums); rank 0 writes
+            write_entry(
+                self.path / file,
+                {name: layer.statistics.state_dict() for name, layer in result.layers.items()},
+                {name: layer.sample for name, layer in result.layers.items()},
+                result.sample_labels,
+                {"step": str(step), "split": split, "task": result.task},
+            )
         entry = Entry(step, split, file, result.num_samples, tuple(result.warnings))
         self.entries = [e for e in self.entries if (e.step, e.split) != (step, split)] + [entry]
         self._write_run()
@@ -268,6 +270,8 @@ class Recorder:
                 )
 
     def _write_run(self) -> None:
+        if world()[0] != 0:
+            return
         steps = sorted(self.log_rows)
         keys = list(dict.fromkeys(k for row in self.log_rows.values() for k in row))
         log = {"step": steps, **{k: [self.log_rows[s].get(k) for s in steps] for k in keys}}

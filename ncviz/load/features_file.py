@@ -27,20 +27,24 @@ class FeaturesFile:
 
 
 def is_features_file(path: str | Path) -> bool:
-    """True for a .safetensors/.npz file whose keys include ``features.<layer>``."""
+    """True for a .safetensors/.npz file with ``features.<layer>`` arrays *and* ``labels`` or
+    ``targets`` (a model state dict with a ``features`` module has the first but not the second)."""
     path = Path(path)
     try:
         if path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as archive:
-                return any(k.startswith(FEATURE_PREFIX) for k in archive.files)
-        if path.suffix == ".safetensors":
+                keys = set(archive.files)
+        elif path.suffix == ".safetensors":
             from safetensors import safe_open
 
             with safe_open(str(path), framework="pt") as handle:
-                return any(k.startswith(FEATURE_PREFIX) for k in handle.keys())
+                keys = set(handle.keys())
+        else:
+            return False
     except Exception:  # unreadable files are not features files; the loader reports them
         return False
-    return False
+    has_features = any(k.startswith(FEATURE_PREFIX) for k in keys)
+    return has_features and bool(keys & {"labels", "targets"})
 
 
 def features_file_step(path: str | Path) -> int | None:
@@ -53,6 +57,8 @@ def features_file_step(path: str | Path) -> int | None:
 def features_folder(folder: str | Path) -> list[Path]:
     """The features files of a folder that holds only features files (a run of them, ordered by
     step), else an empty list."""
+    if (Path(folder) / "run.json").is_file():
+        return []  # a run of checkpoints (or a recorded run)
     files = sorted(
         (p for p in Path(folder).iterdir() if p.is_file() and p.suffix in FEATURE_SUFFIXES),
         key=checkpoint_sort_key,

@@ -139,9 +139,13 @@ class Analysis:
             else ("nrc1", "nrc2", "nrc3")
         )
         last = self.table[self.table["checkpoint"] == self.checkpoints[-1]]
+        if self.split is not None:
+            last = last[last["split"] == self.split]
         wide = last.pivot_table(index="layer", columns="metric", values="value", sort=False)
         shown = wide[[k for k in keys if k in wide.columns]]
-        return f"{self.run} — {self.checkpoints[-1]}\n" + shown.to_string(float_format="%.4g")
+        split = f" ({self.split})" if self.split is not None and len(self.splits) > 1 else ""
+        title = f"{self.run} — {self.checkpoints[-1]}{split}"
+        return title + "\n" + shown.to_string(float_format="%.4g")
 
 
 def terminal_phase_onset(log: Mapping[str, list[Any]] | None, table: pd.DataFrame) -> int | None:

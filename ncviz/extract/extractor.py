@@ -217,7 +217,7 @@ def _run(
     n, size = len(dataset), options.batch_size
     starts = list(range(0, n, size))
     classification = dataset.labels is not None
-    labels = dataset.labels.to(device) if classification else None
+    labels = dataset.labels.to(device, torch.int64) if classification else None
     keys: dict[str, str] = {}
     if cache is not None and checkpoint_id:
         fingerprint = dataset.fingerprint()
@@ -266,8 +266,8 @@ def _run(
                     feats = from_cache(layer, start) if layer in cached else outputs[layer]
                     if layer in writers:
                         writers[layer].write(feats.cpu().numpy())
-                    if plan.statistics is not None:
-                        plan.statistics.update(feats, y)
+                    if plan.statistics is not None:  # dataset labels are valid class indices
+                        plan.statistics.update(feats, y, labels_checked=True)
                     if pass_index == 0 and (keep_features or not classification):
                         kept[layer].append(feats.float().cpu().numpy())
                 done += 1

@@ -141,8 +141,8 @@ def _labels_tensor(labels: Any, task: str) -> torch.Tensor:
 
 class _Sample:
     """A uniform random sample of ``size`` rows from a stream of unknown length: every row gets
-    a random key and the ``size`` smallest keys are kept (bottom-k sampling). Only rows that can
-    enter the sample leave the device."""
+    a random key and the ``size`` smallest keys are kept (bottom-k sampling). The keys live on
+    the CPU, the rows on the features' device until :meth:`rows_numpy` (no sync per batch)."""
 
     def __init__(self, size: int, seed: int) -> None:
         self.size = size
@@ -163,15 +163,23 @@ class _Sample:
             chosen = torch.arange(len(keys))
         index = chosen.to(labels.device)
         self.keys = torch.cat([self.keys, keys[chosen]])
-        new_labels = labels[index].cpu()
-        self.labels = new_labels if self.labels is None else torch.cat([self.labels, new_labels])
+        self.labels = _append(self.labels, labels[index])
         for name, value in features.items():
-            rows = value[index].float().cpu()
-            self.rows[name] = rows if name not in self.rows else torch.cat([self.rows[name], rows])
+            self.rows[name] = _append(self.rows.get(name), value[index].float())
         if len(self.keys) > self.size:
             keep = torch.argsort(self.keys)[: self.size]
-            self.keys, self.labels = self.keys[keep], self.labels[keep]
+            self.keys = self.keys[keep]
+            keep = keep.to(self.labels.device)
+            self.labels = self.labels[keep]
             self.rows = {name: rows[keep] for name, rows in self.rows.items()}
+
+    def rows_numpy(self, name: str, dim: int) -> np.ndarray:
+        rows = self.rows.get(name)
+        return np.zeros((0, dim), np.float32) if rows is None else rows.cpu().numpy()
+
+
+def _append(kept: torch.Tensor | None, new: torch.Tensor) -> torch.Tensor:
+    return new if kept is None else torch.cat([kept, new])
 
 
 def auto_layers(model: nn.Module, classifier: str | None) -> list[str]:
@@ -301,6 +309,12 @@ class _State:
         self, names: list[str], raw: dict[str, torch.Tensor], dedupe: str | None, labels: Any
     ) -> list[str]:
         """Shapes from the first batch: layer plans, the task, and the statistics objects."""
+        silent = [n for n in names if n not in raw]
+        if silent:
+            raise OptionError(
+                f"layer(s) {silent[:3]} did not run in the model's forward pass; record layers "
+                "that the forward pass calls."
+            )
         if dedupe is not None and dedupe in raw:
             final = raw[dedupe]
             names = [
@@ -343,22 +357,26 @@ class _State:
         return _reduce(raw, self.plans[name].pooled)
 
     def update(self, pass_index: int, outputs: dict[str, torch.Tensor], labels: Any) -> None:
-        y = _labels_tensor(labels, self.task).to(self.device)
-        if (
-            self.task == "classification"
-            and len(y)
-            and (int(y.min()) < 0 or int(y.max()) >= self.num_classes)
-        ):
-            raise DataError(
-                f"a label is outside 0..{self.num_classes - 1}; pass num_classes (the number "
-                "of classes) or labels that index the classifier's outputs."
-            )
+        y = _labels_tensor(labels, self.task)
+        classification = self.task == "classification"
+        if classification:  # checked once here (on the loader's device), not once per layer
+            y = y.to(torch.int64)
+            if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
+                raise DataError(
+                    f"a label is outside 0..{self.num_classes - 1}; pass num_classes (the number "
+                    "of classes) or labels that index the classifier's outputs."
+                )
+        y = y.to(self.device, non_blocking=True)
         for name, stats in self.stats.items():
-            stats.update(outputs[name], y)
+            if classification:
+                stats.update(outputs[name], y, labels_checked=True)
+            else:
+                stats.update(outputs[name], y)
         if pass_index == 0:
             self.sample.offer(outputs, y)
         elif self.task == "classification":
-            counts = torch.bincount(y, minlength=self.num_classes)
+            counts = torch.zeros_like(self.stats[next(iter(self.stats))].first.counts)
+            counts.index_add_(0, y, torch.ones_like(y))
             self.repeat_counts = (
                 counts if self.repeat_counts is None else self.repeat_counts + counts
             )
@@ -418,11 +436,7 @@ class _State:
                 dim=plan.dim,
                 pooled=plan.pooled,
                 statistics=self.stats[name],
-                sample=(
-                    self.sample.rows[name].numpy()
-                    if name in self.sample.rows
-                    else np.zeros((0, plan.dim), np.float32)
-                ),
+                sample=self.sample.rows_numpy(name, plan.dim),
             )
             for name, plan in self.plans.items()
         }
@@ -430,6 +444,6 @@ class _State:
             task=self.task,
             num_samples=num_samples,
             layers=layers,
-            sample_labels=np.zeros(0, np.int64) if labels is None else labels.numpy(),
+            sample_labels=np.zeros(0, np.int64) if labels is None else labels.cpu().numpy(),
             warnings=self.warnings,
         )

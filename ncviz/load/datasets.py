@@ -122,6 +122,15 @@ class Dataset:
                 )
         if not torch.isfinite(self.inputs).all():
             raise DataError(f"{self.name}: inputs contain NaN or Inf; clean the data first.")
+        if (
+            self.labels is not None
+            and len(self.labels)
+            and (int(self.labels.min()) < 0 or int(self.labels.max()) >= len(self.classes))
+        ):
+            raise DataError(
+                f"{self.name}: labels must be class indices 0..{len(self.classes) - 1} "
+                "(one per class name)."
+            )
 
     def __len__(self) -> int:
         return len(self.inputs)

@@ -199,8 +199,10 @@ def open_recorded(path: str | Path) -> RecordedRun:
     folder = Path(path)
     try:
         raw = json.loads((folder / RUN_FILE).read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise DataError(f"{folder.name}/{RUN_FILE} cannot be read ({error}).") from None
+    except OSError as error:
+        raise DataError(f"{folder.name}/{RUN_FILE} cannot be read ({error.strerror}).") from None
+    except json.JSONDecodeError as error:
+        raise DataError(f"{folder.name}/{RUN_FILE} is not valid JSON ({error.msg}).") from None
     if not isinstance(raw, dict) or raw.get("format") != RECORDED_FORMAT:
         raise DataError(f"{folder.name} is not a recorded run (no format {RECORDED_FORMAT}).")
     entries = _entries(raw.get("entries", []), folder)

@@ -136,12 +136,12 @@ class CollapseStatistics:
         """1 while collecting class means, 2 after :meth:`start_second_pass`."""
         return 1 if self.second is None else 2
 
-    def update(self, features: ArrayLike, labels: ArrayLike) -> None:
-        """Add a batch to the current pass."""
-        if self.second is None:
-            self.first.update(features, labels)
-        else:
-            self.second.update(features, labels)
+    def update(
+        self, features: ArrayLike, labels: ArrayLike, *, labels_checked: bool = False
+    ) -> None:
+        """Add a batch to the current pass (``labels_checked``: see ``ClassMeanStats.update``)."""
+        current = self.first if self.second is None else self.second
+        current.update(features, labels, labels_checked=labels_checked)
 
     def merge(self, other: CollapseStatistics) -> CollapseStatistics:
         """Add another shard's statistics of the same pass in place; returns self."""

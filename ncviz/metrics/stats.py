@@ -15,7 +15,7 @@ ulps of their means. Everything is float64 whatever the input dtype; memory is O
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -25,6 +25,14 @@ from ncviz.metrics.inputs import ArrayLike, class_indices, features_matrix, requ
 # Rows per chunk when an N×C distance or logit block is formed, so that memory stays bounded
 # (chunk × C float64 entries ≤ 2**22 ≈ 32 MB) even with vocabulary-sized C.
 _BLOCK_ENTRIES = 2**22
+
+
+def _class_counts(
+    y: torch.Tensor, num_classes: int, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Per-class counts of ``y`` (where ``mask``), without the host sync of ``torch.bincount``."""
+    ones = torch.ones_like(y) if mask is None else mask.to(torch.int64)
+    return torch.zeros(num_classes, dtype=torch.int64, device=y.device).index_add_(0, y, ones)
 
 
 def _chunk_rows(num_cols: int) -> int:
@@ -58,13 +66,22 @@ class ClassMeanStats:
     def dim(self) -> int:
         return int(self.sums.shape[1])
 
-    def update(self, features: ArrayLike, labels: ArrayLike) -> None:
-        """Add a batch: ``features`` N×d (any float dtype), ``labels`` N ints in 0..C-1."""
+    def update(
+        self, features: ArrayLike, labels: ArrayLike, *, labels_checked: bool = False
+    ) -> None:
+        """Add a batch: ``features`` N×d (any float dtype), ``labels`` N ints in 0..C-1.
+
+        ``labels_checked``: the labels are already an int64 tensor of valid class indices on this
+        device (a caller feeding many layers checks them once)."""
         h = features_matrix(features, dim=self.dim, device=self.sums.device, check_finite=False)
-        y = class_indices(labels, h.shape[0], self.num_classes, self.sums.device)
+        y = (
+            labels
+            if labels_checked
+            else class_indices(labels, h.shape[0], self.num_classes, self.sums.device)
+        )
         batch_sums = torch.zeros_like(self.sums).index_add_(0, y, h)
         require_finite(h, torch.isfinite(batch_sums).all())  # NaN/Inf anywhere reaches a sum
-        self.counts += torch.bincount(y, minlength=self.num_classes)
+        self.counts += _class_counts(y, self.num_classes)
         self.sums += batch_sums
 
     def merge(self, other: ClassMeanStats) -> ClassMeanStats:
@@ -169,6 +186,10 @@ class ScatterStats:
     ncc_hits: torch.Tensor
     classifier_hits: torch.Tensor
     agreement: torch.Tensor
+    all_kept: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.all_kept = bool(self.kept.all())
 
     @classmethod
     def empty(
@@ -195,13 +216,19 @@ class ScatterStats:
     def num_classes(self) -> int:
         return int(self.centers.shape[0])
 
-    def update(self, features: ArrayLike, labels: ArrayLike) -> None:
+    def update(
+        self, features: ArrayLike, labels: ArrayLike, *, labels_checked: bool = False
+    ) -> None:
         """Add a batch of the same data as pass 1 (any order, any batching)."""
         device = self.centers.device
         h = features_matrix(features, dim=self.centers.shape[1], device=device, check_finite=False)
-        y = class_indices(labels, h.shape[0], self.num_classes, device)
-        in_kept = self.kept[y]
-        if not bool(in_kept.all()):
+        y = (
+            labels
+            if labels_checked
+            else class_indices(labels, h.shape[0], self.num_classes, device)
+        )
+        if not self.all_kept:
+            in_kept = self.kept[y]
             h, y = h[in_kept], y[in_kept]
         if h.shape[0] == 0:
             return
@@ -222,11 +249,11 @@ class ScatterStats:
             # argmin_c ‖h − μ_c‖² = argmin_c (‖μ_c‖² − 2 μ_cᵀh); C×n is the faster GEMM shape
             scores = torch.addmm(center_sq_norms[:, None], kept_centers, hb.T, alpha=-2.0)
             ncc = kept_classes[scores.argmin(dim=0)]
-            self.ncc_hits += torch.bincount(yb[ncc == yb], minlength=self.num_classes)
+            self.ncc_hits += _class_counts(yb, self.num_classes, ncc == yb)
             if self.classifier is not None:
                 pred = self.classifier.predict(hb)
-                self.classifier_hits += torch.bincount(yb[pred == yb], minlength=self.num_classes)
-                self.agreement += torch.bincount(yb[pred == ncc], minlength=self.num_classes)
+                self.classifier_hits += _class_counts(yb, self.num_classes, pred == yb)
+                self.agreement += _class_counts(yb, self.num_classes, pred == ncc)
 
     def merge(self, other: ScatterStats) -> ScatterStats:
         """Add another shard's pass-2 statistics (computed around the same means); returns self."""

@@ -82,3 +82,26 @@ def test_a_zip_with_links_or_parent_paths_is_refused():
     assert not at.exception
     assert len(at.error) == 1 and "'..'" in at.error[0].value
     assert "/tmp" not in at.error[0].value
+
+
+def test_several_uploaded_features_files_make_a_run():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 20)
+    files = []
+    for epoch in (1, 4, 9):
+        buffer = io.BytesIO()
+        features = epoch * np.eye(3, 5)[labels] + rng.standard_normal((60, 5))
+        np.savez(buffer, **{"features.penultimate": features, "labels": labels})
+        files.append((f"feats_epoch_{epoch}.npz", buffer.getvalue(), "application/octet-stream"))
+    at = _app().run()
+    at.segmented_control(key="source_mode").set_value("Upload").run()
+    at.file_uploader(key="upload_checkpoints").set_value(files).run()
+    at.button(key="analyse_upload").click().run()
+    _assert_clean(at, "features run upload")
+    success = " ".join(s.value for s in at.success)
+    assert "3 checkpoint(s)" in success and "/tmp" not in success
+    _visit(at, "training")
+    _assert_clean(at, "features run training")
+    assert len(at.get("plotly_chart")) >= 1

@@ -206,7 +206,7 @@ def test_auto_layers_list_each_feature_once(tmp_path, digits):
     x, y = digits
     mlp = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
     rec = ncviz.Recorder(tmp_path / "r")  # layers="auto", classifier = last Linear
-    rec.capture(mlp, [(x, y)], step=0)
+    rec.capture(mlp, [(x.float(), y)], step=0)
     assert rec.layers == ["0", "2:input"]  # "1" (ReLU) has no parameters; its output is 2:input
     assert open_recorded(tmp_path / "r").classifier == "2"
 
@@ -356,3 +356,26 @@ def test_folder_of_features_files_is_a_run(tmp_path):
     assert nc1[0] > nc1[1] > nc1[2]
     features, labels = layer_features(analysis, "feats_epoch_5.npz", "fc")
     assert features.shape == (60, 4) and list(labels) == list(y)
+
+
+def test_a_layer_the_forward_pass_skips_is_named(tmp_path, digits):
+    x, y = digits
+
+    class Skips(OddNet):
+        def __init__(self):
+            super().__init__()
+            self.unused = nn.Linear(24, 24).double()
+
+    with pytest.raises(OptionError, match=r"\['unused'\] did not run"):
+        rec = ncviz.Recorder(tmp_path / "r", layers=["penult", "unused"], classifier="tail")
+        rec.capture(Skips(), [(x, y)], step=0)
+
+
+def test_cli_summary_shows_one_split(recorded, capsys):
+    folder, _, _ = recorded
+    assert main(["analyze", str(folder), "--out", str(folder.parent / "out2")]) == 0
+    out = capsys.readouterr().out
+    assert "step 3 (train)" in out
+    analysis = analyze(folder)
+    expected = analysis.metrics_at("step 3", "tail:input")["nc1"]
+    assert f"{expected:.4g}" in out

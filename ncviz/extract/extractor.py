@@ -267,7 +267,7 @@ def _run(
                     if layer in writers:
                         writers[layer].write(feats.cpu().numpy())
                     if plan.statistics is not None:  # dataset labels are valid class indices
-                        plan.statistics.update(feats, y, labels_checked=True)
+                        plan.statistics.update(feats, y, labels_checked=True, check_finite=False)
                     if pass_index == 0 and (keep_features or not classification):
                         kept[layer].append(feats.float().cpu().numpy())
                 done += 1
@@ -279,12 +279,14 @@ def _run(
                     cached[layer] = array
             forwards_needed = len(cached) < len(plans)
             if classification:
-                for plan in plans.values():
+                for layer, plan in plans.items():
                     all_reduce_statistics(plan.statistics)
+                    plan.statistics.require_finite_sums(f"layer {layer!r}")
                     plan.statistics.start_second_pass(np.array(dataset.classes))
     if classification:
-        for plan in plans.values():
+        for layer, plan in plans.items():
             all_reduce_statistics(plan.statistics)
+            plan.statistics.require_finite_sums(f"layer {layer!r}")
     for layer, chunks in kept.items():
         if chunks:
             plans[layer].features = np.concatenate(chunks)

@@ -369,9 +369,9 @@ class _State:
         y = y.to(self.device, non_blocking=True)
         for name, stats in self.stats.items():
             if classification:
-                stats.update(outputs[name], y, labels_checked=True)
+                stats.update(outputs[name], y, labels_checked=True, check_finite=False)
             else:
-                stats.update(outputs[name], y)
+                stats.update(outputs[name], y, check_finite=False)
         if pass_index == 0:
             self.sample.offer(outputs, y)
         elif self.task == "classification":
@@ -390,8 +390,9 @@ class _State:
     def finish_pass(self, pass_index: int) -> None:
         if self.plans is None:
             raise DataError("the loader gave no batches; pass a loader with data.")
-        for stats in self.stats.values():
+        for name, stats in self.stats.items():
             all_reduce_statistics(stats)
+            stats.require_finite_sums(f"layer {name!r}")  # one check per pass, not per batch
         if pass_index == 0:
             for stats in self.stats.values():
                 stats.start_second_pass()

@@ -30,7 +30,7 @@ from ncviz.metrics.spectra import (
     numerical_rank,
     singular_values,
 )
-from ncviz.metrics.stats import Classifier, ClassMeanStats, ScatterStats
+from ncviz.metrics.stats import Classifier, ClassMeanStats, ScatterStats, sums_finite
 
 NC1_EIGEN_RTOL = 1e-10
 STATE_SECOND_PASS = ("scatter", "sq_dist", "ncc_hits", "classifier_hits", "agreement")
@@ -137,11 +137,25 @@ class CollapseStatistics:
         return 1 if self.second is None else 2
 
     def update(
-        self, features: ArrayLike, labels: ArrayLike, *, labels_checked: bool = False
+        self,
+        features: ArrayLike,
+        labels: ArrayLike,
+        *,
+        labels_checked: bool = False,
+        check_finite: bool = True,
     ) -> None:
-        """Add a batch to the current pass (``labels_checked``: see ``ClassMeanStats.update``)."""
+        """Add a batch to the current pass (options: see ``ClassMeanStats.update``)."""
         current = self.first if self.second is None else self.second
-        current.update(features, labels, labels_checked=labels_checked)
+        current.update(features, labels, labels_checked=labels_checked, check_finite=check_finite)
+
+    def require_finite_sums(self, name: str = "features") -> None:
+        """Raise if NaN/Inf reached the current pass's sums (after ``check_finite=False``)."""
+        current = [self.first.sums] if self.second is None else [self.second.sq_dist]
+        if not sums_finite(*current):
+            raise InputError(
+                f"{name}: the features contain NaN or Inf; check the model for overflow (e.g. "
+                "use float32 instead of float16) or the data for NaN."
+            )
 
     def merge(self, other: CollapseStatistics) -> CollapseStatistics:
         """Add another shard's statistics of the same pass in place; returns self."""

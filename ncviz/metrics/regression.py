@@ -253,9 +253,10 @@ class RegressionStatistics:
         names = self.FIRST_PASS if self.pass_number == 1 else self.SECOND_PASS
         return [getattr(self, name) for name in names]
 
-    def update(self, features: ArrayLike, targets: ArrayLike) -> None:
-        """Add a batch (N×d features, N×n or N targets) to the current pass."""
-        h = features_matrix(features, dim=self.dim, device=self.device)
+    def update(self, features: ArrayLike, targets: ArrayLike, *, check_finite: bool = True) -> None:
+        """Add a batch (N×d features, N×n or N targets) to the current pass; ``check_finite``
+        as for :meth:`CollapseStatistics.update`."""
+        h = features_matrix(features, dim=self.dim, device=self.device, check_finite=check_finite)
         y = _targets_matrix(targets, h.shape[0]).to(self.device)
         if y.shape[1] != self.num_targets:
             raise InputError(
@@ -276,6 +277,15 @@ class RegressionStatistics:
         self.unit_gram.addmm_(unit.T, unit)
         self.feature_scatter.addmm_(centred.T, centred)
         self.target_scatter.addmm_(y_centred.T, y_centred)
+
+    def require_finite_sums(self, name: str = "features") -> None:
+        """Raise if NaN/Inf reached the current pass's sums (after ``check_finite=False``)."""
+        current = self.feature_sum if self.pass_number == 1 else self.feature_scatter
+        if not bool(torch.isfinite(current).all()):
+            raise InputError(
+                f"{name}: the features contain NaN or Inf; check the model for overflow (e.g. "
+                "use float32 instead of float16) or the data for NaN."
+            )
 
     def start_second_pass(self) -> None:
         """Freeze the means; later ``update`` calls accumulate the second pass."""

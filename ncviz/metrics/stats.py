@@ -35,6 +35,12 @@ def _class_counts(
     return torch.zeros(num_classes, dtype=torch.int64, device=y.device).index_add_(0, y, ones)
 
 
+def sums_finite(*sums: torch.Tensor) -> bool:
+    """True when every sum is finite: NaN/Inf in any feature of a pass reaches its sums, so one
+    check at the end of the pass replaces a check (and a host sync) per batch."""
+    return all(bool(torch.isfinite(t).all()) for t in sums)
+
+
 def _chunk_rows(num_cols: int) -> int:
     """Rows per chunk so that a chunk × num_cols float64 block stays under _BLOCK_ENTRIES."""
     return max(1, _BLOCK_ENTRIES // max(1, num_cols))
@@ -67,12 +73,19 @@ class ClassMeanStats:
         return int(self.sums.shape[1])
 
     def update(
-        self, features: ArrayLike, labels: ArrayLike, *, labels_checked: bool = False
+        self,
+        features: ArrayLike,
+        labels: ArrayLike,
+        *,
+        labels_checked: bool = False,
+        check_finite: bool = True,
     ) -> None:
         """Add a batch: ``features`` N×d (any float dtype), ``labels`` N ints in 0..C-1.
 
         ``labels_checked``: the labels are already an int64 tensor of valid class indices on this
-        device (a caller feeding many layers checks them once)."""
+        device (a caller feeding many layers checks them once). ``check_finite=False`` leaves
+        the NaN/Inf check to one :func:`sums_finite` call at the end of the pass (no host sync
+        per batch on a GPU)."""
         h = features_matrix(features, dim=self.dim, device=self.sums.device, check_finite=False)
         y = (
             labels
@@ -80,7 +93,8 @@ class ClassMeanStats:
             else class_indices(labels, h.shape[0], self.num_classes, self.sums.device)
         )
         batch_sums = torch.zeros_like(self.sums).index_add_(0, y, h)
-        require_finite(h, torch.isfinite(batch_sums).all())  # NaN/Inf anywhere reaches a sum
+        if check_finite:  # NaN/Inf anywhere reaches a sum
+            require_finite(h, torch.isfinite(batch_sums).all())
         self.counts += _class_counts(y, self.num_classes)
         self.sums += batch_sums
 
@@ -217,9 +231,15 @@ class ScatterStats:
         return int(self.centers.shape[0])
 
     def update(
-        self, features: ArrayLike, labels: ArrayLike, *, labels_checked: bool = False
+        self,
+        features: ArrayLike,
+        labels: ArrayLike,
+        *,
+        labels_checked: bool = False,
+        check_finite: bool = True,
     ) -> None:
-        """Add a batch of the same data as pass 1 (any order, any batching)."""
+        """Add a batch of the same data as pass 1 (any order, any batching); options as for
+        :meth:`ClassMeanStats.update`."""
         device = self.centers.device
         h = features_matrix(features, dim=self.centers.shape[1], device=device, check_finite=False)
         y = (
@@ -234,7 +254,8 @@ class ScatterStats:
             return
         negative_residual = self.centers.index_select(0, y).sub_(h)  # μ_y − h
         sq_dist = torch.linalg.vector_norm(negative_residual, dim=1) ** 2
-        require_finite(h, torch.isfinite(sq_dist).all())
+        if check_finite:
+            require_finite(h, torch.isfinite(sq_dist).all())
         self.scatter.addmm_(negative_residual.T, negative_residual)
         self.sq_dist.index_add_(0, y, sq_dist)
 

@@ -379,3 +379,13 @@ def test_cli_summary_shows_one_split(recorded, capsys):
     analysis = analyze(folder)
     expected = analysis.metrics_at("step 3", "tail:input")["nc1"]
     assert f"{expected:.4g}" in out
+
+
+def test_nan_features_name_the_layer(tmp_path, digits):
+    x, y = digits
+    x = x.clone()
+    x[5, 0] = float("nan")
+    rec = ncviz.Recorder(tmp_path / "r", layers=["penult"], classifier="tail")
+    with pytest.raises(ncviz.InputError, match="layer 'penult': the features contain NaN"):
+        rec.capture(OddNet(), loader_of(x, y), step=0)
+    assert not list((tmp_path / "r").glob("*.safetensors"))

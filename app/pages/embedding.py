@@ -52,6 +52,11 @@ if analysis:
             "Samples beyond the cap are subsampled per class (the count is in the title); "
             "above 50,000 shown points the plot becomes a density image."
         )
+        if analysis.entry_files:
+            st.caption(
+                "A recorded run keeps a uniform random sample of feature rows per layer and step "
+                "(5,000 unless the Recorder was told otherwise); the plot shows that sample."
+            )
         if method == "pca":
             st.caption(
                 "PCA to 50 dimensions first for UMAP; the first UMAP run in a process "

@@ -160,3 +160,58 @@ def test_ten_concurrent_sessions_all_get_their_plots(server):
             page.locator(".js-plotly-plot").first.wait_for(timeout=240_000)
             _assert_no_errors(page, f"session {index}")
         browser.close()
+
+
+def test_recorded_run_uploaded_as_a_zip(server, tmp_path):
+    """A run recorded with ncviz.Recorder from the example's custom CNN, zipped and uploaded:
+    the Training page shows the log and the metrics, the Split switch shows the test split."""
+    import zipfile
+
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        import record_custom_model
+    finally:
+        sys.path.pop(0)
+    run = tmp_path / "custom-cnn"
+    record_custom_model.main(["--out", str(run), "--epochs", "12"])
+    archive = tmp_path / "custom-cnn.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
+        for path in sorted(run.iterdir()):
+            out.write(path, f"custom-cnn/{path.name}")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with playwright_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(server)
+        page.locator(".js-plotly-plot").first.wait_for(timeout=90_000)
+        _wait_idle(page)
+        page.get_by_role("radio", name="Upload").click()
+        _wait_idle(page)
+        page.get_by_text("Your own model (any architecture)", exact=False).click()
+        _wait_idle(page)
+        page.screenshot(path=str(ARTIFACTS / "20-source-own-model.png"), full_page=True)
+        page.locator("input[type='file']").first.set_input_files(str(archive))
+        page.locator("[data-testid='stFileChip']").first.wait_for(timeout=30_000)
+        _wait_idle(page)
+        page.get_by_role("button", name="Analyse").click()
+        page.get_by_text("12 checkpoint(s) × 3 layer(s)", exact=False).wait_for(timeout=90_000)
+        _wait_idle(page)
+        _assert_no_errors(page, "recorded upload")
+        page.screenshot(path=str(ARTIFACTS / "21-source-recorded.png"), full_page=True)
+        for index, name in enumerate(["Training", "Geometry", "Embedding"], start=22):
+            page.get_by_role("link", name=name).first.click()
+            page.get_by_role("heading", name=name, exact=False).first.wait_for(timeout=30_000)
+            _wait_idle(page)
+            page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+            _assert_no_errors(page, f"recorded {name}")
+            page.screenshot(path=str(ARTIFACTS / f"{index}-recorded-{name.lower()}.png"),
+                            full_page=True)  # fmt: skip
+        page.get_by_role("link", name="Overview").first.click()
+        _wait_idle(page)
+        page.get_by_role("combobox", name="Split").click()
+        page.get_by_role("option", name="test", exact=True).click()
+        _wait_idle(page)
+        _assert_no_errors(page, "recorded overview, test split")
+        assert "N = 397" in page.inner_text("body")  # the example's held-out digits
+        page.screenshot(path=str(ARTIFACTS / "25-recorded-overview-test.png"), full_page=True)
+        browser.close()

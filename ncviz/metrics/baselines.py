@@ -21,7 +21,7 @@ def _chance(num_classes: int, dim: int, seed: int) -> tuple[tuple[str, float], .
     generator = torch.Generator().manual_seed(seed)
     means = torch.randn(num_classes, dim, generator=generator, dtype=torch.float64)
     weight = torch.randn(num_classes, dim, generator=generator, dtype=torch.float64)
-    scalars, _ = geometry_metrics(means - means.mean(dim=0), weight, max_matrix_classes=0)
+    scalars, _, _ = geometry_metrics(means - means.mean(dim=0), weight, max_matrix_classes=0)
     return tuple(sorted(scalars.items()))
 
 

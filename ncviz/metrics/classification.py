@@ -41,7 +41,8 @@ class CollapseResult:
     """Scalar metrics keyed as in METRICS.md plus the per-class arrays the plots need.
 
     ``classes[k]`` is the original label of class k (row k of every per-class array);
-    ``dropped_classes`` were removed by ``min_count``.
+    ``dropped_classes`` were removed by ``min_count``; ``warnings`` say why a value is inf or
+    NaN (identical class means, a zero classifier row).
     """
 
     metrics: dict[str, float]
@@ -50,6 +51,7 @@ class CollapseResult:
     dropped_classes: np.ndarray
     minority_classes: np.ndarray
     options: CollapseOptions = field(default_factory=CollapseOptions)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def num_classes(self) -> int:
@@ -286,6 +288,11 @@ def finalize(
     within_cov = second.scatter / total
     class_var = second.sq_dist[kept] / n
     between_trace = float((centred**2).sum()) / num_classes
+    if between_trace == 0.0:
+        raise InputError(
+            f"all {num_classes} class means are identical, so the features carry no class "
+            "information and collapse metrics are undefined; check the layer and the labels."
+        )
 
     metrics: dict[str, float] = {}
     nc1, nc1_rank, sv_means = _nc1(centred, within_cov)
@@ -295,8 +302,8 @@ def finalize(
     metrics["nc1_trace_ratio"] = float((class_var * n).sum()) / total / between_trace
 
     weight = None if second.classifier is None else second.classifier.class_weight()[kept]
-    geometry, arrays = geometry_metrics(
-        centred, weight, class_var, options.dist_exp, options.max_matrix_classes
+    geometry, arrays, warnings = geometry_metrics(
+        centred, weight, class_var, options.dist_exp, options.max_matrix_classes, means=means
     )
     metrics.update(geometry)
 
@@ -344,6 +351,7 @@ def finalize(
         dropped_classes=names[~kept_np],
         minority_classes=classes[minority.cpu().numpy()],
         options=options,
+        warnings=warnings,
     )
 
 

@@ -9,7 +9,12 @@ Gram E = (I − 11ᵀ/C)/√(C−1):
 * equiangle: std over c≠c′ of cos(u_c, u_c′); maxangle: mean over c≠c′ of |cos + 1/(C−1)|
 * ETF distance: ‖G/‖G‖_F − E‖_F, G = MᵀM (Kothapalli 2023); nc3_gram the same with G = W M
 * GNC2: mean/var over i<j of log(1/‖u_i − u_j‖) (Liu et al. 2023; Wu & Papyan 2024)
-* CDNV: mean over i<j of (σ_i² + σ_j²) / (2 (‖μ_i − μ_j‖²)^p) (Galanti et al. 2022)
+* CDNV: mean over i<j of (σ_i² + σ_j²) / (2 (‖μ_i − μ_j‖²)^p) (Galanti et al. 2022); inf when two
+  classes have identical means
+
+Squared distances come from the Gram matrix (‖a‖² + ‖b‖² − 2a·b), which loses digits as two
+means approach; every pair closer than 1e-4 of ‖a‖² + ‖b‖² is recomputed from the direct
+difference, so CDNV and GNC2 stay exact down to identical means.
 * NC3: ‖W/‖W‖_F − Mᵀ/‖M‖_F‖_F² (Papyan 2020); UNC3: cos(w_c, m_c) (Wu & Papyan 2024)
 """
 
@@ -24,6 +29,30 @@ import torch
 from ncviz.metrics.moments import RunningMoments
 
 _TILE_ENTRIES = 2**22
+# pairs whose Gram-based squared distance is below this fraction of ‖a‖² + ‖b‖² are recomputed
+# from the direct difference a − b (the Gram form has lost ~4 digits there)
+_RECOMPUTE_RTOL = 1e-4
+_PAIR_CHUNK = 2**14
+
+
+def _exact_sq_dist(
+    approx: torch.Tensor,
+    scale: torch.Tensor,
+    upper: torch.Tensor,
+    vectors: torch.Tensor,
+    start: int,
+) -> torch.Tensor:
+    """The upper-triangle entries of a tile of squared distances ``approx`` (rows start.., cols
+    start..), with every pair below ``_RECOMPUTE_RTOL · scale`` recomputed as ‖v_i − v_j‖² from
+    the direct difference of ``vectors``."""
+    close = torch.nonzero((approx <= _RECOMPUTE_RTOL * scale) & upper)
+    if len(close):
+        approx = approx.clone()
+        for first in range(0, len(close), _PAIR_CHUNK):
+            rows, cols = close[first : first + _PAIR_CHUNK].T
+            diff = vectors[rows + start] - vectors[cols + start]
+            approx[rows, cols] = (diff * diff).sum(dim=1)
+    return approx[upper]
 
 
 def etf_gram_entries(num_classes: int) -> tuple[float, float]:
@@ -67,13 +96,17 @@ def geometry_metrics(
     class_variances: torch.Tensor | None = None,
     dist_exp: float = 1.0,
     max_matrix_classes: int = 2048,
-) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """NC2/NC3/GNC2/CDNV scalars and per-class arrays from M (C×d, rows m_c) and W (C×d).
+    means: torch.Tensor | None = None,
+) -> tuple[dict[str, float], dict[str, np.ndarray], list[str]]:
+    """NC2/NC3/GNC2/CDNV scalars, per-class arrays and warnings from M (C×d) and W (C×d).
 
-    ``class_variances`` are σ_c² (needed only for ``cdnv``). Cosine matrices are returned for
-    plotting only when C ≤ ``max_matrix_classes``.
+    ``class_variances`` are σ_c² (needed only for ``cdnv``); ``means`` the uncentred class
+    means, whose direct differences give the distances of close pairs (default: M's rows).
+    Cosine matrices are returned for plotting only when C ≤ ``max_matrix_classes``. A zero
+    row of M or W has no direction: the angles that involve it are NaN, and a warning says so.
     """
     m = centred_means.to(torch.float64)
+    raw = m if means is None else means.to(torch.float64)
     num_classes, dim = m.shape
     w = None if weight is None else weight.to(torch.float64)
     mean_norms = m.norm(dim=1)
@@ -92,6 +125,16 @@ def geometry_metrics(
             wm_norm = math.sqrt(max(float(((w.T @ w) * (m.T @ m)).sum()), 0.0))
     wm_etf_sq = 0.0
 
+    warnings: list[str] = []
+    for name, norms in (("class mean (centred)", mean_norms), ("classifier row", weight_norms)):
+        if norms is not None and bool((norms == 0).any()):
+            zero = torch.nonzero(norms == 0).flatten().tolist()
+            warnings.append(
+                f"{len(zero)} {name}(s) are zero (class index {zero[0]}…): the angles that "
+                "involve them are undefined (NaN)."
+            )
+    unit = m / mean_norms[:, None]
+    identical_pairs = 0
     mean_sums, weight_sums = _CosineSums(), _CosineSums()
     log_inv_dist = RunningMoments()
     cdnv_sum = 0.0
@@ -108,12 +151,20 @@ def geometry_metrics(
         cos = pair_gram / norm_prod
         mean_sums.add(cos, num_classes)
         etf_sq += 2.0 * float(((pair_gram / gram_norm - e_off) ** 2).sum())
-        log_inv_dist.add(-0.5 * torch.log((2.0 - 2.0 * cos).clamp(min=0.0)))
+        unit_gram = gram / (mean_norms[start:stop, None] * mean_norms[None, start:])
+        approx = (2.0 - 2.0 * unit_gram).clamp(min=0.0)
+        unit_sq_dist = _exact_sq_dist(approx, torch.full_like(approx, 2.0), upper, unit, start)
+        log_inv_dist.add(-0.5 * torch.log(unit_sq_dist))
         if class_variances is not None:
-            sq_dist = (mean_sq_norms[start:stop, None] + mean_sq_norms[None, start:])[upper]
-            sq_dist = (sq_dist - 2.0 * pair_gram).clamp(min=0.0)
+            # distances of the centred means from the same Gram; close pairs are recomputed
+            # from the uncentred means (centring itself rounds)
+            norm_sums = mean_sq_norms[start:stop, None] + mean_sq_norms[None, start:]
+            approx = (norm_sums - 2.0 * gram).clamp(min=0.0)
+            sq_dist = _exact_sq_dist(approx, norm_sums, upper, raw, start)
+            identical_pairs += int((sq_dist == 0).sum())
             var_sum = (class_variances[start:stop, None] + class_variances[None, start:])[upper]
-            cdnv_sum += float((var_sum / (2.0 * sq_dist**dist_exp)).sum())
+            ratio = var_sum / (2.0 * sq_dist**dist_exp)
+            cdnv_sum += float(torch.where(sq_dist == 0, math.inf, ratio).sum())
 
         if w is not None:
             w_gram = (w[start:stop] @ w[start:].T)[upper]
@@ -139,6 +190,10 @@ def geometry_metrics(
         scalars["nc2_etf_distance_floor"] = etf_distance_floor(num_classes, dim)
     if class_variances is not None:
         scalars["cdnv"] = cdnv_sum / num_pairs
+        if identical_pairs:
+            warnings.append(
+                f"{identical_pairs} pair(s) of classes have identical means: cdnv is inf."
+            )
     arrays: dict[str, np.ndarray] = {"mean_norms": mean_norms.cpu().numpy()}
     small = num_classes <= max_matrix_classes
     if small:
@@ -163,4 +218,4 @@ def geometry_metrics(
         if small:
             arrays["cos_weights"] = _cosine_matrix(w, w).cpu().numpy()
             arrays["cos_weights_means"] = _cosine_matrix(w, m).cpu().numpy()
-    return scalars, arrays
+    return scalars, arrays, warnings

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,7 @@ class RegressionResult:
 
     metrics: dict[str, float]
     arrays: dict[str, np.ndarray]
+    warnings: list[str] = field(default_factory=list)
 
 
 def _targets_matrix(targets: ArrayLike, num_samples: int) -> torch.Tensor:
@@ -135,6 +136,10 @@ def _nrc_result(
         row_space = row_space[sv > sv.max() * max(w.shape) * torch.finfo(torch.float64).eps]
         metrics["nrc2"] = residual(row_space)
         ww = w @ w.T
+        undefined = _nrc3_undefined(ww, target_cov)
+        if undefined:
+            metrics["nrc3"] = metrics["nrc3_gamma"] = math.nan
+            return RegressionResult(metrics=metrics, arrays=arrays, warnings=[undefined])
         nrc3, gamma, grid, curve = _nrc3_curve(ww, target_cov)
         metrics["nrc3"] = nrc3
         metrics["nrc3_gamma"] = gamma
@@ -149,6 +154,15 @@ def _nrc_result(
             }
         )
     return RegressionResult(metrics=metrics, arrays=arrays)
+
+
+def _nrc3_undefined(ww: torch.Tensor, target_cov: torch.Tensor) -> str:
+    """Why NRC3 has no value (both of its matrices must be non-zero), or ""."""
+    if float(ww.norm()) == 0.0:
+        return "the regression head W is zero: nrc3 is undefined (NaN)."
+    if float(target_cov.norm()) == 0.0:
+        return "the targets are constant (zero covariance): nrc3 is undefined (NaN)."
+    return ""
 
 
 def regression_result(

@@ -268,37 +268,44 @@ def _analyze_recorded(source: Path, metric_options: Mapping[str, Any]) -> Analys
     )
 
 
+@dataclass(frozen=True)
+class _CheckpointPlan:
+    """What every checkpoint of one analysis shares."""
+
+    spec: ModelSpec
+    dataset: Dataset
+    layers: list[str] | None
+    task: str
+    split: str
+    run_name: str
+    device: str | None
+    options: ExtractOptions
+    cache: ActivationCache | None
+    metric_options: Mapping[str, Any]
+    progress: ProgressFn | None
+    count: int
+    trust_remote_code: bool = False
+
+
 def _analyze_checkpoint(
-    path: Path,
-    spec: ModelSpec,
-    dataset: Dataset,
-    layers: list[str] | None,
-    task: str,
-    split: str,
-    run_name: str,
-    device: str | None,
-    options: ExtractOptions,
-    cache: ActivationCache | None,
-    metric_options: Mapping[str, Any],
-    progress: ProgressFn | None,
-    index: int,
-    count: int,
+    path: Path, index: int, plan: _CheckpointPlan
 ) -> tuple[list[dict[str, Any]], dict[str, Result]]:
     """Load one checkpoint, extract its layers and compute every metric."""
+    spec, dataset, task, progress = plan.spec, plan.dataset, plan.task, plan.progress
     checkpoint = read_checkpoint(path)
-    net = build_model(spec)
+    net = build_model(spec, trust_remote_code=plan.trust_remote_code)
     load_weights(net, checkpoint.state_dict, source=path.name)
     clf_name, clf = classifier_module(net, spec.classifier)
-    chosen = layers or default_layers(net, clf_name, dataset.inputs[:2])
+    chosen = plan.layers or default_layers(net, clf_name, dataset.inputs[:2])
 
     def report(done: int, total: int, message: str) -> None:
         if progress is not None:
-            progress(index * total + done, count * total,
-                     f"{path.name} ({index + 1}/{count}): {message}")  # fmt: skip
+            progress(index * total + done, plan.count * total,
+                     f"{path.name} ({index + 1}/{plan.count}): {message}")  # fmt: skip
 
     extracted = extract(
-        net, dataset, chosen, classifier=(clf_name, clf), device=device, options=options,
-        cache=cache, checkpoint_id=checkpoint.sha256, progress=report,
+        net, dataset, chosen, classifier=(clf_name, clf), device=plan.device,
+        options=plan.options, cache=plan.cache, checkpoint_id=checkpoint.sha256, progress=report,
         keep_features=task == "regression",
     )  # fmt: skip
     rows: list[dict[str, Any]] = []
@@ -309,10 +316,12 @@ def _analyze_checkpoint(
             result: Result = regression_result(features.features, dataset.targets, w)
         else:
             result = features.statistics.compute(
-                classes=np.array(dataset.classes), **metric_options
+                classes=np.array(dataset.classes), **plan.metric_options
             )
         results[layer] = result
-        rows += _rows(result, run_name, path.name, checkpoint.epoch, checkpoint.step, layer, split)
+        rows += _rows(
+            result, plan.run_name, path.name, checkpoint.epoch, checkpoint.step, layer, plan.split
+        )
     return rows, results
 
 
@@ -329,6 +338,7 @@ def analyze(
     cache: ActivationCache | bool | None = True,
     progress: ProgressFn | None = None,
     checkpoint_filter: Callable[[Path], bool] | None = None,
+    trust_remote_code: bool = False,
     **metric_options: Any,
 ) -> Analysis:
     """Metrics of every checkpoint of a run (or one checkpoint, or a features file).
@@ -343,6 +353,8 @@ def analyze(
         device: "cuda", "cpu" or None (CUDA when available).
         cache: True = the default activation cache, an :class:`ActivationCache`, or False.
         progress: ``progress(done, total, message)`` after every batch; raise to cancel.
+        trust_remote_code: let a model spec's ``trust_remote_code`` run code from its files
+            (your own machine only; the dashboard never sets it).
         metric_options: options of the collapse metrics (``global_mean``, ``tau``, …).
     """
     source = Path(source)
@@ -407,10 +419,11 @@ def analyze(
                 dataset = load_dataset(data_spec)
                 if task == "classification" and dataset.labels is None:
                     task = "regression"
-            new_rows, layer_results = _analyze_checkpoint(
-                path, spec, dataset, layers, task, data_spec.split_label, run_name, device, options,
-                cache_obj, metric_options, progress, index, len(checkpoints),
+            plan = _CheckpointPlan(
+                spec, dataset, layers, task, data_spec.split_label, run_name, device, options,
+                cache_obj, metric_options, progress, len(checkpoints), trust_remote_code,
             )  # fmt: skip
+            new_rows, layer_results = _analyze_checkpoint(path, index, plan)
             if result_cache is not None:
                 result_cache.put(key, new_rows, layer_results)
         else:

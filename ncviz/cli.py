@@ -56,7 +56,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         result = analyze(
             args.path, args.data, model=args.model, layers=args.layers, device=device,
             batch_size=args.batch_size, pool=args.pool, autocast=args.autocast, cache=cache,
-            progress=update,
+            progress=update, trust_remote_code=args.trust_remote_code,
         )  # fmt: skip
     finally:
         if bar is not None:
@@ -167,6 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--out", default="ncviz-out", help="output folder (default ncviz-out)")
     analyze.add_argument("--cache-dir", help="activation cache folder (default $NCVIZ_CACHE_DIR)")
     analyze.add_argument("--no-cache", action="store_true", help="do not use the cache")
+    analyze.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="let an hf: model spec's trust_remote_code run the model folder's Python "
+        "(only for files you trust, on your own machine)",
+    )
     analyze.set_defaults(func=_cmd_analyze)
 
     layers = sub.add_parser("layers", help="list the hookable layers of a model")

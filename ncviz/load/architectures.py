@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ncviz.errors import CheckpointError, OptionError
+from ncviz.load.limits import check_model_size
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
 
@@ -225,11 +226,29 @@ def available_architectures() -> list[str]:
     return names
 
 
-def build_model(spec: ModelSpec | Mapping[str, Any] | str) -> nn.Module:
-    """Instantiate the architecture a spec names (weights untrained), in eval mode."""
+# keyword arguments that make a model loader run Python code shipped with the model files
+CODE_RUNNING_OPTIONS = ("trust_remote_code", "code_revision")
+
+
+def build_model(
+    spec: ModelSpec | Mapping[str, Any] | str, *, trust_remote_code: bool = False
+) -> nn.Module:
+    """Instantiate the architecture a spec names (weights untrained), in eval mode.
+
+    The parameter count is checked on the ``meta`` device first (see :mod:`ncviz.load.limits`).
+    Options that run code from model files (``trust_remote_code``) are refused unless
+    ``trust_remote_code`` is passed here — only the CLI's ``--trust-remote-code`` does that.
+    """
     spec = ModelSpec.parse(spec)
     kwargs = dict(spec.kwargs)
+    asked = [k for k in CODE_RUNNING_OPTIONS if kwargs.get(k)]
+    if asked and not trust_remote_code:
+        raise OptionError(
+            f"model option {asked[0]} would run Python code from the model files; it is honoured "
+            "only with `ncviz analyze --trust-remote-code` on your own machine."
+        )
     if spec.name in REGISTRY:
+        check_model_size(spec.name, lambda: REGISTRY[spec.name](**kwargs))
         try:
             model = REGISTRY[spec.name](**kwargs)
         except TypeError as error:
@@ -252,6 +271,7 @@ def _build_torchvision(name: str, kwargs: dict[str, Any]) -> nn.Module:
     if name not in tvm.list_models():
         raise OptionError(f"unknown model {name!r}; see ncviz.load.available_architectures().")
     kwargs.setdefault("weights", None)  # never download weights
+    check_model_size(name, lambda: tvm.get_model(name, **kwargs))
     return tvm.get_model(name, **kwargs)
 
 

@@ -28,9 +28,12 @@ import torch
 
 from ncviz.errors import DataError
 from ncviz.load.archive import MAX_ZIP_UNCOMPRESSED, open_zip, safe_members
+from ncviz.load.limits import check_data_file
 
 SPLITS = ("train", "test", "all")
 DIGITS_TEST_SIZE = 397  # 1,797 digits → 1,400 train / 397 test, stratified, random_state=0
+MAX_IMAGE_PIXELS = 16_000_000  # per image, checked from the header before decoding
+MAX_ZIP_PIXELS = 64_000_000  # all images of a zip together (≈ 768 MB as float32 RGB)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 TENSOR_SUFFIXES = (".npz", ".pt", ".pth", ".safetensors")
 
@@ -209,6 +212,7 @@ def _from_arrays(arrays: dict[str, Any], name: str) -> Dataset:
 
 def _read_tensor_file(path: Path) -> Dataset:
     suffix = path.suffix.lower()
+    check_data_file(path)
     try:
         if suffix == ".npz":
             with np.load(path, allow_pickle=False) as archive:
@@ -257,6 +261,18 @@ def _read_csv(path: Path, label_column: str) -> Dataset:
     return Dataset(inputs, labels, None, classes, path.name)
 
 
+def _check_image_size(image: Any, member: str, archive: str) -> int:
+    """The image's pixel count, read from its header before any pixel is decoded; refused above
+    MAX_IMAGE_PIXELS (a small file can declare a huge image: a decompression bomb)."""
+    width, height = image.size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise DataError(
+            f"{archive}: {member} is {width}×{height} pixels; the limit is "
+            f"{MAX_IMAGE_PIXELS / 1e6:.0f} million per image — resize the images first."
+        )
+    return width * height
+
+
 def _read_image_zip(path: Path, image_size: int | None) -> Dataset:
     from PIL import Image, UnidentifiedImageError
 
@@ -270,6 +286,21 @@ def _read_image_zip(path: Path, image_size: int | None) -> Dataset:
                 "(e.g. cat/001.png, dog/002.png)."
             )
         names = [p[-2] for p in parts]
+        total_pixels = 0  # every header first: refused before any image is decoded
+        for info in images:
+            with archive.open(info) as handle:
+                try:
+                    header = Image.open(io.BytesIO(handle.read(MAX_ZIP_UNCOMPRESSED)))
+                except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+                    raise DataError(
+                        f"{path.name}: {info.filename} is not a readable image."
+                    ) from None
+            total_pixels += _check_image_size(header, info.filename, path.name)
+        if total_pixels > MAX_ZIP_PIXELS:
+            raise DataError(
+                f"{path.name}: the images hold {total_pixels / 1e6:.0f} million pixels in all; "
+                f"the limit is {MAX_ZIP_PIXELS / 1e6:.0f} million — upload fewer or smaller images."
+            )
         pixels, mode, size = [], None, None
         for info in images:
             try:

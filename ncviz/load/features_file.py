@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ncviz.errors import DataError
+from ncviz.load.limits import check_data_file
 from ncviz.load.runs import checkpoint_sort_key
 
 FEATURE_PREFIX = "features."
@@ -70,6 +71,8 @@ def features_folder(folder: str | Path) -> list[Path]:
 
 def read_features_file(path: str | Path) -> FeaturesFile:
     path = Path(path)
+    if path.suffix in FEATURE_SUFFIXES:
+        check_data_file(path)
     try:
         if path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as archive:

@@ -1,4 +1,4 @@
-"""Exact values at the edges: nearly identical and identical class means, zero rows, constant data."""
+"""Exact values at the edges: close and identical class means, zero rows, constant data."""
 
 from __future__ import annotations
 

@@ -49,6 +49,7 @@ from ncviz.load.recorded import (
     recorded_sample,
 )
 from ncviz.load.runs import is_run, open_run
+from ncviz.load.server_folder import check_inside
 from ncviz.metrics import (
     CollapseResult,
     RegressionResult,
@@ -339,6 +340,7 @@ def analyze(
     progress: ProgressFn | None = None,
     checkpoint_filter: Callable[[Path], bool] | None = None,
     trust_remote_code: bool = False,
+    confine_to: str | Path | None = None,
     **metric_options: Any,
 ) -> Analysis:
     """Metrics of every checkpoint of a run (or one checkpoint, or a features file).
@@ -355,11 +357,15 @@ def analyze(
         progress: ``progress(done, total, message)`` after every batch; raise to cancel.
         trust_remote_code: let a model spec's ``trust_remote_code`` run code from its files
             (your own machine only; the dashboard never sets it).
+        confine_to: a folder that every file read must resolve inside (the shared server's data
+            folder): the source, each file of a run folder, and a data file.
         metric_options: options of the collapse metrics (``global_mean``, ``tau``, …).
     """
     source = Path(source)
     if not source.exists():
         raise DataError(f"{source.name} does not exist.")
+    if confine_to is not None:
+        check_inside(Path(confine_to), source)
     if source.is_file() and is_features_file(source):
         return _analyze_features_files([source], source.stem, source, metric_options)
     if source.is_dir() and is_recorded_run(source):
@@ -394,6 +400,13 @@ def analyze(
         raise OptionError('no data spec: pass --data (or put "data" in the run\'s run.json).')
     spec = ModelSpec.parse(model)
     data_spec = DataSpec.parse(data)
+    if confine_to is not None and not data_spec.source.startswith("builtin:"):
+        data_file = Path(data_spec.source)
+        if not data_file.is_absolute():  # a run's own data, relative to the run folder
+            data_file = (source if source.is_dir() else source.parent) / data_file
+        if not data_file.exists():
+            raise DataError(f"the data file {data_file.name} does not exist in the data folder.")
+        check_inside(Path(confine_to), data_file)
     cache_obj = ActivationCache() if cache is True else (cache or None)
     # finished results are cached per process only: under torchrun every rank must take part in
     # every all-reduce, so no rank may skip a checkpoint because of its own cache

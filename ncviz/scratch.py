@@ -1,4 +1,4 @@
-"""Per-session scratch folders for uploads, removed once stale.
+"""Per-session scratch folders for uploads (stored by content hash), removed once stale.
 
 A browser session writes its uploads under ``<tmp>/ncviz-scratch/<random>``; every time a new
 folder is made, folders untouched for ``max_age_hours`` (default 6, ``NCVIZ_SCRATCH_HOURS``) are
@@ -7,11 +7,16 @@ deleted, so a shared server does not accumulate uploads of closed sessions.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
+
+from ncviz.errors import DataError
+from ncviz.load.archive import unpack_run_zip
 
 DEFAULT_MAX_AGE_HOURS = 6.0
 
@@ -48,3 +53,68 @@ def new_session_folder() -> Path:
 def max_upload_bytes() -> int:
     """Largest accepted upload (``NCVIZ_MAX_UPLOAD_MB``, default 1024 MB)."""
     return int(float(os.environ.get("NCVIZ_MAX_UPLOAD_MB", 1024)) * 2**20)
+
+
+def _safe_name(name: str) -> str:
+    """A file name without folders (an upload's name is chosen by the browser)."""
+    return Path(str(name).replace("\\", "/")).name.lstrip(".") or "upload"
+
+
+def save_upload(name: str, data: bytes | memoryview, folder: Path) -> Path:
+    """Store an upload under its content hash: ``folder/<sha256[:20]>/<name>``.
+
+    The same bytes always land in the same place (reruns reuse them) and different bytes never
+    share a path, even with the same name and size — so a cached analysis keyed by the path can
+    never answer for other content.
+    """
+    limit = max_upload_bytes()
+    size = len(data)
+    if size > limit:
+        raise DataError(
+            f"{_safe_name(name)} is {size / 2**20:.0f} MB; this server accepts files up to "
+            f"{limit / 2**20:.0f} MB (ask the operator to raise NCVIZ_MAX_UPLOAD_MB)."
+        )
+    digest = hashlib.sha256(data).hexdigest()[:20]
+    path = folder / digest / _safe_name(name)
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    return path
+
+
+def save_uploads(files: Sequence[tuple[str, bytes | memoryview]], folder: Path) -> tuple[Path, str]:
+    """Uploaded files as one analysis source and its label: a single file as it is; several
+    files as one run folder (named by their contents); a zip as the run folder it holds
+    (checked before unpacking, see :func:`ncviz.load.archive.unpack_run_zip`)."""
+    if not files:
+        raise DataError("upload at least one checkpoint, features file or zipped run.")
+    zips = [(n, d) for n, d in files if n.lower().endswith(".zip")]
+    if zips:
+        if len(files) > 1:
+            raise DataError("upload a zipped run folder on its own, without other files.")
+        archive = save_upload(*zips[0], folder)
+        target = archive.parent / "run"
+        if not target.is_dir():
+            unpack_run_zip(archive, target, max_total=4 * max_upload_bytes())
+        return target, Path(_safe_name(zips[0][0])).stem
+    if len(files) == 1:
+        path = save_upload(*files[0], folder)
+        return path, path.name
+    names = [_safe_name(n) for n, _ in files]
+    if len(set(names)) != len(names):
+        raise DataError("two uploaded files have the same name; rename one of them.")
+    saved = [save_upload(n, d, folder) for n, d in files]
+    run = folder / (
+        "run-" + hashlib.sha256("".join(p.parent.name for p in saved).encode()).hexdigest()[:20]
+    )
+    run.mkdir(exist_ok=True)
+    for path in saved:
+        link = run / path.name
+        if not link.exists():
+            try:
+                os.link(path, link)
+            except OSError:  # a file system without hard links
+                shutil.copyfile(path, link)
+    return run, f"{len(saved)} uploaded files"

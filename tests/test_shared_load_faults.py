@@ -119,3 +119,19 @@ def test_oversize_upload_is_refused_in_the_app(monkeypatch):
     at.button(key="analyse_upload").click().run()
     assert not at.exception
     assert len(at.error) == 1 and "accepts files up to" in at.error[0].value
+
+
+def test_uploads_are_stored_by_content(tmp_path):
+    from ncviz.scratch import save_upload, save_uploads
+
+    first = save_upload("data.npz", b"a" * 100, tmp_path)
+    again = save_upload("data.npz", b"a" * 100, tmp_path)
+    other = save_upload("data.npz", b"b" * 100, tmp_path)  # same name and size
+    assert first == again and first != other and other.read_bytes() == b"b" * 100
+    assert save_upload("../../etc/x.npz", b"c", tmp_path).parent.parent == tmp_path
+    run, label = save_uploads([("e_1.npz", b"1"), ("e_2.npz", b"2")], tmp_path)
+    assert label == "2 uploaded files" and sorted(p.name for p in run.iterdir()) == [
+        "e_1.npz",
+        "e_2.npz",
+    ]
+    assert save_uploads([("e_1.npz", b"1"), ("e_2.npz", b"2")], tmp_path)[0] == run

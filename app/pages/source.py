@@ -1,7 +1,6 @@
 """Choose what to analyse: a bundled demo run, uploaded checkpoints + data, or a features file."""
 
 import json
-import tempfile
 from pathlib import Path
 
 import common
@@ -12,11 +11,10 @@ from ncviz.analysis import hookable_layers
 from ncviz.demo import bundled_runs, bundled_runs_dir
 from ncviz.errors import NcvizError
 from ncviz.load import ModelSpec, available_architectures
-from ncviz.load.archive import unpack_run_zip
 from ncviz.load.runs import open_run
-from ncviz.load.server_folder import allowed_root, list_entries, resolve_inside
+from ncviz.load.server_folder import allowed_root, list_entries, parent_of, resolve_inside
 from ncviz.record import CUSTOM_MODEL_ROUTES
-from ncviz.scratch import max_upload_bytes, new_session_folder
+from ncviz.scratch import new_session_folder, save_upload, save_uploads
 
 MAX_UPLOAD_FILES = 400
 CHECKPOINT_TYPES = ["safetensors", "pt", "pth", "ckpt", "npz", "zip"]
@@ -41,20 +39,6 @@ def scratch_dir() -> Path:
     if folder is None or not Path(folder).is_dir():
         st.session_state["scratch"] = str(new_session_folder())
     return Path(st.session_state["scratch"])
-
-
-def save_upload(upload, folder: Path) -> Path:
-    limit = max_upload_bytes()
-    if upload.size > limit:
-        raise NcvizError(
-            f"{upload.name} is {upload.size / 2**20:.0f} MB; this server accepts files up to "
-            f"{limit / 2**20:.0f} MB (ask the operator to raise NCVIZ_MAX_UPLOAD_MB)."
-        )
-    name = Path(upload.name).name.replace("/", "_") or "upload"
-    path = folder / name
-    if not (path.is_file() and path.stat().st_size == upload.size):  # reruns keep the saved copy
-        path.write_bytes(upload.getbuffer())
-    return path
 
 
 def bundled_section() -> None:
@@ -134,22 +118,9 @@ def custom_model_routes() -> None:
             st.code(code, language="bash" if code.startswith("ncviz") else "python")
 
 
-def uploaded_source(uploads: list, scratch: Path) -> tuple[Path, str]:
-    """Save the uploads as a source: one file, a folder of several (a run), or an unpacked zip of
-    a run folder (recorded with ncviz.Recorder, or features files)."""
-    folder = Path(tempfile.mkdtemp(dir=scratch)) / "run"
-    folder.mkdir()
-    zips = [u for u in uploads if u.name.lower().endswith(".zip")]
-    if zips:
-        if len(uploads) > 1:
-            raise NcvizError("upload a zipped run folder on its own, without other files.")
-        saved = save_upload(zips[0], folder.parent)
-        unpack_run_zip(saved, folder, max_total=4 * max_upload_bytes())
-        return folder, Path(zips[0].name).stem
-    saved = [save_upload(upload, folder) for upload in uploads]
-    if len(saved) == 1:
-        return saved[0], saved[0].name
-    return folder, f"{len(saved)} uploaded files"
+def uploaded(files: list) -> list[tuple[str, memoryview]]:
+    """(name, bytes) of Streamlit's uploaded files."""
+    return [(upload.name, upload.getbuffer()) for upload in files]
 
 
 def upload_section() -> None:
@@ -178,7 +149,7 @@ def upload_section() -> None:
         arch, kwargs_text = model_inputs("")
     if data_upload is not None:
         try:
-            data_spec = str(save_upload(data_upload, scratch_dir()))
+            data_spec = str(save_upload(data_upload.name, data_upload.getbuffer(), scratch_dir()))
         except NcvizError as error:
             st.error(str(error))
             return
@@ -186,14 +157,12 @@ def upload_section() -> None:
     if not st.button("Analyse", type="primary", key="analyse_upload"):
         return
     try:
-        if not checkpoints:
-            raise NcvizError("upload at least one checkpoint or a features file.")
         if len(checkpoints) > MAX_UPLOAD_FILES:
             raise NcvizError(f"{len(checkpoints)} files uploaded; the limit is {MAX_UPLOAD_FILES}.")
         model = _model_dict(arch, kwargs_text)
         if data_spec is None:
             raise NcvizError("upload a dataset or pick a bundled one.")
-        source, label = uploaded_source(checkpoints, scratch_dir())
+        source, label = save_uploads(uploaded(checkpoints), scratch_dir())
         common.start_analysis(common.AnalysisRequest(str(source), label, data_spec, model, layers))
     except NcvizError as error:
         st.error(str(error))
@@ -212,7 +181,7 @@ def server_section(root: Path) -> None:
     left, right = st.columns([3, 1])
     choice = left.selectbox("Run folder, checkpoint or features file", entries, key="server_entry")
     if current and right.button("Up", key="server_up"):
-        st.session_state["server_path"] = str(Path(current).parent).replace(".", "", 1)
+        st.session_state["server_path"] = parent_of(current)
         st.rerun()
     if choice and choice.endswith("/") and right.button("Open", key="server_open"):
         st.session_state["server_path"] = choice.rstrip("/")
@@ -237,7 +206,9 @@ def server_section(root: Path) -> None:
         if data_spec and not data_spec.startswith("builtin:"):
             data_spec = str(resolve_inside(root, data_spec))
         model = _model_dict(arch, kwargs_text)
-        common.start_analysis(common.AnalysisRequest(str(source), choice, data_spec, model))
+        options = {"confine_to": str(root)}
+        common.start_analysis(common.AnalysisRequest(str(source), choice, data_spec, model, None,
+                                                     options))  # fmt: skip
     except NcvizError as error:
         st.error(str(error))
 

@@ -55,3 +55,23 @@ def list_entries(root: Path, relative: str = "") -> list[str]:
         name = (Path(relative) / entry.name) if relative else Path(entry.name)
         entries.append(str(name) + ("/" if target.is_dir() else ""))
     return entries
+
+
+def parent_of(relative: str) -> str:
+    """The folder above ``relative`` ("" at the top): ``runs.v2/exp1`` → ``runs.v2``."""
+    parent = Path(relative).parent
+    return "" if str(parent) in (".", "") else str(parent)
+
+
+def check_inside(root: Path, path: Path) -> None:
+    """Refuse ``path`` — and, for a folder, every file in it — unless it resolves inside
+    ``root``: a link in a run folder must not lead a reader outside the data folder."""
+    base = root.resolve()
+    entries = [path, *path.iterdir()] if path.is_dir() else [path]
+    for entry in entries:
+        target = entry.resolve()
+        if target != base and base not in target.parents:
+            raise DataError(
+                f"{entry.name} in the data folder links outside it; refused (copy the file in "
+                "instead of linking it)."
+            )

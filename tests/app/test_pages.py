@@ -272,3 +272,29 @@ def test_theory_lab_trains_each_model():
     _train_until_done(at, 3)
     _assert_clean(at, "regression UFM")
     assert any("optimum‖/‖optimum‖" in c.value for c in at.caption)
+
+
+def test_reuploading_other_content_under_the_same_name_is_analysed_afresh():
+    """Same file name and size, different labels: the second analysis must not reuse the first."""
+    from ncviz.load import load_dataset
+
+    data = load_dataset("builtin:digits?split=test")
+    accuracies = []
+    at = _app().run()
+    at.segmented_control(key="source_mode").set_value("Upload").run()
+    at.radio(key="data_choice").set_value("Upload a dataset").run()
+    at.file_uploader(key="upload_checkpoints").set_value(
+        [("final.safetensors", _checkpoint_bytes(), "application/octet-stream")]
+    ).run()
+    for labels in (data.labels.numpy(), (data.labels.numpy() + 1) % 10):
+        buffer = io.BytesIO()
+        np.savez(buffer, inputs=data.inputs.numpy(), labels=labels)
+        at.file_uploader(key="upload_data").set_value(
+            [("digits-test.npz", buffer.getvalue(), "application/octet-stream")]
+        ).run()
+        at.button(key="analyse_upload").click().run()
+        _assert_clean(at, "dataset re-upload")
+        table = at.dataframe[0].value  # the Source page's metrics table
+        rows = table[(table["metric"] == "accuracy") & (table["layer"] == "classifier:input")]
+        accuracies.append(float(rows["value"].iloc[0]))
+    assert accuracies[0] > 0.9 and accuracies[1] < 0.2, accuracies

@@ -14,6 +14,7 @@ from ncviz.analysis import Analysis, analyze
 from ncviz.demo import bundled_runs, bundled_runs_dir
 from ncviz.jobs import Job, default_runner
 from ncviz.metrics import CollapseResult
+from ncviz.workers import run_in_worker
 
 DEFAULT_RUN = "digits-mlp"
 QUICK_WAIT_S = 4.0  # a cached analysis is shown at once instead of a progress bar
@@ -37,7 +38,10 @@ class AnalysisRequest:
 
 
 def _run_analysis(request: AnalysisRequest, progress) -> Analysis:
-    return analyze(
+    """The analysis, in a worker process with a memory and time budget (ncviz.workers): an
+    upload that needs too much fails for its own session, never for the server."""
+    return run_in_worker(
+        analyze,
         request.source,
         request.data,
         model=request.model,

@@ -3,12 +3,15 @@
 Identical requests (same key) share one job; pages poll a job's progress and may cancel it. A job's
 function receives ``progress(done, total, message)``; once cancel is requested that call raises
 :class:`Cancelled`, which unwinds the work (cache writes are atomic, so nothing half-written stays).
+Finished jobs are kept for reuse in a bounded least-recently-used list (``MAX_FINISHED_JOBS``), so
+a long-lived server does not hold every result it ever computed.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,6 +20,7 @@ from typing import Any
 from ncviz.errors import NcvizError
 
 log = logging.getLogger(__name__)
+MAX_FINISHED_JOBS = 64
 
 
 class Cancelled(Exception):
@@ -35,6 +39,7 @@ class Job:
     error: str | None = None
     partial: Any = None  # work in progress a page may show (e.g. a training history so far)
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+    _ended: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
     def fraction(self) -> float:
@@ -52,12 +57,17 @@ class Job:
     def cancel(self) -> None:
         self._cancel.set()
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job has finished (or ``timeout`` passed); True if it finished."""
+        return self._ended.wait(timeout)
+
 
 class JobRunner:
-    def __init__(self, workers: int = 2) -> None:
+    def __init__(self, workers: int = 2, max_finished: int = MAX_FINISHED_JOBS) -> None:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ncviz-job")
-        self._jobs: dict[str, Job] = {}
+        self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
+        self.max_finished = max_finished
 
     def submit(
         self, key: str, label: str, fn: Callable[..., Any], *args: Any, **kwargs: Any
@@ -66,14 +76,31 @@ class JobRunner:
         with self._lock:
             job = self._jobs.get(key)
             if job is not None and job.status not in ("failed", "cancelled"):
+                self._jobs.move_to_end(key)
                 return job
             job = Job(key=key, label=label)
             self._jobs[key] = job
+            self._forget_old()
         self._pool.submit(self._run, job, fn, args, kwargs)
         return job
 
     def get(self, key: str) -> Job | None:
-        return self._jobs.get(key)
+        with self._lock:
+            job = self._jobs.get(key)
+            if job is not None:
+                self._jobs.move_to_end(key)
+            return job
+
+    def unfinished(self) -> list[Job]:
+        """Jobs queued or running now."""
+        with self._lock:
+            return [job for job in self._jobs.values() if not job.finished]
+
+    def _forget_old(self) -> None:
+        """Drop the least recently used finished jobs beyond ``max_finished`` (never live ones)."""
+        finished = [key for key, job in self._jobs.items() if job.finished]
+        for key in finished[: max(0, len(finished) - self.max_finished)]:
+            del self._jobs[key]
 
     @staticmethod
     def _run(job: Job, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
@@ -89,6 +116,8 @@ class JobRunner:
             log.exception("job %s failed", job.label)
             job.status = "failed"
             job.error = f"unexpected {type(error).__name__}: {str(error).splitlines()[0][:200]}"
+        finally:
+            job._ended.set()
 
 
 _default: JobRunner | None = None

@@ -9,10 +9,9 @@ from ncviz.errors import DataError
 from ncviz.jobs import JobRunner
 
 
-def _wait(job, timeout=10):
-    deadline = time.monotonic() + timeout
-    while not job.finished and time.monotonic() < deadline:
-        time.sleep(0.01)
+def _wait(job):
+    """The job once it has finished: waits on its state (the bound only stops a hung test)."""
+    assert job.wait(600), f"job {job.label} never finished"
     return job
 
 
@@ -66,3 +65,15 @@ def test_errors_become_one_line_messages():
     )
     failed = _wait(runner.submit("b", "b", bug))
     assert failed.status == "failed" and failed.error == "unexpected RuntimeError: boom"
+
+
+def test_finished_jobs_are_kept_in_a_bounded_lru():
+    runner = JobRunner(max_finished=3)
+    jobs = [runner.submit(f"k{i}", "job", lambda progress, i=i: i) for i in range(5)]
+    for job in jobs:
+        assert job.wait(60) and job.status == "done"
+    runner.submit("k5", "job", lambda progress: 5).wait(60)
+    runner.get("k2")  # recently used: kept
+    runner.submit("k6", "job", lambda progress: 6).wait(60)
+    kept = [key for key in (f"k{i}" for i in range(7)) if runner.get(key) is not None]
+    assert "k2" in kept and "k0" not in kept and len(kept) <= 4

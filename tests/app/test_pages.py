@@ -15,6 +15,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from ncviz.demo import MLP, bundled_runs
+from ncviz.jobs import default_runner
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app" / "main.py")
@@ -23,8 +24,22 @@ CLASSIFICATION_PAGES = {"overview": 0, "geometry": 2, "angles": 3, "spectra": 3,
 COMMON_PAGES = ["training", "compare", "depth", "export"]
 
 
+class SettledAppTest(AppTest):
+    """An AppTest whose every run ends only when the background jobs it started have finished:
+    it waits on the jobs' state (never on a timer) and reruns the script, as the page's own
+    progress fragment would. A slow machine makes tests slower, never red."""
+
+    def _run(self, widget_state=None, timeout=None):
+        super()._run(widget_state, timeout)
+        while pending := default_runner().unfinished():
+            for job in pending:
+                assert job.wait(900), f"job {job.label} did not finish"
+            super()._run(None, timeout)
+        return self
+
+
 def _app() -> AppTest:
-    return AppTest.from_file(APP, default_timeout=120)
+    return SettledAppTest(APP, default_timeout=120)
 
 
 def _visit(at: AppTest, page: str) -> AppTest:
@@ -245,14 +260,9 @@ def test_server_folder_browsing_stays_inside(tmp_path, monkeypatch):
 
 
 def _train_until_done(at: AppTest, charts: int) -> AppTest:
-    import time
-
+    """Train; the settled run returns once the training job has finished."""
     at.button(key="theory_train").click().run()
-    for _ in range(120):
-        if len(at.get("plotly_chart")) >= charts and not at.get("progress"):
-            break
-        time.sleep(0.25)
-        at.run()
+    assert not at.get("progress") and len(at.get("plotly_chart")) >= charts
     return at
 
 

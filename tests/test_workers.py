@@ -1,0 +1,81 @@
+"""Budgeted worker processes: results, progress, cancel, memory and time limits, crashes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from ncviz.analysis import analyze
+from ncviz.demo import bundled_runs_dir
+from ncviz.workers import WorkerError, run_in_worker
+
+
+def allocate(gigabytes: float, progress) -> int:
+    progress(0, 1, "allocating")
+    block = np.ones(int(gigabytes * 2**30 / 8))
+    return int(block.size)
+
+
+def sleep_forever(progress) -> None:
+    while True:
+        progress(0, 1, "sleeping")
+        time.sleep(0.05)
+
+
+def die(progress) -> None:
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def add(a: int, b: int, progress) -> int:
+    for k in range(3):
+        progress(k + 1, 3, f"step {k + 1}")
+    return a + b
+
+
+def test_result_and_progress_come_back():
+    seen = []
+    assert run_in_worker(add, 2, 3, progress=lambda *p: seen.append(p)) == 5
+    assert seen == [(1, 3, "step 1"), (2, 3, "step 2"), (3, 3, "step 3")]
+
+
+def test_an_analysis_in_a_worker_equals_one_in_process():
+    run = bundled_runs_dir() / "digits-mlp"
+    here = analyze(run, cache=False, checkpoint_filter=lambda p: "0600" in p.name)
+    there = run_in_worker(analyze, run, cache=False, checkpoint_filter=None)
+    final = there.table[there.table["checkpoint"] == "epoch_0600.safetensors"]
+    assert np.allclose(final["value"].to_numpy(), here.table["value"].to_numpy(), equal_nan=True)
+
+
+def test_memory_beyond_the_budget_fails_in_the_worker_only():
+    with pytest.raises(WorkerError, match=r"needed more than 0\.5 GB of memory"):
+        run_in_worker(allocate, 2.0, memory_bytes=2**29)
+    assert run_in_worker(allocate, 0.1, memory_bytes=2**29) == int(0.1 * 2**30 / 8)
+
+
+def test_time_limit_and_cancel_kill_the_worker():
+    with pytest.raises(WorkerError, match="longer than 1 s"):
+        run_in_worker(sleep_forever, timeout_s=1)
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel(*_):
+        raise Cancelled
+
+    with pytest.raises(Cancelled):
+        run_in_worker(sleep_forever, progress=cancel)
+
+
+def test_a_crashing_worker_is_one_line():
+    with pytest.raises(WorkerError, match="crashed") as info:
+        run_in_worker(die)
+    assert "\n" not in str(info.value)
+
+
+def test_user_errors_come_back_as_they_are(tmp_path):
+    with pytest.raises(WorkerError, match="does not exist"):
+        run_in_worker(analyze, tmp_path / "missing")

@@ -79,3 +79,19 @@ def test_a_crashing_worker_is_one_line():
 def test_user_errors_come_back_as_they_are(tmp_path):
     with pytest.raises(WorkerError, match="does not exist"):
         run_in_worker(analyze, tmp_path / "missing")
+
+
+def test_an_analysis_too_big_for_its_budget_fails_alone():
+    """An upload whose analysis needs GBs: its worker stops, this process and the next
+    analysis carry on."""
+    from ncviz.demo import bundled_runs_dir
+
+    checkpoint = bundled_runs_dir() / "digits-mlp" / "epoch_0600.safetensors"
+    spec = {"name": "mlp", "kwargs": {"in_features": 64, "num_classes": 10,
+                                      "widths": [128, 128, 128], "batchnorm": True}}  # fmt: skip
+    huge = "builtin:gaussian?classes=10&dim=64&n=1000000"  # 10 M × 64 floats ≈ 2.4 GB
+    with pytest.raises(WorkerError, match=r"needed more than 0\.5 GB") as info:
+        run_in_worker(analyze, checkpoint, huge, model=spec, cache=False, memory_bytes=2**29)
+    assert "\n" not in str(info.value)
+    small = run_in_worker(analyze, checkpoint, "builtin:digits", model=spec, cache=False)
+    assert small.metrics_at("epoch_0600.safetensors", "classifier:input")["accuracy"] == 1.0

@@ -1,7 +1,8 @@
 # ncviz dashboard for a shared (GPU) server.
 #   docker build -t ncviz .            # torch from PyPI (a CUDA build; runs on CPU-only hosts too)
 #   docker build -t ncviz --build-arg TORCH_INDEX_URL=<PyTorch's CPU or CUDA wheel index> .
-#   docker run --rm -p 8501:8501 -v ncviz-cache:/cache -v /srv/runs:/data:ro [--gpus all] ncviz
+#   docker run -d --restart unless-stopped -p 8501:8501 -v ncviz-cache:/cache \
+#       -v /srv/runs:/data:ro [--gpus all] ncviz
 # Offline builds: put wheels (pip download) in wheels/ and pass BASE_IMAGE=<a local image with
 # python3.11>; tests/docker/smoke.sh does both.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
@@ -18,7 +19,6 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     NCVIZ_CACHE_DIR=/cache \
     NCVIZ_DEMO_DIR=/app/checkpoints \
     NCVIZ_MAX_UPLOAD_MB=512 \
-    NCVIZ_CACHE_MAX_GB=8 \
     NUMBA_CACHE_DIR=/app/.numba-cache \
     MPLCONFIGDIR=/tmp \
     STREAMLIT_SERVER_HEADLESS=true \
@@ -49,11 +49,14 @@ RUN if ls /wheels/*.whl >/dev/null 2>&1; then \
 RUN useradd --create-home --uid 10001 ncviz && mkdir -p /cache /data /app/.numba-cache \
     && chown ncviz:ncviz /cache /app/.numba-cache
 
-COPY --chown=ncviz:ncviz pyproject.toml README.md ./
-COPY --chown=ncviz:ncviz .streamlit/ .streamlit/
-COPY --chown=ncviz:ncviz ncviz/ ncviz/
-COPY --chown=ncviz:ncviz app/ app/
-COPY --chown=ncviz:ncviz checkpoints/ checkpoints/
+# The code and bundled runs belong to root: the app user can read them, never change them.
+COPY pyproject.toml README.md ./
+COPY .streamlit/ .streamlit/
+COPY ncviz/ ncviz/
+COPY app/ app/
+COPY checkpoints/ checkpoints/
+RUN chmod -R a+rX,go-w /app/pyproject.toml /app/README.md /app/.streamlit /app/ncviz /app/app \
+        /app/checkpoints
 
 USER 10001
 # Compile umap/numba and analyse the bundled runs now, so the first page is fast.

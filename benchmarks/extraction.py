@@ -19,8 +19,8 @@ import time
 import numpy as np
 import torch
 
+from ncviz.cache import cache_key
 from ncviz.extract import ActivationCache, ExtractOptions, default_layers, extract
-from ncviz.extract.cache import cache_key
 from ncviz.load import Dataset, build_model, classifier_module, load_dataset
 
 

@@ -6,7 +6,7 @@ The engine is importable without the dashboard::
     metrics = ncviz.collapse_metrics(features, labels, weight=W, bias=b)
     metrics["nc1"], metrics["nc2_etf_distance"], metrics["nc4"]
 
-The definitions of every key are in METRICS.md and in each function's docstring.
+The definitions of every key are in docs/metrics.md and in each function's docstring.
 """
 
 from ncviz.errors import CheckpointError, DataError, InputError, NcvizError, OptionError

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ncviz.cache import ResultCache, checkpoint_stamp, results_key
 from ncviz.distributed import world
 from ncviz.errors import DataError, OptionError
 from ncviz.extract import (
@@ -56,7 +57,6 @@ from ncviz.metrics import (
     collapse_result,
     regression_result,
 )
-from ncviz.results_cache import ResultCache, checkpoint_stamp, results_key
 
 TABLE_COLUMNS = ["run", "checkpoint", "epoch", "step", "layer", "split", "metric", "value"]
 Result = CollapseResult | RegressionResult
@@ -411,7 +411,7 @@ def analyze(
     # finished results are cached per process only: under torchrun every rank must take part in
     # every all-reduce, so no rank may skip a checkpoint because of its own cache
     distributed = world()[1] > 1
-    result_cache = ResultCache(cache_obj.root) if cache_obj and not distributed else None
+    result_cache = ResultCache(cache_obj.store) if cache_obj and not distributed else None
     options = ExtractOptions(batch_size=batch_size, pool=pool, autocast=autocast)
     data_identity: dict[str, Any] = data_spec.to_dict()
     if not data_spec.source.startswith("builtin:"):

@@ -442,7 +442,7 @@ def accuracy_figure(log: dict) -> go.Figure:
 
 
 def per_class_table(result: CollapseResult) -> pd.DataFrame:
-    """n_c, ‖μ_c − μ_G‖, ‖w_c‖, σ_c²/‖μ_c − μ_G‖², cos(w_c, μ_c − μ_G), recall (METRICS.md)."""
+    """n_c, ‖μ_c − μ_G‖, ‖w_c‖, σ_c²/‖μ_c − μ_G‖², cos(w_c, μ_c − μ_G), recall (docs/metrics.md)."""
     a = result.arrays
     minority = set(np.asarray(result.minority_classes).astype(str))
     frame = pd.DataFrame(

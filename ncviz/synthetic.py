@@ -34,7 +34,8 @@ def noisy_etf(
 ) -> SyntheticCollapse:
     """Class means on a unit simplex ETF, isotropic Gaussian within-class noise of std ``noise``.
 
-    Population values (METRICS.md): nc1 = σ²(C−1)²/C, Tr Σ_W/Tr Σ_B = dσ², cdnv = dσ²(C−1)/(2C).
+    Population values (docs/metrics.md): nc1 = σ²(C−1)²/C, Tr Σ_W/Tr Σ_B = dσ²,
+    cdnv = dσ²(C−1)/(2C).
     """
     means = simplex_etf(num_classes, dim, seed)
     rng = np.random.default_rng(seed + 1)

@@ -29,6 +29,8 @@ if selected:
         f"C = {result.num_classes}, d = {result.arrays['class_means'].shape[1]}, "
         f"N = {int(result.arrays['class_counts'].sum()):,}"
     )
+    for warning in result.warnings:
+        st.warning(warning)
     chance = chance_baselines(result.num_classes, result.arrays["class_means"].shape[1])
     keys = [k for k in HEADLINE if k in result.metrics]
     for row in range(0, len(keys), 4):

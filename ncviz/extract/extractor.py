@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ncviz.cache import ActivationCache, cache_key
 from ncviz.distributed import all_reduce_statistics, shard_indices, world
 from ncviz.errors import OptionError
-from ncviz.extract.cache import ActivationCache, cache_key
 from ncviz.extract.layers import INPUT_SUFFIX, first_tensor, resolve_module
 from ncviz.load.datasets import Dataset
 from ncviz.metrics import CollapseStatistics

@@ -1,4 +1,4 @@
-"""Pure metric math: streaming sufficient statistics and every metric of METRICS.md."""
+"""Pure metric math: streaming sufficient statistics and every metric of docs/metrics.md."""
 
 from ncviz.metrics.baselines import chance_baselines
 from ncviz.metrics.classification import (

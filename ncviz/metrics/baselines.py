@@ -26,7 +26,7 @@ def _chance(num_classes: int, dim: int, seed: int) -> tuple[tuple[str, float], .
 
 
 def chance_baselines(num_classes: int, dim: int, seed: int = 0) -> dict[str, float]:
-    """NC2/NC3/GNC2 keys of METRICS.md on N(0, I) class means and weights (C×d, fixed seed)."""
+    """NC2/NC3/GNC2 keys of docs/metrics.md on N(0, I) class means and weights (C×d, fixed seed)."""
     if num_classes < 2 or dim < 1:
         raise InputError(f"chance baselines need C ≥ 2 and d ≥ 1, got C={num_classes}, d={dim}.")
     return dict(_chance(int(num_classes), int(dim), int(seed)))

@@ -2,7 +2,7 @@
 
 Use :func:`collapse_metrics` for arrays in memory, or :class:`CollapseStatistics` to stream batches
 (two passes; shards merge exactly). Both give the same numbers to ~1e-12. Definitions and sources of
-every key are in METRICS.md; with Σ_W = (1/N)Σ_i (h_i − μ_{y_i})(h_i − μ_{y_i})ᵀ, M the centred
+every key are in docs/metrics.md; with Σ_W = (1/N)Σ_i (h_i − μ_{y_i})(h_i − μ_{y_i})ᵀ, M the centred
 class means and Σ_B = (1/C) M Mᵀ:
 
 * ``nc1`` = Tr(Σ_W Σ_B⁺)/C, Σ_B⁺ from at most min(C−1, d) eigenpairs above 1e-10·λ_max (Papyan
@@ -38,7 +38,7 @@ STATE_SECOND_PASS = ("scatter", "sq_dist", "ncc_hits", "classifier_hits", "agree
 
 @dataclass
 class CollapseResult:
-    """Scalar metrics keyed as in METRICS.md plus the per-class arrays the plots need.
+    """Scalar metrics keyed as in docs/metrics.md plus the per-class arrays the plots need.
 
     ``classes[k]`` is the original label of class k (row k of every per-class array);
     ``dropped_classes`` were removed by ``min_count``; ``warnings`` say why a value is inf or
@@ -90,7 +90,7 @@ def kept_classes(
 
 
 class CollapseStatistics:
-    """Two-pass streaming statistics for every classification metric of METRICS.md.
+    """Two-pass streaming statistics for every classification metric of docs/metrics.md.
 
     Example::
 
@@ -269,7 +269,7 @@ def _nc1(centred_means: torch.Tensor, within_cov: torch.Tensor) -> tuple[float, 
 def finalize(
     first: ClassMeanStats, second: ScatterStats, options: CollapseOptions, names: np.ndarray
 ) -> CollapseResult:
-    """Turn the two passes' sums into every metric of METRICS.md the inputs allow."""
+    """Turn the two passes' sums into every metric of docs/metrics.md the inputs allow."""
     kept = second.kept
     counts = first.counts[kept]
     n = counts.to(torch.float64)
@@ -377,7 +377,7 @@ def collapse_result(
     device: torch.device | str | None = None,
     **options: Any,
 ) -> CollapseResult:
-    """Every classification metric of METRICS.md, with per-class arrays, for data in memory.
+    """Every classification metric of docs/metrics.md, with per-class arrays, for data in memory.
 
     Args:
         features: N×d array or tensor (any float dtype; accumulated in float64). CUDA tensors are
@@ -421,7 +421,7 @@ def collapse_metrics(
     bias: ArrayLike | None = None,
     **options: Any,
 ) -> dict[str, float]:
-    """Every scalar classification metric of METRICS.md that the inputs allow, keyed as there.
+    """Every scalar classification metric of docs/metrics.md that the inputs allow, keyed as there.
 
     ``features`` N×d, ``labels`` N; ``weight``/``bias`` the classifier (optional). Options are
     those of :class:`~ncviz.metrics.options.CollapseOptions` (``global_mean``, ``dist_exp``,

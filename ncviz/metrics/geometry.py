@@ -1,7 +1,7 @@
 """Geometry of the centred class means M and the classifier rows W (NC2, NC3, CDNV, GNC2).
 
 All pairwise quantities are reduced tile by tile over rows, so C = 32k classes never allocates a
-C×C matrix: a tile is t×C with t·C ≤ 2**22 entries. Formulas and sources are in METRICS.md; the
+C×C matrix: a tile is t×C with t·C ≤ 2**22 entries. Formulas and sources are in docs/metrics.md; the
 ones used here, with u_c = m_c/‖m_c‖ for the centred means m_c = μ_c − μ_G and the simplex-ETF
 Gram E = (I − 11ᵀ/C)/√(C−1):
 

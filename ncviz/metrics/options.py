@@ -1,4 +1,4 @@
-"""Options of the collapse metrics, with the defaults fixed in METRICS.md."""
+"""Options of the collapse metrics, with the defaults fixed in docs/metrics.md."""
 
 from __future__ import annotations
 

@@ -361,7 +361,7 @@ class RegressionStatistics:
 def regression_metrics(
     features: ArrayLike, targets: ArrayLike, weight: ArrayLike | None = None, **options: Any
 ) -> dict[str, float]:
-    """``nrc1``, ``nrc2``, ``nrc3``, ``nrc3_gamma`` (METRICS.md); see :func:`regression_result`."""
+    """``nrc1``, ``nrc2``, ``nrc3``, ``nrc3_gamma`` (docs/metrics.md); see ``regression_result``."""
     return regression_result(features, targets, weight, **options).metrics
 
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
 
+from ncviz.cache import CacheStore, cache_key
 from ncviz.errors import OptionError
-from ncviz.extract.cache import cache_key, default_cache_dir
 from ncviz.theory.deep_ufm import DeepUFMSettings, train_deep_ufm
 
 ProgressFn = Callable[[int, int, str], None]
@@ -37,8 +36,10 @@ def sweep(
         values=list(values),
         seeds=list(seeds),
     )
-    path = default_cache_dir() / "sweeps" / f"{key}.parquet"
+    store = CacheStore()
+    path = store.folder("sweeps") / f"{key}.parquet"
     if cache and path.is_file():
+        store.touch(path)
         return pd.read_parquet(path)
     rows = []
     total = len(values) * len(seeds)
@@ -63,8 +64,6 @@ def sweep(
             progress(index + 1, total, f"{parameter}={value}, seed {seed}")
     table = pd.DataFrame(rows)
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(f".tmp-{os.getpid()}")
-        table.to_parquet(temporary, index=False)
-        os.replace(temporary, path)
+        with store.atomic(path, suffix=".parquet") as handle:
+            table.to_parquet(handle, index=False)
     return table

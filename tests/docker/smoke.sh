@@ -20,19 +20,26 @@ IMAGE=ncviz-smoke:$$
 NAME=ncviz-smoke-$$
 ROOTFS=${NCVIZ_ROOTFS:-/tmp/ncviz-rootfs}
 KEEP_BASE=${KEEP_BASE:-0}
+SHOTS=$(mktemp -d)
 created_base=0
+created_rootfs=0
 
+# Everything this script creates goes: the container with its anonymous /cache volume (-v), the
+# image, the base image and the debootstrap tree it made (unless KEEP_BASE=1), wheels, screenshots.
 cleanup() {
-    docker rm -f "$NAME" >/dev/null 2>&1 || true
+    docker rm -f -v "$NAME" >/dev/null 2>&1 || true
     docker rmi -f "$IMAGE" >/dev/null 2>&1 || true
     if [ "$created_base" = 1 ] && [ "$KEEP_BASE" != 1 ]; then docker rmi -f "$BASE" >/dev/null 2>&1 || true; fi
+    if [ "$created_rootfs" = 1 ] && [ "$KEEP_BASE" != 1 ]; then rm -rf "$ROOTFS"; fi
     find "$ROOT/wheels" -name '*.whl' -delete
+    rm -rf "$SHOTS"
 }
 trap cleanup EXIT
 
 t0=$(date +%s)
 if ! docker image inspect "$BASE" >/dev/null 2>&1; then
     if [ ! -x "$ROOTFS/usr/bin/python3" ]; then
+        created_rootfs=1
         debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm "$ROOTFS"
     fi
     chroot "$ROOTFS" python3 -m venv /opt/venv
@@ -59,10 +66,14 @@ for _ in $(seq 1 120); do
 done
 echo "smoke: healthy after $(( $(date +%s) - t2 )) s on port $PORT"
 
-"$PYTHON" - "$PORT" <<'PY'
+# the app user can read the code but not change it
+docker exec "$NAME" sh -c 'test -r /app/ncviz/analysis.py && ! test -w /app/ncviz/analysis.py \
+    && ! touch /app/ncviz/x 2>/dev/null' || { echo "smoke: app code is writable by the app user"; exit 1; }
+
+"$PYTHON" - "$PORT" "$SHOTS" <<'PY'
 import sys, time
 from playwright.sync_api import sync_playwright
-port = sys.argv[1]
+port, shots = sys.argv[1], sys.argv[2]
 flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]
 with sync_playwright() as pw:
@@ -72,7 +83,7 @@ with sync_playwright() as pw:
     page.goto(f"http://127.0.0.1:{port}")
     page.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
     assert page.locator("[data-testid='stException']").count() == 0
-    page.screenshot(path="test-artifacts-docker.png", full_page=True)
+    page.screenshot(path=f"{shots}/docker.png", full_page=True)
     print(f"smoke: demo page drew its first plot {time.perf_counter() - start:.1f} s after loading")
     browser.close()
 PY

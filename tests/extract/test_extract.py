@@ -205,3 +205,35 @@ def test_two_processes_writing_one_entry_leave_one_valid_entry(tmp_path):
     assert len(cache.entries()) == 1 and not list(tmp_path.rglob(".tmp-*"))
     array = np.asarray(cache.get("ab" * 32))
     assert array.shape == (20000, 8) and len(np.unique(array)) == 1 and array[0, 0] in (1, 2)
+
+
+def test_one_budget_for_activations_results_and_sweeps(tmp_path):
+    from ncviz.cache import CacheStore
+
+    store = CacheStore(tmp_path, max_bytes=3 * 8200)
+    cache = ActivationCache(tmp_path, max_bytes=store.max_bytes)
+    old = store.folder("sweeps") / "old.parquet"
+    with store.atomic(old) as handle:
+        handle.write(b"x" * 8000)
+    os.utime(old, (1000, 1000))
+    results = store.folder("results") / "r.npz"
+    with store.atomic(results) as handle:
+        handle.write(b"y" * 8000)
+    for i in range(2):
+        cache.put(f"{i:064x}", np.zeros((1000, 2), dtype=np.float32))
+    kinds = {p.parent.name if p.suffix != ".npy" else "activations" for p in store.entries()}
+    assert not old.exists() and results.exists() and kinds == {"results", "activations"}
+    assert store.size_bytes() <= store.max_bytes
+
+
+def test_orphaned_temporary_files_are_swept(tmp_path):
+    from ncviz.cache import CacheStore
+
+    store = CacheStore(tmp_path)
+    folder = store.folder("activations") / "ab"
+    folder.mkdir(parents=True)
+    stale, fresh = folder / ".tmp-dead.npy", folder / ".tmp-live.npy"
+    stale.write_bytes(b"x")
+    fresh.write_bytes(b"x")
+    os.utime(stale, (1000, 1000))  # left by a process killed long ago
+    assert store.evict() == [stale] and fresh.exists()

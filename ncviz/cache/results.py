@@ -1,23 +1,20 @@
-"""On-disk cache of finished per-checkpoint analysis results (metrics rows + per-class arrays).
+"""Finished per-checkpoint analysis results in the cache (metrics rows + per-class arrays).
 
 Re-analysing a run (the dashboard re-opening it, the CLI run twice) skips loading, extraction and
 statistics for every checkpoint whose file (path, size, modification time), data spec, layers and
-options are unchanged. Entries are ``.npz`` files (no pickle) written atomically (temp + rename)
-under ``<cache root>/results``.
+options are unchanged. Entries are ``.npz`` files (no pickle) under ``<cache root>/results``,
+written atomically and counted in the cache's one budget (:class:`~ncviz.cache.store.CacheStore`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ncviz.extract.cache import cache_key, default_cache_dir
+from ncviz.cache.store import CacheStore, cache_key
 from ncviz.metrics import CollapseResult, RegressionResult
 from ncviz.metrics.options import CollapseOptions
 
@@ -37,7 +34,7 @@ def results_key(**parts: Any) -> str:
 
 def _encode(result: Result) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     arrays = dict(result.arrays)
-    meta: dict[str, Any] = {"metrics": result.metrics}
+    meta: dict[str, Any] = {"metrics": result.metrics, "warnings": list(result.warnings)}
     if isinstance(result, CollapseResult):
         meta["kind"] = "collapse"
         opts = result.options
@@ -57,7 +54,7 @@ def _encode(result: Result) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
 
 def _decode(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Result:
     if meta["kind"] == "regression":
-        return RegressionResult(metrics=meta["metrics"], arrays=arrays)
+        return RegressionResult(meta["metrics"], arrays, meta.get("warnings", []))
     special = {k: arrays.pop(k) for k in ("__classes", "__dropped", "__minority")}
     return CollapseResult(
         metrics=meta["metrics"],
@@ -66,16 +63,18 @@ def _decode(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Result:
         dropped_classes=special["__dropped"],
         minority_classes=special["__minority"],
         options=CollapseOptions(**meta["options"]),
+        warnings=meta.get("warnings", []),
     )
 
 
 class ResultCache:
-    def __init__(self, root: str | Path | None = None) -> None:
-        base = Path(root) if root is not None else default_cache_dir()
-        self.root = base / "results"
+    """Results under ``<root>/results`` of a cache store (default: the cache)."""
+
+    def __init__(self, store: CacheStore | None = None) -> None:
+        self.store = store or CacheStore()
 
     def path(self, key: str) -> Path:
-        return self.root / f"{key}.npz"
+        return self.store.folder("results") / f"{key}.npz"
 
     def get(self, key: str) -> tuple[list[dict[str, Any]], dict[str, Result]] | None:
         """(table rows, {layer: result}) of a cached checkpoint analysis, or None."""
@@ -85,6 +84,7 @@ class ResultCache:
                 stored = {name: archive[name] for name in archive.files if name != "__payload"}
         except (FileNotFoundError, OSError, ValueError, KeyError):
             return None
+        self.store.touch(self.path(key))
         results = {}
         for index, (layer, meta) in enumerate(payload["results"]):
             prefix = f"{index}|"
@@ -100,15 +100,8 @@ class ResultCache:
             metas.append((layer, meta))
             arrays.update({f"{index}|{name}": value for name, value in result_arrays.items()})
         payload = json.dumps({"rows": rows, "results": metas}, default=_json_default)
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=self.root)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, __payload=np.array(payload), **arrays)
-            os.replace(tmp, self.path(key))
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+        with self.store.atomic(self.path(key), suffix=".npz") as handle:
+            np.savez(handle, __payload=np.array(payload), **arrays)
 
 
 def _json_default(value: Any) -> Any:

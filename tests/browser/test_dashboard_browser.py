@@ -215,3 +215,58 @@ def test_recorded_run_uploaded_as_a_zip(server, tmp_path):
         assert "N = 397" in page.inner_text("body")  # the example's held-out digits
         page.screenshot(path=str(ARTIFACTS / "25-recorded-overview-test.png"), full_page=True)
         browser.close()
+
+
+def test_attacks_fail_alone_while_another_session_works(server, tmp_path):
+    """Against the real server: a data bomb and an architecture bomb each give their session one
+    error line; a second session keeps drawing the demo and the health route keeps answering."""
+    import io
+    import zipfile
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f4", "fortran_order": False, "shape": (1 << 30,)}
+    )
+    bomb = tmp_path / "bomb.npz"  # 4 KB on disk, declares 4 GiB
+    with zipfile.ZipFile(bomb, "w") as archive:
+        archive.writestr("inputs.npy", header.getvalue() + b"\0" * 64)
+        labels = io.BytesIO()
+        np.save(labels, np.zeros(10, np.int64))
+        archive.writestr("labels.npy", labels.getvalue())
+    checkpoint = ROOT / "checkpoints" / "digits-mlp" / "epoch_0600.safetensors"
+    with playwright_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        attacker = browser.new_context().new_page()
+        bystander = browser.new_context().new_page()
+        attacker.goto(server)
+        attacker.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+        _wait_idle(attacker)
+        attacker.get_by_role("radio", name="Upload").click()
+        _wait_idle(attacker)
+        attacker.locator("input[type='file']").first.set_input_files(str(checkpoint))
+        attacker.get_by_text("Upload a dataset", exact=True).click()
+        _wait_idle(attacker)
+        attacker.locator("input[type='file']").nth(1).set_input_files(str(bomb))
+        attacker.locator("[data-testid='stFileChip']").nth(1).wait_for(timeout=30_000)
+        _wait_idle(attacker)
+        attacker.get_by_role("button", name="Analyse").click()
+        error = attacker.locator("[data-testid='stAlertContentError']").first
+        error.wait_for(timeout=120_000)
+        assert "declares 4.0 GiB" in error.inner_text() and "Traceback" not in error.inner_text()
+
+        attacker.get_by_text("Bundled dataset", exact=True).click()
+        _wait_idle(attacker)
+        attacker.get_by_role("textbox", name="Architecture arguments (JSON)").fill(
+            '{"in_features": 64, "num_classes": 10, "widths": [40000, 40000]}'
+        )
+        attacker.keyboard.press("Control+Enter")
+        _wait_idle(attacker)
+        attacker.get_by_role("button", name="Analyse").click()
+        attacker.get_by_text("million parameters", exact=False).first.wait_for(timeout=120_000)
+
+        bystander.goto(server)  # another session, meanwhile: the demo as usual
+        bystander.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+        _assert_no_errors(bystander, "bystander")
+        with urllib.request.urlopen(f"{server}/_stcore/health", timeout=5) as response:
+            assert response.read() == b"ok"
+        browser.close()

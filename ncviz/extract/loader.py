@@ -241,44 +241,68 @@ def capture(
         raise OptionError(f"layers are listed twice: {names}.")
     hooks = _Hooks(net, names)
     use_autocast = options.autocast and device.type == "cuda"
-    try:
-        total = 2 * len(loader)  # type: ignore[arg-type]
-    except TypeError:
-        total = 0
     was_training = net.training
     state = _State(task, num_classes, min_count, sample_size, seed, classifier, options, device)
 
     def forward(inputs: Any) -> dict[str, torch.Tensor]:
+        """The hooked layers' outputs: unreduced for the first batch (it fixes the plans),
+        flattened or pooled inside the hooks after that."""
         hooks.outputs.clear()
+        hooks.raw = state.plans is None
         with torch.autocast(device.type, enabled=use_autocast):
             call_model(net, to_device(inputs, device), forward_fn)
         return dict(hooks.outputs)
 
+    def planned(plans: dict[str, Any]) -> None:
+        for name, plan in plans.items():
+            hooks.pooled[name] = plan.pooled
+
     net.eval()
     try:
         with torch.inference_mode():
-            done = 0
-            for pass_index in (0, 1):
-                for batch in loader:
-                    inputs, labels = split_batch(batch, batch_fn)
-                    if state.plans is None:
-                        hooks.raw = True
-                        raw = forward(inputs)
-                        hooks.raw = False
-                        names = state.plan(names, raw, clf_layer if auto else None, labels)
-                        for name, plan in state.plans.items():
-                            hooks.pooled[name] = plan.pooled
-                        outputs = {n: state.reduce(n, raw[n]) for n in names}
-                    else:
-                        outputs = forward(inputs)
-                    state.update(pass_index, outputs, labels)
-                    done += 1
-                    if progress is not None:
-                        progress(done, total, f"pass {pass_index + 1}/2")
-                state.finish_pass(pass_index)
+            return run_passes(
+                forward, loader, names, state, batch_fn=batch_fn, progress=progress,
+                dedupe=clf_layer if auto else None, on_plan=planned,
+            )  # fmt: skip
     finally:
         hooks.close()
         net.train(was_training)
+
+
+def run_passes(
+    forward: Callable[[Any], dict[str, torch.Tensor]],
+    loader: Iterable[Any],
+    names: list[str],
+    state: _State,
+    *,
+    batch_fn: BatchFn | None = None,
+    progress: ProgressFn | None = None,
+    dedupe: str | None = None,
+    on_plan: Callable[[dict[str, Any]], None] | None = None,
+) -> Capture:
+    """Both statistics passes over ``loader``, whatever computes the layers: ``forward(inputs)``
+    gives each named layer's output for a batch (torch hooks, or an ONNX Runtime session); the
+    first batch's outputs, unreduced, fix each layer's plan (flatten or pool), later ones may come
+    already reduced (``on_plan`` tells the producer the plans)."""
+    try:
+        total = 2 * len(loader)  # type: ignore[arg-type]
+    except TypeError:
+        total = 0
+    done = 0
+    for pass_index in (0, 1):
+        for batch in loader:
+            inputs, labels = split_batch(batch, batch_fn)
+            raw = forward(inputs)
+            if state.plans is None:
+                names = state.plan(names, raw, dedupe, labels)
+                if on_plan is not None:
+                    on_plan(state.plans)
+            outputs = {n: state.reduce(n, raw[n]) for n in names}
+            state.update(pass_index, outputs, labels)
+            done += 1
+            if progress is not None:
+                progress(done, total, f"pass {pass_index + 1}/2")
+        state.finish_pass(pass_index)
     return state.result()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ from ncviz.extract import (
     list_layers,
 )
 from ncviz.extract.extractor import ProgressFn
+from ncviz.extract.loader import capture_outputs
 from ncviz.load import (
     Dataset,
     DataSpec,
@@ -40,8 +42,9 @@ from ncviz.load import (
     read_checkpoint,
     read_features_file,
 )
-from ncviz.load.checkpoints import CHECKPOINT_SUFFIXES
+from ncviz.load.checkpoints import CHECKPOINT_SUFFIXES, number_from_name
 from ncviz.load.features_file import features_file_step, features_folder
+from ncviz.load.onnx import OnnxGraph, OnnxRunner, read_onnx, with_weights
 from ncviz.load.recorded import (
     is_recorded_run,
     layer_result,
@@ -49,7 +52,7 @@ from ncviz.load.recorded import (
     read_entry,
     recorded_sample,
 )
-from ncviz.load.runs import is_run, open_run
+from ncviz.load.runs import is_run, list_checkpoints, open_run
 from ncviz.load.server_folder import check_inside
 from ncviz.metrics import (
     CollapseResult,
@@ -288,6 +291,129 @@ class _CheckpointPlan:
     trust_remote_code: bool = False
 
 
+def _checkpoint_progress(
+    progress: ProgressFn | None, index: int, count: int, name: str
+) -> ProgressFn | None:
+    """Progress of checkpoint ``index`` of ``count`` as a share of the whole analysis."""
+    if progress is None:
+        return None
+
+    def report(done: int, total: int, message: str) -> None:
+        progress(index * total + done, count * total, f"{name} ({index + 1}/{count}): {message}")
+
+    return report
+
+
+def onnx_source(source: Path) -> tuple[Path, list[Path]] | None:
+    """(graph, checkpoints) when ``source`` is an ONNX model: a ``.onnx`` file (its own
+    weights), or a folder with one ``.onnx`` and checkpoints of its weights (a run), or a folder
+    of ``.onnx`` files (one per checkpoint, ordered by step)."""
+    if source.is_file():
+        return (source, [source]) if source.suffix.lower() == ".onnx" else None
+    if not source.is_dir():
+        return None
+    graphs = list_checkpoints(source, suffixes=(".onnx",))
+    if not graphs:
+        return None
+    if len(graphs) > 1:
+        return graphs[0], graphs
+    return graphs[0], list_checkpoints(source) or graphs
+
+
+def _analyze_onnx(
+    source: Path,
+    data_spec: DataSpec,
+    layers: list[str] | None,
+    batch_size: int,
+    progress: ProgressFn | None,
+    metric_options: Mapping[str, Any],
+    confine_to: str | Path | None,
+) -> Analysis:
+    """Every checkpoint of an ONNX source through ONNX Runtime, into the same statistics."""
+    graph_path, checkpoints = onnx_source(source)
+    dataset = load_dataset(data_spec)
+    batches = _batches(dataset, batch_size)
+    base = read_onnx(graph_path)
+    rows: list[dict[str, Any]] = []
+    results: dict[tuple[str, str], Result] = {}
+    chosen = layers or base.default_layers()
+    task = "classification" if dataset.labels is not None else "regression"
+    run_name = source.stem if source.is_file() else source.name
+    for index, path in enumerate(checkpoints):
+        graph, epoch, step = _onnx_graph_at(source, path.name)
+        runner = OnnxRunner(graph, chosen)
+        head = None
+        if graph.classifier is not None and graph.weight is not None:
+            head = (graph.classifier, SimpleNamespace(weight=graph.weight, bias=graph.bias))
+
+        report = _checkpoint_progress(progress, index, len(checkpoints), path.name)
+        captured = capture_outputs(
+            runner, batches, chosen, classifier=head, task=task,
+            num_classes=dataset.num_classes if task == "classification" else None,
+            sample_size=0, progress=report,
+        )  # fmt: skip
+        for layer, item in captured.layers.items():
+            if task == "regression":
+                result: Result = item.statistics.compute()
+            else:
+                result = item.statistics.compute(
+                    classes=np.array(dataset.classes), **metric_options
+                )
+            results[(path.name, layer)] = result
+            rows += _rows(result, run_name, path.name, epoch, step, layer, data_spec.split_label)
+    return Analysis(
+        run=run_name,
+        table=_table(rows),
+        results=results,
+        layers=list(chosen),
+        checkpoints=[p.name for p in checkpoints],
+        task=task,
+        source=str(source),
+        data=data_spec.to_dict(),
+        model={"name": "onnx", "kwargs": {"graph": graph_path.name}},
+    )
+
+
+def _onnx_graph_at(source: Path, checkpoint: str) -> tuple[OnnxGraph, Any, Any]:
+    """The graph of one checkpoint of an ONNX source, with its epoch and step."""
+    graph_path, checkpoints = onnx_source(source)
+    path = next(p for p in checkpoints if p.name == checkpoint)
+    base = read_onnx(graph_path)
+    if path.suffix.lower() == ".onnx":
+        graph = base if path == graph_path else read_onnx(path, classifier=base.classifier)
+        number = number_from_name(path.name) if len(checkpoints) > 1 else None
+        return graph, number, number
+    state = read_checkpoint(path)
+    return with_weights(base, state.state_dict, path.name), state.epoch, state.step
+
+
+def _onnx_layer_features(
+    analysis: Analysis, checkpoint: str, layer: str, progress: ProgressFn | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every sample's features of one layer of an ONNX checkpoint (a 'sample' of all rows)."""
+    graph, _, _ = _onnx_graph_at(Path(analysis.source), checkpoint)
+    dataset = load_dataset(DataSpec.parse(analysis.data))
+    captured = capture_outputs(
+        OnnxRunner(graph, [layer]), _batches(dataset, 256), [layer],
+        num_classes=dataset.num_classes if dataset.labels is not None else None,
+        sample_size=len(dataset), progress=progress,
+    )  # fmt: skip
+    labels = captured.sample_labels
+    if dataset.labels is not None:
+        labels = np.asarray(dataset.classes)[labels]
+    else:
+        labels = labels.reshape(len(labels), -1)[:, 0]
+    return captured.layers[layer].sample, labels
+
+
+def _batches(dataset: Dataset, size: int) -> list[tuple[Any, Any]]:
+    """(inputs, labels or targets) in batches of ``size``."""
+    answers = dataset.labels if dataset.labels is not None else dataset.targets
+    return [
+        (dataset.inputs[k : k + size], answers[k : k + size]) for k in range(0, len(dataset), size)
+    ]
+
+
 def _analyze_checkpoint(
     path: Path, index: int, plan: _CheckpointPlan
 ) -> tuple[list[dict[str, Any]], dict[str, Result]]:
@@ -299,11 +425,7 @@ def _analyze_checkpoint(
     clf_name, clf = classifier_module(net, spec.classifier)
     chosen = plan.layers or default_layers(net, clf_name, dataset.inputs[:2])
 
-    def report(done: int, total: int, message: str) -> None:
-        if progress is not None:
-            progress(index * total + done, plan.count * total,
-                     f"{path.name} ({index + 1}/{plan.count}): {message}")  # fmt: skip
-
+    report = _checkpoint_progress(progress, index, plan.count, path.name)
     extracted = extract(
         net, dataset, chosen, classifier=(clf_name, clf), device=plan.device,
         options=plan.options, cache=plan.cache, checkpoint_id=checkpoint.sha256, progress=report,
@@ -372,6 +494,11 @@ def analyze(
         return _analyze_recorded(source, metric_options)
     if source.is_dir() and (feature_files := features_folder(source)):
         return _analyze_features_files(feature_files, source.name, source, metric_options)
+    if onnx_source(source) is not None:
+        if data is None:
+            raise OptionError("an ONNX model needs data: pass --data (a data spec or file).")
+        return _analyze_onnx(source, DataSpec.parse(data), layers, batch_size, progress,
+                             metric_options, confine_to)  # fmt: skip
 
     task, run_name, log = "classification", source.stem, {}
     if source.is_dir():
@@ -480,6 +607,8 @@ def layer_features(
     split = analysis.split or "train"
     if (split, checkpoint) in analysis.entry_files:
         return recorded_sample(Path(analysis.entry_files[(split, checkpoint)]), layer)
+    if onnx_source(source) is not None:
+        return _onnx_layer_features(analysis, checkpoint, layer, progress)
     path = source / checkpoint if source.is_dir() else source
     if is_features_file(path):
         features = read_features_file(path)

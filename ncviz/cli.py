@@ -136,7 +136,7 @@ def _custom_model_help() -> str:
         f"{k}. {title}:\n\n" + "\n".join("    " + line for line in code.splitlines())
         for k, (title, code) in enumerate(CUSTOM_MODEL_ROUTES, 1)
     ]
-    return "Your own model — three routes, in order of preference:\n\n" + "\n\n".join(routes)
+    return "Your own model — the routes, in order of preference:\n\n" + "\n\n".join(routes)
 
 
 def build_parser() -> argparse.ArgumentParser:

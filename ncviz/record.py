@@ -67,6 +67,15 @@ rec.close()
 # then: ncviz analyze runs/my-run  (or zip the folder and upload it to the dashboard)""",
     ),
     (
+        "Export an ONNX graph (run as data: no code reaches the server; module names are layers)",
+        """import torch
+
+torch.onnx.export(model, (example_batch,), "model.onnx", dynamo=True, optimize=False,
+                  dynamic_shapes=({0: "batch"},))
+# upload model.onnx (+ model.onnx.data) with your data; add state_dict checkpoints
+# (.safetensors) of the same model to analyse a whole training run""",
+    ),
+    (
         "Export features files (one per epoch: feats_epoch_010.npz, …; a folder of them is a run)",
         """import numpy as np
 

@@ -112,9 +112,6 @@ def save_uploads(files: Sequence[tuple[str, bytes | memoryview]], folder: Path) 
     run.mkdir(exist_ok=True)
     for path in saved:
         link = run / path.name
-        if not link.exists():
-            try:
-                os.link(path, link)
-            except OSError:  # a file system without hard links
-                shutil.copyfile(path, link)
+        if not link.exists():  # a copy, not a hard link: ONNX refuses linked data files
+            shutil.copyfile(path, link)
     return run, f"{len(saved)} uploaded files"

@@ -17,7 +17,7 @@ from ncviz.record import CUSTOM_MODEL_ROUTES
 from ncviz.scratch import new_session_folder, save_upload, save_uploads
 
 MAX_UPLOAD_FILES = 400
-CHECKPOINT_TYPES = ["safetensors", "pt", "pth", "ckpt", "npz", "zip"]
+CHECKPOINT_TYPES = ["safetensors", "pt", "pth", "ckpt", "npz", "zip", "onnx", "data"]
 DATA_TYPES = ["npz", "pt", "safetensors", "csv", "zip"]
 BUILTIN_DATA = [
     "builtin:digits",
@@ -112,7 +112,7 @@ def layer_picker(arch: str, kwargs_text: str, data_spec: str | None) -> tuple[st
 
 def custom_model_routes() -> None:
     """How to bring a model of one's own, in order of preference, with copyable snippets."""
-    with st.expander("Your own model (any architecture)? Three routes"):
+    with st.expander("Your own model (any architecture)? Four routes"):
         for number, (title, code) in enumerate(CUSTOM_MODEL_ROUTES, 1):
             st.markdown(f"**{number}. {title}**")
             st.code(code, language="bash" if code.startswith("ncviz") else "python")
@@ -125,7 +125,8 @@ def uploaded(files: list) -> list[tuple[str, memoryview]]:
 
 def upload_section() -> None:
     checkpoints = st.file_uploader(
-        "Checkpoints (several = a run), features files, or a zipped recorded run",
+        "Checkpoints (several = a run), features files, a zipped recorded run, or an ONNX model "
+        "(+ its .onnx.data, + checkpoints of its weights)",
         type=CHECKPOINT_TYPES,
         accept_multiple_files=True,
         key="upload_checkpoints",

@@ -269,6 +269,30 @@ def capture(
         net.train(was_training)
 
 
+def capture_outputs(
+    forward: Callable[[Any], dict[str, torch.Tensor]],
+    loader: Iterable[Any],
+    layers: list[str],
+    *,
+    classifier: tuple[str, Any] | None = None,
+    task: str = "auto",
+    num_classes: int | None = None,
+    min_count: int | None = None,
+    sample_size: int = 5000,
+    seed: int = 0,
+    batch_fn: BatchFn | None = None,
+    options: ExtractOptions | None = None,
+    device: torch.device | str = "cpu",
+    progress: ProgressFn | None = None,
+) -> Capture:
+    """:func:`capture` for any ``forward(inputs) -> {layer: output}`` (e.g. an ONNX Runtime
+    session): the same plans, statistics, sample and checks. ``classifier`` = (name, object with
+    ``weight`` and ``bias`` tensors)."""
+    state = _State(task, num_classes, min_count, sample_size, seed, classifier,
+                   options or ExtractOptions(), torch.device(device))  # fmt: skip
+    return run_passes(forward, loader, list(layers), state, batch_fn=batch_fn, progress=progress)
+
+
 def run_passes(
     forward: Callable[[Any], dict[str, torch.Tensor]],
     loader: Iterable[Any],

@@ -56,8 +56,9 @@ def checkpoint_sort_key(path: Path) -> tuple[float, str]:
     return (float("inf") if number is None else float(number), path.name)
 
 
-def list_checkpoints(folder: Path) -> list[Path]:
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in CHECKPOINT_SUFFIXES]
+def list_checkpoints(folder: Path, suffixes: tuple[str, ...] = CHECKPOINT_SUFFIXES) -> list[Path]:
+    """The folder's files with one of ``suffixes``, ordered by epoch/step."""
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes]
     return sorted(files, key=checkpoint_sort_key)
 
 

@@ -45,7 +45,13 @@ def convert_checkpoint(
             "converting runs the file's code when it is unpickled; do it only for files you "
             "trust, on your own machine, and pass --trust."
         )
-    obj = _load_untrusted(path)
+    try:
+        obj = _load_untrusted(path)
+    except (ModuleNotFoundError, AttributeError) as error:
+        raise CheckpointError(
+            f"{path.name} refers to code that is not importable here ({error}); run convert "
+            "where the model's own code is installed."
+        ) from None
     architecture = ""
     if isinstance(obj, (nn.Module, torch.jit.ScriptModule)):
         architecture = type(obj).__name__

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ncviz.errors import CheckpointError, OptionError
+from ncviz.load.checkpoints import WRAPPER_PREFIXES
 from ncviz.load.limits import check_model_size
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
@@ -216,14 +217,29 @@ def _split_top_level(text: str) -> list[str]:
 
 
 def available_architectures() -> list[str]:
+    """Registry names, then every torchvision model when torchvision imports (an unusable
+    torchvision, e.g. a CUDA build beside a CPU torch, is simply left out)."""
     names = sorted(REGISTRY)
     try:
-        import torchvision.models as tvm
+        tvm = _torchvision_models()
+    except OptionError:
+        return names
+    return names + [f"torchvision:{n}" for n in tvm.list_models()]
 
-        names += [f"torchvision:{n}" for n in tvm.list_models()]
+
+def _torchvision_models() -> Any:
+    """``torchvision.models``, or one line: absent, or present but broken. PyPI's torchvision
+    next to the CPU torch raises RuntimeError ("operator torchvision::nms does not exist")."""
+    try:
+        import torchvision.models as tvm
     except ImportError:
-        pass
-    return names
+        raise OptionError("torchvision is not installed (pip install 'ncviz[vision]').") from None
+    except Exception as error:
+        raise OptionError(
+            f"torchvision unusable: {str(error).splitlines()[0][:120]} — install the torchvision "
+            "build made for your torch (e.g. torch==2.14.1 with torchvision==0.29.1)."
+        ) from None
+    return tvm
 
 
 # keyword arguments that make a model loader run Python code shipped with the model files
@@ -262,11 +278,10 @@ def build_model(
 
 def _build_torchvision(name: str, kwargs: dict[str, Any]) -> nn.Module:
     try:
-        import torchvision.models as tvm
-    except ImportError:
+        tvm = _torchvision_models()
+    except OptionError as error:
         raise OptionError(
-            f"unknown model {name!r}; built-in: {', '.join(sorted(REGISTRY))} "
-            "(install torchvision for its models)."
+            f"unknown model {name!r}; built-in: {', '.join(sorted(REGISTRY))} ({error})"
         ) from None
     if name not in tvm.list_models():
         raise OptionError(f"unknown model {name!r}; see ncviz.load.available_architectures().")
@@ -319,8 +334,17 @@ def _summarise(keys: Sequence[str], limit: int = 6) -> str:
 def load_weights(
     model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint"
 ) -> None:
-    """Load ``state_dict`` strictly; on mismatch, list missing, unexpected and mis-shaped keys."""
+    """Load ``state_dict`` strictly; on mismatch, list missing, unexpected and mis-shaped keys.
+
+    A wrapper prefix that :func:`~ncviz.load.checkpoints.strip_prefixes` removed but this model
+    really has (its own child called ``net`` or ``model``) is put back first."""
     expected = model.state_dict()
+    if set(state_dict) != set(expected):
+        for prefix in WRAPPER_PREFIXES:
+            restored = {prefix + k: v for k, v in state_dict.items()}
+            if set(restored) == set(expected):
+                state_dict = restored
+                break
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
     misshaped = sorted(

@@ -12,6 +12,7 @@ Layouts normalised: ``{'state_dict': …}`` (Lightning, whose keys carry a ``mod
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import pickle
 import re
@@ -27,18 +28,22 @@ import torch
 from ncviz.errors import CheckpointError
 
 SAFETENSORS_SUFFIXES = (".safetensors",)
-TORCH_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
+TORCH_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".tar")  # .tar: timm's checkpoint-N.pth.tar
 CHECKPOINT_SUFFIXES = SAFETENSORS_SUFFIXES + TORCH_SUFFIXES
 
 # Keys under which training code nests the model's state dict, most specific first.
 _STATE_KEYS = ("state_dict", "model_state_dict", "model_state", "model", "net", "network", "module")
 _STEP_KEYS = {"epoch": "epoch", "global_step": "step", "step": "step", "iteration": "step"}
-_KEY_PREFIXES = ("module.", "_orig_mod.", "model.")
-_NAME_NUMBER = re.compile(r"(?:epoch|ep|step|iter|it|ckpt|checkpoint)[_=\-]?(\d+)", re.IGNORECASE)
-_TRAILING_NUMBER = re.compile(r"(\d+)(?!.*\d)")
+# wrappers whose name prefixes every key: DDP, torch.compile, Lightning's self.model/self.net
+WRAPPER_PREFIXES = ("module.", "_orig_mod.", "model.", "net.", "network.")
+# an epoch/step only from an explicit token: epoch_12, ep12, step-300, epoch=3-step=45,
+# checkpoint-7 (timm); never from other digits (resnet18.pt, vit_224.pt)
+_NAME_NUMBER = re.compile(
+    r"(?:^|[^a-z])(?:epoch|ep|step|iter|it|ckpt|checkpoint)[_=\-]?(\d+)", re.IGNORECASE
+)
 CONVERT_HINT = (
     "convert it on your own machine with `ncviz convert --trust FILE` "
-    "(writes .safetensors + a model spec)"
+    "(writes its weights as .safetensors, with the model's class name in the metadata)"
 )
 
 
@@ -63,9 +68,10 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def number_from_name(name: str) -> int | None:
-    """Epoch/step in a file name: ``epoch_010.pt`` → 10, ``ckpt-250.safetensors`` → 250."""
+    """Epoch/step in a file name from an explicit token: ``epoch_010.pt`` → 10,
+    ``ckpt-250.safetensors`` → 250, ``epoch=3-step=45.ckpt`` → 3; ``resnet18.pt`` → None."""
     stem = Path(name).name.split(".")[0]
-    match = _NAME_NUMBER.search(stem) or _TRAILING_NUMBER.search(stem)
+    match = _NAME_NUMBER.search(stem)
     return int(match.group(1)) if match else None
 
 
@@ -93,7 +99,10 @@ def _torch_load(path: Path) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # odd pickle protocols in junk files warn first
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=False)
+            # reference training scripts (torchvision's, timm's) save their argparse.Namespace
+            # beside the weights: plain data, allowed; anything else that needs a class is not
+            with torch.serialization.safe_globals([argparse.Namespace]):
+                return torch.load(path, map_location="cpu", weights_only=True, mmap=False)
     except pickle.UnpicklingError as error:
         if "global" not in str(error).lower():  # junk bytes, not a pickle of Python objects
             raise CheckpointError(
@@ -161,7 +170,7 @@ def strip_prefixes(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     changed = True
     while changed:
         changed = False
-        for prefix in _KEY_PREFIXES:
+        for prefix in WRAPPER_PREFIXES:
             if state_dict and all(k.startswith(prefix) for k in state_dict):
                 state_dict = {k[len(prefix) :]: v for k, v in state_dict.items()}
                 changed = True

@@ -1,0 +1,108 @@
+"""Checkpoint layouts as real training code writes them; torchvision that cannot be imported."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import pytest
+import torch
+
+from ncviz.convert import convert_checkpoint
+from ncviz.errors import CheckpointError, OptionError
+from ncviz.load import build_model, load_weights, read_checkpoint
+from ncviz.load.architectures import available_architectures
+from ncviz.load.checkpoints import number_from_name
+
+SPEC = {"name": "mlp", "kwargs": {"in_features": 8, "num_classes": 3, "widths": [5]}}
+
+
+@pytest.mark.parametrize(
+    ("name", "number"),
+    [("epoch_12.pt", 12), ("model_ep12.pth", 12), ("step-300.safetensors", 300),
+     ("epoch=3-step=45.ckpt", 3), ("checkpoint-7.pth.tar", 7), ("resnet18.pt", None),
+     ("vit_tiny_patch16_224.pt", None), ("split3.pt", None), ("last.ckpt", None)],
+)  # fmt: skip
+def test_epochs_come_only_from_explicit_tokens(name, number):
+    assert number_from_name(name) == number
+
+
+def test_reference_script_checkpoint_with_argparse_namespace(tmp_path):
+    """torchvision's and timm's training scripts save args beside the weights (.pth.tar)."""
+    model = build_model(SPEC)
+    args = argparse.Namespace(lr=0.1, model="mlp", epochs=90)
+    path = tmp_path / "checkpoint-3.pth.tar"
+    torch.save({"model": model.state_dict(), "optimizer": {}, "args": args, "epoch": 3}, path)
+    checkpoint = read_checkpoint(path)
+    assert checkpoint.epoch == 3
+    load_weights(build_model(SPEC), checkpoint.state_dict)
+
+
+def test_lightning_module_holding_its_network_as_self_net(tmp_path):
+    model = build_model(SPEC)
+    state = {f"net.{k}": v for k, v in model.state_dict().items()}
+    torch.save({"state_dict": state, "epoch": 4, "global_step": 40}, tmp_path / "last.ckpt")
+    checkpoint = read_checkpoint(tmp_path / "last.ckpt")
+    assert checkpoint.epoch == 4 and checkpoint.step == 40
+    load_weights(build_model(SPEC), checkpoint.state_dict)
+
+
+def test_a_model_whose_own_child_is_called_net_keeps_it(tmp_path):
+    class Wrapper(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = build_model(SPEC)
+
+    torch.save(Wrapper().state_dict(), tmp_path / "w.pt")
+    load_weights(Wrapper(), read_checkpoint(tmp_path / "w.pt").state_dict)
+
+
+class Settings:
+    """A class of the training code, pickled beside the weights."""
+
+    lr = 0.1
+
+
+def test_other_pickled_classes_stay_refused(tmp_path):
+    torch.save({"model": build_model(SPEC).state_dict(), "cfg": Settings()}, tmp_path / "x.pt")
+    with pytest.raises(CheckpointError, match="needs arbitrary unpickling"):
+        read_checkpoint(tmp_path / "x.pt")
+
+
+class _BrokenTorchvision:
+    """Import hook: torchvision that fails as PyPI's CUDA build does beside a CPU torch."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "torchvision" or name.startswith("torchvision."):
+            raise RuntimeError("operator torchvision::nms does not exist")
+        return None
+
+
+def test_unusable_torchvision_is_one_line_and_left_out(monkeypatch):
+    for name in [n for n in sys.modules if n.startswith("torchvision")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(sys, "meta_path", [_BrokenTorchvision(), *sys.meta_path])
+    assert not any(n.startswith("torchvision:") for n in available_architectures())
+    with pytest.raises(
+        OptionError, match="torchvision unusable: operator torchvision::nms"
+    ) as info:
+        build_model({"name": "resnet18", "kwargs": {}})
+    assert "\n" not in str(info.value)
+
+
+def test_convert_reports_code_it_cannot_import(tmp_path, monkeypatch):
+    """A whole model pickled by the lab's own code, converted where that code is absent."""
+    (tmp_path / "labcode_models.py").write_text(
+        "import torch\nclass TheirModel(torch.nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = torch.nn.Linear(2, 2)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import labcode_models
+
+    torch.save(labcode_models.TheirModel(), tmp_path / "whole.pt")
+    monkeypatch.delitem(sys.modules, "labcode_models")
+    (tmp_path / "labcode_models.py").unlink()
+    with pytest.raises(CheckpointError, match="not importable here") as info:
+        convert_checkpoint(tmp_path / "whole.pt", trust=True)
+    assert "\n" not in str(info.value)

@@ -39,7 +39,7 @@ class SettledAppTest(AppTest):
 
 
 def _app() -> AppTest:
-    return SettledAppTest(APP, default_timeout=120)
+    return SettledAppTest(APP, default_timeout=600)  # a hang guard per script run
 
 
 def _visit(at: AppTest, page: str) -> AppTest:

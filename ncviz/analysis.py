@@ -327,20 +327,21 @@ def _analyze_onnx(
     batch_size: int,
     progress: ProgressFn | None,
     metric_options: Mapping[str, Any],
-    confine_to: str | Path | None,
+    classifier: str | None,
 ) -> Analysis:
-    """Every checkpoint of an ONNX source through ONNX Runtime, into the same statistics."""
+    """Every checkpoint of an ONNX source through ONNX Runtime, into the same statistics;
+    ``classifier`` names the head module when the last linear layer is not it."""
     graph_path, checkpoints = onnx_source(source)
     dataset = load_dataset(data_spec)
     batches = _batches(dataset, batch_size)
-    base = read_onnx(graph_path)
+    base = read_onnx(graph_path, classifier=classifier)
     rows: list[dict[str, Any]] = []
     results: dict[tuple[str, str], Result] = {}
     chosen = layers or base.default_layers()
     task = "classification" if dataset.labels is not None else "regression"
     run_name = source.stem if source.is_file() else source.name
     for index, path in enumerate(checkpoints):
-        graph, epoch, step = _onnx_graph_at(source, path.name)
+        graph, epoch, step = _onnx_graph_at(source, path.name, classifier)
         runner = OnnxRunner(graph, chosen)
         head = None
         if graph.classifier is not None and graph.weight is not None:
@@ -374,11 +375,13 @@ def _analyze_onnx(
     )
 
 
-def _onnx_graph_at(source: Path, checkpoint: str) -> tuple[OnnxGraph, Any, Any]:
+def _onnx_graph_at(
+    source: Path, checkpoint: str, classifier: str | None = None
+) -> tuple[OnnxGraph, Any, Any]:
     """The graph of one checkpoint of an ONNX source, with its epoch and step."""
     graph_path, checkpoints = onnx_source(source)
     path = next(p for p in checkpoints if p.name == checkpoint)
-    base = read_onnx(graph_path)
+    base = read_onnx(graph_path, classifier=classifier)
     if path.suffix.lower() == ".onnx":
         graph = base if path == graph_path else read_onnx(path, classifier=base.classifier)
         number = number_from_name(path.name) if len(checkpoints) > 1 else None
@@ -497,8 +500,9 @@ def analyze(
     if onnx_source(source) is not None:
         if data is None:
             raise OptionError("an ONNX model needs data: pass --data (a data spec or file).")
+        head = ModelSpec.parse(model).classifier if model else None
         return _analyze_onnx(source, DataSpec.parse(data), layers, batch_size, progress,
-                             metric_options, confine_to)  # fmt: skip
+                             metric_options, head)  # fmt: skip
 
     task, run_name, log = "classification", source.stem, {}
     if source.is_dir():
@@ -512,8 +516,8 @@ def analyze(
         model = model or run.model
         data = data or run.data
         metric_options = {**run.raw.get("metric_options", {}), **metric_options}
-    elif source.suffix.lower() in CHECKPOINT_SUFFIXES:
-        checkpoints = [source]
+    elif source.suffix.lower() in (*CHECKPOINT_SUFFIXES, ".pt2"):
+        checkpoints = [source]  # read_checkpoint explains why a .pt2 is refused
     else:
         raise DataError(
             f"{source.name} is neither a run folder, a checkpoint (.safetensors/.pt/.pth) nor a "

@@ -70,6 +70,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _cmd_layers(args: argparse.Namespace) -> int:
+    from ncviz.analysis import onnx_source
     from ncviz.extract import default_layers, list_layers
     from ncviz.load import (
         build_model,
@@ -83,6 +84,10 @@ def _cmd_layers(args: argparse.Namespace) -> int:
     model, data = args.model, args.data
     path = Path(args.path)
     checkpoint = path
+    if onnx_source(path) is not None:
+        if data is None:
+            raise NcvizError("ncviz layers needs --data for an ONNX model (its input shape).")
+        return _print_onnx_layers(onnx_source(path)[0], load_dataset(data).inputs[:2])
     if is_run(path):
         run = open_run(path)
         model, data = model or run.model, data or run.data
@@ -98,6 +103,20 @@ def _cmd_layers(args: argparse.Namespace) -> int:
         mark = "*" if info.name in defaults else " "
         print(f"{mark} {info.name:40s} {info.kind:18s} {'×'.join(map(str, info.output_shape))}")
     print("(* = analysed by default)")
+    return 0
+
+
+def _print_onnx_layers(graph_path: Path, sample: object) -> int:
+    """Every layer of an ONNX graph with its output shape on two samples of the data."""
+    from ncviz.load.onnx import OnnxRunner, read_onnx
+
+    graph = read_onnx(graph_path)
+    defaults = set(graph.default_layers())
+    outputs = OnnxRunner(graph, graph.layers)(sample)
+    for name, value in outputs.items():
+        mark = "*" if name in defaults else " "
+        print(f"{mark} {name:40s} {'×'.join(map(str, value.shape[1:]))}")
+    print(f"(* = analysed by default; classifier: {graph.classifier or 'none found'})")
     return 0
 
 
@@ -176,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.set_defaults(func=_cmd_analyze)
 
     layers = sub.add_parser("layers", help="list the hookable layers of a model")
-    layers.add_argument("path", help="run folder or checkpoint file")
+    layers.add_argument("path", help="run folder, checkpoint file or ONNX model")
     layers.add_argument("--model")
     layers.add_argument("--data")
     layers.set_defaults(func=_cmd_layers)

@@ -41,6 +41,11 @@ WRAPPER_PREFIXES = ("module.", "_orig_mod.", "model.", "net.", "network.")
 _NAME_NUMBER = re.compile(
     r"(?:^|[^a-z])(?:epoch|ep|step|iter|it|ckpt|checkpoint)[_=\-]?(\d+)", re.IGNORECASE
 )
+PT2_REFUSAL = (
+    "{name} is a torch.export archive, and loading one can run code (torch warns against "
+    "untrusted archives), so ncviz does not open it; export the model to ONNX "
+    "(torch.onnx.export(..., dynamo=True)) or save its state_dict as .safetensors."
+)
 CONVERT_HINT = (
     "convert it on your own machine with `ncviz convert --trust FILE` "
     "(writes its weights as .safetensors, with the model's class name in the metadata)"
@@ -193,6 +198,8 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist or is not a file.")
     suffix = path.suffix.lower()
+    if suffix == ".pt2":
+        raise CheckpointError(PT2_REFUSAL.format(name=path.name))
     if suffix not in CHECKPOINT_SUFFIXES:
         raise CheckpointError(
             f"{path.name}: unknown checkpoint type {suffix!r}; use .safetensors (preferred) or "

@@ -106,3 +106,20 @@ def test_convert_reports_code_it_cannot_import(tmp_path, monkeypatch):
     with pytest.raises(CheckpointError, match="not importable here") as info:
         convert_checkpoint(tmp_path / "whole.pt", trust=True)
     assert "\n" not in str(info.value)
+
+
+def test_torch_export_archives_are_refused_unopened(tmp_path):
+    """A crafted .pt2 may run code when torch loads it; ncviz never hands it to torch."""
+    marker = tmp_path / "ran"
+    archive = tmp_path / "model.pt2"
+    import zipfile
+
+    with zipfile.ZipFile(archive, "w") as out:  # any content: it is refused by its kind
+        out.writestr("model/data/sample_inputs/x.pt", f"open({str(marker)!r}, 'w')".encode())
+    with pytest.raises(CheckpointError, match=r"torch\.export archive") as info:
+        read_checkpoint(archive)
+    assert "ONNX" in str(info.value) and not marker.exists()
+    from ncviz.analysis import analyze
+
+    with pytest.raises(CheckpointError, match=r"torch\.export archive"):
+        analyze(archive, "builtin:digits", model=SPEC, cache=False)

@@ -10,6 +10,7 @@ the last ``nn.Linear``).
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -216,10 +217,35 @@ def _split_top_level(text: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
+PLUGIN_GROUP = "ncviz.architectures"
+
+
+def plugin_architectures() -> dict[str, Callable[..., nn.Module]]:
+    """Architectures that installed packages register under the entry-point group
+    ``ncviz.architectures`` (name → a callable returning an ``nn.Module``): the way a lab adds its
+    own model code to a shared container, by installing a package there (see
+    ``examples/ncviz-lab-models``). A plugin that fails to load is left out with a warning; the
+    built-in names always win."""
+    from importlib.metadata import entry_points
+
+    found: dict[str, Callable[..., nn.Module]] = {}
+    for entry in entry_points(group=PLUGIN_GROUP):
+        if entry.name in REGISTRY:
+            continue
+        try:
+            found[entry.name] = entry.load()
+        except Exception as error:  # a broken plugin must not take the registry down
+            warnings.warn(
+                f"ncviz architecture plugin {entry.name!r} could not be loaded: {error}",
+                stacklevel=2,
+            )
+    return found
+
+
 def available_architectures() -> list[str]:
     """Registry names, then every torchvision model when torchvision imports (an unusable
     torchvision, e.g. a CUDA build beside a CPU torch, is simply left out)."""
-    names = sorted(REGISTRY)
+    names = sorted(REGISTRY) + sorted(plugin_architectures())
     try:
         tvm = _torchvision_models()
     except OptionError:
@@ -263,10 +289,12 @@ def build_model(
             f"model option {asked[0]} would run Python code from the model files; it is honoured "
             "only with `ncviz analyze --trust-remote-code` on your own machine."
         )
-    if spec.name in REGISTRY:
-        check_model_size(spec.name, lambda: REGISTRY[spec.name](**kwargs))
+    constructors = {**plugin_architectures(), **REGISTRY}
+    if spec.name in constructors:
+        build = constructors[spec.name]
+        check_model_size(spec.name, lambda: build(**kwargs))
         try:
-            model = REGISTRY[spec.name](**kwargs)
+            model = build(**kwargs)
         except TypeError as error:
             raise OptionError(f"bad arguments for model {spec.name!r}: {error}.") from None
     elif spec.name.startswith("hf:"):

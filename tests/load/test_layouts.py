@@ -123,3 +123,24 @@ def test_torch_export_archives_are_refused_unopened(tmp_path):
 
     with pytest.raises(CheckpointError, match=r"torch\.export archive"):
         analyze(archive, "builtin:digits", model=SPEC, cache=False)
+
+
+def test_architectures_from_installed_packages(tmp_path, monkeypatch):
+    """The example plugin package, made visible as an installed distribution (its metadata on
+    sys.path, as pip would leave it), adds 'labnet' to the registry through its entry point."""
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "ncviz-lab-models"
+    info = tmp_path / "ncviz_lab_models-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: ncviz-lab-models\nVersion: 0.1.0\n"
+    )
+    (info / "entry_points.txt").write_text("[ncviz.architectures]\nlabnet = lab_models:LabNet\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.syspath_prepend(str(example))
+    assert "labnet" in available_architectures()
+    model = build_model({"name": "labnet", "kwargs": {"width": 16}})
+    assert model(torch.zeros(2, 64)).shape == (2, 10)
+    with pytest.raises(OptionError, match="million parameters"):
+        build_model({"name": "labnet", "kwargs": {"width": 10**8}})

@@ -319,21 +319,43 @@ def _build_torchvision(name: str, kwargs: dict[str, Any]) -> nn.Module:
 
 
 def _build_hf(folder: str, kwargs: dict[str, Any]) -> nn.Module:
+    """A ``save_pretrained`` folder as the class its ``config.json`` names (``architectures``,
+    e.g. ``BertForSequenceClassification``, ``GPT2LMHeadModel``), taken from transformers
+    itself — never from code in the folder (that needs ``trust_remote_code``, refused above
+    unless the CLI flag allows it). Without ``architectures``: a causal LM, or the bare model
+    with ``causal_lm=False``."""
     try:
-        from transformers import AutoModel, AutoModelForCausalLM
+        import transformers
     except ImportError:
+        raise OptionError("hf: models need transformers: pip install 'ncviz[hf]'.") from None
+    path = Path(folder)
+    if not path.is_dir():
         raise OptionError(
-            "hf: models need the transformers package (pip install transformers)."
-        ) from None
-    if not Path(folder).is_dir():
-        raise OptionError(
-            f"hf: model folder {folder!r} does not exist (give a save_pretrained folder)."
+            f"hf: model folder {path.name!r} does not exist (a save_pretrained folder)."
         )
-    loader = AutoModelForCausalLM if kwargs.pop("causal_lm", True) else AutoModel
     try:
-        return loader.from_pretrained(folder, local_files_only=True, **kwargs)
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        raise OptionError(f"hf: {path.name} has no readable config.json.") from None
+    named = (config.get("architectures") or [None])[0]
+    causal = kwargs.pop("causal_lm", True)
+    if named is not None:
+        loader = getattr(transformers, str(named), None)
+        known = isinstance(loader, type) and issubclass(loader, transformers.PreTrainedModel)
+        if not known and kwargs.get("trust_remote_code"):  # allowed by the CLI flag only
+            loader = transformers.AutoModelForCausalLM if causal else transformers.AutoModel
+        elif not known:
+            raise OptionError(
+                f"hf: {path.name} names the class {named!r}, which transformers does not have; "
+                "its own code would be needed (`ncviz analyze --trust-remote-code`, your "
+                "machine only)."
+            )
+    else:
+        loader = transformers.AutoModelForCausalLM if causal else transformers.AutoModel
+    try:
+        return loader.from_pretrained(str(path), local_files_only=True, **kwargs)
     except (OSError, ValueError) as error:
-        raise OptionError(f"could not load hf model from {folder}: {str(error)[:160]}.") from None
+        raise OptionError(f"could not load hf model {path.name}: {str(error)[:160]}.") from None
 
 
 def classifier_module(model: nn.Module, name: str | None = None) -> tuple[str, nn.Linear]:
@@ -359,6 +381,20 @@ def _summarise(keys: Sequence[str], limit: int = 6) -> str:
     return shown + (f" … (+{len(keys) - limit} more)" if len(keys) > limit else "")
 
 
+def _with_tied(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Fill in parameters the model ties to another (GPT-2's ``lm_head.weight`` is the token
+    embedding): a checkpoint stores such a tensor once, under either name."""
+    groups: dict[int, list[str]] = {}
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        groups.setdefault(parameter.data_ptr(), []).append(name)
+    for names in groups.values():
+        present = [n for n in names if n in state_dict]
+        if present and len(names) > 1:
+            for name in names:
+                state_dict.setdefault(name, state_dict[present[0]])
+    return state_dict
+
+
 def load_weights(
     model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint"
 ) -> None:
@@ -367,6 +403,7 @@ def load_weights(
     A wrapper prefix that :func:`~ncviz.load.checkpoints.strip_prefixes` removed but this model
     really has (its own child called ``net`` or ``model``) is put back first."""
     expected = model.state_dict()
+    state_dict = _with_tied(model, dict(state_dict))
     if set(state_dict) != set(expected):
         for prefix in WRAPPER_PREFIXES:
             restored = {prefix + k: v for k, v in state_dict.items()}

@@ -75,8 +75,10 @@ class DataSpec:
     def _validated(self) -> DataSpec:
         if self.split not in SPLITS:
             raise DataError(f"split must be one of {SPLITS}, got {self.split!r}.")
-        if self.shape not in ("vector", "image"):
-            raise DataError(f"shape must be 'vector' or 'image', got {self.shape!r}.")
+        if self.shape not in ("vector", "image", "tokens"):
+            raise DataError(
+                f"shape must be 'vector', 'image' or 'tokens' (integer ids), got {self.shape!r}."
+            )
         if self.per_class is not None and self.per_class < 1:
             raise DataError(f"per_class must be a positive integer, got {self.per_class}.")
         if self.imbalance:
@@ -193,13 +195,17 @@ def _encode(labels: np.ndarray, name: str) -> tuple[torch.Tensor, list[str]]:
     return torch.from_numpy(codes.astype(np.int64)), [str(c) for c in classes]
 
 
-def _from_arrays(arrays: dict[str, Any], name: str) -> Dataset:
+def _from_arrays(arrays: dict[str, Any], name: str, tokens: bool = False) -> Dataset:
     if "inputs" not in arrays:
         raise DataError(
             f"{name} has no `inputs` array (found: {', '.join(sorted(arrays)) or 'nothing'}); "
             "save `inputs` plus `labels` or `targets`."
         )
-    inputs = torch.as_tensor(np.asarray(arrays["inputs"]), dtype=torch.float32)
+    raw = np.asarray(arrays["inputs"])
+    if tokens and raw.dtype.kind not in "iu":
+        raise DataError(f"{name}: shape=tokens needs integer token ids, got {raw.dtype} inputs.")
+    # token ids stay int64 for embedding layers; everything else (uint8 pixels too) is float32
+    inputs = torch.as_tensor(raw, dtype=torch.int64 if tokens else torch.float32)
     if "labels" in arrays:
         labels, classes = _encode(np.asarray(arrays["labels"]), name)
         return Dataset(inputs, labels, None, classes, name)
@@ -210,7 +216,7 @@ def _from_arrays(arrays: dict[str, Any], name: str) -> Dataset:
     raise DataError(f"{name} has `inputs` but neither `labels` nor `targets`; add one of them.")
 
 
-def _read_tensor_file(path: Path) -> Dataset:
+def _read_tensor_file(path: Path, tokens: bool = False) -> Dataset:
     suffix = path.suffix.lower()
     check_data_file(path)
     try:
@@ -231,7 +237,7 @@ def _read_tensor_file(path: Path) -> Dataset:
     if not isinstance(arrays, dict):
         raise DataError(f"{path.name} must hold a dict of arrays (inputs, labels/targets).")
     arrays = {k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in arrays.items()}
-    return _from_arrays(arrays, path.name)
+    return _from_arrays(arrays, path.name, tokens)
 
 
 def _read_csv(path: Path, label_column: str) -> Dataset:
@@ -465,7 +471,7 @@ def load_dataset(spec: DataSpec | dict[str, Any] | str) -> Dataset:
             raise DataError(f"{path.name} is empty (0 bytes).")
         suffix = path.suffix.lower()
         if suffix in TENSOR_SUFFIXES:
-            dataset = _read_tensor_file(path)
+            dataset = _read_tensor_file(path, tokens=spec.shape == "tokens")
         elif suffix == ".csv":
             dataset = _read_csv(path, spec.label_column)
         elif suffix == ".zip":

@@ -299,6 +299,8 @@ def build_model(
             raise OptionError(f"bad arguments for model {spec.name!r}: {error}.") from None
     elif spec.name.startswith("hf:"):
         model = _build_hf(spec.name[3:], kwargs)
+    elif spec.name.startswith("timm:"):
+        model = _build_timm(spec.name[5:], kwargs)
     else:
         model = _build_torchvision(spec.name.removeprefix("torchvision:"), kwargs)
     return model.eval()
@@ -316,6 +318,25 @@ def _build_torchvision(name: str, kwargs: dict[str, Any]) -> nn.Module:
     kwargs.setdefault("weights", None)  # never download weights
     check_model_size(name, lambda: tvm.get_model(name, **kwargs))
     return tvm.get_model(name, **kwargs)
+
+
+def _build_timm(name: str, kwargs: dict[str, Any]) -> nn.Module:
+    """``timm:<name>``: ``timm.create_model(name, pretrained=False, **kwargs)`` (never downloads
+    weights; the checkpoint brings them, e.g. timm's ``checkpoint-N.pth.tar``)."""
+    try:
+        import timm
+    except ImportError:
+        raise OptionError("timm: models need timm: pip install 'ncviz[timm]'.") from None
+    except Exception as error:  # timm imports torchvision, which may be unusable (see above)
+        raise OptionError(f"timm unusable: {str(error).splitlines()[0][:120]}.") from None
+    if name not in timm.list_models():
+        raise OptionError(f"timm has no model {name!r} (timm.list_models() lists them).")
+    kwargs["pretrained"] = False
+    check_model_size(f"timm:{name}", lambda: timm.create_model(name, **kwargs))
+    try:
+        return timm.create_model(name, **kwargs)
+    except TypeError as error:
+        raise OptionError(f"bad arguments for timm model {name!r}: {error}.") from None
 
 
 def _build_hf(folder: str, kwargs: dict[str, Any]) -> nn.Module:

@@ -144,3 +144,11 @@ def test_architectures_from_installed_packages(tmp_path, monkeypatch):
     assert model(torch.zeros(2, 64)).shape == (2, 10)
     with pytest.raises(OptionError, match="million parameters"):
         build_model({"name": "labnet", "kwargs": {"width": 10**8}})
+
+
+def test_timm_specs_explain_a_missing_or_unusable_timm(monkeypatch):
+    """timm imports torchvision, whose PyPI build does not run beside the pinned CPU torch; so
+    CI cannot build real timm models. Without timm, or with a broken one, the spec is one line."""
+    monkeypatch.setitem(sys.modules, "timm", None)  # as if absent
+    with pytest.raises(OptionError, match=r"pip install 'ncviz\[timm\]'"):
+        build_model({"name": "timm:resnet18", "kwargs": {"num_classes": 10}})

@@ -62,6 +62,16 @@ def test_lightning_callback_records_a_run_the_dashboard_opens(tmp_path):
     analysis = analyze(tmp_path / "lit")
     assert analysis.metrics_at("step 2", "net.2:input")["accuracy"] > 0.9
     _opens_in_dashboard(tmp_path / "lit", "lit")
+    # Lightning's own checkpoint of a module holding its network as self.net loads into the
+    # bare network (the `net.` prefix is a wrapper's)
+    from ncviz.load import load_weights, read_checkpoint
+
+    trainer.save_checkpoint(tmp_path / "epoch=2-step=30.ckpt")
+    checkpoint = read_checkpoint(tmp_path / "epoch=2-step=30.ckpt")
+    assert (checkpoint.epoch, checkpoint.step) == (trainer.current_epoch, trainer.global_step)
+    load_weights(
+        nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3)), checkpoint.state_dict
+    )
 
 
 def test_hf_trainer_callback_records_a_run_the_dashboard_opens(tmp_path):

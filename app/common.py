@@ -83,12 +83,7 @@ def ensure_analysis() -> Analysis | None:
     if job is None:
         st.info("Choose a run or upload checkpoints on the **Source** page.")
         return None
-    wait_briefly(job)
-    if not job.finished:
-        _progress(job)
-        return None
-    if job.status != "done":
-        st.error(f"Analysis of {job.label} {job.status}: {job.error}")
+    if not job_panel(job, f"Analysis of {job.label}", "analysis"):
         return None
     analysis: Analysis = job.result
     if st.session_state.get("analysis_key") != job.key:
@@ -118,10 +113,24 @@ def _split_view(analysis: Analysis) -> Analysis:
     return analysis.for_split(st.session_state["split"])
 
 
+def job_panel(job: Job, what: str, key: str) -> bool:
+    """True once ``job`` is done. Until then: its live progress with a Cancel button, and the
+    page reruns by itself when the job ends; after a failure, its one-line error. The one place
+    the dashboard draws a background job."""
+    wait_briefly(job)
+    if job.status == "done":
+        return True
+    if job.finished:
+        st.error(f"{what} {job.status}: {job.error}")
+        return False
+    _live_progress(job, what, key)
+    return False
+
+
 @st.fragment(run_every=1.0)
-def _progress(job: Job) -> None:
-    st.progress(job.fraction, text=f"Analysing {job.label}: {job.message or 'starting'}")
-    if st.button("Cancel", key="cancel_job"):
+def _live_progress(job: Job, what: str, key: str) -> None:
+    st.progress(job.fraction, text=f"{what}: {job.message or 'starting'}")
+    if st.button("Cancel", key=f"cancel_{key}"):
         job.cancel()
     if job.finished:
         st.rerun()

@@ -57,10 +57,7 @@ if analysis:
     other_name = st.selectbox("Compare with (bundled run)", others, key="compare_with")
     request = common.bundled_request(other_name)
     job = default_runner().submit(request.key, other_name, common._run_analysis, request)
-    common.wait_briefly(job, 10.0)
-    if job.status != "done":
-        st.info(f"Analysing {other_name}: {job.error or job.message or job.status}")
-        st.button("Refresh", key="compare_refresh")
+    if not common.job_panel(job, f"Analysis of {other_name}", "compare"):
         st.stop()
     other = job.result
     shared = [x for x in analysis.layers if x in other.layers]

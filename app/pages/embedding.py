@@ -35,13 +35,7 @@ if analysis:
     job = default_runner().submit(
         key, f"{method} of {layer}", compute, analysis, checkpoint, layer, method, max_points
     )
-    common.wait_briefly(job, 8.0)
-    if not job.finished:
-        st.progress(job.fraction, text=f"Embedding: {job.message or 'starting'} …")
-        st.button("Refresh", key="emb_refresh")
-    elif job.status != "done":
-        st.error(f"Embedding {job.status}: {job.error}")
-    else:
+    if common.job_panel(job, "Embedding", "embedding"):
         emb = job.result
         title = (
             f"{method.upper()} of `{layer}` at {common.checkpoint_label(analysis, checkpoint)}"

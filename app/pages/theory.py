@@ -204,17 +204,10 @@ if kind == "Deep UFM":
                 )
                 st.session_state["sweep_job"] = sweep_key
         job = runner.get(st.session_state.get("sweep_job", ""))
-        if job is not None:
-            common.wait_briefly(job, 1.0)
-            if job.status == "done":
-                table = job.result
-                st.dataframe(table, hide_index=True, width="stretch")
-                summary = table.groupby(parameter).agg(
-                    min_rank=("min_rank", "mean"), share_dnc=("reached_dnc", "mean")
-                )
-                st.dataframe(summary, width="stretch")
-            elif job.finished:
-                st.error(job.error)
-            else:
-                st.progress(job.fraction, text=f"Sweep: {job.message}")
-                st.button("Refresh", key="sw_refresh")
+        if job is not None and common.job_panel(job, "Sweep", "sweep"):
+            table = job.result
+            st.dataframe(table, hide_index=True, width="stretch")
+            summary = table.groupby(parameter).agg(
+                min_rank=("min_rank", "mean"), share_dnc=("reached_dnc", "mean")
+            )
+            st.dataframe(summary, width="stretch")

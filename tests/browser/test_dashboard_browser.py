@@ -87,10 +87,13 @@ def _assert_no_errors(page, where: str) -> None:
 
 
 def _wait_idle(page) -> None:
-    """Until Streamlit stops running the script (the status widget disappears)."""
-    page.wait_for_timeout(300)
+    """Until Streamlit has no script run pending or running. The app root carries the script
+    state, which the front end sets to "rerunRequested" the moment a widget changes, so a rerun
+    that has not started yet is waited for too (a status widget appears only later)."""
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=WAIT_MS
+        "() => document.querySelector('[data-testid=\"stApp\"]')"
+        "?.getAttribute('data-test-script-state') === 'notRunning'",
+        timeout=WAIT_MS,
     )
 
 
@@ -121,7 +124,9 @@ def test_upload_analyse_and_visit_every_page(server, tmp_path):
         page.locator("[data-testid='stFileChip']").nth(1).wait_for(timeout=WAIT_MS)
         _wait_idle(page)
         page.get_by_role("button", name="Analyse").click()
-        page.get_by_text("epoch_0600: 1 checkpoint(s)", exact=False).wait_for(timeout=WAIT_MS)
+        success = page.get_by_text("epoch_0600: 1 checkpoint(s)", exact=False)
+        success.or_(page.locator("[data-testid='stAlertContentError']")).first.wait_for()
+        _assert_no_errors(page, "analyse upload")  # an error shows at once, not after a timeout
         _wait_idle(page)
         _assert_no_errors(page, "upload")
         page.screenshot(path=str(ARTIFACTS / "01-source-uploaded.png"), full_page=True)
@@ -219,8 +224,8 @@ def test_recorded_run_uploaded_as_a_zip(server, tmp_path):
         page.get_by_role("combobox", name="Split").click()
         page.get_by_role("option", name="test", exact=True).click()
         _wait_idle(page)
+        page.get_by_text("N = 397", exact=False).wait_for()  # the example's held-out digits
         _assert_no_errors(page, "recorded overview, test split")
-        assert "N = 397" in page.inner_text("body")  # the example's held-out digits
         page.screenshot(path=str(ARTIFACTS / "25-recorded-overview-test.png"), full_page=True)
         browser.close()
 

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from ncviz.errors import OptionError
-from ncviz.integrations import check_loaders, numeric_values
-from ncviz.record import AUTO, Recorder
+from ncviz.integrations import EpochRecording, numeric_values
+from ncviz.record import AUTO
 
 try:
     from transformers import TrainerCallback
@@ -61,11 +61,10 @@ else:
             every_n_epochs: int = 1,
             **recorder_kwargs: Any,
         ) -> None:
-            if every_n_epochs < 1:
-                raise OptionError(f"every_n_epochs must be ≥ 1, got {every_n_epochs}.")
-            self.recorder = Recorder(path, layers, classifier, **recorder_kwargs)
-            self.loaders = check_loaders(loaders)
-            self.every_n_epochs = every_n_epochs
+            self.recording = EpochRecording(
+                path, layers, classifier, loaders, every_n_epochs, recorder_kwargs
+            )
+            self.recorder = self.recording.recorder
 
         @staticmethod
         def _epoch(state: Any) -> int:
@@ -87,13 +86,7 @@ else:
         ) -> None:
             epoch = self._epoch(state)
             last = epoch + 1 >= int(args.num_train_epochs)
-            if epoch % self.every_n_epochs and not last:
-                return
-            loaders = self.loaders or {"train": train_dataloader}
-            if loaders.get("train", True) is None:
-                raise OptionError("the Trainer gave no train loader; pass loaders={...}.")
-            for split, loader in loaders.items():
-                self.recorder.capture(model, loader, step=epoch, split=split)
+            self.recording.epoch_end(model, epoch, last, train_dataloader)
 
         def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self.recorder.close()

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ncviz.errors import OptionError
-from ncviz.integrations import check_loaders, numeric_values
-from ncviz.record import AUTO, Recorder
+from ncviz.integrations import EpochRecording, numeric_values
+from ncviz.record import AUTO
 
 try:
     from lightning.pytorch.callbacks import Callback
@@ -62,21 +62,16 @@ else:
             **recorder_kwargs: Any,
         ) -> None:
             super().__init__()
-            if every_n_epochs < 1:
-                raise OptionError(f"every_n_epochs must be ≥ 1, got {every_n_epochs}.")
-            self.recorder = Recorder(path, layers, classifier, **recorder_kwargs)
-            self.loaders = check_loaders(loaders)
-            self.every_n_epochs = every_n_epochs
+            self.recording = EpochRecording(
+                path, layers, classifier, loaders, every_n_epochs, recorder_kwargs
+            )
+            self.recorder = self.recording.recorder
 
         def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
             epoch = int(trainer.current_epoch)
             self.recorder.log(epoch, **numeric_values(trainer.callback_metrics))
             last = trainer.max_epochs is not None and epoch + 1 >= trainer.max_epochs
-            if epoch % self.every_n_epochs and not last:
-                return
-            loaders = self.loaders or {"train": trainer.train_dataloader}
-            for split, loader in loaders.items():
-                self.recorder.capture(pl_module, loader, step=epoch, split=split)
+            self.recording.epoch_end(pl_module, epoch, last, trainer.train_dataloader)
 
         def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
             self.recorder.close()

@@ -341,7 +341,7 @@ def _analyze_onnx(
     task = "classification" if dataset.labels is not None else "regression"
     run_name = source.stem if source.is_file() else source.name
     for index, path in enumerate(checkpoints):
-        graph, epoch, step = _onnx_graph_at(source, path.name, classifier)
+        graph, epoch, step = _onnx_graph_at(base, checkpoints, path)
         runner = OnnxRunner(graph, chosen)
         head = None
         if graph.classifier is not None and graph.weight is not None:
@@ -376,14 +376,12 @@ def _analyze_onnx(
 
 
 def _onnx_graph_at(
-    source: Path, checkpoint: str, classifier: str | None = None
+    base: OnnxGraph, checkpoints: list[Path], path: Path
 ) -> tuple[OnnxGraph, Any, Any]:
-    """The graph of one checkpoint of an ONNX source, with its epoch and step."""
-    graph_path, checkpoints = onnx_source(source)
-    path = next(p for p in checkpoints if p.name == checkpoint)
-    base = read_onnx(graph_path, classifier=classifier)
+    """The graph of one checkpoint of an ONNX source (``base``: the source's graph, read once),
+    with its epoch and step."""
     if path.suffix.lower() == ".onnx":
-        graph = base if path == graph_path else read_onnx(path, classifier=base.classifier)
+        graph = base if path == base.path else read_onnx(path, classifier=base.classifier)
         number = number_from_name(path.name) if len(checkpoints) > 1 else None
         return graph, number, number
     state = read_checkpoint(path)
@@ -394,7 +392,9 @@ def _onnx_layer_features(
     analysis: Analysis, checkpoint: str, layer: str, progress: ProgressFn | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Every sample's features of one layer of an ONNX checkpoint (a 'sample' of all rows)."""
-    graph, _, _ = _onnx_graph_at(Path(analysis.source), checkpoint)
+    graph_path, checkpoints = onnx_source(Path(analysis.source))
+    path = next(p for p in checkpoints if p.name == checkpoint)
+    graph, _, _ = _onnx_graph_at(read_onnx(graph_path), checkpoints, path)
     dataset = load_dataset(DataSpec.parse(analysis.data))
     captured = capture_outputs(
         OnnxRunner(graph, [layer]), _batches(dataset, 256), [layer],

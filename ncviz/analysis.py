@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ncviz.cache import ResultCache, checkpoint_stamp, results_key
 from ncviz.distributed import world
-from ncviz.errors import DataError, OptionError
+from ncviz.errors import CheckpointError, DataError, OptionError
 from ncviz.extract import (
     INPUT_SUFFIX,
     ActivationCache,
@@ -417,6 +418,65 @@ def _batches(dataset: Dataset, size: int) -> list[tuple[Any, Any]]:
     ]
 
 
+def load_exported_program(path: Path) -> tuple[Any, str]:
+    """A trusted ``torch.export`` archive as a module with the original module names (after
+    ``torch.export.unflatten``) and the name of its head: the last module with a 2-D weight.
+    Loading runs code from the file: only for the operator's own files (``--trust``)."""
+    try:
+        net = torch.export.unflatten(torch.export.load(str(path)))
+    except Exception as error:
+        raise CheckpointError(
+            f"{path.name} is not a loadable torch.export archive "
+            f"({str(error).splitlines()[0][:120]})."
+        ) from None
+    heads = [n for n, m in net.named_modules() if getattr(m, "weight", None) is not None
+             and m.weight.ndim == 2]  # fmt: skip
+    return net, heads[-1] if heads else ""
+
+
+def _analyze_exported(
+    path: Path,
+    data_spec: DataSpec,
+    model: ModelSpec | Mapping[str, Any] | str | None,
+    layers: list[str] | None,
+    device: str | None,
+    options: ExtractOptions,
+    progress: ProgressFn | None,
+    metric_options: Mapping[str, Any],
+) -> Analysis:
+    """A trusted ``.pt2`` through the same hooks and statistics as any checkpoint."""
+    net, head = load_exported_program(path)
+    head = (ModelSpec.parse(model).classifier if model else None) or head
+    modules = dict(net.named_modules())
+    if head and head not in modules:
+        raise OptionError(f"{path.name} has no module {head!r} to use as the classifier.")
+    dataset = load_dataset(data_spec)
+    chosen = layers or [
+        *(n for n, _ in net.named_children() if n != head),
+        *([head + INPUT_SUFFIX] if head else []),
+    ]
+    extracted = extract(
+        net, dataset, chosen, classifier=(head, modules[head]) if head else None, device=device,
+        options=options, progress=progress, keep_features=dataset.labels is None,
+    )  # fmt: skip
+    rows: list[dict[str, Any]] = []
+    results: dict[tuple[str, str], Result] = {}
+    for layer, item in extracted.items():
+        if dataset.labels is None:
+            weight = modules[head].weight.detach() if layer == head + INPUT_SUFFIX else None
+            result: Result = regression_result(item.features, dataset.targets, weight)
+        else:
+            result = item.statistics.compute(classes=np.array(dataset.classes), **metric_options)
+        results[(path.name, layer)] = result
+        rows += _rows(result, path.stem, path.name, None, None, layer, data_spec.split_label)
+    return Analysis(
+        run=path.stem, table=_table(rows), results=results, layers=list(chosen),
+        checkpoints=[path.name], task="classification" if dataset.labels is not None
+        else "regression", source=str(path), data=data_spec.to_dict(),
+        model={"name": "pt2", "kwargs": {"file": path.name}},
+    )  # fmt: skip
+
+
 def _analyze_checkpoint(
     path: Path, index: int, plan: _CheckpointPlan
 ) -> tuple[list[dict[str, Any]], dict[str, Result]]:
@@ -497,6 +557,12 @@ def analyze(
         return _analyze_recorded(source, metric_options)
     if source.is_dir() and (feature_files := features_folder(source)):
         return _analyze_features_files(feature_files, source.name, source, metric_options)
+    if source.suffix.lower() == ".pt2" and trust_remote_code:
+        if data is None:
+            raise OptionError("a .pt2 model needs data: pass --data (a data spec or file).")
+        return _analyze_exported(source, DataSpec.parse(data), model, layers, device,
+                                 ExtractOptions(batch_size=batch_size, pool=pool), progress,
+                                 metric_options)  # fmt: skip
     if onnx_source(source) is not None:
         if data is None:
             raise OptionError("an ONNX model needs data: pass --data (a data spec or file).")

@@ -188,9 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--no-cache", action="store_true", help="do not use the cache")
     analyze.add_argument(
         "--trust-remote-code",
+        "--trust",
+        dest="trust_remote_code",
         action="store_true",
-        help="let an hf: model spec's trust_remote_code run the model folder's Python "
-        "(only for files you trust, on your own machine)",
+        help="run code that comes with the model: an hf: spec's trust_remote_code, or a "
+        "torch.export .pt2 archive (only for files you trust, on your own machine)",
     )
     analyze.set_defaults(func=_cmd_analyze)
 

@@ -152,3 +152,33 @@ def test_timm_specs_explain_a_missing_or_unusable_timm(monkeypatch):
     monkeypatch.setitem(sys.modules, "timm", None)  # as if absent
     with pytest.raises(OptionError, match=r"pip install 'ncviz\[timm\]'"):
         build_model({"name": "timm:resnet18", "kwargs": {"num_classes": 10}})
+
+
+def test_a_trusted_torch_export_archive_runs_with_hooks(tmp_path):
+    """The operator's own .pt2, with the CLI's --trust: unflattened, module names kept, the
+    same metrics as hooks on the original model."""
+    import numpy as np
+
+    from ncviz.cli import main
+    from ncviz.metrics import collapse_metrics
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Linear(16, 10))
+    batch = torch.export.Dim("batch")
+    program = torch.export.export(model, (torch.randn(2, 64),), dynamic_shapes=({0: batch},))
+    torch.export.save(program, tmp_path / "model.pt2")
+    out = tmp_path / "out"
+    data = "builtin:digits?per_class=30"
+    assert main(["analyze", str(tmp_path / "model.pt2"), "--data", data, "--trust",
+                 "--out", str(out)]) == 0  # fmt: skip
+    import pandas as pd
+
+    table = pd.read_parquet(out / "metrics.parquet")
+    got = table[table["layer"] == "2:input"].set_index("metric")["value"]
+    digits = __import__("ncviz").load.load_dataset(data)
+    with torch.no_grad():
+        features = model[1](model[0](digits.inputs))
+    expected = collapse_metrics(features, digits.labels, model[2].weight, model[2].bias)
+    assert got["nc1"] == pytest.approx(expected["nc1"], rel=1e-6)
+    assert got["accuracy"] == pytest.approx(expected["accuracy"])
+    assert np.isfinite(got["nc3"])

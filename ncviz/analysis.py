@@ -702,10 +702,19 @@ def layer_features(
 
 
 def hookable_layers(
-    model: ModelSpec | Mapping[str, Any] | str, data: DataSpec | Mapping[str, Any] | str
+    model: ModelSpec | Mapping[str, Any] | str | None,
+    data: DataSpec | Mapping[str, Any] | str,
+    source: str | Path | None = None,
 ) -> tuple[list[LayerInfo], list[str]]:
     """Every hookable layer of an (untrained) model with its output shape on this data, and the
-    layers analysed by default — for choosing layers before any checkpoint is loaded."""
+    layers analysed by default — for choosing layers before any checkpoint is loaded. An ONNX
+    ``source`` lists its graph's layers instead (the model spec is then not needed)."""
+    if source is not None and (found := onnx_source(Path(source))) is not None:
+        graph = read_onnx(found[0])
+        sample = load_dataset(data).inputs[:2]
+        outputs = OnnxRunner(graph, graph.layers)(sample)
+        infos = [LayerInfo(name, "onnx", tuple(v.shape[1:])) for name, v in outputs.items()]
+        return infos, graph.default_layers()
     spec = ModelSpec.parse(model)
     net = build_model(spec)
     sample = load_dataset(data).inputs[:2]

@@ -80,9 +80,13 @@ def _model_dict(arch: str, kwargs_text: str) -> dict:
     return ModelSpec(arch.removeprefix("torchvision:"), kwargs).to_dict()
 
 
-def layer_picker(arch: str, kwargs_text: str, data_spec: str | None) -> tuple[str, ...] | None:
-    """Layers to analyse: listed from the model on a sample of the data, defaults preselected."""
-    listing_key = f"layers::{arch}::{kwargs_text}::{data_spec}"
+def layer_picker(
+    arch: str, kwargs_text: str, data_spec: str | None, uploads: list | None = None
+) -> tuple[str, ...] | None:
+    """Layers to analyse: listed from the model on a sample of the data, defaults preselected;
+    for an uploaded ONNX graph, from the graph itself."""
+    onnx = [u.name for u in uploads or [] if u.name.lower().endswith(".onnx")]
+    listing_key = f"layers::{arch}::{kwargs_text}::{data_spec}::{onnx}"
     if st.button(
         "List layers",
         key="list_layers",
@@ -90,7 +94,11 @@ def layer_picker(arch: str, kwargs_text: str, data_spec: str | None) -> tuple[st
         help="Build the architecture and run two samples through it",
     ):
         try:
-            infos, defaults = hookable_layers(_model_dict(arch, kwargs_text), data_spec)
+            if onnx:
+                source, _ = save_uploads(uploaded(uploads), scratch_dir())
+                infos, defaults = hookable_layers(None, data_spec, source)
+            else:
+                infos, defaults = hookable_layers(_model_dict(arch, kwargs_text), data_spec)
             st.session_state[listing_key] = (infos, defaults)
         except NcvizError as error:
             st.error(str(error))
@@ -154,7 +162,7 @@ def upload_section() -> None:
         except NcvizError as error:
             st.error(str(error))
             return
-    layers = layer_picker(arch, kwargs_text, data_spec)
+    layers = layer_picker(arch, kwargs_text, data_spec, checkpoints)
     if not st.button("Analyse", type="primary", key="analyse_upload"):
         return
     try:

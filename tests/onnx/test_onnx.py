@@ -167,6 +167,10 @@ def test_the_dashboard_analyses_an_uploaded_graph(exported):
     at.segmented_control(key="source_mode").set_value("Upload").run()
     at.file_uploader(key="upload_checkpoints").set_value(files).run()
     at.selectbox(key="builtin_data").set_value("builtin:digits?shape=image").run()
+    at.button(key="list_layers").click().run()
+    _assert_clean(at, "onnx layer listing")
+    picker = at.multiselect(key="layers_chosen")
+    assert "body.mix  (24)" in picker.options and picker.value == ["stem", "head:input"]
     at.button(key="analyse_upload").click().run()
     _assert_clean(at, "onnx upload")
     assert any("1 checkpoint(s) × 2 layer(s)" in s.value for s in at.success)

@@ -225,9 +225,9 @@ def server_section(root: Path) -> None:
 st.title("Source")
 st.write(
     "Pick a bundled run — small networks trained on scikit-learn's digits — or upload your "
-    "own: a run recorded from your training loop with `ncviz.Recorder` (zip its folder), "
-    "features files, or checkpoints of a built-in architecture with their data. Pages on the "
-    "left show the analysis."
+    "own: a run recorded from your training loop with `ncviz.Recorder` (zip its folder), an "
+    "ONNX export, features files, or checkpoints of a built-in architecture with their data. "
+    "Pages on the left show the analysis."
 )
 root = allowed_root()
 modes = ["Bundled demo", "Upload"] + (["Server folder"] if root is not None else [])

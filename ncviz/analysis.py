@@ -24,6 +24,7 @@ from ncviz.extract import (
     INPUT_SUFFIX,
     ActivationCache,
     ExtractOptions,
+    LayerFeatures,
     LayerInfo,
     default_layers,
     extract,
@@ -462,11 +463,8 @@ def _analyze_exported(
     rows: list[dict[str, Any]] = []
     results: dict[tuple[str, str], Result] = {}
     for layer, item in extracted.items():
-        if dataset.labels is None:
-            weight = modules[head].weight.detach() if layer == head + INPUT_SUFFIX else None
-            result: Result = regression_result(item.features, dataset.targets, weight)
-        else:
-            result = item.statistics.compute(classes=np.array(dataset.classes), **metric_options)
+        head_module = modules[head] if head and layer == head + INPUT_SUFFIX else None
+        result = _extracted_result(item, dataset, head_module, metric_options)
         results[(path.name, layer)] = result
         rows += _rows(result, path.stem, path.name, None, None, layer, data_spec.split_label)
     return Analysis(
@@ -475,6 +473,17 @@ def _analyze_exported(
         else "regression", source=str(path), data=data_spec.to_dict(),
         model={"name": "pt2", "kwargs": {"file": path.name}},
     )  # fmt: skip
+
+
+def _extracted_result(
+    item: LayerFeatures, dataset: Dataset, head: Any, metric_options: Mapping[str, Any]
+) -> Result:
+    """One extracted layer's metrics: collapse from its statistics, or NRC from its features
+    for regression data (``head``: the module reading this layer, whose W NRC needs)."""
+    if dataset.labels is None:
+        weight = None if head is None else head.weight.detach()
+        return regression_result(item.features, dataset.targets, weight)
+    return item.statistics.compute(classes=np.array(dataset.classes), **metric_options)
 
 
 def _analyze_checkpoint(
@@ -497,13 +506,8 @@ def _analyze_checkpoint(
     rows: list[dict[str, Any]] = []
     results: dict[str, Result] = {}
     for layer, features in extracted.items():
-        if task == "regression":
-            w = clf.weight.detach() if layer == clf_name + INPUT_SUFFIX else None
-            result: Result = regression_result(features.features, dataset.targets, w)
-        else:
-            result = features.statistics.compute(
-                classes=np.array(dataset.classes), **plan.metric_options
-            )
+        head = clf if layer == clf_name + INPUT_SUFFIX else None
+        result = _extracted_result(features, dataset, head, plan.metric_options)
         results[layer] = result
         rows += _rows(
             result, plan.run_name, path.name, checkpoint.epoch, checkpoint.step, layer, plan.split

@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from ncviz.cache.store import atomic_write_bytes
 from ncviz.errors import DataError
 from ncviz.load.archive import unpack_run_zip
 
@@ -77,10 +78,7 @@ def save_upload(name: str, data: bytes | memoryview, folder: Path) -> Path:
     digest = hashlib.sha256(data).hexdigest()[:20]
     path = folder / digest / _safe_name(name)
     if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        atomic_write_bytes(path, data)
     return path
 
 

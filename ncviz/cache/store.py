@@ -59,6 +59,29 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
+@contextlib.contextmanager
+def atomic_file(path: Path, suffix: str = "") -> Iterator[IO[bytes]]:
+    """A binary handle on a temporary file beside ``path``, published as ``path`` (atomic
+    rename) when the block ends without error, else removed: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=suffix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def atomic_write_bytes(path: Path, data: bytes | memoryview) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_file`)."""
+    with atomic_file(path) as handle:
+        handle.write(data)
+
+
 class CacheStore:
     """The cache root with its budget; every kind of entry goes through one of these."""
 
@@ -92,17 +115,10 @@ class CacheStore:
 
     @contextlib.contextmanager
     def atomic(self, path: Path, suffix: str = "") -> Iterator[IO[bytes]]:
-        """A binary handle on a temporary file published as ``path`` when the block ends
-        without error (else removed); then the cache is brought back under its budget."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=suffix, dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                yield handle
-            os.replace(tmp, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+        """:func:`atomic_file` for a cache entry; then the cache is brought back under its
+        budget."""
+        with atomic_file(path, suffix) as handle:
+            yield handle
         self.evict()
 
     def evict(self) -> list[Path]:

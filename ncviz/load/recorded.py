@@ -19,8 +19,6 @@ complete entries. Entries are safetensors: reading one never runs code.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ncviz.cache.store import atomic_write_bytes
 from ncviz.errors import DataError, OptionError
 from ncviz.metrics import CollapseStatistics, RegressionStatistics
 
@@ -91,20 +90,6 @@ class EntryData:
 
 def entry_file_name(step: int, split: str) -> str:
     return f"step-{step:08d}.{split}{ENTRY_SUFFIX}"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and rename it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def write_entry(

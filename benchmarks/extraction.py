@@ -14,25 +14,14 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 
 import numpy as np
 import torch
+from timing import best_of
 
 from ncviz.cache import cache_key
 from ncviz.extract import ActivationCache, ExtractOptions, default_layers, extract
 from ncviz.load import Dataset, build_model, classifier_module, load_dataset
-
-
-def timed(fn, repeats=1):
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def bench(label: str, model: torch.nn.Module, data: Dataset, device: str, batch: int, repeats: int):
@@ -46,7 +35,7 @@ def bench(label: str, model: torch.nn.Module, data: Dataset, device: str, batch:
                 model(data.inputs[start : start + batch].to(device))
 
     plain()  # warm-up
-    t_plain = timed(plain, repeats)
+    t_plain = best_of(plain, repeats)
     options = ExtractOptions(batch_size=batch)
     root = tempfile.mkdtemp(prefix="ncviz-bench-")
     counter = iter(range(10**6))
@@ -64,9 +53,9 @@ def bench(label: str, model: torch.nn.Module, data: Dataset, device: str, batch:
             checkpoint_id=checkpoint_id,
         )
 
-    t_miss = timed(lambda: run(f"miss-{next(counter)}"), repeats)
+    t_miss = best_of(lambda: run(f"miss-{next(counter)}"), repeats)
     plans = run("hit")  # fills the cache for the hit timings
-    t_hit = timed(lambda: run("hit"), repeats)
+    t_hit = best_of(lambda: run("hit"), repeats)
     keys = [
         cache_key(
             checkpoint="hit",
@@ -82,7 +71,7 @@ def bench(label: str, model: torch.nn.Module, data: Dataset, device: str, batch:
         for key in keys:
             np.array(cache.get(key))
 
-    t_read = timed(read_cached, repeats)
+    t_read = best_of(read_cached, repeats)
     dims = ", ".join(f"{layer}:{plans[layer].dim}" for layer in layers)
     print(f"{label} on {device} ({len(data)} samples, batch {batch}; layers {dims})")
     print(f"  plain forward          {t_plain:8.3f}s")

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
 import torch
+from timing import best_of
 from torch import nn
 
 from ncviz.extract.loader import capture, capture_outputs
@@ -31,15 +31,6 @@ class Net(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(self.stem(x)))
-
-
-def best_of(fn, repeats: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main() -> None:

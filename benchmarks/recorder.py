@@ -14,30 +14,14 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import torch
+from timing import best_of
 from torch import nn
 
 import ncviz
 from ncviz.load import build_model
-
-
-def synchronize(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def timed(fn, device: str, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def bench(label: str, model: nn.Module, loader: list, layers, device: str, repeats: int) -> None:
@@ -57,8 +41,8 @@ def bench(label: str, model: nn.Module, loader: list, layers, device: str, repea
 
     plain()  # warm-up (cuDNN autotuning, allocator)
     record()
-    t_plain = timed(plain, device, repeats)
-    t_record = timed(record, device, repeats)
+    t_plain = best_of(plain, repeats)
+    t_record = best_of(record, repeats)
     entry = max((folder / "run").glob("*.safetensors"), key=lambda p: p.stat().st_mtime)
     n = sum(len(y) for _, y in loader)
     size_mb = entry.stat().st_size / 2**20

@@ -10,18 +10,11 @@ from __future__ import annotations
 
 import time
 
+from timing import best_of
+
 from ncviz.analysis import analyze
 from ncviz.demo import bundled_runs_dir
 from ncviz.workers import run_in_worker
-
-
-def best_of(fn, repeats: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ from ncviz.metrics.spectra import (
     singular_values,
 )
 from ncviz.metrics.stats import Classifier, ClassMeanStats, ScatterStats, sums_finite
+from ncviz.metrics.threads import threads_for
 
 NC1_EIGEN_RTOL = 1e-10
 STATE_SECOND_PASS = ("scatter", "sq_dist", "ncc_hits", "classifier_hits", "agreement")
@@ -231,9 +232,35 @@ class CollapseStatistics:
         return finalize(self.first, self.second, opts, names)
 
 
+#: Above this many classes a long tail switches the default minority to the rarer half.
+MANY_CLASSES = 100
+
+
+def default_minority(counts: torch.Tensor) -> torch.Tensor:
+    """The default minority classes of docs/metrics.md.
+
+    Step imbalance (Fang et al. 2021): the classes with fewer samples than half the largest.
+    With many classes (C > 100) in a long tail — more than half of them below that line, as with
+    Zipfian token classes — the minority is the rarer half instead: the classes at or below the
+    median count.
+
+    >>> import torch
+    >>> default_minority(torch.tensor([100, 100, 100, 10, 10])).tolist()
+    [False, False, False, True, True]
+    >>> zipf = (10_000 / torch.arange(1, 201)).long()  # n_c ∝ 1/rank over 200 classes
+    >>> minority = default_minority(zipf)
+    >>> int(minority.sum()), bool(minority[100:].all()), bool(minority[:99].any())
+    (100, True, False)
+    """
+    below_half = counts < counts.max() / 2.0
+    if len(counts) <= MANY_CLASSES or 2 * int(below_half.sum()) <= len(counts):
+        return below_half
+    return counts <= counts.median()
+
+
 def _minority_mask(counts: torch.Tensor, names: np.ndarray, minority: Any | None) -> torch.Tensor:
     if minority is None:
-        return counts < counts.max() / 2.0
+        return default_minority(counts)
     # labels are matched by their text, so 5 and "5" name the same class
     wanted = {str(name) for name in minority}
     present = [str(name) for name in names.tolist()]
@@ -246,37 +273,70 @@ def _minority_mask(counts: torch.Tensor, names: np.ndarray, minority: Any | None
     return torch.tensor([name in wanted for name in present], device=counts.device)
 
 
-def _mean_pairwise_cosine(vectors: torch.Tensor) -> float:
+def mean_pairwise_cosine(vectors: torch.Tensor) -> float:
+    """Mean of cos(v_k, v_k′) over ordered pairs k ≠ k′, in O(K·d) memory and time.
+
+    With unit vectors û_k, Σ_{k≠k′} û_kᵀû_k′ = ‖Σ_k û_k‖² − Σ_k ‖û_k‖², so no K×K matrix is
+    formed (25k minority token classes would need 5 GB). NaN when a vector is zero.
+
+    >>> import torch
+    >>> etf = torch.eye(3, dtype=torch.float64) - 1 / 3  # simplex ETF: every cosine is −1/2
+    >>> round(mean_pairwise_cosine(etf), 12)
+    -0.5
+    """
     unit = vectors / vectors.norm(dim=1, keepdim=True)
-    cos = unit @ unit.T
     k = len(vectors)
-    return float((cos.sum() - cos.diagonal().sum()) / (k * (k - 1)))
+    total = unit.sum(dim=0)
+    return float(((total * total).sum() - (unit * unit).sum()) / (k * (k - 1)))
 
 
-def _nc1(centred_means: torch.Tensor, within_cov: torch.Tensor) -> tuple[float, int, torch.Tensor]:
-    """Tr(Σ_W Σ_B⁺)/C with Σ_B⁺ from the top min(C−1, d) eigenpairs of Σ_B above 1e-10·λ_max."""
+def _nc1(
+    centred_means: torch.Tensor, within_cov: torch.Tensor
+) -> tuple[float | None, int, torch.Tensor]:
+    """Tr(Σ_W Σ_B⁺)/C with Σ_B⁺ from the top min(C−1, d) eigenpairs of Σ_B above 1e-10·λ_max.
+
+    Returns (nc1 or None when C − 1 > d, the kept rank, the singular values of M). When nc1 is
+    not reported only the singular values are computed (no singular vectors)."""
     num_classes, dim = centred_means.shape
-    _, sv, directions = torch.linalg.svd(centred_means, full_matrices=False)
-    eig = sv**2 / num_classes  # eigenvalues of Σ_B = (1/C) MᵀM in our row convention
     keep = min(num_classes - 1, dim)
-    eig, directions = eig[:keep], directions[:keep]
+    if num_classes - 1 > dim:
+        sv = torch.linalg.svdvals(centred_means)
+        directions = None
+    else:
+        _, sv, directions = torch.linalg.svd(centred_means, full_matrices=False)
+    eig = sv[:keep] ** 2 / num_classes  # eigenvalues of Σ_B = (1/C) MᵀM in our row convention
     valid = eig > NC1_EIGEN_RTOL * eig[0] if keep and float(eig[0]) > 0 else eig > math.inf
-    eig, directions = eig[valid], directions[valid]
+    rank = int(valid.sum())
+    if directions is None:
+        return None, rank, sv
+    directions = directions[:keep][valid]
     projected = ((directions @ within_cov) * directions).sum(dim=1)  # v_kᵀ Σ_W v_k
-    return float((projected / eig).sum()) / num_classes, int(valid.sum()), sv
+    return float((projected / eig[valid]).sum()) / num_classes, rank, sv
 
 
 def finalize(
     first: ClassMeanStats, second: ScatterStats, options: CollapseOptions, names: np.ndarray
 ) -> CollapseResult:
-    """Turn the two passes' sums into every metric of docs/metrics.md the inputs allow."""
+    """Turn the two passes' sums into every metric of docs/metrics.md the inputs allow.
+
+    The d×d eigenproblems, the C×d SVDs and the C×C pair tiles run on one thread when they are
+    small (see :mod:`ncviz.metrics.threads`): a loaded machine cannot then stall them."""
+    num_classes, dim = first.sums.shape
+    flops = dim**3 + num_classes * dim**2 + num_classes**2 * dim
+    with threads_for(flops, first.sums.device):
+        return _finalize(first, second, options, names)
+
+
+def _finalize(
+    first: ClassMeanStats, second: ScatterStats, options: CollapseOptions, names: np.ndarray
+) -> CollapseResult:
     kept = second.kept
     counts = first.counts[kept]
     n = counts.to(torch.float64)
     total = float(n.sum())
     sums = first.sums[kept]
     means = sums / n[:, None]
-    num_classes, dim = means.shape
+    num_classes = means.shape[0]
     kept_np = kept.cpu().numpy()
     classes = names[kept_np]
 
@@ -285,7 +345,7 @@ def finalize(
     else:
         global_mean = sums.sum(dim=0) / total
     centred = means - global_mean
-    within_cov = second.scatter / total
+    within_cov = second.within_scatter() / total
     class_var = second.sq_dist[kept] / n
     between_trace = float((centred**2).sum()) / num_classes
     if between_trace == 0.0:
@@ -296,7 +356,7 @@ def finalize(
 
     metrics: dict[str, float] = {}
     nc1, nc1_rank, sv_means = _nc1(centred, within_cov)
-    if num_classes - 1 <= dim:
+    if nc1 is not None:
         metrics["nc1"] = nc1
     metrics["nc1_rank"] = float(nc1_rank)
     metrics["nc1_trace_ratio"] = float((class_var * n).sum()) / total / between_trace
@@ -322,9 +382,9 @@ def finalize(
     minority = _minority_mask(counts, classes, options.minority_classes)
     num_minority = int(minority.sum())
     if num_minority >= 2:
-        metrics["minority_cos_means"] = _mean_pairwise_cosine(centred[minority])
+        metrics["minority_cos_means"] = mean_pairwise_cosine(centred[minority])
         if weight is not None:
-            metrics["minority_cos"] = _mean_pairwise_cosine(weight[minority])
+            metrics["minority_cos"] = mean_pairwise_cosine(weight[minority])
     if weight is not None and 1 <= num_minority < num_classes:
         norms = weight.norm(dim=1)
         metrics["norm_ratio_weights"] = float(norms[~minority].mean() / norms[minority].mean())
@@ -391,7 +451,8 @@ def collapse_result(
     opts = CollapseOptions.from_kwargs(**options)
     if device is None:
         device = features.device if isinstance(features, torch.Tensor) else "cpu"
-    h = features_matrix(features, device=device, check_finite=False)  # checked while streaming
+    # kept in its dtype: the statistics upcast one chunk at a time; NaN/Inf checked per chunk
+    h = features_matrix(features, device=device, check_finite=False, keep_dtype=True)
     encoded = encode_labels(labels, h.shape[0])
     class_rows = None
     if weight is not None:

@@ -84,10 +84,15 @@ def _std_over_mean(values: torch.Tensor) -> float:
     return float(values.std(unbiased=True) / values.mean())
 
 
-def _cosine_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    a_hat = a / a.norm(dim=1, keepdim=True)
-    b_hat = b / b.norm(dim=1, keepdim=True)
-    return a_hat @ b_hat.T
+def _cosine_matrix(
+    a: torch.Tensor, b: torch.Tensor, products: torch.Tensor | None = None
+) -> torch.Tensor:
+    """cos(a_i, b_j) for all pairs; ``products`` = a bᵀ when already formed."""
+    if products is None:
+        a_hat = a / a.norm(dim=1, keepdim=True)
+        b_hat = b / b.norm(dim=1, keepdim=True)
+        return a_hat @ b_hat.T
+    return products / (a.norm(dim=1)[:, None] * b.norm(dim=1)[None, :])
 
 
 def geometry_metrics(
@@ -114,12 +119,26 @@ def geometry_metrics(
     weight_norms = None if w is None else w.norm(dim=1)
     e_diag, e_off = etf_gram_entries(num_classes)
 
-    gram_norm = float((m @ m.T).norm()) if num_classes <= dim else float((m.T @ m).norm())
+    tile = max(1, _TILE_ENTRIES // num_classes)
+    # with one tile the C×C products are formed once and serve the norms, the pair reductions
+    # and the plotted cosine matrices alike
+    full: dict[str, torch.Tensor] = {}
+    if tile >= num_classes:
+        full["means"] = m @ m.T
+        if w is not None:
+            full["weights"] = w @ w.T
+            full["weights_means"] = w @ m.T
+    if "means" in full:
+        gram_norm = float(full["means"].norm())
+    else:
+        gram_norm = float((m @ m.T).norm()) if num_classes <= dim else float((m.T @ m).norm())
     etf_sq = float(((mean_sq_norms / gram_norm - e_diag) ** 2).sum())
     wm_norm = 0.0
     if w is not None:
         # ‖W Mᵀ‖_F² = ⟨WᵀW, MᵀM⟩ computed in whichever of C×C and d×d is smaller
-        if num_classes <= dim:
+        if "weights_means" in full:
+            wm_norm = float(full["weights_means"].norm())
+        elif num_classes <= dim:
             wm_norm = float((w @ m.T).norm())
         else:
             wm_norm = math.sqrt(max(float(((w.T @ w) * (m.T @ m)).sum()), 0.0))
@@ -138,14 +157,13 @@ def geometry_metrics(
     mean_sums, weight_sums = _CosineSums(), _CosineSums()
     log_inv_dist = RunningMoments()
     cdnv_sum = 0.0
-    tile = max(1, _TILE_ENTRIES // num_classes)
     for start in range(0, num_classes, tile):
         stop = min(start + tile, num_classes)
         rows = torch.arange(start, stop, device=m.device)
         cols = torch.arange(start, num_classes, device=m.device)
         upper = cols[None, :] > rows[:, None]
 
-        gram = m[start:stop] @ m[start:].T
+        gram = full["means"] if full else m[start:stop] @ m[start:].T
         pair_gram = gram[upper]
         norm_prod = (mean_norms[start:stop, None] * mean_norms[None, start:])[upper]
         cos = pair_gram / norm_prod
@@ -167,10 +185,10 @@ def geometry_metrics(
             cdnv_sum += float(torch.where(sq_dist == 0, math.inf, ratio).sum())
 
         if w is not None:
-            w_gram = (w[start:stop] @ w[start:].T)[upper]
+            w_gram = (full["weights"] if full else w[start:stop] @ w[start:].T)[upper]
             w_norm_prod = (weight_norms[start:stop, None] * weight_norms[None, start:])[upper]
             weight_sums.add(w_gram / w_norm_prod, num_classes)
-            wm = (w[start:stop] @ m.T) / wm_norm
+            wm = (full["weights_means"] if full else w[start:stop] @ m.T) / wm_norm
             wm -= e_off
             wm[rows - start, rows] -= e_diag - e_off
             wm_etf_sq += float((wm**2).sum())
@@ -197,7 +215,7 @@ def geometry_metrics(
     arrays: dict[str, np.ndarray] = {"mean_norms": mean_norms.cpu().numpy()}
     small = num_classes <= max_matrix_classes
     if small:
-        arrays["cos_means"] = _cosine_matrix(m, m).cpu().numpy()
+        arrays["cos_means"] = _cosine_matrix(m, m, full.get("means")).cpu().numpy()
     if w is not None:
         alignment = (w * m).sum(dim=1) / (weight_norms * mean_norms)
         unit_w = w / w.norm()
@@ -216,6 +234,8 @@ def geometry_metrics(
         arrays["weight_norms"] = weight_norms.cpu().numpy()
         arrays["alignment"] = alignment.cpu().numpy()
         if small:
-            arrays["cos_weights"] = _cosine_matrix(w, w).cpu().numpy()
-            arrays["cos_weights_means"] = _cosine_matrix(w, m).cpu().numpy()
+            arrays["cos_weights"] = _cosine_matrix(w, w, full.get("weights")).cpu().numpy()
+            arrays["cos_weights_means"] = (
+                _cosine_matrix(w, m, full.get("weights_means")).cpu().numpy()
+            )
     return scalars, arrays, warnings

@@ -39,10 +39,13 @@ def features_matrix(
     dim: int | None = None,
     device: torch.device | str | None = None,
     check_finite: bool = True,
+    keep_dtype: bool = False,
 ) -> torch.Tensor:
     """Validate an N×d float matrix and return it upcast to float64 on ``device``.
 
     ``check_finite=False`` leaves the NaN/Inf check to the caller (see :func:`require_finite`).
+    ``keep_dtype=True`` returns floating-point input in its own dtype (no copy): streaming
+    statistics upcast one chunk at a time instead of the whole array. Integers become float64.
     """
     tensor = as_tensor(values, name, device)
     if tensor.ndim != 2:
@@ -59,7 +62,8 @@ def features_matrix(
             f"{name} have dimension {tensor.shape[1]} but {dim} was expected; "
             "use features of the same layer throughout."
         )
-    tensor = tensor.to(torch.float64)
+    if not (keep_dtype and tensor.dtype.is_floating_point):
+        tensor = tensor.to(torch.float64)
     if check_finite:
         require_finite(tensor, torch.isfinite(tensor).all(), name)
     return tensor

@@ -22,7 +22,8 @@ class CollapseOptions:
             Linguistic Collapse convention).
         tau: relative threshold of ``rank_means`` (s_k > τ·s_1), 1e-2 by default.
         minority_classes: labels of the minority classes; default: classes with fewer samples
-            than half the largest class.
+            than half the largest class, or in a long tail the rarer half (see
+            :func:`~ncviz.metrics.classification.default_minority`).
         min_count: drop classes with fewer samples than this (language models use 2). ``None``
             (default for classification) treats a class with fewer than 2 samples as an error.
         max_matrix_classes: C×C cosine matrices are returned for plots only up to this C.

@@ -15,16 +15,22 @@ ulps of their means. Everything is float64 whatever the input dtype; memory is O
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import torch
 
 from ncviz.errors import InputError
+from ncviz.metrics.decisions import AffineDecisions
 from ncviz.metrics.inputs import ArrayLike, class_indices, features_matrix, require_finite
+from ncviz.metrics.threads import threads_for
 
-# Rows per chunk when an N×C distance or logit block is formed, so that memory stays bounded
-# (chunk × C float64 entries ≤ 2**22 ≈ 32 MB) even with vocabulary-sized C.
-_BLOCK_ENTRIES = 2**22
+# Rows per chunk of float64 work (chunk × d float64 ≈ 8 MB, cache-sized: measured fastest at
+# 2,048 rows for d = 512). Input keeps its dtype; each chunk is upcast on its own, so the
+# whole array is never copied to float64.
+_CHUNK_ENTRIES = 2**20
+# width of the column blocks of the symmetric scatter update (see add_upper_gram_)
+_GRAM_BLOCK = 128
 
 
 def _class_counts(
@@ -41,9 +47,46 @@ def sums_finite(*sums: torch.Tensor) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in sums)
 
 
-def _chunk_rows(num_cols: int) -> int:
-    """Rows per chunk so that a chunk × num_cols float64 block stays under _BLOCK_ENTRIES."""
-    return max(1, _BLOCK_ENTRIES // max(1, num_cols))
+def chunk_slices(num_rows: int, dim: int) -> list[slice]:
+    """Row slices of at most ``_CHUNK_ENTRIES / dim`` rows covering 0..num_rows."""
+    step = max(1, _CHUNK_ENTRIES // max(1, dim))
+    return [slice(start, min(num_rows, start + step)) for start in range(0, num_rows, step)]
+
+
+def _float64_buffer(slices: list[slice], h: torch.Tensor) -> torch.Tensor | None:
+    """A float64 buffer of one chunk's shape when ``h`` must be upcast, else None."""
+    if h.dtype == torch.float64:
+        return None
+    return torch.empty(slices[0].stop, h.shape[1], dtype=torch.float64, device=h.device)
+
+
+def _gram_edges(dim: int) -> list[int]:
+    blocks = max(1, min(8, round(dim / _GRAM_BLOCK)))
+    return [round(i * dim / blocks) for i in range(blocks + 1)]
+
+
+def add_upper_gram_(accumulator: torch.Tensor, rows: torch.Tensor) -> None:
+    """accumulator += rowsᵀ rows on and above the diagonal only (blocks of columns).
+
+    The Gram matrix is symmetric, so the blocks below the diagonal are never formed: with four
+    column blocks that is 10 of 16 block products (0.63 of the flops). Read the result through
+    :func:`symmetric_from_upper`.
+
+    >>> import torch
+    >>> r = torch.randn(5, 300, dtype=torch.float64)
+    >>> acc = torch.zeros(300, 300, dtype=torch.float64)
+    >>> add_upper_gram_(acc, r)
+    >>> torch.allclose(symmetric_from_upper(acc), r.T @ r)
+    True
+    """
+    edges = _gram_edges(rows.shape[1])
+    for lo, hi in itertools.pairwise(edges):
+        accumulator[lo:hi, lo:].addmm_(rows[:, lo:hi].T, rows[:, lo:])
+
+
+def symmetric_from_upper(accumulator: torch.Tensor) -> torch.Tensor:
+    """The symmetric matrix whose upper triangle (diagonal included) is ``accumulator``'s."""
+    return accumulator.triu() + accumulator.triu(1).T
 
 
 @dataclass
@@ -86,17 +129,26 @@ class ClassMeanStats:
         device (a caller feeding many layers checks them once). ``check_finite=False`` leaves
         the NaN/Inf check to one :func:`sums_finite` call at the end of the pass (no host sync
         per batch on a GPU)."""
-        h = features_matrix(features, dim=self.dim, device=self.sums.device, check_finite=False)
+        device = self.sums.device
+        h = features_matrix(
+            features, dim=self.dim, device=device, check_finite=False, keep_dtype=True
+        )
         y = (
             labels
             if labels_checked
-            else class_indices(labels, h.shape[0], self.num_classes, self.sums.device)
+            else class_indices(labels, h.shape[0], self.num_classes, device)
         )
-        batch_sums = torch.zeros_like(self.sums).index_add_(0, y, h)
-        if check_finite:  # NaN/Inf anywhere reaches a sum
-            require_finite(h, torch.isfinite(batch_sums).all())
-        self.counts += _class_counts(y, self.num_classes)
-        self.sums += batch_sums
+        with threads_for(h.shape[0] * self.dim * 4, device):
+            slices = chunk_slices(h.shape[0], self.dim)
+            buffer = _float64_buffer(slices, h)
+            for rows in slices:
+                chunk = h[rows] if buffer is None else buffer[: rows.stop - rows.start]
+                if buffer is not None:
+                    chunk.copy_(h[rows])  # upcast into one reused buffer (no page faults)
+                if check_finite:  # NaN/Inf anywhere reaches a row sum
+                    require_finite(h, torch.isfinite(chunk.sum(dim=1)).all())
+                self.sums.index_add_(0, y[rows], chunk)
+            self.counts += _class_counts(y, self.num_classes)
 
     def merge(self, other: ClassMeanStats) -> ClassMeanStats:
         """Add another shard's statistics in place; returns self."""
@@ -174,22 +226,23 @@ class Classifier:
         """Rows of W aligned with the classes (C×d)."""
         return self.weight[self.class_rows]
 
-    def predict(self, h: torch.Tensor) -> torch.Tensor:
-        """Predicted class index per row of h; −1 where the winning row belongs to no class."""
-        row_to_class = torch.full((len(self.weight),), -1, dtype=torch.int64, device=h.device)
-        row_to_class[self.class_rows] = torch.arange(len(self.class_rows), device=h.device)
-        if self.bias is None:
-            logits = self.weight @ h.T  # K×n: the faster GEMM shape for n ≫ K
-        else:
-            logits = torch.addmm(self.bias[:, None], self.weight, h.T)
-        return row_to_class[logits.argmax(dim=0)]
+    def row_classes(self) -> torch.Tensor:
+        """Class index of each row of W; −1 for rows that belong to no class."""
+        device = self.weight.device
+        row_to_class = torch.full((len(self.weight),), -1, dtype=torch.int64, device=device)
+        row_to_class[self.class_rows] = torch.arange(len(self.class_rows), device=device)
+        return row_to_class
 
 
 @dataclass
 class ScatterStats:
     """Pass-2 statistics around fixed class means ``centers`` for the classes in ``kept``.
 
-    Samples whose class is not kept (``min_count`` filtering) are skipped entirely.
+    Samples whose class is not kept (``min_count`` filtering) are skipped entirely. ``scatter``
+    accumulates only its upper triangle (see :func:`add_upper_gram_`); read it through
+    :meth:`within_scatter`. Nearest-centre and classifier decisions are made by
+    :class:`~ncviz.metrics.decisions.AffineDecisions`: mostly in bfloat16/float32, always equal to
+    the float64 decision.
     """
 
     centers: torch.Tensor
@@ -201,9 +254,29 @@ class ScatterStats:
     classifier_hits: torch.Tensor
     agreement: torch.Tensor
     all_kept: bool = field(init=False)
+    _decisions: AffineDecisions | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.all_kept = bool(self.kept.all())
+
+    def within_scatter(self) -> torch.Tensor:
+        """Σ_i (h_i − μ_{y_i})(h_i − μ_{y_i})ᵀ over the kept samples (d×d, symmetric)."""
+        return symmetric_from_upper(self.scatter)
+
+    def decisions(self) -> AffineDecisions:
+        """The nearest-class-centre group (kept classes) and the classifier group (all rows)."""
+        if self._decisions is None:
+            kept_centers = self.centers[self.kept]
+            groups = [(2.0 * kept_centers, -(kept_centers * kept_centers).sum(dim=1))]
+            if self.classifier is not None:
+                weight, bias = self.classifier.weight, self.classifier.bias
+                offsets = torch.zeros_like(weight[:, 0]) if bias is None else bias
+                groups.append((weight, offsets))
+            self._decisions = AffineDecisions(groups, kept_centers.mean(dim=0))
+            self._ncc_classes = torch.nonzero(self.kept).flatten()
+            if self.classifier is not None:
+                self._row_classes = self.classifier.row_classes()
+        return self._decisions
 
     @classmethod
     def empty(
@@ -241,7 +314,8 @@ class ScatterStats:
         """Add a batch of the same data as pass 1 (any order, any batching); options as for
         :meth:`ClassMeanStats.update`."""
         device = self.centers.device
-        h = features_matrix(features, dim=self.centers.shape[1], device=device, check_finite=False)
+        dim = self.centers.shape[1]
+        h = features_matrix(features, dim=dim, device=device, check_finite=False, keep_dtype=True)
         y = (
             labels
             if labels_checked
@@ -252,29 +326,34 @@ class ScatterStats:
             h, y = h[in_kept], y[in_kept]
         if h.shape[0] == 0:
             return
-        negative_residual = self.centers.index_select(0, y).sub_(h)  # μ_y − h
-        sq_dist = torch.linalg.vector_norm(negative_residual, dim=1) ** 2
+        decisions = self.decisions()
+        flops = h.shape[0] * dim * (dim + 2 * decisions.num_rows)
+        with threads_for(flops, device):
+            slices = chunk_slices(h.shape[0], dim)
+            buffer = torch.empty(
+                slices[0].stop, dim, dtype=torch.float64, device=device
+            )  # one residual buffer for all chunks
+            for rows in slices:
+                residual = buffer[: rows.stop - rows.start]
+                self._add_chunk(h[rows], y[rows], residual, check_finite)
+
+    def _add_chunk(
+        self, h: torch.Tensor, y: torch.Tensor, residual: torch.Tensor, check_finite: bool
+    ) -> None:
+        negative_residual = torch.index_select(self.centers, 0, y, out=residual).sub_(h)  # μ_y − h
+        sq_dist = torch.linalg.vecdot(negative_residual, negative_residual)
         if check_finite:
             require_finite(h, torch.isfinite(sq_dist).all())
-        self.scatter.addmm_(negative_residual.T, negative_residual)
+        add_upper_gram_(self.scatter, negative_residual)
         self.sq_dist.index_add_(0, y, sq_dist)
 
-        kept_centers = self.centers[self.kept]
-        kept_classes = torch.nonzero(self.kept).flatten()
-        center_sq_norms = (kept_centers * kept_centers).sum(dim=1)
-        step = _chunk_rows(
-            len(kept_centers) + (0 if self.classifier is None else len(self.classifier.weight))
-        )
-        for start in range(0, h.shape[0], step):
-            hb, yb = h[start : start + step], y[start : start + step]
-            # argmin_c ‖h − μ_c‖² = argmin_c (‖μ_c‖² − 2 μ_cᵀh); C×n is the faster GEMM shape
-            scores = torch.addmm(center_sq_norms[:, None], kept_centers, hb.T, alpha=-2.0)
-            ncc = kept_classes[scores.argmin(dim=0)]
-            self.ncc_hits += _class_counts(yb, self.num_classes, ncc == yb)
-            if self.classifier is not None:
-                pred = self.classifier.predict(hb)
-                self.classifier_hits += _class_counts(yb, self.num_classes, pred == yb)
-                self.agreement += _class_counts(yb, self.num_classes, pred == ncc)
+        decided = self.decisions().decide(h)
+        ncc = self._ncc_classes[decided[0]]
+        self.ncc_hits += _class_counts(y, self.num_classes, ncc == y)
+        if self.classifier is not None:
+            pred = self._row_classes[decided[1]]
+            self.classifier_hits += _class_counts(y, self.num_classes, pred == y)
+            self.agreement += _class_counts(y, self.num_classes, pred == ncc)
 
     def merge(self, other: ScatterStats) -> ScatterStats:
         """Add another shard's pass-2 statistics (computed around the same means); returns self."""

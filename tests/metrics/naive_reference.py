@@ -64,6 +64,8 @@ def naive_metrics(h, y, w=None, b=None, global_mean="class", dist_exp=1.0, tau=1
     out["effective_rank_means"] = float(np.exp(-(p * np.log(p)).sum()))
 
     minority = counts < counts.max() / 2
+    if n_classes > 100 and 2 * minority.sum() > n_classes:  # a long tail (docs/metrics.md)
+        minority = counts <= np.median(counts)
     if minority.sum() >= 2:
         mu_min = unit[:, minority]
         c = mu_min.T @ mu_min

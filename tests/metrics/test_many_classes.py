@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import ncviz.metrics.decisions as decisions
 import ncviz.metrics.geometry as geometry
 import ncviz.metrics.stats as stats
 from ncviz.metrics import chance_baselines, collapse_result
@@ -16,7 +17,8 @@ def test_tiny_tiles_give_the_untiled_values(monkeypatch, imbalanced):
     features, labels, weight, bias = imbalanced
     expected = collapse_result(features, labels, weight, bias).metrics
     monkeypatch.setattr(geometry, "_TILE_ENTRIES", 10)  # one row (of 7 classes) per tile
-    monkeypatch.setattr(stats, "_BLOCK_ENTRIES", 20)  # 1–2 samples per NCC/logit chunk
+    monkeypatch.setattr(stats, "_CHUNK_ENTRIES", 30)  # 2 samples per float64 chunk (d = 12)
+    monkeypatch.setattr(decisions, "_SCORE_BLOCK", 20)  # 1 sample per decision block
     got = collapse_result(features, labels, weight, bias).metrics
     for key, value in expected.items():
         assert got[key] == pytest.approx(value, rel=1e-10, abs=1e-13), key

@@ -1,0 +1,64 @@
+"""How many CPU threads the metric engine's small operations use.
+
+On a busy machine (a shared container, a CI runner, a neighbour's training job) every parallel
+region waits for its slowest thread, and a thread the kernel has descheduled arrives a time slice
+late: a 128×128 ``eigvalsh`` on two threads was measured at 2.2 s on a loaded 2-core machine and
+2.7 ms on one. Work this small gains nothing from a second thread even on a quiet machine, so
+:func:`threads_for` runs it on one thread, and leaves large GEMMs (where threads pay) alone.
+
+``torch.set_num_threads`` is process-wide; a reference count makes nested and concurrent uses
+restore the caller's setting exactly once, when the last one leaves.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+
+#: Below this many floating-point operations an operation runs on one thread (≈ 1 ms of one core).
+SMALL_WORK_FLOPS = 5e7
+
+_lock = threading.Lock()
+_depth = 0
+_saved_threads = 1
+
+
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run the enclosed torch CPU operations on one thread, then restore the thread count.
+
+    >>> import torch
+    >>> before = torch.get_num_threads()
+    >>> with single_threaded():
+    ...     torch.get_num_threads()
+    1
+    >>> torch.get_num_threads() == before
+    True
+    """
+    global _depth, _saved_threads
+    with _lock:
+        if _depth == 0:
+            _saved_threads = torch.get_num_threads()
+            if _saved_threads != 1:
+                torch.set_num_threads(1)
+        _depth += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _depth -= 1
+            if _depth == 0 and torch.get_num_threads() != _saved_threads:
+                torch.set_num_threads(_saved_threads)
+
+
+@contextmanager
+def threads_for(flops: float, device: torch.device | str = "cpu") -> Iterator[None]:
+    """One thread for CPU work under :data:`SMALL_WORK_FLOPS` operations; otherwise unchanged."""
+    if torch.device(device).type == "cpu" and flops < SMALL_WORK_FLOPS:
+        with single_threaded():
+            yield
+    else:
+        yield

@@ -1,0 +1,79 @@
+"""Small metric work runs on one thread (immune to a busy neighbour); large GEMMs keep theirs."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+import ncviz.metrics.stats as stats
+from ncviz.metrics import collapse_result
+from ncviz.metrics.threads import SMALL_WORK_FLOPS, single_threaded, threads_for
+
+
+@pytest.fixture
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_single_threaded_nests_and_restores(two_threads):
+    with single_threaded():
+        assert torch.get_num_threads() == 1
+        with single_threaded():
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == 2
+
+
+def test_concurrent_users_restore_the_setting_once(two_threads):
+    inside = threading.Barrier(2)
+    seen = []
+
+    def work():
+        with single_threaded():
+            inside.wait()
+            seen.append(torch.get_num_threads())
+            inside.wait()
+
+    workers = [threading.Thread(target=work) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert seen == [1, 1]
+    assert torch.get_num_threads() == 2
+
+
+def test_threads_for_leaves_large_work_alone(two_threads):
+    with threads_for(SMALL_WORK_FLOPS / 10):
+        assert torch.get_num_threads() == 1
+    with threads_for(SMALL_WORK_FLOPS * 10):
+        assert torch.get_num_threads() == 2
+    with threads_for(1.0, device="meta"):  # not a CPU: nothing to change
+        assert torch.get_num_threads() == 2
+
+
+def test_small_batches_are_accumulated_on_one_thread(two_threads, monkeypatch):
+    seen = []
+    original = stats.add_upper_gram_
+
+    def spy(accumulator, rows):
+        seen.append((rows.shape[0], torch.get_num_threads()))
+        original(accumulator, rows)
+
+    monkeypatch.setattr(stats, "add_upper_gram_", spy)
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 50)
+    small = rng.standard_normal((200, 16))
+    collapse_result(small, labels)
+    assert seen and all(threads == 1 for _, threads in seen)
+    seen.clear()
+    large = rng.standard_normal((20_000, 256)).astype(np.float32)
+    collapse_result(large, np.arange(20_000) % 4)
+    assert seen and all(threads == 2 for _, threads in seen)
+    assert torch.get_num_threads() == 2

@@ -179,14 +179,15 @@ def speed_case(n: int, d: int, num_classes: int, repeats: int) -> None:
 MEMORY_CHILD = """
 import resource, sys, time, torch
 from ncviz.metrics import collapse_result
-from ncviz.metrics.decisions import AffineDecisions
 C, d, N = {c}, {d}, {n}
 g = torch.Generator().manual_seed(0)
 extra = torch.multinomial(1.0 / torch.arange(1, C + 1, dtype=torch.float64), N - 2 * C,
                           replacement=True, generator=g)
 labels = torch.cat([torch.arange(C).repeat(2), extra])
 means = torch.randn(C, d, generator=g)
-features = means[labels] + torch.randn(N, d, generator=g)
+features = torch.randn(N, d, generator=g)
+for start in range(0, N, 8192):  # in place: no N×d temporaries while the data are made
+    features[start : start + 8192] += means[labels[start : start + 8192]]
 weight = means + 0.1 * torch.randn(C, d, generator=g)
 bias = 0.1 * torch.randn(C, generator=g)
 del means

@@ -23,6 +23,7 @@ from ncviz.extract.layers import INPUT_SUFFIX, first_tensor, resolve_module
 from ncviz.load.datasets import Dataset
 from ncviz.metrics import CollapseStatistics
 from ncviz.metrics.classification import class_rows_for
+from ncviz.metrics.threads import threads_for
 
 ProgressFn = Callable[[int, int, str], None]
 POOL_CHOICES = ("auto", "flatten", "avg")
@@ -189,16 +190,50 @@ def extract(
 
     try:
         hooks.raw = True
-        probe = forward(dataset.inputs[:2])
+        probe_inputs = dataset.inputs[:2]
+        probe, probe_flops = _counted(model, forward, probe_inputs)
         hooks.raw = False
         plans = {layer: _plan(layer, tuple(probe[layer].shape[1:]), options) for layer in layers}
         dtypes = {layer: probe[layer].dtype for layer in layers}
         for layer, plan in plans.items():
             hooks.pooled[layer] = plan.pooled
-        return _run(plans, dtypes, dataset, forward, classifier, device, options, cache,
-                    checkpoint_id, keep_features, progress)  # fmt: skip
+        # a small model's forward pass runs on one thread: faster, and immune to a busy machine
+        batch_flops = probe_flops / max(1, len(probe_inputs)) * options.batch_size
+        with threads_for(batch_flops, device):
+            return _run(plans, dtypes, dataset, forward, classifier, device, options, cache,
+                        checkpoint_id, keep_features, progress)  # fmt: skip
     finally:
         hooks.close()
+
+
+def _counted(
+    model: nn.Module,
+    forward: Callable[[torch.Tensor], dict[str, torch.Tensor]],
+    inputs: torch.Tensor,
+) -> tuple[dict[str, torch.Tensor], float]:
+    """``forward(inputs)`` and the floating-point operations of its weighted layers: a module
+    whose weight W has ≥ 2 dimensions (linear, convolution) does 2 · |output| · |W[0]| of them.
+    Matmuls without weights (attention) are not counted — a lower bound, enough to tell a small
+    model from a large one."""
+    macs = 0
+
+    def count(module: nn.Module, _inputs: object, output: object) -> None:
+        nonlocal macs
+        tensor = first_tensor(output)
+        if tensor is not None:
+            macs += tensor.numel() * module.weight[0].numel()
+
+    handles = [
+        module.register_forward_hook(count)
+        for module in model.modules()
+        if isinstance(getattr(module, "weight", None), torch.Tensor) and module.weight.ndim >= 2
+    ]
+    try:
+        outputs = forward(inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return outputs, 2.0 * macs
 
 
 def _run(

@@ -331,11 +331,14 @@ def _finalize(
     first: ClassMeanStats, second: ScatterStats, options: CollapseOptions, names: np.ndarray
 ) -> CollapseResult:
     kept = second.kept
-    counts = first.counts[kept]
+    every_class = second.all_kept  # then no C×d copies of the kept rows
+    counts = first.counts if every_class else first.counts[kept]
     n = counts.to(torch.float64)
     total = float(n.sum())
-    sums = first.sums[kept]
-    means = sums / n[:, None]
+    sums = first.sums if every_class else first.sums[kept]
+    # the pass-2 centres are these means (same division); reuse them rather than copy C×d again
+    means = second.centers if every_class else sums / n[:, None]
+    second.release_workspace()  # the decision matrices are not needed to finish
     num_classes = means.shape[0]
     kept_np = kept.cpu().numpy()
     classes = names[kept_np]
@@ -361,7 +364,10 @@ def _finalize(
     metrics["nc1_rank"] = float(nc1_rank)
     metrics["nc1_trace_ratio"] = float((class_var * n).sum()) / total / between_trace
 
-    weight = None if second.classifier is None else second.classifier.class_weight()[kept]
+    weight = None
+    if second.classifier is not None:
+        weight = second.classifier.class_weight()
+        weight = weight if every_class else weight[kept]
     geometry, arrays, warnings = geometry_metrics(
         centred, weight, class_var, options.dist_exp, options.max_matrix_classes, means=means
     )
@@ -373,8 +379,9 @@ def _finalize(
         metrics["accuracy"] = float(hits.sum()) / total
 
     sample_mean = sums.sum(dim=0) / total
-    offsets = means - sample_mean
-    total_cov = within_cov + (offsets.T * (n / total)) @ offsets
+    offsets = (means - sample_mean).mul_((n / total).sqrt()[:, None])  # √(n_c/N)(μ_c − μ̄)
+    total_cov = within_cov + offsets.T @ offsets
+    del offsets
     sv_features = covariance_singular_values(total_cov)
     metrics["rank_means"] = float(numerical_rank(sv_means, options.tau))
     metrics["effective_rank_means"] = effective_rank(sv_means)

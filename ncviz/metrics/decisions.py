@@ -125,56 +125,74 @@ def _levels(device: torch.device, dim: int, num_rows: int) -> list[_Level]:
 class AffineDecisions:
     """argmax_j (v_jᵀh + o_j) within each group of rows, equal to the float64 decision.
 
-    ``groups`` are pairs (V, o): V a J_g×d float64 matrix, o its J_g offsets. ``translation`` t is
-    subtracted from h before the low-precision levels (choose the mean class centre); it is rounded
-    to float32 first so that h − t is formed without extra error. :meth:`decide` returns, per
-    group, the index of the winning row for every sample (ties: the first maximal row of the
-    float64 scores, as ``argmax`` gives it).
+    ``groups`` are (V, o) or (V, o, scale): V a J_g×d matrix, o its J_g offsets, scores
+    scale·v_jᵀh + o_j (scale 2 turns class centres into nearest-centre scores without a copy).
+    ``translation`` t is subtracted from h before the low-precision levels (choose the mean class
+    centre); it is rounded to float32 first so that h − t is formed without extra error.
+    :meth:`decide` returns, per group, the index of the winning row for every sample (ties: the
+    first maximal row of the float64 scores, as ``argmax`` gives it).
 
     >>> import torch
     >>> centres = torch.tensor([[0.0, 0.0], [1.0, 0.0]], dtype=torch.float64)
-    >>> ncc = AffineDecisions([(2 * centres, -(centres**2).sum(1))], centres.mean(0))
+    >>> ncc = AffineDecisions([(centres, -(centres**2).sum(1), 2.0)], centres.mean(0))
     >>> ncc.decide(torch.tensor([[0.2, 0.3], [0.9, -1.0]]))[0].tolist()
     [0, 1]
     """
 
     def __init__(
-        self, groups: list[tuple[torch.Tensor, torch.Tensor]], translation: torch.Tensor
+        self,
+        groups: list[tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, torch.Tensor, float]],
+        translation: torch.Tensor,
     ) -> None:
         first = groups[0][0]
         self.device = first.device
         self.dim = int(first.shape[1])
-        self.exact = [(v.to(torch.float64), o.to(torch.float64)) for v, o in groups]
+        # (V, o, scale): scores scale·V h + o; a scale (e.g. 2 for centres) saves a copy of V
+        self.exact = [
+            (
+                group[0].to(torch.float64),
+                group[1].to(torch.float64),
+                float(group[2]) if len(group) > 2 else 1.0,
+            )
+            for group in groups
+        ]
         self.bounds: list[slice] = []
         start = 0
-        for v, _ in groups:
+        for v, _, _ in self.exact:
             self.bounds.append(slice(start, start + len(v)))
             start += len(v)
         self.num_rows = start
         self.translation32 = translation.to(torch.float32)
         t = self.translation32.to(torch.float64)
         self.width = -(-(self.dim + 1) // _PAD) * _PAD
-        augmented = torch.zeros(self.num_rows, self.width, dtype=torch.float64, device=self.device)
+        self.levels = _levels(self.device, self.dim, self.num_rows)
+        self.weights = {
+            level.dtype: torch.zeros(
+                self.num_rows, self.width, dtype=level.dtype, device=self.device
+            )
+            for level in self.levels
+        }
         self.row_norm_max: list[float] = []
         self.offset_max: list[float] = []
-        self.float64_error: list[float] = []
+        self.float64_error: list[tuple[float, float]] = []
         t_norm = float(t.norm())
-        for (v, o), rows in zip(self.exact, self.bounds):
+        for (v, o, scale), rows in zip(self.exact, self.bounds):
             # s_j(h) = v_jᵀx + (o_j + v_jᵀt) with x = h − t. Adding one vector to every row of a
             # group, or one number to every offset, shifts all its scores of a sample alike and
             # changes no argmax: rows are centred and offsets end at 0 (a tighter bound).
-            shifted = o + v @ t
+            shifted = torch.addmv(o, v, t, alpha=scale)
             shifted -= shifted.max()
             centred = v - v.mean(dim=0)
-            augmented[rows, : self.dim] = centred
-            augmented[rows, self.dim] = shifted
+            centred *= scale
+            for weights in self.weights.values():
+                weights[rows, : self.dim] = centred
+                weights[rows, self.dim] = shifted
             self.row_norm_max.append(float(centred.norm(dim=1).max()))
             self.offset_max.append(float(shifted.abs().max()))
+            del centred
             # rounding of the float64 transformation itself, against the original rows
-            norm_max, offset_max = float(v.norm(dim=1).max()), float(o.abs().max())
+            norm_max, offset_max = scale * float(v.norm(dim=1).max()), float(o.abs().max())
             self.float64_error.append((norm_max, 8 * U64 * (norm_max * t_norm + offset_max)))
-        self.levels = _levels(self.device, self.dim, self.num_rows)
-        self.weights = {level.dtype: augmented.to(level.dtype) for level in self.levels}
         self.rows_needing_float64 = 0
 
     def decide(self, features: torch.Tensor) -> list[torch.Tensor]:
@@ -238,6 +256,6 @@ class AffineDecisions:
             if len(rows) == 0:
                 continue
             self.rows_needing_float64 += len(rows)
-            v, o = self.exact[g]
-            exact = torch.addmm(o, features[rows].to(torch.float64), v.T)
+            v, o, scale = self.exact[g]
+            exact = torch.addmm(o, features[rows].to(torch.float64), v.T, alpha=scale)
             out[g][rows] = exact.argmax(dim=1)

@@ -1,7 +1,7 @@
 """Geometry of the centred class means M and the classifier rows W (NC2, NC3, CDNV, GNC2).
 
 All pairwise quantities are reduced tile by tile over rows, so C = 32k classes never allocates a
-C×C matrix: a tile is t×C with t·C ≤ 2**22 entries. Formulas and sources are in docs/metrics.md; the
+C×C matrix: a tile is t×C with t·C ≤ 2**20 entries. Formulas and sources are in docs/metrics.md; the
 ones used here, with u_c = m_c/‖m_c‖ for the centred means m_c = μ_c − μ_G and the simplex-ETF
 Gram E = (I − 11ᵀ/C)/√(C−1):
 
@@ -28,7 +28,7 @@ import torch
 
 from ncviz.metrics.moments import RunningMoments
 
-_TILE_ENTRIES = 2**22
+_TILE_ENTRIES = 2**20
 # pairs whose Gram-based squared distance is below this fraction of ‖a‖² + ‖b‖² are recomputed
 # from the direct difference a − b (the Gram form has lost ~4 digits there)
 _RECOMPUTE_RTOL = 1e-4
@@ -41,16 +41,22 @@ def _exact_sq_dist(
     upper: torch.Tensor,
     vectors: torch.Tensor,
     start: int,
+    norms: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The upper-triangle entries of a tile of squared distances ``approx`` (rows start.., cols
     start..), with every pair below ``_RECOMPUTE_RTOL · scale`` recomputed as ‖v_i − v_j‖² from
-    the direct difference of ``vectors``."""
+    the direct difference of ``vectors`` (of ``vectors / norms`` row-wise when ``norms`` is
+    given: unit vectors formed only for the close pairs)."""
     close = torch.nonzero((approx <= _RECOMPUTE_RTOL * scale) & upper)
     if len(close):
         approx = approx.clone()
         for first in range(0, len(close), _PAIR_CHUNK):
             rows, cols = close[first : first + _PAIR_CHUNK].T
-            diff = vectors[rows + start] - vectors[cols + start]
+            first_rows, second_rows = vectors[rows + start], vectors[cols + start]
+            if norms is not None:
+                first_rows = first_rows / norms[rows + start, None]
+                second_rows = second_rows / norms[cols + start, None]
+            diff = first_rows - second_rows
             approx[rows, cols] = (diff * diff).sum(dim=1)
     return approx[upper]
 
@@ -152,7 +158,6 @@ def geometry_metrics(
                 f"{len(zero)} {name}(s) are zero (class index {zero[0]}…): the angles that "
                 "involve them are undefined (NaN)."
             )
-    unit = m / mean_norms[:, None]
     identical_pairs = 0
     mean_sums, weight_sums = _CosineSums(), _CosineSums()
     log_inv_dist = RunningMoments()
@@ -171,7 +176,9 @@ def geometry_metrics(
         etf_sq += 2.0 * float(((pair_gram / gram_norm - e_off) ** 2).sum())
         unit_gram = gram / (mean_norms[start:stop, None] * mean_norms[None, start:])
         approx = (2.0 - 2.0 * unit_gram).clamp(min=0.0)
-        unit_sq_dist = _exact_sq_dist(approx, torch.full_like(approx, 2.0), upper, unit, start)
+        unit_sq_dist = _exact_sq_dist(
+            approx, torch.full_like(approx, 2.0), upper, m, start, norms=mean_norms
+        )
         log_inv_dist.add(-0.5 * torch.log(unit_sq_dist))
         if class_variances is not None:
             # distances of the centred means from the same Gram; close pairs are recomputed
@@ -217,15 +224,18 @@ def geometry_metrics(
     if small:
         arrays["cos_means"] = _cosine_matrix(m, m, full.get("means")).cpu().numpy()
     if w is not None:
-        alignment = (w * m).sum(dim=1) / (weight_norms * mean_norms)
-        unit_w = w / w.norm()
-        unit_m = m / m.norm()
+        alignment = torch.einsum("cd,cd->c", w, m) / (weight_norms * mean_norms)
+        w_total, m_total = float(w.norm()), float(m.norm())
+        nc3 = 0.0
+        for rows in range(0, num_classes, tile):  # no C×d temporaries
+            diff = w[rows : rows + tile] / w_total - m[rows : rows + tile] / m_total
+            nc3 += float((diff * diff).sum())
         scalars.update(
             {
                 "nc2_equinorm_weights": _std_over_mean(weight_norms),
                 "nc2_equiangle_weights": weight_sums.cosines.repeated(2).std(ddof=1),
                 "nc2_maxangle_weights": weight_sums.maxangle_sum / num_pairs,
-                "nc3": float(((unit_w - unit_m) ** 2).sum()),
+                "nc3": nc3,
                 "nc3_gram": math.sqrt(max(wm_etf_sq, 0.0)),
                 "unc3_mean": float(alignment.mean()),
                 "unc3_var": float(alignment.var(unbiased=True)) if num_classes > 1 else math.nan,

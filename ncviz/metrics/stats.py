@@ -223,8 +223,13 @@ class Classifier:
         return cls(weight=w, bias=b, class_rows=rows)
 
     def class_weight(self) -> torch.Tensor:
-        """Rows of W aligned with the classes (C×d)."""
-        return self.weight[self.class_rows]
+        """Rows of W aligned with the classes (C×d); W itself when its rows are the classes."""
+        rows = self.class_rows
+        if len(rows) == len(self.weight) and torch.equal(
+            rows, torch.arange(len(rows), device=rows.device)
+        ):
+            return self.weight
+        return self.weight[rows]
 
     def row_classes(self) -> torch.Tensor:
         """Class index of each row of W; −1 for rows that belong to no class."""
@@ -263,11 +268,15 @@ class ScatterStats:
         """Σ_i (h_i − μ_{y_i})(h_i − μ_{y_i})ᵀ over the kept samples (d×d, symmetric)."""
         return symmetric_from_upper(self.scatter)
 
+    def release_workspace(self) -> None:
+        """Drop the decision matrices (≈ 3 × (C + K) × d numbers); rebuilt if needed again."""
+        self._decisions = None
+
     def decisions(self) -> AffineDecisions:
         """The nearest-class-centre group (kept classes) and the classifier group (all rows)."""
         if self._decisions is None:
-            kept_centers = self.centers[self.kept]
-            groups = [(2.0 * kept_centers, -(kept_centers * kept_centers).sum(dim=1))]
+            kept_centers = self.centers if self.all_kept else self.centers[self.kept]
+            groups = [(kept_centers, -(kept_centers * kept_centers).sum(dim=1), 2.0)]
             if self.classifier is not None:
                 weight, bias = self.classifier.weight, self.classifier.bias
                 offsets = torch.zeros_like(weight[:, 0]) if bias is None else bias

@@ -45,6 +45,7 @@ _SMALLEST_NORMAL = 2.0**-126
 _PAD = 16
 # score entries per sub-chunk (rows × rows of V), bounding the temporary score block
 _SCORE_BLOCK = 2**22
+_DEVICE_SCORE_BLOCK = 2**26  # on an accelerator: fewer, larger blocks (fewer host syncs)
 # below this many score rows the bfloat16 level saves less than its conversions cost
 _MIN_ROWS_FOR_BFLOAT16 = 64
 _TOPK_MIN_WIDTH = 512
@@ -199,7 +200,8 @@ class AffineDecisions:
         """Per group, the winning row index (int64) for each row of ``features`` (n×d)."""
         n = features.shape[0]
         out = [torch.empty(n, dtype=torch.int64, device=self.device) for _ in self.bounds]
-        step = max(1, _SCORE_BLOCK // max(1, self.num_rows))
+        block = _SCORE_BLOCK if self.device.type == "cpu" else _DEVICE_SCORE_BLOCK
+        step = max(1, block // max(1, self.num_rows))
         for start in range(0, n, step):
             stop = min(n, start + step)
             self._decide_block(features[start:stop], [o[start:stop] for o in out])

@@ -29,6 +29,8 @@ from ncviz.metrics.threads import threads_for
 # 2,048 rows for d = 512). Input keeps its dtype; each chunk is upcast on its own, so the
 # whole array is never copied to float64.
 _CHUNK_ENTRIES = 2**20
+# on an accelerator, memory is plentiful and every chunk costs kernel launches and host syncs
+_DEVICE_CHUNK_ENTRIES = 2**25
 # width of the column blocks of the symmetric scatter update (see add_upper_gram_)
 _GRAM_BLOCK = 128
 
@@ -47,9 +49,10 @@ def sums_finite(*sums: torch.Tensor) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in sums)
 
 
-def chunk_slices(num_rows: int, dim: int) -> list[slice]:
-    """Row slices of at most ``_CHUNK_ENTRIES / dim`` rows covering 0..num_rows."""
-    step = max(1, _CHUNK_ENTRIES // max(1, dim))
+def chunk_slices(num_rows: int, dim: int, device: torch.device | None = None) -> list[slice]:
+    """Row slices of at most ``_CHUNK_ENTRIES / dim`` rows (CPU) covering 0..num_rows."""
+    on_cpu = device is None or device.type == "cpu"
+    step = max(1, (_CHUNK_ENTRIES if on_cpu else _DEVICE_CHUNK_ENTRIES) // max(1, dim))
     return [slice(start, min(num_rows, start + step)) for start in range(0, num_rows, step)]
 
 
@@ -139,7 +142,7 @@ class ClassMeanStats:
             else class_indices(labels, h.shape[0], self.num_classes, device)
         )
         with threads_for(h.shape[0] * self.dim * 4, device):
-            slices = chunk_slices(h.shape[0], self.dim)
+            slices = chunk_slices(h.shape[0], self.dim, device)
             buffer = _float64_buffer(slices, h)
             for rows in slices:
                 chunk = h[rows] if buffer is None else buffer[: rows.stop - rows.start]
@@ -338,7 +341,7 @@ class ScatterStats:
         decisions = self.decisions()
         flops = h.shape[0] * dim * (dim + 2 * decisions.num_rows)
         with threads_for(flops, device):
-            slices = chunk_slices(h.shape[0], dim)
+            slices = chunk_slices(h.shape[0], dim, device)
             buffer = torch.empty(
                 slices[0].stop, dim, dtype=torch.float64, device=device
             )  # one residual buffer for all chunks

@@ -185,6 +185,8 @@ class CollapseStatistics:
             raise InputError("finish both passes before saving the statistics.")
         state = {"counts": self.first.counts, "sums": self.first.sums, "kept": self.second.kept}
         state.update(zip(STATE_SECOND_PASS, self.pass_tensors()))
+        # saved whole (the accumulator holds only its upper triangle): files keep one meaning
+        state["scatter"] = self.second.within_scatter()
         if self.classifier is not None:
             state["weight"] = self.classifier.weight
             state["class_rows"] = self.classifier.class_rows

@@ -133,3 +133,16 @@ def test_cuda_tensors_give_the_cpu_metrics(imbalanced):
     features, labels, weight, bias = imbalanced
     cuda = collapse_result(torch.from_numpy(features).cuda(), labels, weight, bias)
     _assert_same(cuda.metrics, collapse_result(features, labels, weight, bias).metrics)
+
+
+def test_saved_statistics_hold_the_whole_symmetric_scatter():
+    """d = 300: the accumulator is updated in column blocks; the saved matrix is whole."""
+    features, labels, weight, bias = make_imbalanced(dim=300)
+    stats = CollapseStatistics(weight.shape[0], features.shape[1], weight, bias)
+    stats.update(features, labels)
+    stats.start_second_pass()
+    stats.update(features, labels)
+    saved = stats.state_dict()["scatter"].numpy()
+    means = np.stack([features[labels == c].mean(axis=0) for c in np.unique(labels)])
+    residual = features - means[labels]
+    np.testing.assert_allclose(saved, residual.T @ residual, rtol=1e-10, atol=1e-12)

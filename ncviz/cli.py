@@ -148,6 +148,21 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_study(args: argparse.Namespace) -> int:
+    from ncviz.study import DEFAULT_NAME_PATTERN, load_study, run_study
+
+    frame = load_study(args.tables, layer=args.layer, split=args.split)
+    pattern = DEFAULT_NAME_PATTERN if args.pattern is None else args.pattern or None
+    study = run_study(
+        frame, args.against, derived=args.derive, pattern=pattern,
+        resamples=args.bootstrap,
+    )  # fmt: skip
+    paths = study.save(args.out)
+    print(study.summary())
+    print(f"wrote {', '.join(str(p) for p in paths)}")
+    return 0
+
+
 def _custom_model_help() -> str:
     from ncviz.record import CUSTOM_MODEL_ROUTES
 
@@ -208,6 +223,30 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=int, help="override the epoch budget (smoke tests)")
     demo.add_argument("--checkpoints", type=int, help="override the checkpoints per run")
     demo.set_defaults(func=_cmd_demo)
+
+    study = sub.add_parser(
+        "study",
+        help="which metric tracks a target (e.g. val_loss) across runs: Spearman ρ with intervals",
+        description="Rank correlations of every metric column with a target across runs "
+        "(Wu & Papyan 2024, Linguistic Collapse, arXiv 2405.17767). Tables: CSV/Parquet with one "
+        "row per run, or ncviz metrics tables (each run's last step at --layer).",
+    )
+    study.add_argument("tables", nargs="+", help="CSV or Parquet tables")
+    study.add_argument("--against", required=True, help="target column, e.g. val_loss")
+    study.add_argument(
+        "--derive", action="append", default=[], metavar="NAME=EXPR",
+        help='add a column, e.g. "agreement=hits/(hits+misses)" (repeatable)',
+    )  # fmt: skip
+    study.add_argument(
+        "--pattern",
+        help="regular expression with named groups that splits run names into attributes "
+        "(default: <depth>x<width>_<epochs><variant>@<seed>; empty to skip)",
+    )  # fmt: skip
+    study.add_argument("--layer", help="layer of ncviz metrics tables (default: the last)")
+    study.add_argument("--split", help="split of ncviz metrics tables (default: the first)")
+    study.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples")
+    study.add_argument("--out", default="ncviz-study", help="output folder (default ncviz-study)")
+    study.set_defaults(func=_cmd_study)
 
     convert = sub.add_parser("convert", help="convert a trusted pickle/TorchScript to safetensors")
     convert.add_argument("file")

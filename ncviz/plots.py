@@ -610,3 +610,63 @@ def layer_spectra_figure(
         for k, m in enumerate(matrices)
     }
     return _spectra_figure(spectra, tau, "Spectra of the class-mean matrices")
+
+
+# --- study across runs ----------------------------------------------------------------------
+
+
+def study_scatter(
+    frame: pd.DataFrame,
+    metric: str,
+    against: str,
+    color: str | None = None,
+    *,
+    rho: float | None = None,
+    log_x: bool = False,
+    log_y: bool = False,
+) -> go.Figure:
+    """One point per run: ``metric`` (x) against ``against`` (y), coloured by ``color`` (a
+    continuous scale for numbers with many values, one colour per value otherwise)."""
+    rows = frame[[c for c in dict.fromkeys([metric, against, color]) if c is not None]].dropna(
+        subset=[metric, against]
+    )
+    hover = frame.loc[rows.index].iloc[:, 0].astype(str) if len(frame.columns) else None
+    fig = go.Figure()
+    values = rows[color] if color is not None else None
+    if values is not None and pd.api.types.is_numeric_dtype(values) and values.nunique() > 12:
+        fig.add_trace(go.Scatter(
+            x=rows[metric], y=rows[against], mode="markers", text=hover,
+            marker=dict(color=values.astype(float), colorscale="Viridis", showscale=True,
+                        colorbar=dict(title=color), size=8),
+        ))  # fmt: skip
+    elif values is not None:
+        for k, value in enumerate(sorted(values.dropna().unique(), key=str)):
+            group = rows[values == value]
+            fig.add_trace(go.Scatter(
+                x=group[metric], y=group[against], mode="markers", name=f"{color}={value}",
+                text=hover.loc[group.index] if hover is not None else None,
+                marker=dict(color=PALETTE[k % len(PALETTE)], size=8),
+            ))  # fmt: skip
+    else:
+        fig.add_trace(go.Scatter(x=rows[metric], y=rows[against], mode="markers", text=hover))
+    title = f"{against} vs {metric}" + ("" if rho is None else f" (Spearman ρ = {rho:.3f})")
+    _layout(fig, title, xaxis_title=metric, yaxis_title=against, height=420)
+    fig.update_xaxes(type="log" if log_x else "linear")
+    fig.update_yaxes(type="log" if log_y else "linear")
+    return fig
+
+
+def correlation_figure(table: pd.DataFrame, against: str) -> go.Figure:
+    """Spearman ρ of each metric with ``against`` and its bootstrap interval, sorted by |ρ|."""
+    rows = table.dropna(subset=["rho"]).iloc[::-1]
+    rows = rows.reindex(rows["rho"].abs().sort_values().index)
+    fig = go.Figure(go.Bar(
+        x=rows["rho"], y=rows["metric"], orientation="h",
+        error_x=dict(type="data", symmetric=False, array=rows["rho_high"] - rows["rho"],
+                     arrayminus=rows["rho"] - rows["rho_low"]),
+        marker_color=[PALETTE[0] if r < 0 else PALETTE[1] for r in rows["rho"]],
+    ))  # fmt: skip
+    _layout(fig, f"Spearman ρ with {against} (bootstrap 95% interval)",
+            xaxis_title="ρ", height=max(300, 22 * len(rows) + 120))  # fmt: skip
+    fig.update_xaxes(range=[-1.05, 1.05])
+    return fig

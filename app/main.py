@@ -33,6 +33,9 @@ navigation = st.navigation(
         "Theory": [
             st.Page(PAGES / "theory.py", title="Theory lab", icon=":material/science:"),
         ],
+        "Across runs": [
+            st.Page(PAGES / "study.py", title="Study", icon=":material/query_stats:"),
+        ],
         "Share": [
             st.Page(PAGES / "compare.py", title="Compare", icon=":material/compare:"),
             st.Page(PAGES / "export.py", title="Export", icon=":material/download:"),

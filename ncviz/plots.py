@@ -621,16 +621,18 @@ def study_scatter(
     against: str,
     color: str | None = None,
     *,
+    names: str | None = None,
     rho: float | None = None,
     log_x: bool = False,
     log_y: bool = False,
 ) -> go.Figure:
     """One point per run: ``metric`` (x) against ``against`` (y), coloured by ``color`` (a
-    continuous scale for numbers with many values, one colour per value otherwise)."""
+    continuous scale for numbers with many values, one colour per value otherwise); the column
+    ``names`` labels the points on hover."""
     rows = frame[[c for c in dict.fromkeys([metric, against, color]) if c is not None]].dropna(
         subset=[metric, against]
     )
-    hover = frame.loc[rows.index].iloc[:, 0].astype(str) if len(frame.columns) else None
+    hover = frame.loc[rows.index, names].astype(str) if names is not None else None
     fig = go.Figure()
     values = rows[color] if color is not None else None
     if values is not None and pd.api.types.is_numeric_dtype(values) and values.nunique() > 12:

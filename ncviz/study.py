@@ -21,6 +21,7 @@ split into depth, width, epochs, variant and seed by an editable regular express
 from __future__ import annotations
 
 import ast
+import io
 import math
 import operator
 import re
@@ -77,6 +78,38 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise InputError(
             f"{path.name}: not a readable table ({first}); give a .csv or .parquet file."
         ) from None
+
+
+#: Largest uploaded study table parsed in the dashboard (a results table is kilobytes).
+MAX_TABLE_BYTES = 50 * 2**20
+
+
+def read_table_bytes(name: str, data: bytes) -> pd.DataFrame:
+    """An uploaded CSV or Parquet table (``name`` gives the format), at most 50 MB."""
+    if len(data) > MAX_TABLE_BYTES:
+        raise InputError(
+            f"{name}: {len(data) / 2**20:.0f} MB; study tables are limited to "
+            f"{MAX_TABLE_BYTES // 2**20} MB (one row per run)."
+        )
+    try:
+        if name.lower().endswith(".parquet"):
+            return pd.read_parquet(io.BytesIO(data))
+        return pd.read_csv(io.BytesIO(data))
+    except Exception as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise InputError(
+            f"{name}: not a readable table ({first}); upload a .csv or .parquet file."
+        ) from None
+
+
+def stack_runs(
+    tables: Sequence[pd.DataFrame], *, layer: str | None = None, split: str | None = None
+) -> pd.DataFrame:
+    """One row per run from wide result tables and/or ncviz metrics tables (stacked)."""
+    frames = [runs_table(t, layer, split) if is_tidy(t) else t for t in tables]
+    if not frames:
+        raise InputError("no table given; upload or name at least one.")
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
 def is_tidy(frame: pd.DataFrame) -> bool:
@@ -329,12 +362,8 @@ class Study:
 def load_study(
     paths: Sequence[str | Path], *, layer: str | None = None, split: str | None = None
 ) -> pd.DataFrame:
-    """One row per run from wide result tables and/or ncviz metrics tables (stacked)."""
-    frames = []
-    for path in paths:
-        table = read_table(path)
-        frames.append(runs_table(table, layer, split) if is_tidy(table) else table)
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    """One row per run from table files (see :func:`stack_runs`)."""
+    return stack_runs([read_table(path) for path in paths], layer=layer, split=split)
 
 
 def name_column_of(frame: pd.DataFrame) -> str | None:

@@ -308,3 +308,18 @@ def test_reuploading_other_content_under_the_same_name_is_analysed_afresh():
         rows = table[(table["metric"] == "accuracy") & (table["layer"] == "classifier:input")]
         accuracies.append(float(rows["value"].iloc[0]))
     assert accuracies[0] > 0.9 and accuracies[1] < 0.2, accuracies
+
+
+def test_study_page_shows_the_authors_correlations():
+    at = _visit(_app().run(), "study")
+    _assert_clean(at, "study")
+    assert at.text_area[0].value == "agreement=hits/(hits+misses)"
+    assert at.selectbox(key="study_target").value == "val_loss"
+    table = at.dataframe[0].value.set_index("metric")
+    assert round(table.loc["agreement", "rho"], 2) == -0.96 and table.loc["cdnv", "n"] == 230
+    assert any("Wu & Papyan 2024" in c.value for c in at.caption)
+    at.selectbox(key="study_target").set_value("val_acc").run()
+    _assert_clean(at, "study, other target")
+    assert round(at.dataframe[0].value.set_index("metric").loc["cdnv", "rho"], 2) == -0.94
+    at.text_area[0].set_value("bad = hits.__class__").run()
+    assert len(at.error) == 1 and "only numbers" in at.error[0].value

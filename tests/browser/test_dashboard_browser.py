@@ -30,10 +30,10 @@ CHROMIUM_FLAGS = [
     "--disable-dev-shm-usage",
 ]  # fmt: skip
 PAGES = ["Overview", "Geometry", "Angles", "Spectra", "Depth", "Training", "Imbalance",
-         "Regression", "Embedding", "Theory lab", "Compare", "Export"]  # fmt: skip
+         "Regression", "Embedding", "Theory lab", "Compare", "Export", "Study"]  # fmt: skip
 
 # pages that draw charts for a single uploaded checkpoint (Training needs several)
-CHART_PAGES = {"Geometry", "Angles", "Spectra", "Depth", "Embedding", "Compare"}
+CHART_PAGES = {"Geometry", "Angles", "Spectra", "Depth", "Embedding", "Compare", "Study"}
 
 # Waits are on the page's state; the bound only stops a hung test. On a loaded machine a page may
 # take minutes, and that must make the test slower, never red.
@@ -53,11 +53,15 @@ def _free_port() -> int:
 def server(tmp_path_factory):
     port = _free_port()
     env = {**os.environ, "NCVIZ_CACHE_DIR": str(tmp_path_factory.mktemp("cache"))}
+    # the server's output goes to a file: a pipe nobody reads fills up (64 KB of warnings from
+    # its workers) and then blocks the server mid-test
+    log_path = tmp_path_factory.mktemp("server") / "server.log"
+    log = log_path.open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"),
          "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
          "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + WAIT_MS / 1000  # a hang guard: health is polled, not timed
@@ -77,6 +81,9 @@ def server(tmp_path_factory):
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:
         process.kill()
+    log.close()
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copyfile(log_path, ARTIFACTS / "server.log")
 
 
 def _assert_no_errors(page, where: str) -> None:

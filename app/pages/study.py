@@ -1,0 +1,114 @@
+"""Which collapse statistic tracks a target (validation loss) across runs: the study view."""
+
+import hashlib
+
+import common
+import pandas as pd
+import streamlit as st
+
+from ncviz import plots
+from ncviz.errors import NcvizError
+from ncviz.study import (
+    DEFAULT_NAME_PATTERN,
+    LINGUISTIC_COLLAPSE_TABLE,
+    PAPER,
+    numeric_columns,
+    read_table,
+    read_table_bytes,
+    run_study,
+    spans_decades,
+    stack_runs,
+)
+
+BUNDLED = "Linguistic Collapse results (230 TinyStories models)"
+UPLOAD = "Upload tables"
+
+
+@st.cache_data(show_spinner="Bootstrapping the correlations…", max_entries=16)
+def _study(_frame: pd.DataFrame, digest: str, against: str, derived: tuple, pattern: str):
+    """The study of a table; ``digest`` (of the table's bytes) keys the cache."""
+    return run_study(_frame, against, derived=list(derived), pattern=pattern or None)
+
+
+st.title("Study across runs")
+st.caption(
+    f"One row per trained model; Spearman ρ of every statistic with a target, with a bootstrap 95% "
+    f"interval, as in {PAPER}. Upload your own table (CSV/Parquet, one row per run) or several "
+    "ncviz metrics tables (`ncviz analyze` output: each run's last checkpoint is used). The same "
+    "numbers come from `ncviz study TABLE --against COLUMN`."
+)
+source = st.radio("Table", [BUNDLED, UPLOAD], horizontal=True, key="study_source")
+try:
+    if source == BUNDLED:
+        tables = [read_table(LINGUISTIC_COLLAPSE_TABLE)]
+        digest = "bundled-linguistic-collapse"
+    else:
+        files = st.file_uploader(
+            "Result tables", type=["csv", "parquet"], accept_multiple_files=True,
+            key="study_upload",
+        )  # fmt: skip
+        if not files:
+            st.info("Upload one table with a row per run, or several ncviz metrics tables.")
+            st.stop()
+        raw = [(f.name, f.getvalue()) for f in files]
+        digest = hashlib.sha256(b"".join(data for _, data in raw)).hexdigest()
+        tables = [read_table_bytes(name, data) for name, data in raw]
+    layers = sorted({layer for t in tables if "layer" in t for layer in t["layer"].unique()})
+    layer = st.selectbox("Layer (ncviz tables)", layers, index=len(layers) - 1) if layers else None
+    frame = stack_runs(tables, layer=layer)
+
+    left, right = st.columns(2)
+    with left:
+        defaults = ["agreement=hits/(hits+misses)"] if {"hits", "misses"} <= set(frame) else []
+        derived_text = st.text_area(
+            "Derived columns (one name=expression per line)", "\n".join(defaults),
+            key="study_derive", help="Arithmetic on columns: + − × ÷ ** and log, log10, exp, sqrt.",
+        )  # fmt: skip
+        pattern = st.text_input(
+            "Run-name pattern (named groups become attributes)", DEFAULT_NAME_PATTERN,
+            key="study_pattern",
+        )  # fmt: skip
+    derived = tuple(line.strip() for line in derived_text.splitlines() if line.strip())
+    targets = numeric_columns(frame)
+    with right:
+        target_default = "val_loss" if "val_loss" in targets else targets[-1] if targets else None
+        if target_default is None:
+            st.error("The table has no numeric column to correlate; check its contents.")
+            st.stop()
+        against = st.selectbox(
+            "Against (target)", targets, index=targets.index(target_default), key="study_target"
+        )
+    study = _study(frame, digest + layer if layer else digest, against, derived, pattern)
+except NcvizError as error:
+    st.error(str(error))
+    st.stop()
+
+table = study.correlations.copy()
+table = table.reindex(table["rho"].abs().sort_values(ascending=False).index)
+st.subheader(f"{len(study.frame)} runs: Spearman ρ with {against}")
+if len(study.frame) < 3:
+    st.warning("Fewer than 3 runs: rank correlations need at least 3 rows.")
+common.chart(plots.correlation_figure(table, against), "study-rho")
+st.dataframe(table.round(4), hide_index=True, width="stretch")
+st.download_button(
+    "correlations.csv", table.to_csv(index=False).encode(), "correlations.csv", "text/csv"
+)
+
+metrics = [m for m in table.dropna(subset=["rho"])["metric"]]
+if metrics:
+    left, right = st.columns([2, 1])
+    with right:
+        metric = st.selectbox("Metric", metrics, key="study_metric")
+        colour_options = ["(none)", *study.attributes]
+        colour = st.selectbox(
+            "Colour by", colour_options, index=min(2, len(colour_options) - 1), key="study_colour"
+        )
+        log_x = st.checkbox("log x", spans_decades(study.frame[metric]), key=f"logx-{metric}")
+        log_y = st.checkbox("log y", spans_decades(study.frame[against]), key=f"logy-{against}")
+    with left:
+        rho = float(table.set_index("metric").loc[metric, "rho"])
+        figure = plots.study_scatter(
+            study.frame, metric, against, None if colour == "(none)" else colour,
+            names=study.name_column, rho=rho, log_x=log_x, log_y=log_y,
+        )  # fmt: skip
+        common.chart(figure, "study-scatter")

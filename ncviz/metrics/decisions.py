@@ -16,7 +16,9 @@ at the cheapest level.
 The bound (Higham, *Accuracy and Stability of Numerical Algorithms*, §3.1: a dot product of
 length n summed in any order with unit roundoff u is off by at most γ_n Σ|v_k x_k|,
 γ_n = nu/(1 − nu)). Scores are formed on x = h − t (t the mean class centre, so that a large
-common offset does not inflate the bound) as v̂ᵀx̂ + ô with the rounded inputs and offset
+common offset does not inflate the bound), with each group's rows centred and its offsets shifted
+to end at 0 (one vector added to every row, or one number to every offset, changes no argmax),
+as v̂ᵀx̂ + ô with the rounded inputs and offset
 augmented into one product, and rounded to the output format: with e_x, e_v the relative
 rounding of x and v, u_o the output rounding,
 
@@ -114,7 +116,7 @@ def _levels(device: torch.device, dim: int, num_rows: int) -> list[_Level]:
         kappa = e_x + e_v + e_x * e_v + gamma * (1 + e_x) * (1 + e_v)
         kappa += ub * (1 + kappa)  # bfloat16 output
         levels.append(_Level(torch.bfloat16, _SAFETY * kappa, absolute))
-    e_in = max(_float32_input_unit(device), 0.0)
+    e_in = _float32_input_unit(device)
     e_x = u32 + e_in + 4 * u64
     e_v = u32 + e_in + 4 * u64
     kappa = e_x + e_v + e_x * e_v + gamma * (1 + e_x) * (1 + e_v)

@@ -7,6 +7,7 @@ is shown, saves a screenshot of each page under ``test-artifacts/``, and stops t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -31,6 +32,9 @@ CHROMIUM_FLAGS = [
 ]  # fmt: skip
 PAGES = ["Overview", "Geometry", "Angles", "Spectra", "Depth", "Training", "Imbalance",
          "Regression", "Embedding", "Theory lab", "Compare", "Export", "Study"]  # fmt: skip
+
+# the label of the dataset uploader, shown once "Upload a dataset" is chosen on the Source page
+DATASET_UPLOADER = "Dataset (inputs + labels/targets"
 
 # pages that draw charts for a single uploaded checkpoint (Training needs several)
 CHART_PAGES = {"Geometry", "Angles", "Spectra", "Depth", "Embedding", "Compare", "Study"}
@@ -104,6 +108,56 @@ def _wait_idle(page) -> None:
     )
 
 
+@contextlib.contextmanager
+def _screenshot_on_failure(name: str, *pages):
+    """On any failure inside, save each page's screenshot (test-artifacts/failed-*.png)."""
+    try:
+        yield
+    except BaseException:
+        ARTIFACTS.mkdir(exist_ok=True)
+        for index, page in enumerate(pages):
+            with contextlib.suppress(Exception):
+                page.screenshot(path=str(ARTIFACTS / f"failed-{name}-{index}.png"), full_page=True)
+        raise
+
+
+def _upload(page, index: int, path) -> None:
+    """Put ``path`` into the ``index``-th file uploader and wait until the upload's rerun is done
+    (a click during that rerun can be dropped by Streamlit)."""
+    page.locator("input[type='file']").nth(index).set_input_files(str(path))
+    page.locator("[data-testid='stFileChip']").nth(index).wait_for(timeout=WAIT_MS)
+    _wait_idle(page)
+
+
+def _choose(page, option: str, shows: str) -> None:
+    """Click the radio option ``option`` until the text ``shows`` (what it reveals) is there."""
+    for _ in range(3):
+        page.get_by_text(option, exact=True).click()
+        _wait_idle(page)
+        if page.get_by_text(shows, exact=False).count():
+            return
+    raise AssertionError(f"choosing {option!r} never showed {shows!r}")
+
+
+def _analyse(page, expected: str, errors: bool = True) -> None:
+    """Click Analyse until an analysis has started (progress, an error — unless ``errors`` is
+    False because one is already on the page — or ``expected`` shows).
+
+    A click that lands while Streamlit is still rerunning for an earlier widget change (a file
+    upload finishing) can be dropped — a button is True for one script run only — so a click
+    after which the page settles with none of these is repeated."""
+    for _ in range(3):
+        page.get_by_role("button", name="Analyse").click()
+        _wait_idle(page)
+        if (
+            page.locator("[data-testid='stProgress']").count()
+            or (errors and page.locator("[data-testid='stAlertContentError']").count())
+            or expected in page.inner_text("body")
+        ):
+            return
+    raise AssertionError(f"three clicks on Analyse started nothing (waiting for {expected!r})")
+
+
 def test_upload_analyse_and_visit_every_page(server, tmp_path):
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.mkdir()
@@ -123,14 +177,10 @@ def test_upload_analyse_and_visit_every_page(server, tmp_path):
 
         page.get_by_role("radio", name="Upload").click()
         _wait_idle(page)
-        page.locator("input[type='file']").first.set_input_files(str(checkpoint))
-        page.locator("[data-testid='stFileChip']").first.wait_for(timeout=WAIT_MS)
-        page.get_by_text("Upload a dataset", exact=True).click()
-        _wait_idle(page)
-        page.locator("input[type='file']").nth(1).set_input_files(str(dataset))
-        page.locator("[data-testid='stFileChip']").nth(1).wait_for(timeout=WAIT_MS)
-        _wait_idle(page)
-        page.get_by_role("button", name="Analyse").click()
+        _upload(page, 0, checkpoint)
+        _choose(page, "Upload a dataset", DATASET_UPLOADER)
+        _upload(page, 1, dataset)
+        _analyse(page, "epoch_0600: 1 checkpoint(s)")
         success = page.get_by_text("epoch_0600: 1 checkpoint(s)", exact=False)
         success.or_(page.locator("[data-testid='stAlertContentError']")).first.wait_for()
         _assert_no_errors(page, "analyse upload")  # an error shows at once, not after a timeout
@@ -202,38 +252,37 @@ def test_recorded_run_uploaded_as_a_zip(server, tmp_path):
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(WAIT_MS)
-        page.goto(server)
-        page.locator(".js-plotly-plot").first.wait_for(timeout=WAIT_MS)
-        _wait_idle(page)
-        page.get_by_role("radio", name="Upload").click()
-        _wait_idle(page)
-        page.get_by_text("Your own model (any architecture)", exact=False).click()
-        _wait_idle(page)
-        page.screenshot(path=str(ARTIFACTS / "20-source-own-model.png"), full_page=True)
-        page.locator("input[type='file']").first.set_input_files(str(archive))
-        page.locator("[data-testid='stFileChip']").first.wait_for(timeout=WAIT_MS)
-        _wait_idle(page)
-        page.get_by_role("button", name="Analyse").click()
-        page.get_by_text("12 checkpoint(s) × 3 layer(s)", exact=False).wait_for(timeout=WAIT_MS)
-        _wait_idle(page)
-        _assert_no_errors(page, "recorded upload")
-        page.screenshot(path=str(ARTIFACTS / "21-source-recorded.png"), full_page=True)
-        for index, name in enumerate(["Training", "Geometry", "Embedding"], start=22):
-            page.get_by_role("link", name=name).first.click()
-            page.get_by_role("heading", name=name, exact=False).first.wait_for(timeout=WAIT_MS)
-            _wait_idle(page)
+        with _screenshot_on_failure("recorded", page):
+            page.goto(server)
             page.locator(".js-plotly-plot").first.wait_for(timeout=WAIT_MS)
-            _assert_no_errors(page, f"recorded {name}")
-            page.screenshot(path=str(ARTIFACTS / f"{index}-recorded-{name.lower()}.png"),
-                            full_page=True)  # fmt: skip
-        page.get_by_role("link", name="Overview").first.click()
-        _wait_idle(page)
-        page.get_by_role("combobox", name="Split").click()
-        page.get_by_role("option", name="test", exact=True).click()
-        _wait_idle(page)
-        page.get_by_text("N = 397", exact=False).wait_for()  # the example's held-out digits
-        _assert_no_errors(page, "recorded overview, test split")
-        page.screenshot(path=str(ARTIFACTS / "25-recorded-overview-test.png"), full_page=True)
+            _wait_idle(page)
+            page.get_by_role("radio", name="Upload").click()
+            _wait_idle(page)
+            page.get_by_text("Your own model (any architecture)", exact=False).click()
+            _wait_idle(page)
+            page.screenshot(path=str(ARTIFACTS / "20-source-own-model.png"), full_page=True)
+            _upload(page, 0, archive)
+            _analyse(page, "12 checkpoint(s) × 3 layer(s)")
+            page.get_by_text("12 checkpoint(s) × 3 layer(s)", exact=False).wait_for(timeout=WAIT_MS)
+            _wait_idle(page)
+            _assert_no_errors(page, "recorded upload")
+            page.screenshot(path=str(ARTIFACTS / "21-source-recorded.png"), full_page=True)
+            for index, name in enumerate(["Training", "Geometry", "Embedding"], start=22):
+                page.get_by_role("link", name=name).first.click()
+                page.get_by_role("heading", name=name, exact=False).first.wait_for(timeout=WAIT_MS)
+                _wait_idle(page)
+                page.locator(".js-plotly-plot").first.wait_for(timeout=WAIT_MS)
+                _assert_no_errors(page, f"recorded {name}")
+                page.screenshot(path=str(ARTIFACTS / f"{index}-recorded-{name.lower()}.png"),
+                                full_page=True)  # fmt: skip
+            page.get_by_role("link", name="Overview").first.click()
+            _wait_idle(page)
+            page.get_by_role("combobox", name="Split").click()
+            page.get_by_role("option", name="test", exact=True).click()
+            _wait_idle(page)
+            page.get_by_text("N = 397", exact=False).wait_for()  # the example's held-out digits
+            _assert_no_errors(page, "recorded overview, test split")
+            page.screenshot(path=str(ARTIFACTS / "25-recorded-overview-test.png"), full_page=True)
         browser.close()
 
 
@@ -260,35 +309,34 @@ def test_attacks_fail_alone_while_another_session_works(server, tmp_path):
         attacker.set_default_timeout(WAIT_MS)
         bystander = browser.new_context().new_page()
         bystander.set_default_timeout(WAIT_MS)
-        attacker.goto(server)
-        attacker.locator(".js-plotly-plot").first.wait_for(timeout=WAIT_MS)
-        _wait_idle(attacker)
-        attacker.get_by_role("radio", name="Upload").click()
-        _wait_idle(attacker)
-        attacker.locator("input[type='file']").first.set_input_files(str(checkpoint))
-        attacker.get_by_text("Upload a dataset", exact=True).click()
-        _wait_idle(attacker)
-        attacker.locator("input[type='file']").nth(1).set_input_files(str(bomb))
-        attacker.locator("[data-testid='stFileChip']").nth(1).wait_for(timeout=WAIT_MS)
-        _wait_idle(attacker)
-        attacker.get_by_role("button", name="Analyse").click()
-        error = attacker.locator("[data-testid='stAlertContentError']").first
-        error.wait_for(timeout=WAIT_MS)
-        assert "declares 4.0 GiB" in error.inner_text() and "Traceback" not in error.inner_text()
+        with _screenshot_on_failure("attacks", attacker, bystander):
+            attacker.goto(server)
+            attacker.locator(".js-plotly-plot").first.wait_for(timeout=WAIT_MS)
+            _wait_idle(attacker)
+            attacker.get_by_role("radio", name="Upload").click()
+            _wait_idle(attacker)
+            _upload(attacker, 0, checkpoint)
+            _choose(attacker, "Upload a dataset", DATASET_UPLOADER)
+            _upload(attacker, 1, bomb)
+            _analyse(attacker, "declares 4.0 GiB")
+            error = attacker.locator("[data-testid='stAlertContentError']").first
+            error.wait_for(timeout=WAIT_MS)
+            assert (
+                "declares 4.0 GiB" in error.inner_text() and "Traceback" not in error.inner_text()
+            )
 
-        attacker.get_by_text("Bundled dataset", exact=True).click()
-        _wait_idle(attacker)
-        attacker.get_by_role("textbox", name="Architecture arguments (JSON)").fill(
-            '{"in_features": 64, "num_classes": 10, "widths": [40000, 40000]}'
-        )
-        attacker.keyboard.press("Control+Enter")
-        _wait_idle(attacker)
-        attacker.get_by_role("button", name="Analyse").click()
-        attacker.get_by_text("million parameters", exact=False).first.wait_for(timeout=WAIT_MS)
+            _choose(attacker, "Bundled dataset", "builtin:digits")
+            attacker.get_by_role("textbox", name="Architecture arguments (JSON)").fill(
+                '{"in_features": 64, "num_classes": 10, "widths": [40000, 40000]}'
+            )
+            attacker.keyboard.press("Control+Enter")
+            _wait_idle(attacker)
+            _analyse(attacker, "million parameters", errors=False)
+            attacker.get_by_text("million parameters", exact=False).first.wait_for(timeout=WAIT_MS)
 
-        bystander.goto(server)  # another session, meanwhile: the demo as usual
-        bystander.locator(".js-plotly-plot").first.wait_for(timeout=WAIT_MS)
-        _assert_no_errors(bystander, "bystander")
-        with urllib.request.urlopen(f"{server}/_stcore/health", timeout=5) as response:
-            assert response.read() == b"ok"
+            bystander.goto(server)  # another session, meanwhile: the demo as usual
+            bystander.locator(".js-plotly-plot").first.wait_for(timeout=WAIT_MS)
+            _assert_no_errors(bystander, "bystander")
+            with urllib.request.urlopen(f"{server}/_stcore/health", timeout=5) as response:
+                assert response.read() == b"ok"
         browser.close()

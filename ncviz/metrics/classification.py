@@ -411,6 +411,9 @@ def _finalize(
     )
     if weight is not None:
         arrays["recall"] = (hits / n).cpu().numpy()
+        # per class: fraction of its samples where the classifier and the NCC agree (NC4 = 1 −
+        # the count-weighted mean); frequency buckets and per-class views need it
+        arrays["agreement"] = (second.agreement[kept].to(torch.float64) / n).cpu().numpy()
         arrays["class_weight"] = weight.cpu().numpy()
         arrays["sv_weights"] = singular_values(weight).cpu().numpy()
     return CollapseResult(

@@ -92,3 +92,47 @@ def test_make_imbalanced_is_really_imbalanced():
     _, labels, _, _ = make_imbalanced()
     counts = np.bincount(labels)
     assert counts.max() / counts.min() > 2
+
+
+def test_frequency_buckets_equal_a_direct_computation_on_each_bucket():
+    """Zipfian labels over 300 classes, buckets cut at ranks 10 and 100; every bucket's pair
+    metrics, UNC3 and NC4/accuracy recomputed here with numpy from the samples themselves."""
+    from ncviz.metrics.buckets import frequency_buckets
+
+    rng = np.random.default_rng(7)
+    num_classes, dim = 300, 24
+    probs = 1.0 / np.arange(1, num_classes + 1)
+    labels = np.concatenate([np.repeat(np.arange(num_classes), 2),
+                             rng.choice(num_classes, 3000, p=probs / probs.sum())])  # fmt: skip
+    centres = rng.standard_normal((num_classes, dim))
+    features = centres[labels] + 0.7 * rng.standard_normal((len(labels), dim))
+    weight = centres + 0.3 * rng.standard_normal(centres.shape)
+    bias = 0.1 * rng.standard_normal(num_classes)
+    result = collapse_result(features, labels, weight, bias)
+    rows = frequency_buckets(result, edges=[10, 100])
+    assert [r["bucket"] for r in rows] == ["top 10", "10–100", "100+"]
+    counts = np.bincount(labels)
+    order = np.argsort(-counts, kind="stable")
+    mu = np.stack([features[labels == c].mean(axis=0) for c in range(num_classes)])
+    var = np.array([((features[labels == c] - mu[c]) ** 2).sum(axis=1).mean()
+                    for c in range(num_classes)])  # fmt: skip
+    m = mu - mu.mean(axis=0)
+    ncc = ((features[:, None] - mu[None]) ** 2).sum(axis=2).argmin(axis=1)
+    pred = (features @ weight.T + bias).argmax(axis=1)
+    for row, members in zip(rows, (order[:10], order[10:100], order[100:])):
+        pairs = [(i, j) for a, i in enumerate(members) for j in members[a + 1 :]]
+        cdnv = np.mean([(var[i] + var[j]) / (2 * ((mu[i] - mu[j]) ** 2).sum()) for i, j in pairs])
+        unit = m / np.linalg.norm(m, axis=1, keepdims=True)
+        logs = [-np.log(np.linalg.norm(unit[i] - unit[j])) for i, j in pairs]
+        cos = [(weight[c] @ m[c]) / np.linalg.norm(weight[c]) / np.linalg.norm(m[c])
+               for c in members]  # fmt: skip
+        in_bucket = np.isin(labels, members)
+        assert row["classes"] == len(members) and row["samples"] == in_bucket.sum()
+        assert row["cdnv"] == pytest.approx(cdnv, rel=1e-9)
+        assert row["gnc2_log_mean"] == pytest.approx(np.mean(logs), rel=1e-9)
+        assert row["gnc2_log_var"] == pytest.approx(np.var(logs, ddof=1), rel=1e-8)
+        assert row["unc3_mean"] == pytest.approx(np.mean(cos), rel=1e-9)
+        assert row["nc4"] == pytest.approx(np.mean(ncc[in_bucket] != pred[in_bucket]), abs=1e-12)
+        assert row["accuracy"] == pytest.approx(
+            np.mean(pred[in_bucket] == labels[in_bucket]), abs=1e-12
+        )

@@ -353,7 +353,7 @@ def _analyze_onnx(
         captured = capture_outputs(
             runner, batches, chosen, classifier=head, task=task,
             num_classes=dataset.num_classes if task == "classification" else None,
-            sample_size=0, progress=report,
+            min_count=metric_options.get("min_count"), sample_size=0, progress=report,
         )  # fmt: skip
         for layer, item in captured.layers.items():
             if task == "regression":
@@ -565,7 +565,9 @@ def analyze(
         if data is None:
             raise OptionError("a .pt2 model needs data: pass --data (a data spec or file).")
         return _analyze_exported(source, DataSpec.parse(data), model, layers, device,
-                                 ExtractOptions(batch_size=batch_size, pool=pool), progress,
+                                 ExtractOptions(batch_size=batch_size, pool=pool,
+                                                min_count=metric_options.get("min_count")),
+                                 progress,
                                  metric_options)  # fmt: skip
     if onnx_source(source) is not None:
         if data is None:
@@ -613,7 +615,10 @@ def analyze(
     # every all-reduce, so no rank may skip a checkpoint because of its own cache
     distributed = world()[1] > 1
     result_cache = ResultCache(cache_obj.store) if cache_obj and not distributed else None
-    options = ExtractOptions(batch_size=batch_size, pool=pool, autocast=autocast)
+    options = ExtractOptions(
+        batch_size=batch_size, pool=pool, autocast=autocast,
+        min_count=metric_options.get("min_count"),
+    )  # fmt: skip
     data_identity: dict[str, Any] = data_spec.to_dict()
     if not data_spec.source.startswith("builtin:"):
         data_identity["file"] = checkpoint_stamp(Path(data_spec.source))

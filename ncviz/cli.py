@@ -57,6 +57,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             args.path, args.data, model=args.model, layers=args.layers, device=device,
             batch_size=args.batch_size, pool=args.pool, autocast=args.autocast, cache=cache,
             progress=update, trust_remote_code=args.trust_remote_code,
+            **({} if args.min_count is None else {"min_count": args.min_count}),
         )  # fmt: skip
     finally:
         if bar is not None:
@@ -198,6 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--batch-size", type=int, default=256)
     analyze.add_argument("--pool", choices=("auto", "flatten", "avg"), default="auto")
     analyze.add_argument("--autocast", action="store_true", help="mixed precision on GPU")
+    analyze.add_argument(
+        "--min-count", type=int, metavar="N",
+        help="drop classes with fewer than N samples (token classes: 2); the table reports "
+        "classes_kept, classes_dropped and samples_dropped",
+    )  # fmt: skip
     analyze.add_argument("--out", default="ncviz-out", help="output folder (default ncviz-out)")
     analyze.add_argument("--cache-dir", help="activation cache folder (default $NCVIZ_CACHE_DIR)")
     analyze.add_argument("--no-cache", action="store_true", help="do not use the cache")

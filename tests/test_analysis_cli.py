@@ -143,3 +143,39 @@ def test_cli_layers_lists_shapes_and_defaults(tiny_run, capsys):
     assert main(["layers", str(tiny_run)]) == 0
     out = capsys.readouterr().out
     assert "* classifier:input" in out and "blocks.0.0" in out and "24" in out
+
+
+def test_token_like_features_with_min_count_equal_the_naive_pair_metrics(tmp_path, capsys):
+    """Zipfian labels over 1,200 classes in d = 24 (C > d, many singletons), an LM-head W with a
+    row per class: `ncviz analyze --min-count 2` drops the rare classes, reports what it dropped,
+    and every pair metric equals the naive reference on the kept classes' samples."""
+    from tests.metrics.naive_reference import naive_metrics
+
+    rng = np.random.default_rng(5)
+    num_classes, dim = 1200, 24
+    probs = 1.0 / np.arange(1, num_classes + 1) ** 1.1
+    labels = rng.choice(num_classes, 6000, p=probs / probs.sum())
+    centres = rng.standard_normal((num_classes, dim))
+    features = centres[labels] + 0.5 * rng.standard_normal((len(labels), dim))
+    weight = centres + 0.2 * rng.standard_normal(centres.shape)
+    bias = 0.1 * rng.standard_normal(num_classes)
+    np.savez(tmp_path / "tokens.npz", **{"features.final": features, "labels": labels,
+             "classifier.weight": weight, "classifier.bias": bias})  # fmt: skip
+    assert main(["analyze", str(tmp_path / "tokens.npz"), "--min-count", "2",
+                 "--out", str(tmp_path / "out")]) == 0  # fmt: skip
+    table = pd.read_parquet(tmp_path / "out" / "metrics.parquet").set_index("metric")["value"]
+    counts = np.bincount(labels, minlength=num_classes)
+    kept = np.flatnonzero(counts >= 2)
+    assert len(kept) > dim + 1 and (counts == 1).sum() > 0
+    assert table["classes_kept"] == len(kept)
+    assert table["classes_dropped"] == (counts > 0).sum() - len(kept)
+    assert table["samples_dropped"] == counts[counts == 1].sum()
+    mask = np.isin(labels, kept)
+    expected = naive_metrics(features[mask], labels[mask], weight[kept], bias[kept])
+    pair_keys = ["cdnv", "gnc2_log_mean", "gnc2_log_var", "nc2_equiangle_means",
+                 "nc2_maxangle_means", "nc2_equinorm_means", "nc2_etf_distance",
+                 "nc2_equiangle_weights", "nc2_maxangle_weights", "nc3", "nc3_gram",
+                 "unc3_mean", "unc3_var"]  # fmt: skip
+    for key in pair_keys:
+        assert table[key] == pytest.approx(expected[key], rel=1e-9), key
+    assert "nc1" not in table  # C − 1 > d

@@ -48,6 +48,7 @@ class ExtractOptions:
     pool: str = "auto"
     autocast: bool = False
     max_flat_dim: int = 4096
+    min_count: int | None = None  # classes with fewer samples are dropped (token classes: 2)
 
     def __post_init__(self) -> None:
         if self.pool not in POOL_CHOICES:
@@ -271,7 +272,7 @@ def _run(
     if classification:
         for plan in plans.values():
             plan.statistics = CollapseStatistics(
-                dataset.num_classes, plan.dim, device=device,
+                dataset.num_classes, plan.dim, device=device, min_count=options.min_count,
                 **_classifier_for(plan, classifier, np.array(_class_names(dataset))),
             )  # fmt: skip
     kept: dict[str, list[np.ndarray]] = {layer: [] for layer in plans}

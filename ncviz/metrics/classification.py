@@ -229,6 +229,12 @@ class CollapseStatistics:
         """Finish: every metric the inputs allow. ``classes`` names the classes (default 0..C−1)."""
         if self.second is None:
             raise InputError("call start_second_pass() and feed the data again before compute().")
+        asked = options.pop("min_count", self.min_count)
+        if asked != self.min_count:
+            raise InputError(
+                f"min_count is fixed when the statistics are created (here {self.min_count}); "
+                "pass min_count to CollapseStatistics (or the extraction) instead."
+            )
         opts = CollapseOptions.from_kwargs(min_count=self.min_count, **options)
         names = np.arange(self.first.num_classes) if classes is None else np.asarray(classes)
         return finalize(self.first, self.second, opts, names)
@@ -360,6 +366,10 @@ def _finalize(
         )
 
     metrics: dict[str, float] = {}
+    if options.min_count is not None:  # what min_count kept and dropped, for the table
+        metrics["classes_kept"] = float(num_classes)
+        metrics["classes_dropped"] = float(len(kept) - num_classes)
+        metrics["samples_dropped"] = float(first.counts.sum() - counts.sum())
     nc1, nc1_rank, sv_means = _nc1(centred, within_cov)
     if nc1 is not None:
         metrics["nc1"] = nc1

@@ -33,6 +33,9 @@ METRICS: dict[str, MetricInfo] = _info(
         "Papyan, Han & Donoho 2020",
     ),
     ("nc1_rank", "NC1 rank", "eigenpairs of Σ_B kept in its pseudo-inverse", "—", None, False),
+    ("classes_kept", "classes kept", "classes with at least min_count samples", "—", None, False),
+    ("classes_dropped", "classes dropped", "classes below min_count", "—", None, False),
+    ("samples_dropped", "samples dropped", "samples of the dropped classes", "—", None, False),
     (
         "nc1_trace_ratio",
         "Tr Σ_W / Tr Σ_B",

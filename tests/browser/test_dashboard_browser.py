@@ -140,22 +140,26 @@ def _choose(page, option: str, shows: str) -> None:
 
 
 def _analyse(page, expected: str, errors: bool = True) -> None:
-    """Click Analyse until an analysis has started (progress, an error — unless ``errors`` is
-    False because one is already on the page — or ``expected`` shows).
+    """Click Analyse, wait for the job to end, and repeat until ``expected`` (or, if ``errors``,
+    an error) shows.
 
-    A click that lands while Streamlit is still rerunning for an earlier widget change (a file
-    upload finishing) can be dropped — a button is True for one script run only — so a click
-    after which the page settles with none of these is repeated."""
+    Two things can swallow a click on a loaded machine: Streamlit drops a button click that
+    lands while it is still rerunning for an earlier widget change (a button is True for one
+    script run only), and a browser whose websocket timed out reconnects to a fresh session
+    that shows the demo again. In both cases the page settles without ``expected``, and the
+    click is repeated (the finished job is joined, not recomputed)."""
     for _ in range(3):
         page.get_by_role("button", name="Analyse").click()
         _wait_idle(page)
-        if (
-            page.locator("[data-testid='stProgress']").count()
-            or (errors and page.locator("[data-testid='stAlertContentError']").count())
-            or expected in page.inner_text("body")
+        page.wait_for_function(  # the job's progress bar is gone: it finished (or never began)
+            "() => !document.querySelector('[data-testid=\"stProgress\"]')", timeout=WAIT_MS
+        )
+        _wait_idle(page)
+        if expected in page.inner_text("body") or (
+            errors and page.locator("[data-testid='stAlertContentError']").count()
         ):
             return
-    raise AssertionError(f"three clicks on Analyse started nothing (waiting for {expected!r})")
+    raise AssertionError(f"three clicks on Analyse never showed {expected!r}")
 
 
 def test_upload_analyse_and_visit_every_page(server, tmp_path):

@@ -129,12 +129,12 @@ def _upload(page, index: int, path) -> None:
     _wait_idle(page)
 
 
-def _choose(page, option: str, shows: str) -> None:
+def _choose(page, option: str, shows: str, exact: bool = False) -> None:
     """Click the radio option ``option`` until the text ``shows`` (what it reveals) is there."""
     for _ in range(3):
         page.get_by_text(option, exact=True).click()
         _wait_idle(page)
-        if page.get_by_text(shows, exact=False).count():
+        if page.get_by_text(shows, exact=exact).count():
             return
     raise AssertionError(f"choosing {option!r} never showed {shows!r}")
 
@@ -329,7 +329,7 @@ def test_attacks_fail_alone_while_another_session_works(server, tmp_path):
                 "declares 4.0 GiB" in error.inner_text() and "Traceback" not in error.inner_text()
             )
 
-            _choose(attacker, "Bundled dataset", "builtin:digits")
+            _choose(attacker, "Bundled dataset", "Dataset", exact=True)  # the selectbox's label
             attacker.get_by_role("textbox", name="Architecture arguments (JSON)").fill(
                 '{"in_features": 64, "num_classes": 10, "widths": [40000, 40000]}'
             )

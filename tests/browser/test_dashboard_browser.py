@@ -139,6 +139,15 @@ def _choose(page, option: str, shows: str, exact: bool = False) -> None:
     raise AssertionError(f"choosing {option!r} never showed {shows!r}")
 
 
+def _upload_checkpoint_and_data(page, checkpoint, data) -> None:
+    """On the Source page: Upload mode, the checkpoint, "Upload a dataset", the data file."""
+    page.get_by_role("radio", name="Upload").click()
+    _wait_idle(page)
+    _upload(page, 0, checkpoint)
+    _choose(page, "Upload a dataset", DATASET_UPLOADER)
+    _upload(page, 1, data)
+
+
 def _analyse(page, expected: str, errors: bool = True) -> None:
     """Click Analyse, wait for the job to end, and repeat until ``expected`` (or, if ``errors``,
     an error) shows.
@@ -179,11 +188,7 @@ def test_upload_analyse_and_visit_every_page(server, tmp_path):
         _assert_no_errors(page, "home")
         page.screenshot(path=str(ARTIFACTS / "00-source-bundled.png"), full_page=True)
 
-        page.get_by_role("radio", name="Upload").click()
-        _wait_idle(page)
-        _upload(page, 0, checkpoint)
-        _choose(page, "Upload a dataset", DATASET_UPLOADER)
-        _upload(page, 1, dataset)
+        _upload_checkpoint_and_data(page, checkpoint, dataset)
         _analyse(page, "epoch_0600: 1 checkpoint(s)")
         success = page.get_by_text("epoch_0600: 1 checkpoint(s)", exact=False)
         success.or_(page.locator("[data-testid='stAlertContentError']")).first.wait_for()
@@ -317,11 +322,7 @@ def test_attacks_fail_alone_while_another_session_works(server, tmp_path):
             attacker.goto(server)
             attacker.locator(".js-plotly-plot").first.wait_for(timeout=WAIT_MS)
             _wait_idle(attacker)
-            attacker.get_by_role("radio", name="Upload").click()
-            _wait_idle(attacker)
-            _upload(attacker, 0, checkpoint)
-            _choose(attacker, "Upload a dataset", DATASET_UPLOADER)
-            _upload(attacker, 1, bomb)
+            _upload_checkpoint_and_data(attacker, checkpoint, bomb)
             _analyse(attacker, "declares 4.0 GiB")
             error = attacker.locator("[data-testid='stAlertContentError']").first
             error.wait_for(timeout=WAIT_MS)

@@ -393,6 +393,6 @@ def run_study(
         if parts.notna().any().any():
             attributes = [c for c in parts.columns if c not in frame.columns]
             frame = pd.concat([frame, parts[attributes]], axis=1)
-    metrics = [c for c in numeric_columns(frame, exclude=[against, *attributes])]
+    metrics = numeric_columns(frame, exclude=[against, *attributes])
     table = correlations(frame, against, metrics, resamples=resamples)
     return Study(frame, against, table, name, attributes)

@@ -94,7 +94,7 @@ st.download_button(
     "correlations.csv", table.to_csv(index=False).encode(), "correlations.csv", "text/csv"
 )
 
-metrics = [m for m in table.dropna(subset=["rho"])["metric"]]
+metrics = list(table.dropna(subset=["rho"])["metric"])
 if metrics:
     left, right = st.columns([2, 1])
     with right:

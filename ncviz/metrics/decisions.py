@@ -102,26 +102,27 @@ class _Level:
     absolute: float
 
 
+def _kappa(e_x: float, e_v: float, gamma: float, output_unit: float) -> float:
+    """κ of the module docstring, with the safety factor: inputs rounded by e_x and e_v,
+    accumulation bounded by γ, the result rounded to a format of unit ``output_unit``."""
+    kappa = e_x + e_v + e_x * e_v + gamma * (1 + e_x) * (1 + e_v)
+    return _SAFETY * (kappa + output_unit * (1 + kappa))
+
+
 def _levels(device: torch.device, dim: int, num_rows: int) -> list[_Level]:
     u32 = UNIT_ROUNDOFF[torch.float32]
-    u64 = UNIT_ROUNDOFF[torch.float64]
     length = dim + 1  # augmented by the offset
     gamma = _gamma(length, u32)  # float32 accumulation at every level below float64
     absolute = 4.0 * length * _SMALLEST_NORMAL
     levels = []
     if bfloat16_is_native(device) and num_rows >= _MIN_ROWS_FOR_BFLOAT16:
         ub = UNIT_ROUNDOFF[torch.bfloat16]
-        e_x = ub + 1.01 * u32  # x rounded to float32, then to bfloat16
-        e_v = ub + 1.01 * u32  # v rounded (possibly through float32) to bfloat16
-        kappa = e_x + e_v + e_x * e_v + gamma * (1 + e_x) * (1 + e_v)
-        kappa += ub * (1 + kappa)  # bfloat16 output
-        levels.append(_Level(torch.bfloat16, _SAFETY * kappa, absolute))
-    e_in = _float32_input_unit(device)
-    e_x = u32 + e_in + 4 * u64
-    e_v = u32 + e_in + 4 * u64
-    kappa = e_x + e_v + e_x * e_v + gamma * (1 + e_x) * (1 + e_v)
-    kappa += u32 * (1 + kappa)
-    levels.append(_Level(torch.float32, _SAFETY * kappa, absolute))
+        # x rounded to float32 then to bfloat16; v rounded (possibly through float32) likewise;
+        # the output is bfloat16
+        e_in = ub + 1.01 * u32
+        levels.append(_Level(torch.bfloat16, _kappa(e_in, e_in, gamma, ub), absolute))
+    e_in = u32 + _float32_input_unit(device) + 4 * U64
+    levels.append(_Level(torch.float32, _kappa(e_in, e_in, gamma, u32), absolute))
     return levels
 
 

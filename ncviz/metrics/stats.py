@@ -342,9 +342,9 @@ class ScatterStats:
         flops = h.shape[0] * dim * (dim + 2 * decisions.num_rows)
         with threads_for(flops, device):
             slices = chunk_slices(h.shape[0], dim, device)
-            buffer = torch.empty(
+            buffer = torch.empty(  # one residual buffer for all chunks
                 slices[0].stop, dim, dtype=torch.float64, device=device
-            )  # one residual buffer for all chunks
+            )
             for rows in slices:
                 residual = buffer[: rows.stop - rows.start]
                 self._add_chunk(h[rows], y[rows], residual, check_finite)

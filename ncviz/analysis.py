@@ -32,6 +32,18 @@ from ncviz.extract import (
 )
 from ncviz.extract.extractor import ProgressFn
 from ncviz.extract.loader import capture_outputs
+from ncviz.language import (
+    DEFAULT_MIN_COUNT,
+    TokenCorpus,
+    class_names,
+    find_tokenizer,
+    is_token_corpus,
+    lm_head,
+    read_corpus,
+    token_features,
+    token_layers,
+    token_statistics,
+)
 from ncviz.load import (
     Dataset,
     DataSpec,
@@ -291,6 +303,7 @@ class _CheckpointPlan:
     progress: ProgressFn | None
     count: int
     trust_remote_code: bool = False
+    corpus: TokenCorpus | None = None  # next-token classes (task "language")
 
 
 def _checkpoint_progress(
@@ -515,6 +528,32 @@ def _analyze_checkpoint(
     return rows, results
 
 
+def _analyze_language_checkpoint(
+    path: Path, index: int, plan: _CheckpointPlan
+) -> tuple[list[dict[str, Any]], dict[str, Result]]:
+    """One checkpoint of a causal LM: next-token classes at each layer (ncviz.language)."""
+    checkpoint = read_checkpoint(path)
+    net = build_model(plan.spec, trust_remote_code=plan.trust_remote_code)
+    load_weights(net, checkpoint.state_dict, source=path.name)
+    head_name, head = lm_head(net, plan.spec.classifier)
+    chosen = plan.layers or token_layers(net, head_name)
+    statistics = token_statistics(
+        net, plan.corpus, chosen, (head_name, head), device=plan.device,
+        batch_size=max(1, plan.options.batch_size // 8), min_count=plan.options.min_count,
+        progress=_checkpoint_progress(plan.progress, index, plan.count, path.name),
+    )  # fmt: skip
+    names = class_names(plan.corpus, head.weight.shape[0])
+    # an LM is checkpointed by optimiser step: the step is its position on the training axis
+    epoch = checkpoint.epoch if checkpoint.epoch is not None else checkpoint.step
+    rows: list[dict[str, Any]] = []
+    results: dict[str, Result] = {}
+    for layer in chosen:
+        result = statistics[layer].compute(classes=names, **plan.metric_options)
+        results[layer] = result
+        rows += _rows(result, plan.run_name, path.name, epoch, checkpoint.step, layer, plan.split)
+    return rows, results
+
+
 def analyze(
     source: str | Path,
     data: DataSpec | Mapping[str, Any] | str | None = None,
@@ -530,6 +569,7 @@ def analyze(
     checkpoint_filter: Callable[[Path], bool] | None = None,
     trust_remote_code: bool = False,
     confine_to: str | Path | None = None,
+    language: bool = False,
     **metric_options: Any,
 ) -> Analysis:
     """Metrics of every checkpoint of a run (or one checkpoint, or a features file).
@@ -548,6 +588,9 @@ def analyze(
             (your own machine only; the dashboard never sets it).
         confine_to: a folder that every file read must resolve inside (the shared server's data
             folder): the source, each file of a run folder, and a data file.
+        language: next-token classes of a causal LM over a token corpus (:mod:`ncviz.language`;
+            also chosen by a run's task "language" or a .txt/.jsonl corpus); ``batch_size``/8
+            sequences per batch, ``min_count`` 2 unless given.
         metric_options: options of the collapse metrics (``global_mean``, ``tau``, …).
     """
     source = Path(source)
@@ -584,7 +627,9 @@ def analyze(
                 "or features files)."
             )
         run = open_run(source)
-        checkpoints, run_name, task, log = run.checkpoints, run.name, run.task, run.log
+        checkpoints, run_name, task, log = run.checkpoints, run.name, run.task, dict(run.log)
+        if "step" in log and "epoch" not in log:  # a log per optimiser step (the LM demo)
+            log["epoch"] = log.pop("step")
         model = model or run.model
         data = data or run.data
         metric_options = {**run.raw.get("metric_options", {}), **metric_options}
@@ -603,6 +648,11 @@ def analyze(
         raise OptionError('no data spec: pass --data (or put "data" in the run\'s run.json).')
     spec = ModelSpec.parse(model)
     data_spec = DataSpec.parse(data)
+    if language or is_token_corpus(data_spec):
+        task = "language"
+    if task == "language":
+        metric_options = {"min_count": DEFAULT_MIN_COUNT, **metric_options}
+        data_spec = replace(data_spec, source=str(_run_relative(data_spec.source, source)))
     if confine_to is not None and not data_spec.source.startswith("builtin:"):
         data_file = Path(data_spec.source)
         if not data_file.is_absolute():  # a run's own data, relative to the run folder
@@ -623,6 +673,7 @@ def analyze(
     if not data_spec.source.startswith("builtin:"):
         data_identity["file"] = checkpoint_stamp(Path(data_spec.source))
     dataset = None
+    corpus = None
 
     rows: list[dict[str, Any]] = []
     results: dict[tuple[str, str], Result] = {}
@@ -633,7 +684,18 @@ def analyze(
             layers=layers, task=task, pool=pool, autocast=autocast, options=metric_options,
         )  # fmt: skip
         hit = result_cache.get(key) if result_cache is not None else None
-        if hit is None:
+        if hit is None and task == "language":
+            if corpus is None:
+                corpus_file = Path(data_spec.source)
+                corpus = read_corpus(data_spec, find_tokenizer(corpus_file, spec.name))
+            plan = _CheckpointPlan(
+                spec, None, layers, task, data_spec.split_label, run_name, device, options,
+                None, metric_options, progress, len(checkpoints), trust_remote_code, corpus,
+            )  # fmt: skip
+            new_rows, layer_results = _analyze_language_checkpoint(path, index, plan)
+            if result_cache is not None:
+                result_cache.put(key, new_rows, layer_results)
+        elif hit is None:
             if dataset is None:
                 dataset = load_dataset(data_spec)
                 if task == "classification" and dataset.labels is None:
@@ -671,6 +733,14 @@ def analyze(
     )
 
 
+def _run_relative(data: str, source: Path) -> Path:
+    """A data path as given, or else relative to the run folder (a run ships its corpus)."""
+    path = Path(data)
+    if path.is_absolute() or path.exists():
+        return path
+    return (source if source.is_dir() else source.parent) / path
+
+
 def layer_features(
     analysis: Analysis,
     checkpoint: str,
@@ -694,6 +764,14 @@ def layer_features(
         labels = features.labels if features.labels is not None else features.targets[:, 0]
         return features.layers[layer].numpy(), np.asarray(labels)
     spec = ModelSpec.parse(analysis.model)
+    if analysis.task == "language":
+        data_spec = DataSpec.parse(analysis.data)
+        corpus = read_corpus(data_spec, find_tokenizer(Path(data_spec.source), spec.name))
+        net = build_model(spec)
+        load_weights(net, read_checkpoint(path).state_dict, source=path.name)
+        _, head = lm_head(net, spec.classifier)
+        features, ids = token_features(net, corpus, layer, device=device)
+        return features, class_names(corpus, head.weight.shape[0])[ids]
     dataset = load_dataset(DataSpec.parse(analysis.data))
     state = read_checkpoint(path)
     net = build_model(spec)

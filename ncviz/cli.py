@@ -56,7 +56,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         result = analyze(
             args.path, args.data, model=args.model, layers=args.layers, device=device,
             batch_size=args.batch_size, pool=args.pool, autocast=args.autocast, cache=cache,
-            progress=update, trust_remote_code=args.trust_remote_code,
+            progress=update, trust_remote_code=args.trust_remote_code, language=args.language,
             **({} if args.min_count is None else {"min_count": args.min_count}),
         )  # fmt: skip
     finally:
@@ -203,6 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-count", type=int, metavar="N",
         help="drop classes with fewer than N samples (token classes: 2); the table reports "
         "classes_kept, classes_dropped and samples_dropped",
+    )  # fmt: skip
+    analyze.add_argument(
+        "--language", action="store_true",
+        help="next-token classes of a causal LM over a token corpus (--data: .txt/.jsonl text, "
+        ".npy/.safetensors token ids; ?context=N); implied by a run's task \"language\"",
     )  # fmt: skip
     analyze.add_argument("--out", default="ncviz-out", help="output folder (default ncviz-out)")
     analyze.add_argument("--cache-dir", help="activation cache folder (default $NCVIZ_CACHE_DIR)")

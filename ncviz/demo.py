@@ -225,15 +225,18 @@ def make_demo(
     checkpoints: int | None = None,
     progress: ProgressFn | None = None,
 ) -> list[Path]:
-    """Train the demo runs (all, or ``names``); ``epochs``/``checkpoints`` override the budget."""
+    """Train the demo runs (all, or ``names``); ``epochs``/``checkpoints`` override the budget
+    (for the language run ``epochs`` counts optimiser steps)."""
+    from ncviz.demo_language import LANGUAGE_RUN, LanguageDemoSettings, train_language_run
+
     runs = demo_runs()
     if names:
-        unknown = set(names) - {r.name for r in runs}
+        unknown = set(names) - {r.name for r in runs} - {LANGUAGE_RUN}
         if unknown:
             from ncviz.errors import OptionError
 
             raise OptionError(f"unknown demo run(s) {sorted(unknown)}; choose from "
-                              f"{[r.name for r in runs]}.")  # fmt: skip
+                              f"{[r.name for r in runs] + [LANGUAGE_RUN]}.")  # fmt: skip
         runs = [r for r in runs if r.name in names]
     folders = []
     for settings in runs:
@@ -242,6 +245,12 @@ def make_demo(
         if checkpoints is not None:
             settings = replace(settings, checkpoints=checkpoints)
         folders.append(train_run(settings, out_dir, progress))
+    if not names or LANGUAGE_RUN in names:
+        language = LanguageDemoSettings()
+        if epochs is not None:  # the budget in optimiser steps
+            saves = (*[s for s in language.checkpoints if s < epochs], epochs)
+            language = replace(language, steps=epochs, checkpoints=saves)
+        folders.append(train_language_run(out_dir, language, progress))
     return folders
 
 

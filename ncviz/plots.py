@@ -487,6 +487,21 @@ def bars(values: Sequence[float], title: str, x_title: str, y_title: str) -> go.
     return _layout(fig, title)
 
 
+def buckets_figure(buckets: pd.DataFrame, metric: str) -> go.Figure:
+    """``metric`` per frequency bucket (rows of :func:`ncviz.metrics.buckets.frequency_buckets`),
+    with each bucket's number of classes under its bar."""
+    shown = buckets.dropna(subset=[metric]) if metric in buckets else buckets.iloc[:0]
+    fig = go.Figure(
+        go.Bar(
+            x=[f"{b}<br>{c:,} classes" for b, c in zip(shown["bucket"], shown["classes"])],
+            y=shown[metric] if metric in shown else [],
+        )
+    )
+    fig.update_xaxes(title="token frequency rank", type="category")
+    fig.update_yaxes(title=metric_label(metric))
+    return _layout(fig, f"{metric_label(metric)} by frequency bucket")
+
+
 def curve(
     x: Sequence[float],
     y: Sequence[float],

@@ -112,7 +112,11 @@ class Recorder:
             ``weight``/``bias`` are W, b: a module name, ``"auto"`` (the last ``nn.Linear``), or
             None. Its input is always recorded, as layer ``"<classifier>:input"``.
         num_classes: C (default: the classifier's number of outputs). ``class_names`` label them.
-        task: "classification", "regression" (real-valued targets, NRC metrics) or "auto".
+        task: "classification", "regression" (real-valued targets, NRC metrics), "language"
+            (next-token classes of a causal LM: ``capture(model, ids, step)`` with token ids,
+            ``(ids, mask)``, a dict with ``input_ids``/``attention_mask``, or batches of these;
+            the head defaults to the LM head, ``min_count`` to 2; see :mod:`ncviz.language`)
+            or "auto".
         sample_size: feature rows kept per layer and entry (default 5,000).
         min_count: drop classes with fewer samples (default: every class needs 2).
         batch_fn: ``batch_fn(batch) -> (inputs, labels)`` for batches that are not ``(x, y)``
@@ -160,7 +164,8 @@ class Recorder:
         self.class_names = None if class_names is None else list(class_names)
         self.task = task
         self.sample_size = int(sample_size)
-        self.min_count = min_count
+        # token classes: a class needs two occurrences (ncviz.language)
+        self.min_count = 2 if min_count is None and task == "language" else min_count
         self.batch_fn, self.forward_fn = batch_fn, forward_fn
         self.options = ExtractOptions(pool=pool, autocast=autocast)
         self.seed, self.progress = seed, progress
@@ -200,14 +205,17 @@ class Recorder:
                 f"{split!r}."
             )
         net = unwrap(model)
-        clf = self._classifier(net)
         layers: list[str] | str = self.layers or self.requested_layers
-        result = capture(
-            net, loader, layers, classifier=clf, task=self.task, num_classes=self.num_classes,
-            min_count=self.min_count, sample_size=self.sample_size, seed=self.seed + step,
-            batch_fn=self.batch_fn, forward_fn=self.forward_fn, options=self.options,
-            progress=self.progress,
-        )  # fmt: skip
+        if self.task == "language":
+            result = self._capture_tokens(net, loader, layers)
+        else:
+            clf = self._classifier(net)
+            result = capture(
+                net, loader, layers, classifier=clf, task=self.task,
+                num_classes=self.num_classes, min_count=self.min_count,
+                sample_size=self.sample_size, seed=self.seed + step, batch_fn=self.batch_fn,
+                forward_fn=self.forward_fn, options=self.options, progress=self.progress,
+            )  # fmt: skip
         self._adopt(result)
         file = entry_file_name(step, split)
         if world()[0] == 0:  # under DDP every rank measures (all-reduced sums); rank 0 writes
@@ -258,6 +266,19 @@ class Recorder:
         clf_name, module = classifier_module(net, name)
         self.classifier_name = clf_name
         return clf_name, module
+
+    def _capture_tokens(self, net: nn.Module, data: Any, layers: list[str] | str) -> Capture:
+        """Next-token classes of a causal LM (ncviz.language) over ``data``: a corpus, token
+        ids, (ids, mask), a dict with input_ids, or batches of these."""
+        from ncviz.language import as_corpus, capture_tokens, lm_head
+
+        name = None if self.classifier in (None, AUTO) else self.classifier
+        head = lm_head(net, name)
+        self.classifier_name = head[0]
+        return capture_tokens(
+            net, as_corpus(data), layers, head, min_count=self.min_count,
+            sample_size=self.sample_size, progress=self.progress,
+        )  # fmt: skip
 
     def _adopt(self, result: Capture) -> None:
         """The first capture fixes the run's layers, task and classes; later ones must match."""

@@ -29,8 +29,14 @@ def mlp():
 
 
 def test_every_shipped_run_has_its_checkpoints_and_log():
+    from ncviz.demo_language import LANGUAGE_RUN, LanguageDemoSettings
+
     names = {settings.name for settings in demo_runs()}
-    assert names == {p.name for p in CHECKPOINTS.iterdir() if p.is_dir()}
+    assert names | {LANGUAGE_RUN} == {p.name for p in CHECKPOINTS.iterdir() if p.is_dir()}
+    language = open_run(CHECKPOINTS / LANGUAGE_RUN)
+    assert language.task == "language"
+    assert len(language.checkpoints) == len(LanguageDemoSettings().checkpoints)
+    assert language.log["step"] == list(LanguageDemoSettings().checkpoints)
     for name in names:
         run = open_run(CHECKPOINTS / name)
         expected = 1 if name[-2:] in ("R1", "10", "00") and "imbalanced-R" in name else 25

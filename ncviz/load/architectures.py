@@ -1,10 +1,10 @@
 """Model architectures by name, and loading a state dict into them with a precise key diff.
 
 A **model spec** is plain data — ``{"name": "mlp", "kwargs": {...}, "classifier": null}`` — naming
-an architecture of the registry (``mlp``, ``cnn``, ``resnet18_cifar``; every ``torchvision.models``
-name when torchvision is installed; ``hf:<local folder>`` for transformers models saved with
-``save_pretrained``). ``classifier`` names the module whose weight/bias is the classifier (default:
-the last ``nn.Linear``).
+an architecture of the registry (``mlp``, ``cnn``, ``resnet18_cifar``, ``tiny_lm``; every
+``torchvision.models`` name when torchvision is installed; ``hf:<local folder>`` for transformers
+models saved with ``save_pretrained``). ``classifier`` names the module whose weight/bias is the
+classifier (default: the last ``nn.Linear``).
 """
 
 from __future__ import annotations
@@ -147,10 +147,54 @@ class ResNet18Cifar(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
+class TinyCausalLM(nn.Module):
+    """A small causal transformer language model: token + position embeddings, ``blocks.i``
+    (pre-norm self-attention with a causal mask, then an MLP), a final ``norm`` and ``lm_head``,
+    whose weight is the token embedding (tied, as in GPT-2). Input: token ids B×L (L ≤
+    ``context``); output: next-token logits B×L×V."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        d_model: int = 64,
+        layers: int = 2,
+        heads: int = 4,
+        context: int = 64,
+    ) -> None:
+        super().__init__()
+        self.context = context
+        self.embed = nn.Embedding(vocab_size, d_model)
+        self.position = nn.Embedding(context, d_model)
+        self.blocks = nn.ModuleList(
+            nn.TransformerEncoderLayer(
+                d_model, heads, 4 * d_model, dropout=0.0, batch_first=True, norm_first=True
+            )
+            for _ in range(layers)
+        )
+        self.norm = nn.LayerNorm(d_model)
+        self.lm_head = nn.Linear(d_model, vocab_size, bias=False)
+        self.lm_head.weight = self.embed.weight
+        nn.init.normal_(self.embed.weight, std=0.02)
+        nn.init.normal_(self.position.weight, std=0.02)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        length = ids.shape[1]
+        if length > self.context:
+            raise OptionError(
+                f"sequences of {length} tokens exceed the model's context of {self.context}."
+            )
+        mask = nn.Transformer.generate_square_subsequent_mask(length, device=ids.device)
+        hidden = self.embed(ids) + self.position(torch.arange(length, device=ids.device))
+        for block in self.blocks:
+            hidden = block(hidden, src_mask=mask, is_causal=True)
+        return self.lm_head(self.norm(hidden))
+
+
 REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "mlp": MLP,
     "cnn": SmallCNN,
     "resnet18_cifar": ResNet18Cifar,
+    "tiny_lm": TinyCausalLM,
 }
 
 

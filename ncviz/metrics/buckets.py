@@ -97,3 +97,37 @@ def frequency_buckets(
             row["accuracy"] = float((np.asarray(arrays["recall"])[members] * n).sum() / n.sum())
         rows.append(row)
     return rows
+
+
+def top_class_cosines(
+    result: CollapseResult, k: int, of: str = "means"
+) -> tuple[np.ndarray, list[str]]:
+    """Cosines among the ``k`` most frequent classes (by sample count) and their labels: of the
+    class means centred by the global mean (``of="means"``), or of the classifier rows
+    (``of="weights"``) — the token heatmaps of a vocabulary too large to draw whole.
+
+    >>> import numpy as np
+    >>> from ncviz.metrics import collapse_result
+    >>> labels = np.repeat(np.arange(3), [5, 9, 7])
+    >>> means = np.array([[1.0, 0.0], [-0.5, 0.9], [-0.5, -0.9]])
+    >>> cos, names = top_class_cosines(collapse_result(means[labels], labels), 2)
+    >>> names, round(float(cos[0, 1]), 3)  # centred by the mean of the class means (default)
+    (['1', '2'], -0.528)
+    """
+    arrays = result.arrays
+    counts = np.asarray(arrays["class_counts"], dtype=np.int64)
+    top = np.argsort(-counts, kind="stable")[: max(1, k)]
+    if of == "weights":
+        if "class_weight" not in arrays:
+            raise ValueError("this layer has no classifier rows.")
+        rows = np.asarray(arrays["class_weight"], dtype=np.float64)[top]
+    else:
+        means = np.asarray(arrays["class_means"], dtype=np.float64)
+        if result.options.global_mean == "class":
+            centre = means.mean(axis=0)
+        else:
+            centre = counts @ means / counts.sum()
+        rows = means[top] - centre
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    unit = rows / np.where(norms > 0, norms, 1.0)
+    return unit @ unit.T, [str(result.classes[i]) for i in top]

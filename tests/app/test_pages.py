@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app" / "main.py")
 CLASSIFICATION_PAGES = {"overview": 0, "geometry": 2, "angles": 3, "spectra": 3, "depth": 1,
                         "imbalance": 0, "embedding": 1, "export": 0}  # fmt: skip
-COMMON_PAGES = ["training", "compare", "depth", "export"]
+COMMON_PAGES = ["training", "compare", "depth", "export", "language"]
 
 
 class SettledAppTest(AppTest):
@@ -80,7 +80,8 @@ def test_every_page_renders_for_every_bundled_run(run):
             assert charts >= 2, (run, charts)
     if not regression:
         _visit(at, "regression")
-        assert any("classification run" in i.value for i in at.info)
+        task = "language" if run == "markov-lm" else "classification"
+        assert any(f"{task} run" in i.value for i in at.info)
 
 
 def _upload(at: AppTest, files, kwargs: dict | None = None, data: str = "builtin:digits"):
@@ -308,6 +309,29 @@ def test_reuploading_other_content_under_the_same_name_is_analysed_afresh():
         rows = table[(table["metric"] == "accuracy") & (table["layer"] == "classifier:input")]
         accuracies.append(float(rows["value"].iloc[0]))
     assert accuracies[0] > 0.9 and accuracies[1] < 0.2, accuracies
+
+
+def test_language_page_shows_buckets_and_token_heatmaps_of_the_bundled_lm():
+    at = _app().run()
+    at.selectbox(key="bundled_run").set_value("markov-lm").run()
+    _visit(at, "language")
+    _assert_clean(at, "language")
+    assert at.session_state["layer"] == "lm_head:input"
+    assert any("token classes kept" in c.value for c in at.caption)
+    buckets = at.dataframe[0].value
+    assert list(buckets["bucket"]) == ["top 100", "100+"]
+    assert buckets["classes"].sum() == 184  # the tokens seen twice or more in corpus.npy
+    assert len(at.get("plotly_chart")) == 4 + 1 + 2  # curves, buckets, two heatmaps
+    at.text_input(key="bucket_edges").set_value("10, 50").run()
+    assert list(at.dataframe[0].value["bucket"]) == ["top 10", "10–50", "50+"]
+    at.slider(key="top_k").set_value(12).run()
+    _assert_clean(at, "language, top 12")
+    run = ROOT / "checkpoints" / "markov-lm"
+    next_tokens = np.load(run / "corpus.npy").astype(np.int64).reshape(-1, 32)[:, 1:].ravel()
+    top = np.argsort(-np.bincount(next_tokens), kind="stable")[:12]
+    words = (run / "vocab.txt").read_text().split()
+    heatmap = json.loads(at.get("plotly_chart")[-2].proto.spec)["data"][0]
+    assert heatmap["x"] == [words[i] for i in top]  # the 12 most frequent next tokens
 
 
 def test_study_page_shows_the_authors_correlations():

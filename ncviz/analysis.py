@@ -538,7 +538,7 @@ def _analyze_language_checkpoint(
     head_name, head = lm_head(net, plan.spec.classifier)
     chosen = plan.layers or token_layers(net, head_name)
     statistics = token_statistics(
-        net, plan.corpus, chosen, (head_name, head), device=plan.device,
+        net, plan.corpus, chosen, (head_name, head), device=plan.device or "auto",
         batch_size=max(1, plan.options.batch_size // 8), min_count=plan.options.min_count,
         progress=_checkpoint_progress(plan.progress, index, plan.count, path.name),
     )  # fmt: skip
@@ -770,7 +770,7 @@ def layer_features(
         net = build_model(spec)
         load_weights(net, read_checkpoint(path).state_dict, source=path.name)
         _, head = lm_head(net, spec.classifier)
-        features, ids = token_features(net, corpus, layer, device=device)
+        features, ids = token_features(net, corpus, layer, device=device or "auto")
         return features, class_names(corpus, head.weight.shape[0])[ids]
     dataset = load_dataset(DataSpec.parse(analysis.data))
     state = read_checkpoint(path)

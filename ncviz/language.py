@@ -316,8 +316,9 @@ def _positive(value: Any, name: str) -> int:
 
 def as_corpus(data: Any, name: str = "corpus") -> TokenCorpus:
     """A corpus from what a training loop holds: a :class:`TokenCorpus`; token ids (B×L tensor
-    or array); ``(ids, mask)``; a dict with ``input_ids`` (and ``attention_mask``); or an
-    iterable of such batches (padded to the longest, padding masked).
+    or array); a tuple ``(ids, mask)`` of equal shapes; a dict with ``input_ids`` (and
+    ``attention_mask``); or an iterable (list, DataLoader) of such batches (padded to the
+    longest, padding masked).
 
     >>> as_corpus({"input_ids": torch.tensor([[1, 2, 3]])}).num_samples
     2
@@ -350,7 +351,10 @@ def _as_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
     mask = None
     if isinstance(batch, dict) and "input_ids" in batch:
         ids, mask = batch["input_ids"], batch.get("attention_mask")
-    elif isinstance(batch, (tuple, list)) and len(batch) == 2 and _is_ids(batch[0]):
+    elif (
+        isinstance(batch, tuple) and len(batch) == 2 and _is_ids(batch[0])
+        and tuple(batch[0].shape) == tuple(np.shape(batch[1]))
+    ):  # fmt: skip
         ids, mask = batch
     elif _is_ids(batch):
         ids = batch
@@ -443,7 +447,9 @@ def token_statistics(
     """Two-pass collapse statistics of the next-token classes at each layer.
 
     Classes are the rows of the LM head (C = V); the head's weight (and bias) is the classifier
-    of the layer that feeds it (``<head>:input``). ``batch_size`` counts sequences.
+    of the layer that feeds it (``<head>:input``). ``batch_size`` counts sequences. ``device``:
+    move the model there ("auto": CUDA when present); None runs it where it is. The model's
+    training mode is restored afterwards.
     """
     head_name, head = classifier
     vocab = head.weight.shape[0]
@@ -452,8 +458,7 @@ def token_statistics(
             f"{corpus.name} holds token id {int(corpus.ids.max())} but the LM head has {vocab} "
             "rows; the corpus was tokenised for another model."
         )
-    target = best_device(device)
-    model = model.to(target).eval()
+    target = _device(model, device)
     modules = {layer: resolve_module(model, layer) for layer in layers}
     outputs: dict[str, torch.Tensor] = {}
     handles = []
@@ -467,6 +472,8 @@ def token_statistics(
                 lambda _m, _a, out, layer=layer: outputs.__setitem__(layer, first_tensor(out))
             ))  # fmt: skip
     run = _caller(model)
+    was_training = model.training
+    model.eval()
     starts = range(0, len(corpus.ids), batch_size)
     statistics: dict[str, CollapseStatistics] = {}
     total, done = 2 * len(starts), 0
@@ -504,6 +511,7 @@ def token_statistics(
     finally:
         for handle in handles:
             handle.remove()
+        model.train(was_training)
     return statistics
 
 
@@ -518,8 +526,7 @@ def token_features(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The features (n×d) and next-token ids of the first ``limit`` samples of ``corpus`` at
     ``layer`` (for embeddings of the token features)."""
-    target = best_device(device)
-    model = model.to(target).eval()
+    target = _device(model, device)
     module, wants_input = resolve_module(model, layer)
     seen: dict[str, torch.Tensor] = {}
     if wants_input:
@@ -531,6 +538,8 @@ def token_features(
             lambda _m, _a, out: seen.__setitem__("h", first_tensor(out))
         )
     run, features, labels, count = _caller(model), [], [], 0
+    was_training = model.training
+    model.eval()
     try:
         for start in range(0, len(corpus.ids), batch_size):
             ids = corpus.ids[start : start + batch_size].to(target)
@@ -545,6 +554,7 @@ def token_features(
                 break
     finally:
         handle.remove()
+        model.train(was_training)
     return torch.cat(features)[:limit].numpy(), torch.cat(labels)[:limit].numpy()
 
 
@@ -572,6 +582,16 @@ def capture_tokens(
         sample, labels = token_features(model, corpus, layer, limit=sample_size)
         captured[layer] = CapturedLayer(layer, sample.shape[1], False, statistics[layer], sample)
     return Capture("language", corpus.num_samples, captured, labels)
+
+
+def _device(model: nn.Module, device: str | None) -> torch.device:
+    """Where to run: ``device`` (the model is moved there), else where the model already is."""
+    if device is not None:
+        target = best_device(device)
+        model.to(target)
+        return target
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
 
 
 def _statistics(

@@ -1,0 +1,168 @@
+"""AGOP, NFA, stage decomposition and geometric complexity against independent references:
+double loops of single-sample autograd on a custom float64 model, numpy/scipy formulas."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+from torch import nn
+
+from ncviz.feature_learning import (
+    agop,
+    feature_learning_rows,
+    geometric_collapse,
+    geometric_complexity,
+    nfa_correlation,
+    stage_decomposition,
+)
+from ncviz.metrics import collapse_metrics
+
+
+class Residual(nn.Module):
+    """Not a Sequential: a skip connection, GELU, a LayerNorm, then a head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = nn.Linear(5, 7)
+        self.mid = nn.Linear(7, 7)
+        self.norm = nn.LayerNorm(7)
+        self.head = nn.Linear(7, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.tanh(self.inp(x))
+        h = self.norm(h + nn.functional.gelu(self.mid(h)))
+        return self.head(h)
+
+
+@pytest.fixture
+def model_and_inputs():
+    torch.manual_seed(0)
+    return Residual().double().eval(), torch.randn(13, 5, dtype=torch.float64)
+
+
+def _input_of(model, module, x):
+    seen = {}
+    handle = module.register_forward_pre_hook(lambda _m, a: seen.__setitem__("a", a[0]))
+    model(x)
+    handle.remove()
+    return seen["a"]
+
+
+def _naive_agop(model, module, inputs):
+    """Σ_i J_iᵀJ_i / N with one autograd call per sample and output (a double loop)."""
+    total = 0
+    for x in inputs:
+        a = _input_of(model, module, x[None]).detach().requires_grad_(True)
+        handle = module.register_forward_pre_hook(lambda _m, _a, a=a: (a,))
+        out = model(x[None])[0]
+        handle.remove()
+        rows = [torch.autograd.grad(out[c], a, retain_graph=True)[0][0] for c in range(len(out))]
+        jac = torch.stack(rows)
+        total = total + jac.T @ jac
+    return total / len(inputs)
+
+
+def test_agop_equals_a_double_loop_of_autograd(model_and_inputs):
+    model, inputs = model_and_inputs
+    for name in ("inp", "mid", "head"):
+        module = dict(model.named_modules())[name]
+        ours = agop(model, inputs, name, batch_size=4)
+        reference = _naive_agop(model, module, inputs)
+        assert torch.allclose(ours, reference, rtol=1e-8, atol=1e-12), name
+    assert torch.allclose(agop(model, inputs, "head"), model.head.weight.T @ model.head.weight)
+
+
+def test_agop_of_a_random_projection_is_unbiased(model_and_inputs):
+    model, inputs = model_and_inputs
+    exact = agop(model, inputs, "mid")
+    sketches = torch.stack([agop(model, inputs, "mid", outputs=2, seed=s) for s in range(400)])
+    error = (sketches.mean(dim=0) - exact).norm() / exact.norm()
+    single = (sketches[0] - exact).norm() / exact.norm()
+    assert error < 0.1 and error < single / 5, (float(error), float(single))
+
+
+def test_nfa_correlation_is_pearson_of_gram_and_agop_power():
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((6, 4))
+    g = rng.standard_normal((4, 4))
+    g = g @ g.T
+    for power, root in ((1.0, g), (0.5, np.real(scipy.linalg.sqrtm(g)))):
+        expected = np.corrcoef((w.T @ w).ravel(), root.ravel())[0, 1]
+        ours = nfa_correlation(torch.from_numpy(g), torch.from_numpy(w), power=power)
+        assert ours == pytest.approx(expected, rel=1e-9)
+
+
+def _naive_gc(fn, inputs):
+    values = []
+    for x in inputs:
+        x = x[None].clone().requires_grad_(True)
+        e = fn(x)[0]
+        values.append(sum(
+            float((torch.autograd.grad(e[k], x, retain_graph=True)[0] ** 2).sum())
+            for k in range(len(e))
+        ))  # fmt: skip
+    return np.array(values)
+
+
+def test_geometric_complexity_equals_a_double_loop_and_hutchinson_is_unbiased(model_and_inputs):
+    model, inputs = model_and_inputs
+
+    def embedding(x):
+        return _input_of(model, model.head, x)
+
+    reference = _naive_gc(embedding, inputs)
+    exact = geometric_complexity(model, inputs, batch_size=5)  # default: the head's input
+    assert np.allclose(exact.per_sample, reference, rtol=1e-8)
+    assert exact.value == pytest.approx(reference.mean(), rel=1e-8)
+    assert exact.value == pytest.approx(
+        geometric_complexity(model, inputs, layer="norm").value, rel=1e-12
+    )
+    runs = [
+        geometric_complexity(model, inputs, estimator="hutchinson", samples=4, seed=seed)
+        for seed in range(100)
+    ]
+    values = np.array([run.value for run in runs])
+    assert abs(values.mean() - exact.value) < 3 * values.std() / 10  # unbiased
+    stderr = np.mean([run.stderr for run in runs])
+    assert 0.7 < stderr / values.std() < 1.3  # the reported error is the real spread
+    many = geometric_complexity(model, inputs, estimator="hutchinson", samples=400, seed=1)
+    assert many.stderr < stderr / 5 and abs(many.value - exact.value) < 4 * many.stderr
+
+
+def test_geometric_collapse_is_cdnv_with_class_gc():
+    rng = np.random.default_rng(1)
+    labels = np.repeat([0, 1, 2], [4, 6, 5])
+    features = rng.standard_normal((3, 3))[labels] + 0.1 * rng.standard_normal((15, 3))
+    gc = rng.random(15)
+    means = np.stack([features[labels == c].mean(axis=0) for c in range(3)])
+    class_gc = np.array([gc[labels == c].mean() for c in range(3)])
+    pairs = [(i, j) for i in range(3) for j in range(i + 1, 3)]
+    expected = np.mean([
+        (class_gc[i] + class_gc[j]) / (2 * np.sum((means[i] - means[j]) ** 2)) for i, j in pairs
+    ])  # fmt: skip
+    assert geometric_collapse(gc, features, labels) == pytest.approx(expected, rel=1e-12)
+
+
+def test_stage_decomposition_of_a_block():
+    torch.manual_seed(2)
+    net = nn.Sequential(nn.Sequential(nn.Linear(6, 5), nn.ReLU()), nn.Linear(5, 3)).double()
+    inputs = torch.randn(40, 6, dtype=torch.float64)
+    labels = torch.arange(40) % 3
+    stages = stage_decomposition(net, inputs, labels, "0.0")
+    w, b = net[0][0].weight.detach(), net[0][0].bias.detach()
+    _, s, vt = np.linalg.svd(w.numpy(), full_matrices=False)
+    x = inputs.numpy()
+
+    def ratio(h):
+        return collapse_metrics(h, labels.numpy())["nc1_trace_ratio"]
+
+    assert stages.input == pytest.approx(ratio(x), rel=1e-10)
+    assert stages.svt == pytest.approx(ratio(x @ vt.T @ np.diag(s)), rel=1e-10)
+    assert stages.usvt == pytest.approx(ratio(x @ w.numpy().T + b.numpy()), rel=1e-10)
+    assert stages.activation == pytest.approx(ratio(np.maximum(x @ w.numpy().T + b.numpy(), 0)))
+    rows = feature_learning_rows(net, inputs, labels, "1", ["agop", "gc"])
+    assert set(rows) == {"0.0:input", "1:input"}
+    assert rows["0.0:input"]["stage_nc1_svt"] == pytest.approx(stages.svt)
+    assert {"geometric_complexity", "geometric_collapse", "agop_nfa_corr"} <= set(rows["1:input"])

@@ -31,6 +31,13 @@ navigation = st.navigation(
             st.Page(PAGES / "language.py", title="Language", icon=":material/translate:"),
             st.Page(PAGES / "embedding.py", title="Embedding", icon=":material/scatter_plot:"),
         ],
+        "Why collapse": [
+            st.Page(
+                PAGES / "feature_learning.py",
+                title="Feature learning",
+                icon=":material/psychology:",
+            ),
+        ],
         "Theory": [
             st.Page(PAGES / "theory.py", title="Theory lab", icon=":material/science:"),
         ],

@@ -32,6 +32,7 @@ from ncviz.extract import (
 )
 from ncviz.extract.extractor import ProgressFn
 from ncviz.extract.loader import capture_outputs
+from ncviz.feature_learning import feature_learning_rows
 from ncviz.language import (
     DEFAULT_MIN_COUNT,
     TokenCorpus,
@@ -157,6 +158,8 @@ class Analysis:
             else ("nrc1", "nrc2", "nrc3")
         )
         last = self.table[self.table["checkpoint"] == self.checkpoints[-1]]
+        if self.layers:  # rows of other layers (e.g. --agop's linear inputs) are left out
+            last = last[last["layer"].isin(self.layers)]
         if self.split is not None:
             last = last[last["split"] == self.split]
         wide = last.pivot_table(index="layer", columns="metric", values="value", sort=False)
@@ -304,6 +307,7 @@ class _CheckpointPlan:
     count: int
     trust_remote_code: bool = False
     corpus: TokenCorpus | None = None  # next-token classes (task "language")
+    feature_learning: tuple[str, ...] = ()  # "agop", "gc": rows of ncviz.feature_learning
 
 
 def _checkpoint_progress(
@@ -525,6 +529,17 @@ def _analyze_checkpoint(
         rows += _rows(
             result, plan.run_name, path.name, checkpoint.epoch, checkpoint.step, layer, plan.split
         )
+    if plan.feature_learning and dataset.labels is not None:
+        measured = feature_learning_rows(
+            net, dataset.inputs, dataset.labels, clf_name, plan.feature_learning
+        )
+        rows += [
+            {"run": plan.run_name, "checkpoint": path.name, "epoch": checkpoint.epoch,
+             "step": checkpoint.step, "layer": layer, "split": plan.split, "metric": key,
+             "value": float(value)}
+            for layer, values in measured.items()
+            for key, value in values.items()
+        ]  # fmt: skip
     return rows, results
 
 
@@ -570,6 +585,7 @@ def analyze(
     trust_remote_code: bool = False,
     confine_to: str | Path | None = None,
     language: bool = False,
+    feature_learning: tuple[str, ...] | list[str] = (),
     **metric_options: Any,
 ) -> Analysis:
     """Metrics of every checkpoint of a run (or one checkpoint, or a features file).
@@ -591,9 +607,14 @@ def analyze(
         language: next-token classes of a causal LM over a token corpus (:mod:`ncviz.language`;
             also chosen by a run's task "language" or a .txt/.jsonl corpus); ``batch_size``/8
             sequences per batch, ``min_count`` 2 unless given.
+        feature_learning: ``"agop"`` and/or ``"gc"``: add the rows of
+            :func:`ncviz.feature_learning.feature_learning_rows` (NFA correlation and stage NC1
+            per linear layer; geometric complexity and collapse at the classifier input) — for
+            checkpoints with a model and labelled data.
         metric_options: options of the collapse metrics (``global_mean``, ``tau``, …).
     """
     source = Path(source)
+    feature_learning = tuple(feature_learning)
     if not source.exists():
         raise DataError(f"{source.name} does not exist.")
     if confine_to is not None:
@@ -682,6 +703,7 @@ def analyze(
         key = results_key(
             checkpoint=checkpoint_stamp(path), data=data_identity, model=spec.to_dict(),
             layers=layers, task=task, pool=pool, autocast=autocast, options=metric_options,
+            **({"feature_learning": feature_learning} if feature_learning else {}),
         )  # fmt: skip
         hit = result_cache.get(key) if result_cache is not None else None
         if hit is None and task == "language":
@@ -703,6 +725,7 @@ def analyze(
             plan = _CheckpointPlan(
                 spec, dataset, layers, task, data_spec.split_label, run_name, device, options,
                 cache_obj, metric_options, progress, len(checkpoints), trust_remote_code,
+                feature_learning=feature_learning,
             )  # fmt: skip
             new_rows, layer_results = _analyze_checkpoint(path, index, plan)
             if result_cache is not None:
@@ -739,6 +762,24 @@ def _run_relative(data: str, source: Path) -> Path:
     if path.is_absolute() or path.exists():
         return path
     return (source if source.is_dir() else source.parent) / path
+
+
+def agop_at(analysis: Analysis, checkpoint: str, layer: str, max_samples: int = 1000) -> np.ndarray:
+    """The AGOP (d_in × d_in) at the input of linear ``layer`` (``"<name>:input"``) of one
+    analysed checkpoint, on the analysis's data (a seeded subset of ``max_samples``)."""
+    from ncviz.feature_learning import agop
+
+    source = Path(analysis.source)
+    path = source / checkpoint if source.is_dir() else source
+    if analysis.model is None or analysis.data is None or not path.is_file():
+        raise OptionError("the AGOP needs checkpoints with a model spec and data.")
+    spec = ModelSpec.parse(analysis.model)
+    net = build_model(spec)
+    load_weights(net, read_checkpoint(path).state_dict, source=path.name)
+    inputs = load_dataset(DataSpec.parse(analysis.data)).inputs
+    if len(inputs) > max_samples:
+        inputs = inputs[np.sort(np.random.default_rng(0).choice(len(inputs), max_samples, False))]
+    return agop(net, inputs, layer.removesuffix(INPUT_SUFFIX)).numpy()
 
 
 def layer_features(

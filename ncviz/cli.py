@@ -57,6 +57,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             args.path, args.data, model=args.model, layers=args.layers, device=device,
             batch_size=args.batch_size, pool=args.pool, autocast=args.autocast, cache=cache,
             progress=update, trust_remote_code=args.trust_remote_code, language=args.language,
+            feature_learning=[m for m in ("agop", "gc") if getattr(args, m)],
             **({} if args.min_count is None else {"min_count": args.min_count}),
         )  # fmt: skip
     finally:
@@ -208,6 +209,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--language", action="store_true",
         help="next-token classes of a causal LM over a token corpus (--data: .txt/.jsonl text, "
         ".npy/.safetensors token ids; ?context=N); implied by a run's task \"language\"",
+    )  # fmt: skip
+    analyze.add_argument(
+        "--agop", action="store_true",
+        help="per linear layer: NFA correlation of WᵀW with the AGOP (agop_nfa_corr, "
+        "agop_nfa_corr_sqrt) and NC1 of its stages (stage_nc1_*) (Beaglehole et al. 2024)",
+    )  # fmt: skip
+    analyze.add_argument(
+        "--gc", action="store_true",
+        help="geometric complexity of the embedding and geometric collapse at the classifier "
+        "input (Munn et al. 2024); both on at most 1,000 samples",
     )  # fmt: skip
     analyze.add_argument("--out", default="ncviz-out", help="output folder (default ncviz-out)")
     analyze.add_argument("--cache-dir", help="activation cache folder (default $NCVIZ_CACHE_DIR)")

@@ -7,6 +7,7 @@ metrics flagged ``log_scale`` in :mod:`ncviz.metrics.info`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -478,6 +479,52 @@ def heatmap(matrix: np.ndarray, title: str, labels: Sequence[str] | None = None)
     )
     fig.update_yaxes(autorange="reversed")
     return _layout(fig, title, height=380)
+
+
+def stages_figure(table: pd.DataFrame, checkpoint: str) -> go.Figure:
+    """NC1 through the stages of each linear layer at one checkpoint (input → S Vᵀ → U S Vᵀ →
+    nonlinearity; Beaglehole et al. 2024), one line per layer, log scale."""
+    stages = [("stage_nc1_input", "input"), ("stage_nc1_svt", "S Vᵀ"),
+              ("stage_nc1_usvt", "U S Vᵀ"), ("stage_nc1_activation", "nonlinearity")]  # fmt: skip
+    rows = table[(table["checkpoint"] == checkpoint) & table["metric"].str.startswith("stage_")]
+    fig = go.Figure()
+    for k, (layer, group) in enumerate(rows.groupby("layer", sort=False)):
+        values = dict(zip(group["metric"], group["value"]))
+        present = [(label, values[key]) for key, label in stages if key in values]
+        fig.add_trace(go.Scatter(
+            x=[label for label, _ in present], y=[v for _, v in present], name=layer,
+            mode="lines+markers", line=dict(color=PALETTE[k % len(PALETTE)]),
+        ))  # fmt: skip
+    fig.update_yaxes(type="log", title="NC1 (Tr Σ_W / Tr Σ_B)")
+    fig.update_xaxes(title="stage of the layer", type="category")
+    return _layout(fig, "Where a layer removes within-class variability")
+
+
+def agop_figure(matrix: np.ndarray, layer: str, top: int = 4) -> go.Figure:
+    """The AGOP as a heatmap, and its top eigenvectors: as images when the layer's input is a
+    square picture (e.g. 8×8 digits), else as curves."""
+    from plotly.subplots import make_subplots
+
+    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
+    order = np.argsort(values)[::-1][:top]
+    side = math.isqrt(len(matrix))
+    square = side * side == len(matrix) and side > 2
+    titles = ["AGOP"] + [f"eigenvector {i + 1} (λ = {values[j]:.3g})" for i, j in enumerate(order)]
+    fig = make_subplots(rows=1, cols=1 + len(order), subplot_titles=titles,
+                        column_widths=[0.4] + [0.6 / max(1, len(order))] * len(order))  # fmt: skip
+    bound = float(np.abs(matrix).max()) or 1.0
+    fig.add_trace(go.Heatmap(z=matrix, zmin=-bound, zmax=bound, colorscale="RdBu_r",
+                             showscale=False), row=1, col=1)  # fmt: skip
+    for i, j in enumerate(order, start=2):
+        vector = vectors[:, j] * np.sign(vectors[np.argmax(np.abs(vectors[:, j])), j])
+        if square:
+            fig.add_trace(go.Heatmap(z=vector.reshape(side, side), colorscale="RdBu_r",
+                                     zmid=0, showscale=False), row=1, col=i)  # fmt: skip
+            fig.update_yaxes(autorange="reversed", row=1, col=i)
+        else:
+            fig.add_trace(go.Scatter(y=vector, mode="lines", showlegend=False), row=1, col=i)
+    fig.update_yaxes(autorange="reversed", row=1, col=1)
+    return _layout(fig, f"AGOP at the input of {layer}", height=360)
 
 
 def bars(values: Sequence[float], title: str, x_title: str, y_title: str) -> go.Figure:

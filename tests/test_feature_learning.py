@@ -166,3 +166,28 @@ def test_stage_decomposition_of_a_block():
     assert set(rows) == {"0.0:input", "1:input"}
     assert rows["0.0:input"]["stage_nc1_svt"] == pytest.approx(stages.svt)
     assert {"geometric_complexity", "geometric_collapse", "agop_nfa_corr"} <= set(rows["1:input"])
+
+
+def test_the_bundled_mlp_learns_features_as_the_nfa_says():
+    """digits-mlp, first and last checkpoint: the NFA correlation (WᵀW vs AGOP^½) of the deeper
+    layers rises above 0.95 (measured: 0.71 → 0.98 and 0.60 → 0.99), S Vᵀ removes most of each
+    layer's within-class variability, and geometric collapse falls (39.9 → 0.50)."""
+    from pathlib import Path
+
+    from ncviz.analysis import analyze
+
+    run = Path(__file__).resolve().parents[1] / "checkpoints" / "digits-mlp"
+    ends = ("epoch_0000.safetensors", "epoch_0600.safetensors")
+    analysis = analyze(run, cache=False, feature_learning=("agop", "gc"),
+                       checkpoint_filter=lambda p: p.name in ends)  # fmt: skip
+    first, last = (analysis.metrics_at(c, "blocks.2.0:input") for c in analysis.checkpoints)
+    for layer in ("blocks.1.0:input", "blocks.2.0:input"):
+        start, end = (analysis.metrics_at(c, layer) for c in analysis.checkpoints)
+        assert start["agop_nfa_corr_sqrt"] < 0.8 < 0.95 < end["agop_nfa_corr_sqrt"], layer
+        assert end["stage_nc1_svt"] < 0.5 * end["stage_nc1_input"], layer
+    assert last["agop_nfa_corr_sqrt"] > first["agop_nfa_corr_sqrt"]
+    gc_start, gc_end = (
+        analysis.metrics_at(c, "classifier:input")["geometric_collapse"]
+        for c in analysis.checkpoints
+    )
+    assert gc_end < gc_start / 10

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app" / "main.py")
 CLASSIFICATION_PAGES = {"overview": 0, "geometry": 2, "angles": 3, "spectra": 3, "depth": 1,
                         "imbalance": 0, "embedding": 1, "export": 0}  # fmt: skip
-COMMON_PAGES = ["training", "compare", "depth", "export", "language"]
+COMMON_PAGES = ["training", "compare", "depth", "export", "language", "feature_learning"]
 
 
 class SettledAppTest(AppTest):
@@ -332,6 +332,21 @@ def test_language_page_shows_buckets_and_token_heatmaps_of_the_bundled_lm():
     words = (run / "vocab.txt").read_text().split()
     heatmap = json.loads(at.get("plotly_chart")[-2].proto.spec)["data"][0]
     assert heatmap["x"] == [words[i] for i in top]  # the 12 most frequent next tokens
+
+
+def test_feature_learning_page_computes_the_agop_on_request():
+    at = _visit(_app().run(), "feature_learning")
+    _assert_clean(at, "feature learning")
+    assert not at.get("plotly_chart")
+    at.button[0].click().run()  # "Compute AGOP, NFA and geometric complexity": a new job
+    _assert_clean(at, "feature learning computed")
+    assert len(at.get("plotly_chart")) == 4  # NFA and GC over training, stages, AGOP
+    assert at.selectbox(key="agop_layer").value == "classifier:input"
+    caption = next(c.value for c in at.caption if "NFA correlation" in c.value)
+    # the head: J = W, so AGOP = WᵀW; its equal singular values (collapse) make AGOP^½ ∝ WᵀW
+    assert "corr(WᵀW, AGOP) = 1.000" in caption and "AGOP^½) = 1.000" in caption
+    at.selectbox(key="agop_layer").set_value("blocks.0.0:input").run()
+    _assert_clean(at, "feature learning, first layer")
 
 
 def test_study_page_shows_the_authors_correlations():

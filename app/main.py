@@ -37,6 +37,7 @@ navigation = st.navigation(
                 title="Feature learning",
                 icon=":material/psychology:",
             ),
+            st.Page(PAGES / "transfer.py", title="Transfer", icon=":material/call_split:"),
         ],
         "Theory": [
             st.Page(PAGES / "theory.py", title="Theory lab", icon=":material/science:"),

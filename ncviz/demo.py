@@ -228,15 +228,16 @@ def make_demo(
     """Train the demo runs (all, or ``names``); ``epochs``/``checkpoints`` override the budget
     (for the language run ``epochs`` counts optimiser steps)."""
     from ncviz.demo_language import LANGUAGE_RUN, LanguageDemoSettings, train_language_run
+    from ncviz.transfer import TRANSFER_SWEEP, train_transfer_sweep
 
     runs = demo_runs()
     if names:
-        unknown = set(names) - {r.name for r in runs} - {LANGUAGE_RUN}
+        unknown = set(names) - {r.name for r in runs} - {LANGUAGE_RUN, TRANSFER_SWEEP}
         if unknown:
             from ncviz.errors import OptionError
 
-            raise OptionError(f"unknown demo run(s) {sorted(unknown)}; choose from "
-                              f"{[r.name for r in runs] + [LANGUAGE_RUN]}.")  # fmt: skip
+            known = [r.name for r in runs] + [LANGUAGE_RUN, TRANSFER_SWEEP]
+            raise OptionError(f"unknown demo run(s) {sorted(unknown)}; choose from {known}.")
         runs = [r for r in runs if r.name in names]
     folders = []
     for settings in runs:
@@ -251,6 +252,8 @@ def make_demo(
             saves = (*[s for s in language.checkpoints if s < epochs], epochs)
             language = replace(language, steps=epochs, checkpoints=saves)
         folders.append(train_language_run(out_dir, language, progress))
+    if not names or TRANSFER_SWEEP in names:
+        folders.append(train_transfer_sweep(out_dir, progress=progress))
     return folders
 
 

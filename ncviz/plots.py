@@ -677,6 +677,23 @@ def layer_spectra_figure(
 # --- study across runs ----------------------------------------------------------------------
 
 
+def shots_figure(table: pd.DataFrame, names: str = "model") -> go.Figure:
+    """k-shot nearest-class-mean accuracy of each run (``shot<k>_acc`` columns, with their
+    ``_sd`` over episodes as error bars)."""
+    fig = go.Figure()
+    shots = [c for c in table.columns if c.startswith("shot") and c.endswith("_acc")]
+    for k, column in enumerate(shots):
+        sd = table.get(f"{column}_sd")
+        fig.add_trace(go.Bar(
+            x=table[names].astype(str), y=table[column], name=column.removesuffix("_acc"),
+            error_y=None if sd is None else dict(type="data", array=sd),
+            marker_color=PALETTE[k % len(PALETTE)],
+        ))  # fmt: skip
+    fig.update_yaxes(title="accuracy on the new classes", range=[0, 1])
+    fig.update_xaxes(title=names, type="category")
+    return _layout(fig, "Few-shot accuracy (nearest class mean, mean ± sd over episodes)")
+
+
 def study_scatter(
     frame: pd.DataFrame,
     metric: str,

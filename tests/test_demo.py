@@ -32,7 +32,13 @@ def test_every_shipped_run_has_its_checkpoints_and_log():
     from ncviz.demo_language import LANGUAGE_RUN, LanguageDemoSettings
 
     names = {settings.name for settings in demo_runs()}
-    assert names | {LANGUAGE_RUN} == {p.name for p in CHECKPOINTS.iterdir() if p.is_dir()}
+    from ncviz.transfer import SWEEP_FILE, TRANSFER_SWEEP, default_sweep
+
+    folders = {p.name for p in CHECKPOINTS.iterdir() if p.is_dir()}
+    assert names | {LANGUAGE_RUN, TRANSFER_SWEEP} == folders
+    sweep = CHECKPOINTS / TRANSFER_SWEEP
+    assert len(list(sweep.glob("*.safetensors"))) == len(default_sweep())
+    assert (sweep / SWEEP_FILE).is_file()
     language = open_run(CHECKPOINTS / LANGUAGE_RUN)
     assert language.task == "language"
     assert len(language.checkpoints) == len(LanguageDemoSettings().checkpoints)

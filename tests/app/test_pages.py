@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app" / "main.py")
 CLASSIFICATION_PAGES = {"overview": 0, "geometry": 2, "angles": 3, "spectra": 3, "depth": 1,
                         "imbalance": 0, "embedding": 1, "export": 0}  # fmt: skip
-COMMON_PAGES = ["training", "compare", "depth", "export", "language", "feature_learning"]
+COMMON_PAGES = ["training", "compare", "depth", "export", "language", "feature_learning",
+                "transfer"]  # fmt: skip
 
 
 class SettledAppTest(AppTest):
@@ -347,6 +348,22 @@ def test_feature_learning_page_computes_the_agop_on_request():
     assert "corr(WᵀW, AGOP) = 1.000" in caption and "AGOP^½) = 1.000" in caption
     at.selectbox(key="agop_layer").set_value("blocks.0.0:input").run()
     _assert_clean(at, "feature learning, first layer")
+
+
+def test_transfer_page_shows_gc_against_transfer_across_the_sweep():
+    at = _visit(_app().run(), "transfer")
+    _assert_clean(at, "transfer")
+    rho = at.dataframe[0].value.set_index("metric")["rho"]
+    assert rho["target_cdnv"] > 0 and rho["shot5_acc"] < 0  # the paper's directions
+    assert len(at.get("plotly_chart")) == 3
+    assert any("Munn, Dherin & Gonzalvo 2024" in c.value for c in at.caption)
+    at.segmented_control(key="transfer_source").set_value("Upload a table").run()
+    table = "model,source_gc,shot5_acc\na,1,0.9\nb,2,0.8\nc,3,0.7\n"
+    at.file_uploader(key="transfer_upload").set_value(
+        [("mine.csv", table.encode(), "text/csv")]
+    ).run()
+    _assert_clean(at, "transfer upload")
+    assert at.dataframe[0].value.set_index("metric").loc["shot5_acc", "rho"] == -1.0
 
 
 def test_study_page_shows_the_authors_correlations():

@@ -625,8 +625,10 @@ def history_figure(
     title: str,
     log_y: bool = True,
     reference: tuple[str, float] | None = None,
+    x_title: str = "step",
 ) -> go.Figure:
-    """Several quantities against training step; an optional horizontal reference line."""
+    """Several quantities against training step (or ``x_title``); an optional horizontal
+    reference line."""
     fig = go.Figure()
     for k, (name, values) in enumerate(series.items()):
         fig.add_trace(
@@ -648,7 +650,7 @@ def history_figure(
         )
     if log_y:
         fig.update_yaxes(type="log")
-    fig.update_xaxes(title="step")
+    fig.update_xaxes(title=x_title)
     return _layout(fig, title)
 
 

@@ -10,19 +10,23 @@ import streamlit as st
 from ncviz import plots
 from ncviz.jobs import default_runner
 from ncviz.theory import (
+    DeepRFMResult,
+    DeepRFMSettings,
     DeepUFMResult,
     DeepUFMSettings,
     RegressionUFMResult,
     RegressionUFMSettings,
     UFMResult,
     UFMSettings,
+    run_deep_rfm,
     sweep,
     train_deep_ufm,
     train_regression_ufm,
     train_ufm,
 )
 
-TRAINERS = {"Deep UFM": train_deep_ufm, "UFM": train_ufm, "Regression UFM": train_regression_ufm}
+TRAINERS = {"Deep UFM": train_deep_ufm, "UFM": train_ufm, "Regression UFM": train_regression_ufm,
+            "Deep RFM": run_deep_rfm}  # fmt: skip
 
 
 def _key(kind: str, settings) -> str:
@@ -76,6 +80,42 @@ def regression_settings() -> RegressionUFMSettings:
         lambda_w=c[0].number_input("λ_W", 0.0, 1.0, 0.01, format="%.4f", key="r_lw"),
         steps=c[1].number_input("Steps", 100, 100_000, 3000, step=500, key="r_steps"),
         seed=c[2].number_input("Seed", 0, 10_000, 0, key="r_seed"),
+    )
+
+
+def rfm_settings() -> DeepRFMSettings:
+    c = st.columns(4)
+    return DeepRFMSettings(
+        data=c[0].selectbox("Data", ["digits", "gaussian"], key="f_data"),
+        num_classes=c[1].number_input("Classes K", 2, 10, 10, key="f_k"),
+        per_class=c[2].number_input("Samples per class", 2, 100, 20, key="f_n"),
+        depth=c[3].number_input("Layers", 1, 20, 6, key="f_depth"),
+        width=c[0].number_input("Random features", 8, 2048, 256, key="f_width"),
+        bandwidth=c[1].number_input("Bandwidth L", 0.05, 100.0, 1.0, key="f_bw"),
+        ridge=c[2].number_input("Ridge λ", 0.0, 10.0, 1e-3, format="%.4f", key="f_ridge"),
+        iterations=c[3].number_input("RFM iterations", 1, 10, 3, key="f_iter"),
+        seed=c[0].number_input("Seed", 0, 10_000, 0, key="f_seed"),
+    )
+
+
+def show_rfm(result) -> None:
+    if not result.nc1:
+        return
+    layers = list(range(1, len(result.nc1) + 1))
+    left, right = st.columns(2)
+    for column, title, rfm, control in (
+        (left, "NC1 (Tr Σ_W / Tr Σ_B) by layer", result.nc1, result.nc1_features_only),
+        (right, "ETF distance of the class means by layer", result.nc2, result.nc2_features_only),
+    ):
+        series = {"Deep RFM (AGOP projection)": rfm, "random features only": control}
+        with column:
+            common.chart(plots.history_figure(layers, series, title, x_title="layer"),
+                         f"f-{title[:3]}")  # fmt: skip
+    st.caption(
+        f"Layer {len(layers)}: NC1 {result.nc1[-1]:.4f} with the AGOP projection vs "
+        f"{result.nc1_features_only[-1]:.4f} with random features only (layer 1: "
+        f"{result.nc1[0]:.4f}); training accuracy of the layer's kernel machine "
+        f"{result.train_accuracy[-1]:.3f} (Beaglehole et al. 2024)."
     )
 
 
@@ -138,7 +178,8 @@ def show_regression(result) -> None:
             common.chart(plots.heatmap(result.ww_optimum, "UFM optimum"), "r-opt")
 
 
-SHOW = {DeepUFMResult: show_deep, UFMResult: show_ufm, RegressionUFMResult: show_regression}
+SHOW = {DeepUFMResult: show_deep, UFMResult: show_ufm, RegressionUFMResult: show_regression,
+        DeepRFMResult: show_rfm}  # fmt: skip
 
 st.title("Theory lab")
 st.write(
@@ -151,9 +192,8 @@ kind = (
     st.segmented_control("Model", list(TRAINERS), default="Deep UFM", key="theory_kind")
     or "Deep UFM"
 )
-settings = {"Deep UFM": deep_settings, "UFM": ufm_settings, "Regression UFM": regression_settings}[
-    kind
-]()
+settings = {"Deep UFM": deep_settings, "UFM": ufm_settings, "Regression UFM": regression_settings,
+            "Deep RFM": rfm_settings}[kind]()  # fmt: skip
 key = _key(kind, settings)
 runner = default_runner()
 if st.button("Train", type="primary", key="theory_train"):

@@ -1,5 +1,7 @@
-"""Unconstrained-features models: the classic UFM, the deep UFM and the regression UFM."""
+"""Unconstrained-features models (the classic UFM, the deep UFM, the regression UFM) and Deep
+RFM (collapse from the AGOP alone)."""
 
+from ncviz.theory.deep_rfm import DeepRFMResult, DeepRFMSettings, run_deep_rfm
 from ncviz.theory.deep_ufm import DeepUFMResult, DeepUFMSettings, dnc_reference_loss, train_deep_ufm
 from ncviz.theory.regression_ufm import (
     RegressionUFMResult,
@@ -10,6 +12,8 @@ from ncviz.theory.sweeps import sweep
 from ncviz.theory.ufm import UFMResult, UFMSettings, train_ufm
 
 __all__ = [
+    "DeepRFMResult",
+    "DeepRFMSettings",
     "DeepUFMResult",
     "DeepUFMSettings",
     "RegressionUFMResult",
@@ -17,6 +21,7 @@ __all__ = [
     "UFMResult",
     "UFMSettings",
     "dnc_reference_loss",
+    "run_deep_rfm",
     "sweep",
     "train_deep_ufm",
     "train_regression_ufm",

@@ -284,6 +284,10 @@ def test_theory_lab_trains_each_model():
     _train_until_done(at, 3)
     _assert_clean(at, "regression UFM")
     assert any("optimum‖/‖optimum‖" in c.value for c in at.caption)
+    at.segmented_control(key="theory_kind").set_value("Deep RFM").run()
+    _train_until_done(at, 2)
+    _assert_clean(at, "deep RFM")
+    assert any("with the AGOP projection vs" in c.value for c in at.caption)
 
 
 def test_reuploading_other_content_under_the_same_name_is_analysed_afresh():

@@ -108,3 +108,33 @@ def test_sweep_over_depth_is_cached(monkeypatch):
 
     monkeypatch.setattr(sweeps, "train_deep_ufm", no_training)
     assert sweep(base, "depth", [2, 5], seeds=[0]).equals(table)
+
+
+def test_deep_rfm_kernel_agop_equals_autograd_and_collapses_with_depth():
+    """The closed-form AGOP of a Laplace-kernel predictor equals autograd's; with the AGOP
+    projection NC1 falls with depth (measured on 200 digits: 0.69 → 0.035 over 6 layers) while
+    random features alone do not collapse (0.69 → 0.95)."""
+    import torch
+
+    from ncviz.theory import DeepRFMSettings, run_deep_rfm
+    from ncviz.theory.deep_rfm import kernel_agop, laplace_kernel
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(12, 5, generator=generator, dtype=torch.float64)
+    alpha = torch.randn(12, 3, generator=generator, dtype=torch.float64)
+    a = torch.randn(5, 5, generator=generator, dtype=torch.float64)
+    m = a @ a.T / 5
+    total = torch.zeros(5, 5, dtype=torch.float64)
+    for j in range(12):
+        point = x[j : j + 1].clone().requires_grad_(True)
+        others = torch.cat([x[:j], x[j + 1 :]])  # k(x_j, x_j) has no gradient: left out
+        f = laplace_kernel(point, others, m, 0.7) @ torch.cat([alpha[:j], alpha[j + 1 :]])
+        jac = torch.stack([torch.autograd.grad(f[0, c], point, retain_graph=True)[0][0]
+                           for c in range(3)])  # fmt: skip
+        total += jac.T @ jac
+    assert torch.allclose(kernel_agop(x, alpha, m, 0.7), total / 12, rtol=1e-10, atol=1e-14)
+
+    result = run_deep_rfm(DeepRFMSettings(depth=6))
+    assert result.nc1[-1] < result.nc1[0] / 10
+    assert result.nc1_features_only[-1] > result.nc1_features_only[0]
+    assert result.nc2[-1] < result.nc2_features_only[-1]

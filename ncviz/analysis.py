@@ -268,6 +268,12 @@ def _analyze_recorded(source: Path, metric_options: Mapping[str, Any]) -> Analys
             result = layer_result(data.layers[layer], run, **metric_options)
             by_split.setdefault(entry.split, {})[(entry.label, layer)] = result
             rows += _rows(result, run.name, entry.label, entry.step, entry.step, layer, entry.split)
+        rows += [
+            {"run": run.name, "checkpoint": entry.label, "epoch": entry.step, "step": entry.step,
+             "layer": layer, "split": entry.split, "metric": key, "value": value}
+            for layer, values in entry.extra.items()
+            for key, value in values.items()
+        ]  # fmt: skip
     splits = run.splits
     shown = "train" if "train" in splits else splits[0]
     log = dict(run.log)

@@ -153,7 +153,7 @@ class Stages:
 
 
 def _trace_ratio(features: torch.Tensor, labels: torch.Tensor) -> float:
-    return float(collapse_metrics(features.double(), labels)["nc1_trace_ratio"])
+    return float(collapse_metrics(features.double().cpu(), labels.cpu())["nc1_trace_ratio"])
 
 
 def stage_decomposition(
@@ -373,9 +373,9 @@ def feature_learning_rows(
         layer = classifier + INPUT_SUFFIX
         gc = geometric_complexity(model, inputs, layer=layer)
         with torch.no_grad():
-            embedding = _embedding_fn(model, layer)(inputs)
-        rows.setdefault(layer, {}).update({
-            "geometric_complexity": gc.value,
-            "geometric_collapse": geometric_collapse(gc.per_sample, embedding, labels.numpy()),
-        })  # fmt: skip
+            embedding = _embedding_fn(model, layer)(inputs).cpu()
+        collapse = geometric_collapse(gc.per_sample, embedding, labels.cpu().numpy())
+        rows.setdefault(layer, {}).update(
+            {"geometric_complexity": gc.value, "geometric_collapse": collapse}
+        )
     return rows

@@ -125,6 +125,10 @@ class Recorder:
         autocast: run the forward passes under autocast (CUDA only).
         pool: "auto" | "flatten" | "avg" for convolutional maps, as in ``ncviz analyze``.
         progress: ``progress(done, total, stage)`` after every batch.
+        feature_learning: ``"agop"`` and/or ``"gc"``: with every capture, also the rows of
+            :func:`ncviz.feature_learning.feature_learning_rows` (NFA correlation and stage NC1
+            per linear layer, geometric complexity and collapse at the classifier input) on the
+            first ``feature_learning_samples`` samples of the loader (tensor inputs).
     """
 
     def __init__(
@@ -146,6 +150,8 @@ class Recorder:
         notes: str = "",
         seed: int = 0,
         progress: ProgressFn | None = None,
+        feature_learning: Sequence[str] = (),
+        feature_learning_samples: int = 1000,
     ) -> None:
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
@@ -169,6 +175,8 @@ class Recorder:
         self.batch_fn, self.forward_fn = batch_fn, forward_fn
         self.options = ExtractOptions(pool=pool, autocast=autocast)
         self.seed, self.progress = seed, progress
+        self.feature_learning = tuple(feature_learning)
+        self.feature_learning_samples = int(feature_learning_samples)
         self.name = name or self.path.name
         self.notes = notes
         self.layers: list[str] = []
@@ -226,7 +234,8 @@ class Recorder:
                 result.sample_labels,
                 {"step": str(step), "split": split, "task": result.task},
             )
-        entry = Entry(step, split, file, result.num_samples, tuple(result.warnings))
+        extra = self._feature_learning(net, loader) if self.feature_learning else {}
+        entry = Entry(step, split, file, result.num_samples, tuple(result.warnings), extra)
         self.entries = [e for e in self.entries if (e.step, e.split) != (step, split)] + [entry]
         self._write_run()
         return {name: _metrics(layer.statistics, self) for name, layer in result.layers.items()}
@@ -266,6 +275,37 @@ class Recorder:
         clf_name, module = classifier_module(net, name)
         self.classifier_name = clf_name
         return clf_name, module
+
+    def _feature_learning(self, net: nn.Module, loader: Iterable[Any]) -> dict:
+        """AGOP/GC rows on the loader's first samples (see ``feature_learning``)."""
+        import torch
+
+        from ncviz.extract.loader import split_batch
+        from ncviz.feature_learning import feature_learning_rows
+
+        if self.classifier_name is None:
+            raise OptionError("feature_learning needs the model's classifier (classifier=…).")
+        inputs, labels, count = [], [], 0
+        for batch in loader:
+            x, y = split_batch(batch, self.batch_fn)
+            if not isinstance(x, torch.Tensor):
+                raise OptionError("feature_learning needs tensor inputs (batches of (x, y)).")
+            inputs.append(x)
+            labels.append(torch.as_tensor(y))
+            count += len(x)
+            if count >= self.feature_learning_samples:
+                break
+        device = next(net.parameters()).device
+        x = torch.cat(inputs)[: self.feature_learning_samples].to(device)
+        y = torch.cat(labels)[: self.feature_learning_samples].cpu()
+        was_training = net.training
+        try:
+            return feature_learning_rows(
+                net, x, y, self.classifier_name, self.feature_learning,
+                max_samples=self.feature_learning_samples,
+            )  # fmt: skip
+        finally:
+            net.train(was_training)
 
     def _capture_tokens(self, net: nn.Module, data: Any, layers: list[str] | str) -> Capture:
         """Next-token classes of a causal LM (ncviz.language) over ``data``: a corpus, token
@@ -320,6 +360,7 @@ class Recorder:
                         "file": e.file,
                         "num_samples": e.num_samples,
                         "warnings": list(e.warnings),
+                        **({"extra": e.extra} if e.extra else {}),
                     }
                     for e in sorted(self.entries, key=lambda e: (e.step, e.split))
                 ],

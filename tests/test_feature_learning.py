@@ -191,3 +191,27 @@ def test_the_bundled_mlp_learns_features_as_the_nfa_says():
         for c in analysis.checkpoints
     )
     assert gc_end < gc_start / 10
+
+
+def test_the_recorder_records_agop_and_gc_beside_each_capture(tmp_path):
+    from ncviz import Recorder
+    from ncviz.analysis import analyze
+    from ncviz.load import build_model, load_dataset
+
+    torch.manual_seed(0)
+    net = build_model({"name": "mlp", "kwargs": {"in_features": 64, "num_classes": 10,
+                                                 "widths": [32, 32]}}).train()  # fmt: skip
+    data = load_dataset("builtin:digits")
+    loader = [(data.inputs[i : i + 100], data.labels[i : i + 100]) for i in range(0, 400, 100)]
+    with Recorder(tmp_path / "run", classifier="classifier", feature_learning=("agop", "gc"),
+                  feature_learning_samples=250) as recorder:  # fmt: skip
+        recorder.capture(net, loader, step=3)
+    analysis = analyze(tmp_path / "run")
+    expected = feature_learning_rows(
+        net, data.inputs[:250], data.labels[:250], "classifier", ("agop", "gc")
+    )
+    for layer, values in expected.items():
+        got = analysis.metrics_at("step 3", layer)
+        for key, value in values.items():
+            assert got[key] == pytest.approx(value, rel=1e-9), (layer, key)
+    assert "blocks.1.0:input" in expected and net.training  # the model's mode is kept

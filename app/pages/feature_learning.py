@@ -28,8 +28,8 @@ if analysis:
         if analysis.model is None or request is None or analysis.task != "classification":
             st.info(
                 "These measures need checkpoints with a model and labelled data (a bundled "
-                "run, or an upload with its architecture); recorded runs and features files "
-                "hold no model."
+                "run, or an upload with its architecture), or a run recorded with "
+                '`Recorder(..., feature_learning=("agop", "gc"))`.'
             )
         elif st.button("Compute AGOP, NFA and geometric complexity", type="primary"):
             options = {**request.options, "feature_learning": list(FEATURE_LEARNING)}
@@ -52,14 +52,17 @@ if analysis:
         common.chart(plots.stages_figure(table, checkpoint), "stages")
         chosen = st.selectbox("Linear layer (its input)", linear, index=len(linear) - 1,
                               key="agop_layer")  # fmt: skip
-        key = f"agop-{st.session_state['analysis_key']}-{checkpoint}-{chosen}"
-        job = default_runner().submit(key, f"AGOP at {chosen}", lambda progress: agop_at(
-            analysis, checkpoint, chosen))  # fmt: skip
-        if common.job_panel(job, "AGOP", "agop"):
-            common.chart(plots.agop_figure(job.result, chosen), "agop")
-            values = analysis.metrics_at(checkpoint, chosen)
-            st.caption(
-                f"NFA correlation at {common.checkpoint_label(analysis, checkpoint)}: "
-                f"corr(WᵀW, AGOP^½) = {values.get('agop_nfa_corr_sqrt', float('nan')):.3f}, "
-                f"corr(WᵀW, AGOP) = {values.get('agop_nfa_corr', float('nan')):.3f}."
-            )
+        values = analysis.metrics_at(checkpoint, chosen)
+        st.caption(
+            f"NFA correlation at {common.checkpoint_label(analysis, checkpoint)}: "
+            f"corr(WᵀW, AGOP^½) = {values.get('agop_nfa_corr_sqrt', float('nan')):.3f}, "
+            f"corr(WᵀW, AGOP) = {values.get('agop_nfa_corr', float('nan')):.3f}."
+        )
+        if analysis.model is None:
+            st.caption("The AGOP matrix itself needs the model (checkpoints with a model spec).")
+        else:
+            key = f"agop-{st.session_state['analysis_key']}-{checkpoint}-{chosen}"
+            job = default_runner().submit(key, f"AGOP at {chosen}", lambda progress: agop_at(
+                analysis, checkpoint, chosen))  # fmt: skip
+            if common.job_panel(job, "AGOP", "agop"):
+                common.chart(plots.agop_figure(job.result, chosen), "agop")

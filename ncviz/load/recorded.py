@@ -47,6 +47,9 @@ class Entry:
     file: str
     num_samples: int = 0
     warnings: tuple[str, ...] = ()
+    # per layer, scalar rows measured beside the statistics (the Recorder's feature_learning:
+    # agop_nfa_corr, geometric_complexity, …), e.g. {"fc:input": {"agop_nfa_corr": 0.9}}
+    extra: dict[str, dict[str, float]] = field(default_factory=dict, hash=False)
 
     @property
     def label(self) -> str:
@@ -170,8 +173,12 @@ def _entries(raw: list[Any], folder: Path) -> list[Entry]:
                 file=Path(str(item["file"])).name,  # never a path outside the run folder
                 num_samples=int(item.get("num_samples", 0)),
                 warnings=tuple(item.get("warnings", ())),
+                extra={
+                    str(layer): {str(k): float(v) for k, v in values.items()}
+                    for layer, values in dict(item.get("extra") or {}).items()
+                },
             )
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, AttributeError):
             raise DataError(
                 f"{folder.name}/{RUN_FILE} has a malformed entry; each needs step, split, file."
             ) from None

@@ -79,5 +79,33 @@ def main() -> None:
         print(f"  samples = {samples:3d}: {errors}")
 
 
+def on_cuda() -> None:
+    """Where CUDA is present: every --agop/--gc row on the GPU against the CPU, and both times."""
+    import copy
+
+    from ncviz.feature_learning import feature_learning_rows
+
+    net = _model()
+    data = load_dataset("builtin:digits")
+    rows, times = {}, {}
+    for device in ("cpu", "cuda"):
+        model = copy.deepcopy(net).to(device)
+        start = time.perf_counter()
+        rows[device] = feature_learning_rows(model, data.inputs.to(device), data.labels,
+                                             "classifier", ("agop", "gc"))  # fmt: skip
+        times[device] = time.perf_counter() - start
+    worst = max(
+        abs(value - rows["cuda"][layer][key]) / max(abs(value), 1e-12)
+        for layer, values in rows["cpu"].items()
+        for key, value in values.items()
+    )
+    print(
+        f"\n{torch.cuda.get_device_name()}: --agop --gc rows CUDA vs CPU, largest relative "
+        f"difference {worst:.2e}; CPU {times['cpu']:.2f} s, CUDA {times['cuda']:.2f} s"
+    )
+
+
 if __name__ == "__main__":
     main()
+    if torch.cuda.is_available():
+        on_cuda()

@@ -10,6 +10,7 @@ from typing import Any
 
 import streamlit as st
 
+from ncviz import plots
 from ncviz.analysis import Analysis, analyze
 from ncviz.demo import bundled_runs, bundled_runs_dir
 from ncviz.jobs import Job, default_runner
@@ -134,6 +135,21 @@ def _live_progress(job: Job, what: str, key: str) -> None:
         job.cancel()
     if job.finished:
         st.rerun()
+
+
+def over_training(
+    analysis: Analysis,
+    metric: str,
+    layers: list[str],
+    references: dict[str, float] | None = None,
+    table=None,
+):
+    """``metric`` over training with everything the run knows: the terminal-phase onset, its
+    events and learning-rate drops, and ``references`` — the one way pages draw such a curve."""
+    return plots.training_figure(
+        analysis.table if table is None else table, metric, layers,
+        analysis.terminal_phase_onset(), analysis.events, references,
+    )  # fmt: skip
 
 
 def checkpoint_label(analysis: Analysis, name: str) -> str:

@@ -67,7 +67,7 @@ from ncviz.load.recorded import (
     read_entry,
     recorded_sample,
 )
-from ncviz.load.runs import is_run, list_checkpoints, open_run
+from ncviz.load.runs import is_run, list_checkpoints, open_run, run_events
 from ncviz.load.server_folder import check_inside
 from ncviz.metrics import (
     CollapseResult,
@@ -647,6 +647,7 @@ def analyze(
                              metric_options, head)  # fmt: skip
 
     task, run_name, log = "classification", source.stem, {}
+    events: list[dict[str, Any]] = []
     if source.is_dir():
         if not is_run(source):
             raise DataError(
@@ -655,6 +656,7 @@ def analyze(
             )
         run = open_run(source)
         checkpoints, run_name, task, log = run.checkpoints, run.name, run.task, dict(run.log)
+        events = run_events(run.raw)
         if "step" in log and "epoch" not in log:  # a log per optimiser step (the LM demo)
             log["epoch"] = log.pop("step")
         model = model or run.model
@@ -759,6 +761,7 @@ def analyze(
         source=str(source),
         data=data_spec.to_dict(),
         model=spec.to_dict(),
+        events=events,
     )
 
 
@@ -768,6 +771,25 @@ def _run_relative(data: str, source: Path) -> Path:
     if path.is_absolute() or path.exists():
         return path
     return (source if source.is_dir() else source.parent) / path
+
+
+def training_counts(analysis: Analysis) -> dict[str, int] | None:
+    """Samples per class of the data the run was trained on (run.json ``train_data``), by class
+    name — beside the counts of the analysed split, which may be balanced; None if unknown."""
+    source = Path(analysis.source)
+    if not (source.is_dir() and is_run(source)):
+        return None
+    spec = open_run(source).raw.get("train_data")
+    if not spec:
+        return None
+    try:
+        data = load_dataset(DataSpec.parse(spec))
+    except (DataError, OSError):
+        return None
+    if data.labels is None:
+        return None
+    counts = torch.bincount(data.labels, minlength=len(data.classes)).tolist()
+    return dict(zip(data.classes, counts))
 
 
 def agop_at(analysis: Analysis, checkpoint: str, layer: str, max_samples: int = 1000) -> np.ndarray:

@@ -177,8 +177,34 @@ def class_order(
     return np.arange(n)
 
 
-def _image_heatmap(z: np.ndarray, colorbar: dict) -> go.Figure:
-    """A large matrix in [−1, 1] sent as one PNG (RdBu colours), with a matching colour bar."""
+def _rdbu(position: float) -> str:
+    from plotly.colors import sample_colorscale
+
+    return sample_colorscale("RdBu_r", [min(max(position, 0.0), 1.0)], colortype="rgb")[0]
+
+
+def etf_colorscale(etf: float, steps: int = 10) -> list[list]:
+    """RdBu on [−1, 1] with its white centre at the simplex-ETF cosine ``etf`` (−1/(C−1)): blue
+    below, red above, so that departures from the ETF show in either direction."""
+    middle = (etf + 1.0) / 2.0
+    left = [[middle * i / steps, _rdbu(0.5 * i / steps)] for i in range(steps)]
+    right = [[middle + (1 - middle) * i / steps, _rdbu(0.5 + 0.5 * i / steps)]
+             for i in range(steps + 1)]  # fmt: skip
+    return left + right
+
+
+def _etf_position(z: np.ndarray, etf: float) -> np.ndarray:
+    """Where each value in [−1, 1] falls on :func:`etf_colorscale` (0…1)."""
+    z = np.clip(np.nan_to_num(z), -1.0, 1.0)
+    middle = (etf + 1.0) / 2.0
+    below = middle * (z + 1.0) / max(etf + 1.0, 1e-12)
+    above = middle + (1.0 - middle) * (z - etf) / max(1.0 - etf, 1e-12)
+    return np.where(z <= etf, below, above)
+
+
+def _image_heatmap(z: np.ndarray, colorbar: dict, etf: float = 0.0) -> go.Figure:
+    """A large matrix in [−1, 1] sent as one PNG (RdBu colours centred on ``etf``), with a
+    matching colour bar."""
     from plotly.colors import sample_colorscale
 
     lut = np.array(
@@ -188,7 +214,7 @@ def _image_heatmap(z: np.ndarray, colorbar: dict) -> go.Figure:
         ],
         dtype=np.uint8,
     )
-    index = np.clip(np.round((np.nan_to_num(z) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    index = np.clip(np.round(_etf_position(z, etf) * 255), 0, 255).astype(np.uint8)
     import base64
     import io
 
@@ -204,7 +230,9 @@ def _image_heatmap(z: np.ndarray, colorbar: dict) -> go.Figure:
             y=[None],
             mode="markers",
             showlegend=False,
-            marker=dict(colorscale="RdBu_r", cmin=-1, cmax=1, color=[0], colorbar=colorbar),
+            marker=dict(
+                colorscale=etf_colorscale(etf), cmin=-1, cmax=1, color=[0], colorbar=colorbar
+            ),
         )
     )
     fig.update_yaxes(title="class (row order)")
@@ -218,38 +246,64 @@ def cosine_heatmap(
     title: str,
     order: np.ndarray | None = None,
     x_labels: Sequence[str] | None = None,
+    deviation: bool = False,
 ) -> go.Figure:
-    """Cosine matrix on a diverging scale fixed to [−1, 1]; the simplex-ETF value −1/(C−1) is
-    marked on the colour bar. Beyond ``HEATMAP_IMAGE_THRESHOLD`` classes it is drawn as an image."""
+    """Cosine matrix on [−1, 1], coloured around the simplex-ETF value −1/(C−1) (white there,
+    marked on the colour bar). With ``deviation``, cos − (−1/(C−1)) off the diagonal on a scale
+    symmetric about 0. Beyond ``HEATMAP_IMAGE_THRESHOLD`` classes it is drawn as an image."""
     n = len(labels)
     order = np.arange(n) if order is None else np.asarray(order)
-    z = np.asarray(matrix)[np.ix_(order, order)]
+    z = np.asarray(matrix, dtype=np.float64)[np.ix_(order, order)]
     ys = [str(labels[i]) for i in order]
     xs = [str((x_labels or labels)[i]) for i in order]
     etf = -1.0 / (n - 1)
-    colorbar = dict(
-        title="cos",
-        tickvals=[-1, etf, 0, 1],
-        ticktext=["−1", f"ETF −1/(C−1) = {etf:.3f}", "0", "1"],
-    )
-    if n > HEATMAP_IMAGE_THRESHOLD:
-        fig = _image_heatmap(z, colorbar)
+    if deviation:
+        z = z - etf
+        if x_labels is None:
+            np.fill_diagonal(z, np.nan)  # the diagonal is 1 by definition
+        bound = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
+        bound = bound or 1.0
+        colorbar = dict(title="cos − ETF")
+        if n > HEATMAP_IMAGE_THRESHOLD:
+            return _layout(_image_heatmap(z / bound, colorbar | dict(
+                tickvals=[-1, 0, 1], ticktext=[f"{-bound:.2g}", "0", f"{bound:.2g}"])),
+                title, height=520)  # fmt: skip
+        trace = go.Heatmap(z=z, x=xs, y=ys, zmin=-bound, zmax=bound, zmid=0.0,
+                           colorscale="RdBu_r", colorbar=colorbar,
+                           hovertemplate="%{y} · %{x}: %{z:+.4f}<extra></extra>")  # fmt: skip
     else:
-        fig = go.Figure(
-            go.Heatmap(
-                z=z,
-                x=xs,
-                y=ys,
-                zmin=-1,
-                zmax=1,
-                colorscale="RdBu_r",
-                colorbar=colorbar,
-                hovertemplate="%{y} · %{x}: %{z:.3f}<extra></extra>",
-            )
+        colorbar = dict(
+            title="cos",
+            tickvals=[-1, etf, 0, 1],
+            ticktext=["−1", f"ETF −1/(C−1) = {etf:.3f}", "0", "1"],
         )
-        fig.update_yaxes(autorange="reversed", type="category")
-        fig.update_xaxes(type="category")
+        if n > HEATMAP_IMAGE_THRESHOLD:
+            return _layout(_image_heatmap(z, colorbar, etf), title, height=520)
+        trace = go.Heatmap(z=z, x=xs, y=ys, zmin=-1, zmax=1, colorscale=etf_colorscale(etf),
+                           colorbar=colorbar,
+                           hovertemplate="%{y} · %{x}: %{z:.3f}<extra></extra>")  # fmt: skip
+    fig = go.Figure(trace)
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(type="category")
     return _layout(fig, title, height=520)
+
+
+def cosine_histogram(matrix: np.ndarray, title: str, pairs_only: bool = True) -> go.Figure:
+    """Histogram of the off-diagonal cosines (each pair once when ``pairs_only``) with the
+    simplex-ETF value −1/(C−1) as a vertical line: at collapse every pair sits on it."""
+    z = np.asarray(matrix, dtype=np.float64)
+    n = len(z)
+    if pairs_only:
+        values = z[np.triu_indices(n, 1)]
+    else:
+        values = z[~np.eye(n, dtype=bool)]
+    etf = -1.0 / (n - 1)
+    fig = go.Figure(go.Histogram(x=values[np.isfinite(values)], nbinsx=60))
+    fig.add_vline(x=etf, line_dash="dash", line_color="crimson",
+                  annotation_text=f"ETF −1/(C−1) = {etf:.3f}")  # fmt: skip
+    fig.update_xaxes(title="cosine", range=[-1, 1])
+    fig.update_yaxes(title="pairs")
+    return _layout(fig, title)
 
 
 # --- spectra --------------------------------------------------------------------------------
@@ -341,15 +395,20 @@ def training_figure(
     layers: Sequence[str],
     onset: int | None = None,
     events: Sequence[Mapping[str, Any]] = (),
+    references: Mapping[str, float] | None = None,
 ) -> go.Figure:
     """``metric`` against epoch for each layer; the terminal-phase onset and the run's events
-    (``{"step": 30, "text": "lr drop"}``) as vertical lines. Epochs are drawn on a log axis as
-    epoch + 1 so that epoch 0 is shown."""
+    (``{"step": 30, "text": "lr ×0.1"}``) as vertical lines, ``references`` (label → value,
+    e.g. the ETF cosine) as horizontal ones. Epochs are drawn on a log axis as epoch + 1 so that
+    epoch 0 is shown."""
     rows = table[table["metric"] == metric]
     curves = {layer: rows[rows["layer"] == layer] for layer in layers}
     fig = _epoch_curves(curves, metric, f"{metric_label(metric)} over training", onset)
     for event in events:
         _mark_epoch(fig, int(event["step"]), str(event.get("text", "")), "dot", "bottom")
+    for label, value in (references or {}).items():
+        fig.add_hline(y=value, line_dash="dash", line_color="grey", annotation_text=label,
+                      annotation_position="bottom right")  # fmt: skip
     return fig
 
 
@@ -442,15 +501,20 @@ def accuracy_figure(log: dict) -> go.Figure:
 # --- imbalance and regression ---------------------------------------------------------------
 
 
-def per_class_table(result: CollapseResult) -> pd.DataFrame:
-    """n_c, ‖μ_c − μ_G‖, ‖w_c‖, σ_c²/‖μ_c − μ_G‖², cos(w_c, μ_c − μ_G), recall (docs/metrics.md)."""
+def per_class_table(
+    result: CollapseResult,
+    split: str = "analysed",
+    training_counts: Mapping[str, int] | None = None,
+) -> pd.DataFrame:
+    """n_c (on the analysed ``split``; the training counts beside it when known), ‖μ_c − μ_G‖,
+    ‖w_c‖, σ_c²/‖μ_c − μ_G‖², cos(w_c, μ_c − μ_G), recall (docs/metrics.md)."""
     a = result.arrays
     minority = set(np.asarray(result.minority_classes).astype(str))
     frame = pd.DataFrame(
         {
             "class": [str(c) for c in result.classes],
             "minority": [str(c) in minority for c in result.classes],
-            "n_c": a["class_counts"],
+            f"n_c ({split})": a["class_counts"],
             "‖μ_c − μ_G‖": a["mean_norms"],
             "‖w_c‖": a.get("weight_norms", np.full(len(result.classes), np.nan)),
             "σ_c²/‖μ_c − μ_G‖²": a["variability"],
@@ -458,6 +522,9 @@ def per_class_table(result: CollapseResult) -> pd.DataFrame:
             "recall": a.get("recall", a["ncc_recall"]),
         }
     )
+    if training_counts:
+        counts = [training_counts.get(str(c)) for c in result.classes]
+        frame.insert(3, "n_c (training)", pd.array(counts, dtype="Int64"))
     return frame
 
 

@@ -46,6 +46,14 @@ def test_cosine_heatmap_has_unit_diagonal_and_the_etf_tick(etf_result):
     np.testing.assert_allclose(np.diag(z), 1.0)
     np.testing.assert_allclose(z[~np.eye(5, dtype=bool)], -0.25)
     assert -0.25 in fig.data[0].colorbar.tickvals
+    scale = fig.data[0].colorscale  # white (the RdBu centre) at the ETF value
+    middle = next(c for p, c in scale if abs(p - (1 - 0.25) / 2) < 1e-12)
+    assert middle == plots.etf_colorscale(0.0)[10][1]
+    deviation = plots.cosine_heatmap(etf_result.arrays["cos_means"], labels, "d", deviation=True)
+    dz = np.asarray(deviation.data[0].z, dtype=float)
+    assert np.isnan(np.diag(dz)).all() and np.allclose(dz[~np.eye(5, dtype=bool)], 0.0)
+    histogram = plots.cosine_histogram(etf_result.arrays["cos_means"], "h")
+    assert len(histogram.data[0].x) == 10 and np.allclose(histogram.data[0].x, -0.25)
     big = plots.cosine_heatmap(np.eye(500), [str(i) for i in range(500)], "big")
     assert isinstance(big.data[0], go.Image) and big.data[0].source.startswith("data:image/png")
     assert big.data[1].marker.cmin == -1 and len(big.to_json()) < 1_000_000
@@ -93,7 +101,9 @@ def test_training_and_depth_figures():
 
 def test_per_class_table_columns(etf_result):
     frame = plots.per_class_table(etf_result)
-    assert list(frame["n_c"]) == [3] * 5
+    assert list(frame["n_c (analysed)"]) == [3] * 5
+    counts = plots.per_class_table(etf_result, "test", {"0": 7, "3": 1})["n_c (training)"]
+    assert list(counts.fillna(-1)) == [7, -1, -1, 1, -1]
     np.testing.assert_allclose(frame["cos(w_c, μ_c − μ_G)"], 1.0)
 
 

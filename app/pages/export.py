@@ -59,7 +59,7 @@ if analysis:
             figures.append(
                 (
                     f"{metric} over training",
-                    plots.training_figure(table, metric, analysis.layers, onset),
+                    plots.training_figure(table, metric, analysis.layers, onset, analysis.events),
                 )
             )
     current = table[(table["checkpoint"] == checkpoint) & (table["layer"] == layer)]

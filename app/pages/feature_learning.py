@@ -44,10 +44,10 @@ if analysis:
         if len(analysis.checkpoints) > 1:
             left, right = st.columns(2)
             with left:
-                figure = plots.training_figure(table, "agop_nfa_corr_sqrt", linear)
+                figure = common.over_training(analysis, "agop_nfa_corr_sqrt", linear)
                 common.chart(figure, "nfa-over-training")
             with right:
-                figure = plots.training_figure(table, "geometric_collapse", linear[-1:])
+                figure = common.over_training(analysis, "geometric_collapse", linear[-1:])
                 common.chart(figure, "gc-over-training")
         common.chart(plots.stages_figure(table, checkpoint), "stages")
         chosen = st.selectbox("Linear layer (its input)", linear, index=len(linear) - 1,

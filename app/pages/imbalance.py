@@ -4,6 +4,7 @@ import common
 import streamlit as st
 
 from ncviz import plots
+from ncviz.analysis import training_counts
 
 st.title("Imbalance")
 selected = common.page_result()
@@ -27,24 +28,32 @@ if selected:
                 )
             )
             st.rerun()
-    st.dataframe(plots.per_class_table(result), hide_index=True, width="stretch")
+    split = analysis.split or (analysis.table["split"].iloc[0] if len(analysis.table) else "data")
+    table = plots.per_class_table(result, split, training_counts(analysis))
+    st.dataframe(table, hide_index=True, width="stretch")
+    st.caption(
+        f"n_c ({split}) counts the samples of the analysed data; a run trained on imbalanced "
+        "data is usually measured on balanced data, so its training counts are shown beside "
+        "them when run.json names the training data."
+    )
     m = result.metrics
     if not current:
         st.caption(
             "No minority classes: every class has at least half as many samples as the "
-            "largest. Choose classes above to compare them with the rest."
+            "largest, so there is no minority collapse to draw. Choose classes above to compare "
+            "them with the rest."
         )
     cols = st.columns(3)
     for column, key in zip(cols, ["minority_cos", "minority_cos_means", "norm_ratio_weights"]):
         column.metric(key, f"{m[key]:.4g}" if key in m else "—")
-    if len(analysis.checkpoints) > 1:
-        onset = analysis.terminal_phase_onset()
+    if current and len(analysis.checkpoints) > 1:
+        etf = -1.0 / (result.num_classes - 1)
+        references = {f"ETF −1/(C−1) = {etf:.3f}": etf, "total collapse 1": 1.0}
         left, right = st.columns(2)
         with left:
-            common.chart(
-                plots.training_figure(analysis.table, "minority_cos", [layer], onset), "mc"
-            )
+            common.chart(common.over_training(analysis, "minority_cos", [layer], references), "mc")
         with right:
             common.chart(
-                plots.training_figure(analysis.table, "norm_ratio_weights", [layer], onset), "nr"
+                common.over_training(analysis, "norm_ratio_weights", [layer], {"equal norms": 1.0}),
+                "nr",
             )

@@ -40,7 +40,7 @@ if selected:
         columns = st.columns(2)
         for index, metric in enumerate(shown):
             with columns[index % 2]:
-                figure = plots.training_figure(analysis.table, metric, analysis.layers)
+                figure = common.over_training(analysis, metric, analysis.layers)
                 common.chart(figure, f"language-{metric}")
 
     st.subheader("Frequency buckets")

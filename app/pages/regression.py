@@ -17,7 +17,7 @@ if selected:
         columns = st.columns(3)
         for column, metric in zip(columns, ["nrc1", "nrc2", "nrc3"]):
             with column:
-                common.chart(plots.training_figure(analysis.table, metric, [layer]), f"r-{metric}")
+                common.chart(common.over_training(analysis, metric, [layer]), f"r-{metric}")
     common.chart(
         plots.bars(
             result.arrays["evr_features"][:20],

@@ -6,7 +6,6 @@ from pathlib import Path
 import common
 import streamlit as st
 
-from ncviz import plots
 from ncviz.analysis import hookable_layers
 from ncviz.demo import bundled_runs, bundled_runs_dir
 from ncviz.errors import NcvizError
@@ -249,9 +248,7 @@ if analysis is not None:
     checkpoint, layer = common.selectors(analysis)
     headline = "nrc1" if analysis.task == "regression" else "nc1"
     if len(analysis.checkpoints) > 1 and headline in set(analysis.table["metric"]):
-        figure = plots.training_figure(
-            analysis.table, headline, analysis.layers, analysis.terminal_phase_onset()
-        )
+        figure = common.over_training(analysis, headline, analysis.layers)
         common.chart(figure, "source-preview")
     with st.expander("Metrics table (first 200 rows)"):
         st.dataframe(analysis.table.head(200), hide_index=True, width="stretch")

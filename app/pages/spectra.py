@@ -25,8 +25,6 @@ if selected:
     with left:
         common.chart(plots.depth_figure(analysis.table, "rank_means", [checkpoint]), "rank-depth")
     with right:
-        fig = plots.training_figure(
-            analysis.table, "rank_means", [layer], analysis.terminal_phase_onset()
-        )
+        fig = common.over_training(analysis, "rank_means", [layer])
         common.chart(fig, "rank-epochs")
     st.caption("Rank curves use the default τ = 0.01 of the analysis.")

@@ -18,13 +18,10 @@ if analysis:
         ]
         chosen = st.multiselect("Metrics", metrics, default=default[:4], key="train_metrics")
         layers = st.multiselect("Layers", analysis.layers, default=[layer], key="train_layers")
-        onset = analysis.terminal_phase_onset()
         if analysis.log:
             common.chart(plots.accuracy_figure(analysis.log), "accuracy")
         columns = st.columns(2)
         for index, metric in enumerate(chosen):
             with columns[index % 2]:
-                fig = plots.training_figure(
-                    analysis.table, metric, layers or [layer], onset, analysis.events
-                )
+                fig = common.over_training(analysis, metric, layers or [layer])
                 common.chart(fig, f"train-{metric}")

@@ -97,6 +97,26 @@ def open_run(path: str | Path) -> Run:
     )
 
 
+def run_events(raw: dict[str, Any]) -> list[dict[str, Any]]:
+    """Marks for the curves over training from a run.json: its ``events`` (``{"step", "text"}``)
+    and the learning-rate milestones of its ``optimizer`` (``lr_milestones``, ``lr_gamma``).
+
+    >>> run_events({"optimizer": {"lr_milestones": [200, 400], "lr_gamma": 0.1}})
+    [{'step': 200, 'text': 'lr ×0.1'}, {'step': 400, 'text': 'lr ×0.1'}]
+    """
+    events = [
+        {"step": int(e["step"]), "text": str(e.get("text", ""))[:200]}
+        for e in raw.get("events", [])
+        if isinstance(e, dict) and isinstance(e.get("step"), int)
+    ]
+    optimizer = raw.get("optimizer") if isinstance(raw.get("optimizer"), dict) else {}
+    gamma = optimizer.get("lr_gamma")
+    for step in optimizer.get("lr_milestones") or []:
+        if isinstance(step, int):
+            events.append({"step": step, "text": f"lr ×{gamma:g}" if gamma else "lr change"})
+    return sorted(events, key=lambda e: e["step"])
+
+
 def write_run_json(folder: str | Path, **fields: Any) -> Path:
     """Write ``run.json`` (model/data specs given as objects are stored as dicts)."""
     folder = Path(folder)

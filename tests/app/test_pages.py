@@ -228,7 +228,30 @@ def test_upload_a_dataset_file(tmp_path):
     _assert_clean(at, "dataset upload")
     _visit(at, "imbalance")
     _assert_clean(at, "imbalance after dataset upload")
-    assert at.dataframe[0].value["n_c"].sum() == 397
+    assert at.dataframe[0].value["n_c (digits-test)"].sum() == 397
+
+
+def test_imbalance_page_shows_training_counts_and_reference_levels():
+    at = _app().run()
+    at.selectbox(key="bundled_run").set_value("digits-mlp-imbalanced").run()
+    _visit(at, "imbalance")
+    _assert_clean(at, "imbalance")
+    table = at.dataframe[0].value.set_index("class")
+    from ncviz.load import load_dataset
+    from ncviz.load.runs import open_run
+
+    trained_on = open_run(ROOT / "checkpoints" / "digits-mlp-imbalanced").raw["train_data"]
+    counts = torch.bincount(load_dataset(trained_on).labels).tolist()
+    assert table["n_c (training)"].tolist() == counts  # step:5:50: 135 × 5, then 2 × 5
+    assert table.loc["9", "n_c (training)"] * 10 < table.loc["9", "n_c (train)"]
+    curve = json.loads(at.get("plotly_chart")[0].proto.spec)
+    lines = {a["text"] for a in curve["layout"]["annotations"]}
+    assert "ETF −1/(C−1) = -0.111" in lines and "total collapse 1" in lines
+    assert any("lr ×0.1" in text for text in lines)  # the run's learning-rate drops
+    at.switch_page("pages/source.py").run()  # a balanced run: no empty minority charts
+    at.selectbox(key="bundled_run").set_value("digits-mlp").run()
+    _visit(at, "imbalance")
+    assert not at.get("plotly_chart") and any("no minority collapse" in c.value for c in at.caption)
 
 
 def test_compare_with_another_run():

@@ -529,23 +529,26 @@ def per_class_table(
 
 
 def heatmap(matrix: np.ndarray, title: str, labels: Sequence[str] | None = None) -> go.Figure:
-    """A plain symmetric heatmap (e.g. WWᵀ) on a scale symmetric about zero."""
+    """A plain heatmap (e.g. WWᵀ, or a d × K matrix of class means) on a scale symmetric about
+    zero, with square cells (a 30 × 10 matrix is drawn tall, not squashed) and the values
+    written in the cells only while they stay legible (≤ 12 columns, ≤ 150 cells)."""
     z = np.asarray(matrix)
+    rows, cols = z.shape
     bound = float(np.abs(z).max()) or 1.0
-    labels = [str(x) for x in (labels or range(len(z)))]
+    if labels is not None and len(labels) == rows == cols:
+        x_labels = y_labels = [str(v) for v in labels]
+    else:
+        x_labels, y_labels = [str(v) for v in range(cols)], [str(v) for v in range(rows)]
+    legible = cols <= 12 and rows * cols <= 150
     fig = go.Figure(
         go.Heatmap(
-            z=z,
-            x=labels,
-            y=labels,
-            zmin=-bound,
-            zmax=bound,
-            colorscale="RdBu_r",
-            texttemplate="%{z:.3f}",
+            z=z, x=x_labels, y=y_labels, zmin=-bound, zmax=bound, colorscale="RdBu_r",
+            texttemplate="%{z:.2f}" if legible else None,
         )
-    )
-    fig.update_yaxes(autorange="reversed")
-    return _layout(fig, title, height=380)
+    )  # fmt: skip
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain")
+    fig.update_xaxes(constrain="domain")
+    return _layout(fig, title, height=int(np.clip(140 + 22 * rows, 320, 760)))
 
 
 def stages_figure(table: pd.DataFrame, checkpoint: str) -> go.Figure:

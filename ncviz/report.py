@@ -40,3 +40,9 @@ def html_report(
         parts.append(frame.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0))
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def figure_html(figure: go.Figure) -> str:
+    """One interactive figure as an HTML file that opens offline (plotly.js inlined: no CDN,
+    for air-gapped clusters and archived supplementary material)."""
+    return figure.to_html(include_plotlyjs=True, full_html=True)

@@ -128,3 +128,11 @@ def test_html_report_is_self_contained(etf_result):
     assert (
         text.count("Plotly.newPlot") == 2 and 3_000_000 < len(text) < 6_000_000
     )  # js inlined once
+
+
+def test_single_figure_html_opens_offline():
+    from ncviz.report import figure_html
+
+    text = figure_html(go.Figure(go.Scatter(x=[1, 2], y=[3, 4])))
+    assert "<script src=" not in text  # nothing is fetched from a CDN
+    assert "Plotly.newPlot" in text and len(text) > 1_000_000  # the library itself is inside

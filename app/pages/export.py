@@ -7,7 +7,7 @@ import streamlit as st
 
 from ncviz import plots
 from ncviz.metrics import CollapseResult
-from ncviz.report import html_report
+from ncviz.report import figure_html, html_report
 
 st.title("Export")
 st.write("Files are generated when you click (reports inline plotly.js and open offline).")
@@ -89,9 +89,12 @@ if analysis:
     for index, (title, figure) in enumerate(figures):
         st.download_button(
             f"{title} (interactive HTML)",
-            figure.to_html(include_plotlyjs="cdn"),
+            lambda figure=figure: figure_html(figure),  # made on click: plotly.js is inlined
             f"{analysis.run}-{title.replace(' ', '_')}.html",
             "text/html",
             key=f"dl_fig_{index}",
         )
-    st.caption("Every chart's toolbar also saves a PNG of what you see.")
+    st.caption(
+        "Each file opens offline (plotly.js inside, ~5 MB). Every chart's toolbar also saves a "
+        "PNG of what you see."
+    )

@@ -3,7 +3,7 @@
 import common
 import streamlit as st
 
-from ncviz.metrics import METRICS, chance_baselines
+from ncviz.metrics import METRICS, RegressionResult, chance_baselines
 
 HEADLINE = [
     "nc1",
@@ -20,31 +20,48 @@ HEADLINE = [
     "gnc2_log_var",
 ]
 
-st.title("Overview")
-selected = common.page_result()
-if selected:
-    analysis, checkpoint, layer, result = selected
-    st.caption(
-        f"{analysis.run} · {common.checkpoint_label(analysis, checkpoint)} · layer `{layer}` · "
-        f"C = {result.num_classes}, d = {result.arrays['class_means'].shape[1]}, "
-        f"N = {int(result.arrays['class_counts'].sum()):,}"
-    )
-    for warning in result.warnings:
-        st.warning(warning)
-    chance = chance_baselines(result.num_classes, result.arrays["class_means"].shape[1])
-    keys = [k for k in HEADLINE if k in result.metrics]
-    for row in range(0, len(keys), 4):
-        for column, key in zip(st.columns(4), keys[row : row + 4]):
+REGRESSION_HEADLINE = ["nrc1", "nrc2", "nrc3", "nrc3_gamma"]
+COLUMNS = 3  # wide enough that no label is cut ("Equiangularity (means) · nc2_equiangle_means")
+
+
+def headline(metrics: dict, keys: list[str], chance: dict) -> None:
+    """Each metric in a bordered box with its meaning (and chance level) under it."""
+    keys = [k for k in keys if k in metrics]
+    for row in range(0, len(keys), COLUMNS):
+        for column, key in zip(st.columns(COLUMNS), keys[row : row + COLUMNS]):
             info = METRICS[key]
-            value = result.metrics[key]
             help_text = f"{info.meaning}. Source: {info.source}."
             if info.collapsed is not None:
                 help_text += f" Exact collapse: {info.collapsed:g}."
-            column.metric(f"{info.label} · {key}", f"{value:.4g}", help=help_text, border=True)
+            column.metric(f"{info.label} · {key}", f"{metrics[key]:.4g}", help=help_text,
+                          border=True)  # fmt: skip
             if key in chance:
                 column.caption(f"chance {chance[key]:.3g} · {info.meaning}")
             else:
                 column.caption(info.meaning)
-    onset = analysis.terminal_phase_onset()
-    if onset is not None:
-        st.caption(f"Zero training error (terminal phase) from epoch {onset}.")
+
+
+st.title("Overview")
+analysis = common.ensure_analysis()
+if analysis is not None:
+    checkpoint, layer = common.selectors(analysis)
+    result = analysis.results.get((checkpoint, layer))
+    where = f"{analysis.run} · {common.checkpoint_label(analysis, checkpoint)} · layer `{layer}`"
+    if isinstance(result, RegressionResult):
+        st.caption(
+            f"{where} · neural regression collapse (Andriopoulos et al. 2024); the Regression "
+            "page has the full view."
+        )
+        headline(result.metrics, REGRESSION_HEADLINE, {})
+    elif result is not None:
+        d = result.arrays["class_means"].shape[1]
+        st.caption(
+            f"{where} · C = {result.num_classes}, d = {d}, "
+            f"N = {int(result.arrays['class_counts'].sum()):,}"
+        )
+        for warning in result.warnings:
+            st.warning(warning)
+        headline(result.metrics, HEADLINE, chance_baselines(result.num_classes, d))
+        onset = analysis.terminal_phase_onset()
+        if onset is not None:
+            st.caption(f"Zero training error (terminal phase) from epoch {onset}.")

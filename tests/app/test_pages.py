@@ -231,6 +231,14 @@ def test_upload_a_dataset_file(tmp_path):
     assert at.dataframe[0].value["n_c (digits-test)"].sum() == 397
 
 
+def test_overview_shows_the_nrc_headline_on_a_regression_run():
+    at = _app().run()
+    at.selectbox(key="bundled_run").set_value("digits-regression").run()
+    _visit(at, "overview")
+    _assert_clean(at, "regression overview")
+    assert {"NRC1 · nrc1", "NRC2 · nrc2", "NRC3 · nrc3"} <= {m.label for m in at.metric}
+
+
 def test_imbalance_page_shows_training_counts_and_reference_levels():
     at = _app().run()
     at.selectbox(key="bundled_run").set_value("digits-mlp-imbalanced").run()

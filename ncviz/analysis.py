@@ -773,6 +773,22 @@ def _run_relative(data: str, source: Path) -> Path:
     return (source if source.is_dir() else source.parent) / path
 
 
+def ranks_at(analysis: Analysis, tau: float) -> pd.DataFrame:
+    """The numerical rank of the class means (s_k > τ·s_1) of every analysed checkpoint and
+    layer, as tidy rows (metric ``rank_means``) — for a τ other than the analysis's own."""
+    from ncviz.metrics.spectra import numerical_rank
+
+    epochs = dict(zip(analysis.checkpoints, analysis.epochs()))
+    rows = [
+        {"run": analysis.run, "checkpoint": checkpoint, "epoch": epochs.get(checkpoint),
+         "step": None, "layer": layer, "split": analysis.split, "metric": "rank_means",
+         "value": float(numerical_rank(torch.as_tensor(result.arrays["sv_means"]), tau))}
+        for (checkpoint, layer), result in analysis.results.items()
+        if isinstance(result, CollapseResult) and "sv_means" in result.arrays
+    ]  # fmt: skip
+    return _table(rows)
+
+
 def training_counts(analysis: Analysis) -> dict[str, int] | None:
     """Samples per class of the data the run was trained on (run.json ``train_data``), by class
     name — beside the counts of the analysed split, which may be balanced; None if unknown."""

@@ -136,3 +136,26 @@ def test_single_figure_html_opens_offline():
     text = figure_html(go.Figure(go.Scatter(x=[1, 2], y=[3, 4])))
     assert "<script src=" not in text  # nothing is fetched from a CDN
     assert "Plotly.newPlot" in text and len(text) > 1_000_000  # the library itself is inside
+
+
+def test_spectra_floor_numerical_zeros_and_overlay_layers(etf_result):
+    spectrum = plots._spectra_figure({"M": np.array([2.0, 1.0, 1e-17])}, 0.01, "s")
+    trace = spectrum.data[0]
+    assert list(trace.y) == [1.0, 0.5, plots.SPECTRUM_FLOOR]  # not 1e-17: the axis keeps scale
+    assert list(trace.marker.symbol) == ["circle", "circle", "triangle-down"]
+    overlay = plots.layers_spectrum_figure({"a": etf_result, "b": etf_result}, "sv_means")
+    assert [t.name for t in overlay.data] == ["a", "b"]
+
+
+def test_ranks_at_the_analysis_tau_equal_the_table():
+    from pathlib import Path
+
+    from ncviz.analysis import analyze, ranks_at
+
+    run = Path(__file__).resolve().parents[1] / "checkpoints" / "digits-mlp"
+    ends = ("epoch_0000.safetensors", "epoch_0600.safetensors")
+    analysis = analyze(run, checkpoint_filter=lambda p: p.name in ends)
+    ours = ranks_at(analysis, 1e-2).set_index(["checkpoint", "layer"])["value"]
+    table = analysis.table[analysis.table["metric"] == "rank_means"]
+    assert ours.to_dict() == table.set_index(["checkpoint", "layer"])["value"].to_dict()
+    assert (ranks_at(analysis, 0.3)["value"] <= ranks_at(analysis, 1e-4)["value"]).all()

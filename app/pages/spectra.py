@@ -1,30 +1,49 @@
-"""Singular-value spectra of the class means, the classifier and the features; rank."""
+"""Singular-value spectra of the class means, the classifier and the features — one layer, or
+every layer overlaid (the low-rank bias across depth) — and the rank at a chosen τ."""
 
 import common
 import streamlit as st
+import torch
 
 from ncviz import plots
+from ncviz.analysis import ranks_at
+from ncviz.metrics import CollapseResult
 from ncviz.metrics.spectra import effective_rank, numerical_rank
 
 st.title("Spectra")
 selected = common.page_result()
 if selected:
     analysis, checkpoint, layer, result = selected
-    tau = st.select_slider(
+    left, right = st.columns([2, 1])
+    tau = left.select_slider(
         "Rank threshold τ (s_k > τ·s₁)", [1e-4, 1e-3, 1e-2, 3e-2, 1e-1, 0.3], value=1e-2, key="tau"
     )
-    import torch
-
+    top = int(right.number_input("Show the top k singular values (0 = all)", 0, 100_000, 0,
+                                 key="spectrum_top")) or None  # fmt: skip
     sv = torch.as_tensor(result.arrays["sv_means"])
     cols = st.columns(3)
     cols[0].metric("numerical rank of M", numerical_rank(sv, tau))
     cols[1].metric("effective rank of M", f"{effective_rank(sv):.2f}")
     cols[2].metric("classes − 1", result.num_classes - 1)
-    common.chart(plots.spectrum_figure(result, tau), "spectrum")
+    one, across = st.tabs([f"Layer {layer}", "All layers"])
+    with one:
+        common.chart(plots.spectrum_figure(result, tau, top), "spectrum")
+    with across:
+        which = st.segmented_control(
+            "Spectrum", list(plots.SPECTRA), default="sv_means", key="spectrum_kind",
+            format_func=plots.SPECTRA.get,
+        ) or "sv_means"  # fmt: skip
+        per_layer = {
+            name: r for name in analysis.layers
+            if isinstance(r := analysis.results.get((checkpoint, name)), CollapseResult)
+        }  # fmt: skip
+        common.chart(plots.layers_spectrum_figure(per_layer, which, tau, top), "spectra-layers")
+    ranks = ranks_at(analysis, tau)
+    axis = f"numerical rank of M (τ = {tau:g})"
     left, right = st.columns(2)
     with left:
-        common.chart(plots.depth_figure(analysis.table, "rank_means", [checkpoint]), "rank-depth")
+        fig = plots.depth_figure(ranks, "rank_means", [checkpoint])
+        common.chart(fig.update_yaxes(title=axis), "rank-depth")
     with right:
-        fig = common.over_training(analysis, "rank_means", [layer])
-        common.chart(fig, "rank-epochs")
-    st.caption("Rank curves use the default τ = 0.01 of the analysis.")
+        fig = common.over_training(analysis, "rank_means", [layer], table=ranks)
+        common.chart(fig.update_yaxes(title=axis), "rank-epochs")

@@ -24,6 +24,7 @@ class Embedding:
     classes: np.ndarray
     method: str
     n_total: int
+    values: np.ndarray | None = None  # a continuous target per point (regression), else None
 
     @property
     def n_shown(self) -> int:
@@ -55,8 +56,17 @@ def embed(
     if method not in METHODS:
         raise OptionError(f"embedding method must be one of {METHODS}, got {method!r}.")
     features = np.asarray(features, dtype=np.float32)
-    labels = np.asarray(labels).astype(str)
-    index = stratified_subsample(labels, max_points, seed)
+    raw = np.asarray(labels)
+    continuous = raw.dtype.kind == "f"  # regression targets: a colour scale, not classes
+    if continuous:
+        rng = np.random.default_rng(seed)
+        index = np.arange(len(raw))
+        if len(raw) > max_points:
+            index = np.sort(rng.choice(len(raw), max_points, replace=False))
+        labels = np.full(len(raw), "target")
+    else:
+        labels = raw.astype(str)
+        index = stratified_subsample(labels, max_points, seed)
     x, y = features[index], labels[index]
     if progress:
         progress(0, 3, "PCA")
@@ -76,4 +86,7 @@ def embed(
     centres = np.stack([coords[y == cls].mean(axis=0) for cls in classes])
     if progress:
         progress(3, 3, "done")
-    return Embedding(np.asarray(coords), y, centres, classes, method, len(labels))
+    values = raw[index].astype(np.float64) if continuous else None
+    if continuous:
+        classes, centres = np.array([]), np.zeros((0, 2))
+    return Embedding(np.asarray(coords), y, centres, classes, method, len(labels), values)

@@ -664,11 +664,24 @@ DENSITY_THRESHOLD = 50_000  # points; beyond this an embedding is drawn as a den
 
 
 def embedding_figure(
-    coords: np.ndarray, labels: Sequence[str], title: str, centres: np.ndarray | None = None
+    coords: np.ndarray,
+    labels: Sequence[str],
+    title: str,
+    centres: np.ndarray | None = None,
+    values: np.ndarray | None = None,
+    value_name: str = "target",
 ) -> go.Figure:
-    """2-D embedding of samples coloured by class, class centres as large crosses. Beyond
-    ``DENSITY_THRESHOLD`` points the samples are drawn as a 2-D density image instead."""
+    """2-D embedding of samples coloured by class, class centres as large crosses — or, with
+    ``values`` (a continuous target), on a colour scale. Beyond ``DENSITY_THRESHOLD`` points the
+    samples are drawn as a 2-D density image instead."""
     fig = go.Figure()
+    if values is not None and len(coords) <= DENSITY_THRESHOLD:
+        fig.add_trace(go.Scattergl(
+            x=coords[:, 0], y=coords[:, 1], mode="markers", name=value_name,
+            marker=dict(size=4, opacity=0.8, color=np.asarray(values), colorscale="Viridis",
+                        colorbar=dict(title=value_name)),
+        ))  # fmt: skip
+        return _layout(fig, title, height=560)
     labels = np.asarray([str(x) for x in labels])
     classes = sorted(set(labels), key=lambda s: (len(s), s))
     if len(coords) > DENSITY_THRESHOLD:

@@ -118,6 +118,11 @@ def test_embedding_subsamples_and_marks_centres():
     many = np.random.default_rng(0).standard_normal((plots.DENSITY_THRESHOLD + 1, 2))
     dense = plots.embedding_figure(many, np.zeros(len(many), int), "d", np.zeros((1, 2)))
     assert [type(t).__name__ for t in dense.data] == ["Histogram2d", "Scatter"]
+    targets = np.linspace(-1.0, 1.0, 300)  # a continuous target: a colour scale, not 300 classes
+    reg = embed(data.features, targets, "pca", max_points=50)
+    assert reg.n_shown == 50 and set(reg.values) <= set(targets) and len(reg.classes) == 0
+    colour = plots.embedding_figure(reg.coords, reg.labels, "r", reg.centres, reg.values)
+    assert len(colour.data) == 1 and list(colour.data[0].marker.color) == list(reg.values)
 
 
 def test_html_report_is_self_contained(etf_result):

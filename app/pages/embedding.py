@@ -41,7 +41,10 @@ if analysis:
             f"{method.upper()} of `{layer}` at {common.checkpoint_label(analysis, checkpoint)}"
             f" — {emb.n_shown:,} of {emb.n_total:,} samples"
         )
-        common.chart(plots.embedding_figure(emb.coords, emb.labels, title, emb.centres), "emb")
+        figure = plots.embedding_figure(
+            emb.coords, emb.labels, title, emb.centres, emb.values, "first target"
+        )
+        common.chart(figure, "emb")
         st.caption(
             "Samples beyond the cap are subsampled per class (the count is in the title); "
             "above 50,000 shown points the plot becomes a density image."

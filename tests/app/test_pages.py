@@ -68,7 +68,7 @@ def test_every_page_renders_for_every_bundled_run(run):
     at.selectbox(key="bundled_run").set_value(run).run()
     _assert_clean(at, f"{run}/source")
     regression = "regression" in run
-    pages = ["regression"] if regression else list(CLASSIFICATION_PAGES)
+    pages = ["regression", "embedding"] if regression else list(CLASSIFICATION_PAGES)
     for page in pages + COMMON_PAGES:
         _visit(at, page)
         _assert_clean(at, f"{run}/{page}")
@@ -77,6 +77,8 @@ def test_every_page_renders_for_every_bundled_run(run):
             assert charts >= CLASSIFICATION_PAGES[page], (run, page, charts)
         if page == "regression":
             assert charts >= 5, (run, charts)
+        if page == "embedding" and regression:  # one coloured trace, not a legend per value
+            assert len(json.loads(at.get("plotly_chart")[0].proto.spec)["data"]) == 1
         if page == "training" and "-R" not in run:
             assert charts >= 2, (run, charts)
     if not regression:

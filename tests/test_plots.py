@@ -164,3 +164,22 @@ def test_ranks_at_the_analysis_tau_equal_the_table():
     table = analysis.table[analysis.table["metric"] == "rank_means"]
     assert ours.to_dict() == table.set_index(["checkpoint", "layer"])["value"].to_dict()
     assert (ranks_at(analysis, 0.3)["value"] <= ranks_at(analysis, 1e-4)["value"]).all()
+
+
+def test_geometry_states_its_variance_share_and_plays_over_checkpoints(etf_result):
+    fig = plots.geometry_figure(etf_result)
+    # a 5-class ETF spreads its variance equally over C − 1 = 4 directions: 3 of them hold 3/4
+    assert "(75% of their variance)" in fig.layout.title.text
+    w = next(t for t in fig.data if t.name and "classifier" in t.name)
+    assert list(w.text) == [f"w{c}" for c in etf_result.classes] and len(set(w.marker.color)) == 5
+    scene = fig.layout.scene
+    for axis, coordinate in ((scene.xaxis, "x"), (scene.yaxis, "y"), (scene.zaxis, "z")):
+        values = [v for t in fig.data for v in getattr(t, coordinate) if v is not None]
+        assert axis.range[0] < min(values) and max(values) < axis.range[1]
+    shrunk = collapse_result(
+        etf_result.arrays["class_means"][np.repeat(np.arange(5), 3)] * 0.5,
+        np.repeat(np.arange(5), 3),
+    )
+    animation = plots.geometry_animation({"early": shrunk, "late": etf_result})
+    assert [f.name for f in animation.frames] == ["early", "late"]
+    assert animation.layout.updatemenus[0].buttons[0].label == "▶ play"

@@ -17,10 +17,21 @@ if selected:
             disabled="class_weight" not in result.arrays,
             key="show_w",
         )
-        common.chart(plots.geometry_figure(result, show_weights=show_w), "geometry")
+        animate = len(analysis.checkpoints) > 1 and st.toggle(
+            "Animate over checkpoints", value=False, key="geometry_animate"
+        )
+        if animate:
+            over = {
+                common.checkpoint_label(analysis, c): r
+                for c in analysis.checkpoints
+                if (r := analysis.results.get((c, layer))) is not None
+            }
+            common.chart(plots.geometry_animation(over, show_weights=show_w), "geometry-play")
+        else:
+            common.chart(plots.geometry_figure(result, show_weights=show_w), "geometry")
         st.caption(
-            "Scrub the checkpoint slider in the sidebar to watch the means approach the "
-            "simplex ETF. Classifier rows are rescaled to the means' average norm."
+            "Press ▶ (animated) or scrub the checkpoint slider in the sidebar to watch the means "
+            "approach the simplex ETF. Classifier rows are rescaled to the means' average norm."
         )
     with right:
         common.chart(plots.norms_figure(result), "norms")

@@ -233,6 +233,14 @@ def test_upload_a_dataset_file(tmp_path):
     assert at.dataframe[0].value["n_c (digits-test)"].sum() == 397
 
 
+def test_geometry_plays_the_run_over_its_checkpoints():
+    at = _visit(_app().run(), "geometry")
+    at.toggle(key="geometry_animate").set_value(True).run()
+    _assert_clean(at, "geometry animation")
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert len(spec["frames"]) == 25 and spec["frames"][-1]["name"] == "epoch 600"
+
+
 def test_overview_shows_the_nrc_headline_on_a_regression_run():
     at = _app().run()
     at.selectbox(key="bundled_run").set_value("digits-regression").run()

@@ -7,6 +7,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import streamlit as st
 
@@ -14,6 +15,7 @@ from ncviz import plots
 from ncviz.analysis import Analysis, analyze
 from ncviz.demo import bundled_runs, bundled_runs_dir
 from ncviz.jobs import Job, default_runner
+from ncviz.links import LINK_KEYS, resolve_view, view_query
 from ncviz.metrics import CollapseResult
 from ncviz.workers import run_in_worker
 
@@ -78,8 +80,14 @@ def wait_briefly(job: Job, seconds: float = QUICK_WAIT_S) -> None:
 def ensure_analysis() -> Analysis | None:
     """This session's finished analysis; starts the default bundled run on first visit, shows
     progress (with cancel) while a job runs, and the one-line error if it failed."""
-    if "job_key" not in st.session_state and DEFAULT_RUN in bundled_runs():
-        start_analysis(bundled_request(DEFAULT_RUN))
+    if "job_key" not in st.session_state:
+        run = linked_run()
+        if run is not None:
+            start_analysis(bundled_request(run))
+        elif DEFAULT_RUN in bundled_runs():
+            start_analysis(bundled_request(DEFAULT_RUN))
+    if note := st.session_state.pop("link_note", None):
+        st.warning(note)
     job = current_job()
     if job is None:
         st.info("Choose a run or upload checkpoints on the **Source** page.")
@@ -91,7 +99,67 @@ def ensure_analysis() -> Analysis | None:
         st.session_state["analysis_key"] = job.key
         for key in ("checkpoint", "layer", "split"):
             st.session_state.pop(key, None)
+        _open_link(analysis)
     return _split_view(analysis)
+
+
+def linked_run() -> str | None:
+    """The bundled run a shared link names, on a session's first page; a link to anything
+    else (an upload is private to the session that made it) leaves a note and opens nothing."""
+    wanted = st.query_params.get("run")
+    if wanted is None or st.session_state.get("link_checked"):
+        return None
+    st.session_state["link_checked"] = True
+    if wanted in bundled_runs():
+        return wanted
+    st.session_state["link_note"] = (
+        f"The link names the run {wanted!r}, which is not available here (uploads stay private "
+        "to the session that made them); showing the bundled demo instead."
+    )
+    return None
+
+
+def _open_link(analysis: Analysis) -> None:
+    """Select the checkpoint, layer and split a shared link names (once, for its own run)."""
+    if st.session_state.get("link_opened") or st.query_params.get("run") != analysis.run:
+        return
+    st.session_state["link_opened"] = True
+    view = resolve_view(
+        st.query_params.to_dict(), analysis.checkpoints, analysis.epochs(), analysis.layers,
+        analysis.splits,
+    )  # fmt: skip
+    for key, value in (("checkpoint", view.checkpoint), ("layer", view.layer),
+                       ("split", view.split)):  # fmt: skip
+        if value is not None:
+            st.session_state[key] = value
+
+
+def _write_link(analysis: Analysis, checkpoint: str, layer: str) -> None:
+    """Keep the URL's query on the current view, so that the address bar is a shareable link
+    (bundled runs; other sources cannot be reopened elsewhere, so their links name no run)."""
+    request = st.session_state.get("request")
+    bundled = request is not None and request.source == str(bundled_runs_dir() / request.label)
+    if not bundled:
+        for key in LINK_KEYS:
+            st.query_params.pop(key, None)
+        return
+    epochs = dict(zip(analysis.checkpoints, analysis.epochs()))
+    split = analysis.split if len(analysis.splits) > 1 else None
+    query = view_query(request.label, checkpoint, epochs.get(checkpoint), layer, split)
+    for key in LINK_KEYS:
+        if key not in query:
+            st.query_params.pop(key, None)
+        elif st.query_params.get(key) != query[key]:
+            st.query_params[key] = query[key]
+
+
+def link_box() -> None:
+    """The current view's address, with a copy button (the code block's own)."""
+    url = str(st.context.url or "").split("?")[0]
+    query = "&".join(f"{k}={quote(v, safe=':')}" for k, v in st.query_params.to_dict().items())
+    if query and url:
+        with st.sidebar.popover("Link to this view"):
+            st.code(f"{url}?{query}", language=None, wrap_lines=True)
 
 
 def _split_view(analysis: Analysis) -> Analysis:
@@ -190,6 +258,8 @@ def selectors(analysis: Analysis) -> tuple[str, str]:
             on_change=_remember,
             args=("w_layer", "layer"),
         )
+    _write_link(analysis, st.session_state["checkpoint"], st.session_state["layer"])
+    link_box()
     return st.session_state["checkpoint"], st.session_state["layer"]
 
 

@@ -11,7 +11,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import common` from
 
 st.set_page_config(page_title="ncviz — neural collapse", page_icon="◬", layout="wide")
 
-PAGES = Path(__file__).resolve().parent / "pages"
+# not "pages/": Streamlit would also serve that folder as legacy pages (their own URLs, no
+# navigation), which a deep link like /overview?run=… then opens instead of this app
+PAGES = Path(__file__).resolve().parent / "views"
 navigation = st.navigation(
     {
         "Data": [

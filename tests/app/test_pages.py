@@ -44,7 +44,7 @@ def _app() -> AppTest:
 
 
 def _visit(at: AppTest, page: str) -> AppTest:
-    at.switch_page(f"pages/{page}.py")
+    at.switch_page(f"views/{page}.py")
     return at.run()
 
 
@@ -233,6 +233,27 @@ def test_upload_a_dataset_file(tmp_path):
     assert at.dataframe[0].value["n_c (digits-test)"].sum() == 397
 
 
+def test_a_shared_link_reopens_its_run_checkpoint_and_layer():
+    at = _app()
+    at.query_params.update(run="digits-mlp-imbalanced", step="10", layer="blocks.1")
+    at.switch_page("views/angles.py").run()
+    _assert_clean(at, "deep link")
+    assert at.session_state["request"].label == "digits-mlp-imbalanced"
+    assert at.session_state["checkpoint"] == "epoch_0010.safetensors"
+    assert at.session_state["layer"] == "blocks.1"
+    assert at.selectbox(key="w_layer").value == "blocks.1"
+    assert dict(at.query_params) == {"run": "digits-mlp-imbalanced", "step": "10",
+                                     "layer": "blocks.1"}  # fmt: skip
+    at.selectbox(key="w_layer").set_value("classifier:input").run()
+    assert at.query_params["layer"] == "classifier:input"  # the address follows the view
+
+    stale = _app()
+    stale.query_params.update(run="my-upload", step="3")
+    stale.switch_page("views/overview.py").run()
+    assert any("not available here" in w.value for w in stale.warning)
+    assert stale.session_state["request"].label == "digits-mlp"
+
+
 def test_geometry_plays_the_run_over_its_checkpoints():
     at = _visit(_app().run(), "geometry")
     at.toggle(key="geometry_animate").set_value(True).run()
@@ -266,7 +287,7 @@ def test_imbalance_page_shows_training_counts_and_reference_levels():
     lines = {a["text"] for a in curve["layout"]["annotations"]}
     assert "ETF −1/(C−1) = -0.111" in lines and "total collapse 1" in lines
     assert any("lr ×0.1" in text for text in lines)  # the run's learning-rate drops
-    at.switch_page("pages/source.py").run()  # a balanced run: no empty minority charts
+    at.switch_page("views/source.py").run()  # a balanced run: no empty minority charts
     at.selectbox(key="bundled_run").set_value("digits-mlp").run()
     _visit(at, "imbalance")
     assert not at.get("plotly_chart") and any("no minority collapse" in c.value for c in at.caption)

@@ -31,13 +31,15 @@ CHROMIUM_FLAGS = [
     "--disable-dev-shm-usage",
 ]  # fmt: skip
 PAGES = ["Overview", "Geometry", "Angles", "Spectra", "Depth", "Training", "Imbalance",
-         "Regression", "Embedding", "Theory lab", "Compare", "Export", "Study"]  # fmt: skip
+         "Regression", "Language", "Embedding", "Feature learning", "Transfer", "Theory lab",
+         "Compare", "Export", "Study"]  # fmt: skip
 
 # the label of the dataset uploader, shown once "Upload a dataset" is chosen on the Source page
 DATASET_UPLOADER = "Dataset (inputs + labels/targets"
 
 # pages that draw charts for a single uploaded checkpoint (Training needs several)
-CHART_PAGES = {"Geometry", "Angles", "Spectra", "Depth", "Embedding", "Compare", "Study"}
+CHART_PAGES = {"Geometry", "Angles", "Spectra", "Depth", "Embedding", "Compare", "Study",
+               "Language", "Transfer"}  # fmt: skip
 
 # Waits are on the page's state; the bound only stops a hung test. On a loaded machine a page may
 # take minutes, and that must make the test slower, never red.
@@ -234,6 +236,37 @@ def test_upload_analyse_and_visit_every_page(server, tmp_path):
                 assert page.get_by_role("button", name="Metrics table (CSV)").count() == 1
             shot = f"{index:02d}-{name.lower().replace(' ', '-')}.png"
             page.screenshot(path=str(ARTIFACTS / shot), full_page=True)
+        browser.close()
+
+
+@pytest.mark.parametrize("run", ["digits-mlp-imbalanced", "digits-regression"])
+def test_a_deep_link_opens_its_view_and_every_page_draws(server, run):
+    """A link opened in a fresh browser context selects its run, checkpoint and layer; then every
+    page of that run is visited and screenshotted (test-artifacts/link-<run>-*.png)."""
+    layer = "blocks.1" if run == "digits-mlp-imbalanced" else "classifier:input"
+    with playwright_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        page.set_default_timeout(WAIT_MS)
+        with _screenshot_on_failure(f"link-{run}", page):
+            page.goto(f"{server}/overview?run={run}&step=10&layer={layer}")
+            page.get_by_text(f"{run} · epoch 10 · layer", exact=False).wait_for(timeout=WAIT_MS)
+            _wait_idle(page)
+            sidebar = page.locator("[data-testid='stSidebar']")
+            assert f"Run: {run}" in sidebar.inner_text()
+            caption = page.get_by_text(f"{run} · epoch 10 · layer", exact=False).first
+            assert f"layer {layer}" in caption.inner_text()  # the layer the link names
+            _assert_no_errors(page, f"{run} deep link")
+            ARTIFACTS.mkdir(exist_ok=True)
+            for index, name in enumerate(PAGES):
+                page.get_by_role("link", name=name).first.click()
+                page.get_by_role("heading", name=name, exact=False).first.wait_for(timeout=WAIT_MS)
+                _wait_idle(page)
+                _assert_no_errors(page, f"{run}/{name}")
+                assert "epoch 10" in sidebar.inner_text() or name in ("Theory lab", "Study",
+                                                                       "Transfer")  # fmt: skip
+                shot = ARTIFACTS / f"link-{run}-{index:02d}-{name.lower().replace(' ', '-')}.png"
+                page.screenshot(path=str(shot), full_page=True)
         browser.close()
 
 

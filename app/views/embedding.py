@@ -38,7 +38,7 @@ if analysis:
     if common.job_panel(job, "Embedding", "embedding"):
         emb = job.result
         title = (
-            f"{method.upper()} of `{layer}` at {common.checkpoint_label(analysis, checkpoint)}"
+            f"{method.upper()} of {layer} at {common.checkpoint_label(analysis, checkpoint)}"
             f" — {emb.n_shown:,} of {emb.n_total:,} samples"
         )
         figure = plots.embedding_figure(

@@ -46,7 +46,8 @@ def bundled_section() -> None:
         st.warning(f"No bundled runs in {bundled_runs_dir()}; recreate them with `ncviz demo`.")
         return
     request = st.session_state.get("request")
-    current = request.label if request and request.label in runs else common.DEFAULT_RUN
+    linked = common.linked_run() if request is None else None  # a shared link's run
+    current = request.label if request and request.label in runs else linked or common.DEFAULT_RUN
     name = st.selectbox(
         "Bundled run", runs, index=runs.index(current) if current in runs else 0, key="bundled_run"
     )

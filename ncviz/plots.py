@@ -835,6 +835,27 @@ def layer_spectra_figure(
 # --- study across runs ----------------------------------------------------------------------
 
 
+def sweep_figure(
+    frame: pd.DataFrame,
+    metrics: Sequence[str],
+    x: str = "R",
+    references: Mapping[str, float] | None = None,
+) -> go.Figure:
+    """``metrics`` against a swept setting (one point per run, log x): e.g. minority collapse
+    against the imbalance ratio R (Fang et al. 2021, Fig. 3); ``references`` as dashed lines."""
+    fig = go.Figure()
+    for k, metric in enumerate(metrics):
+        fig.add_trace(go.Scatter(
+            x=frame[x].tolist(), y=frame[metric].tolist(), mode="lines+markers",
+            name=metric_label(metric), text=frame["run"].tolist() if "run" in frame else None,
+            line=dict(color=PALETTE[k % len(PALETTE)]),
+        ))  # fmt: skip
+    for label, value in (references or {}).items():
+        fig.add_hline(y=value, line_dash="dash", line_color="grey", annotation_text=label)
+    fig.update_xaxes(type="log", title=x)
+    return _layout(fig, f"Across the sweep's runs (last checkpoint) against {x}")
+
+
 def shots_figure(table: pd.DataFrame, names: str = "model") -> go.Figure:
     """k-shot nearest-class-mean accuracy of each run (``shot<k>_acc`` columns, with their
     ``_sd`` over episodes as error bars)."""

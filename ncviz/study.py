@@ -396,3 +396,49 @@ def run_study(
     metrics = numeric_columns(frame, exclude=[against, *attributes])
     table = correlations(frame, against, metrics, resamples=resamples)
     return Study(frame, against, table, name, attributes)
+
+
+def imbalance_ratio(train_data: Mapping | str | None) -> float:
+    """The imbalance ratio R of a run's training data spec (``step:K:R`` or ``longtail:R``),
+    1 for balanced data.
+
+    >>> imbalance_ratio({"source": "builtin:digits", "imbalance": "step:5:100"})
+    100.0
+    """
+    from ncviz.load.datasets import DataSpec, _parse_imbalance
+
+    if not train_data:
+        return 1.0
+    profile = DataSpec.parse(train_data).imbalance
+    return float(_parse_imbalance(profile)[1][-1]) if profile else 1.0
+
+
+def sweep_family(name: str, available: Sequence[str]) -> list[str]:
+    """Runs that share a sweep with ``name``: ``<base>`` and every ``<base>-R<k>`` (the bundled
+    imbalance sweep), at least two of them, else none.
+
+    >>> sweep_family("m-R10", ["m", "m-R1", "m-R10", "other"])
+    ['m', 'm-R1', 'm-R10']
+    """
+    base = re.sub(r"-R\d+$", "", name)
+    pattern = re.compile(re.escape(base) + r"(-R\d+)?")
+    members = [run for run in available if pattern.fullmatch(run)]
+    return members if len(members) >= 2 else []
+
+
+def imbalance_sweep(
+    folder: Path, runs: Sequence[str], layer: str, metrics: Sequence[str]
+) -> pd.DataFrame:
+    """One row per run of a sweep: its imbalance ratio R (from run.json ``train_data``) and
+    ``metrics`` at ``layer`` of its last checkpoint (Fang et al. 2021, Fig. 3: minority collapse
+    against R), sorted by R. Analyses come from the result cache after the first time."""
+    from ncviz.analysis import analyze
+    from ncviz.load.runs import open_run
+
+    rows = []
+    for name in runs:
+        analysis = analyze(folder / name)
+        values = analysis.metrics_at(analysis.checkpoints[-1], layer)
+        ratio = imbalance_ratio(open_run(folder / name).raw.get("train_data"))
+        rows.append({"run": name, "R": ratio, **{m: values.get(m, math.nan) for m in metrics}})
+    return pd.DataFrame(rows).sort_values("R", kind="stable").reset_index(drop=True)

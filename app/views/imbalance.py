@@ -5,6 +5,11 @@ import streamlit as st
 
 from ncviz import plots
 from ncviz.analysis import training_counts
+from ncviz.demo import bundled_runs, bundled_runs_dir
+from ncviz.jobs import default_runner
+from ncviz.study import imbalance_sweep, sweep_family
+
+SWEPT = ["minority_cos", "norm_ratio_weights"]
 
 st.title("Imbalance")
 selected = common.page_result()
@@ -56,4 +61,22 @@ if selected:
             common.chart(
                 common.over_training(analysis, "norm_ratio_weights", [layer], {"equal norms": 1.0}),
                 "nr",
+            )
+
+    family = sweep_family(analysis.run, bundled_runs())
+    if family and current:
+        st.subheader("Minority collapse against the imbalance ratio")
+        key = f"imbalance-sweep-{'-'.join(family)}-{layer}"
+        job = default_runner().submit(
+            key, "imbalance sweep",
+            lambda progress: imbalance_sweep(bundled_runs_dir(), family, layer, SWEPT),
+        )  # fmt: skip
+        if common.job_panel(job, "Imbalance sweep", "sweep"):
+            etf = -1.0 / (result.num_classes - 1)
+            references = {f"ETF −1/(C−1) = {etf:.3f}": etf, "total collapse 1": 1.0}
+            common.chart(plots.sweep_figure(job.result, SWEPT, "R", references), "sweep")
+            st.caption(
+                "One point per run of the sweep (" + ", ".join(family) + "): as the minority "
+                "classes get rarer, their classifier rows collapse onto each other (Fang et al. "
+                "2021, Fig. 3)."
             )

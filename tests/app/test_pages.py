@@ -287,6 +287,11 @@ def test_imbalance_page_shows_training_counts_and_reference_levels():
     lines = {a["text"] for a in curve["layout"]["annotations"]}
     assert "ETF −1/(C−1) = -0.111" in lines and "total collapse 1" in lines
     assert any("lr ×0.1" in text for text in lines)  # the run's learning-rate drops
+    sweep = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    assert "against R" in sweep["layout"]["title"]["text"]
+    ratios, minority_cos = sweep["data"][0]["x"], sweep["data"][0]["y"]
+    assert ratios == [1.0, 10.0, 50.0, 100.0]  # R1, R10, the 25-checkpoint run (R = 50), R100
+    assert minority_cos[-1] > minority_cos[0] + 0.3  # minority collapse grows with R
     at.switch_page("views/source.py").run()  # a balanced run: no empty minority charts
     at.selectbox(key="bundled_run").set_value("digits-mlp").run()
     _visit(at, "imbalance")

@@ -42,7 +42,13 @@ class AnalysisRequest:
 
 def _run_analysis(request: AnalysisRequest, progress) -> Analysis:
     """The analysis, in a worker process with a memory and time budget (ncviz.workers): an
-    upload that needs too much fails for its own session, never for the server."""
+    upload that needs too much fails for its own session, never for the server. A bundled run
+    (our own files, usually already in the result cache) is analysed in this process, so the
+    first plot of a fresh server does not wait for the worker pool to start."""
+    if request.source == str(bundled_runs_dir() / request.label):
+        return analyze(request.source, request.data, model=request.model,
+                       layers=list(request.layers) if request.layers else None,
+                       progress=progress, **request.options)  # fmt: skip
     return run_in_worker(
         analyze,
         request.source,

@@ -65,6 +65,9 @@ def start_analysis(request: AnalysisRequest) -> Job:
     job = default_runner().submit(request.key, request.label, _run_analysis, request)
     st.session_state["request"] = request
     st.session_state["job_key"] = job.key
+    history = st.session_state.setdefault("history", {})  # every analysis of this session
+    history.pop(request.key, None)
+    history[request.key] = request
     return job
 
 

@@ -43,19 +43,26 @@ if analysis:
         first = analysis.results[(checkpoint, layer)]
         second = analysis.results[(other_checkpoint, layer)]
         if isinstance(first, CollapseResult) and isinstance(second, CollapseResult):
-            left, right = st.columns(2)
-            with left:
-                st.caption(a_label)
-                common.chart(plots.geometry_figure(first), "cmp-geo-a")
-            with right:
-                st.caption(b_label)
-                common.chart(plots.geometry_figure(second), "cmp-geo-b")
+            for tab, label, result in zip(st.tabs([a_label, b_label]), (a_label, b_label),
+                                          (first, second)):  # fmt: skip
+                with tab:  # one geometry at full width: readable, nothing clipped
+                    common.chart(plots.geometry_figure(result), f"cmp-geo-{label}")
         st.stop()
-    others = [r for r in bundled_runs() if r != analysis.run]
+    # this session's other analyses (uploads, recorded runs, bundled runs), then the bundled runs
+    current = st.session_state.get("job_key")
+    choices = {key: f"{r.label} (this session)" for key, r in
+               reversed(st.session_state.get("history", {}).items()) if key != current}  # fmt: skip
+    bundled = [r for r in bundled_runs() if r != analysis.run]
     # runs of the same kind first (a regression run is compared with a regression run)
-    others.sort(key=lambda r: ("regression" in r) != ("regression" in analysis.run))
-    other_name = st.selectbox("Compare with (bundled run)", others, key="compare_with")
-    request = common.bundled_request(other_name)
+    bundled.sort(key=lambda r: ("regression" in r) != ("regression" in analysis.run))
+    for name in bundled:
+        request = common.bundled_request(name)
+        choices.setdefault(request.key, name)
+    picked = st.selectbox("Compare with", list(choices), key="compare_with",
+                          format_func=choices.get)  # fmt: skip
+    history = st.session_state.get("history", {})
+    request = history.get(picked) or common.bundled_request(choices[picked])
+    other_name = request.label
     job = default_runner().submit(request.key, other_name, common._run_analysis, request)
     if not common.job_panel(job, f"Analysis of {other_name}", "compare"):
         st.stop()

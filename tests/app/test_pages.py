@@ -303,8 +303,21 @@ def test_compare_with_another_run():
     _visit(at, "compare")
     at.segmented_control(key="compare_mode").set_value("Another run").run()
     _assert_clean(at, "compare runs")
-    assert at.selectbox(key="compare_with").value == "digits-mlp-imbalanced"
+    assert at.selectbox(key="compare_with").options[0] == "digits-mlp-imbalanced"
     assert len(at.get("plotly_chart")) == 1 and len(at.dataframe) == 1
+
+
+def test_compare_an_upload_with_an_earlier_analysis_of_the_session():
+    at = _upload(
+        _app().run(), [("final.safetensors", _checkpoint_bytes(), "application/octet-stream")]
+    )
+    _visit(at, "compare")
+    at.segmented_control(key="compare_mode").set_value("Another run").run()
+    _assert_clean(at, "compare with the session's demo")
+    assert at.selectbox(key="compare_with").options[0] == "digits-mlp (this session)"
+    frame = at.dataframe[0].value.set_index("metric")
+    assert list(frame.columns) == ["final", "digits-mlp"]
+    assert frame.loc["accuracy", "final"] == frame.loc["accuracy", "digits-mlp"] == 1.0
 
 
 def test_server_folder_browsing_stays_inside(tmp_path, monkeypatch):

@@ -16,6 +16,7 @@ from ncviz.analysis import Analysis, analyze
 from ncviz.demo import bundled_runs, bundled_runs_dir
 from ncviz.jobs import Job, default_runner
 from ncviz.links import LINK_KEYS, resolve_view, view_query
+from ncviz.load.runs import open_run
 from ncviz.metrics import CollapseResult
 from ncviz.workers import run_in_worker
 
@@ -110,6 +111,29 @@ def ensure_analysis() -> Analysis | None:
             st.session_state.pop(key, None)
         _open_link(analysis)
     return _split_view(analysis)
+
+
+def split_tables(analysis: Analysis) -> dict[str, Any] | None:
+    """The run's tables per data split (train, test) for the train-vs-test views (Hui et al.
+    2022: collapse on the training data need not carry over to held-out data): the splits a
+    recorded run holds, else for a bundled run its run.json ``test_data`` analysed as a second
+    job. None while that job runs (its progress is shown) or when the run has no test data."""
+    job = current_job()
+    full = job.result if job is not None and job.status == "done" else analysis
+    if len(full.splits) > 1:
+        return {split: full.table[full.table["split"] == split] for split in full.splits}
+    request = st.session_state.get("request")
+    if request is None or request.source != str(bundled_runs_dir() / request.label):
+        return None
+    test_data = open_run(request.source).raw.get("test_data")
+    if not test_data:
+        return None
+    test = AnalysisRequest(request.source, request.label, test_data, None, request.layers,
+                           request.options)  # fmt: skip
+    job = default_runner().submit(test.key, f"{request.label} (test)", _run_analysis, test)
+    if not job_panel(job, f"Analysis of {request.label} on its test split", "test-split"):
+        return None
+    return {"train": full.table, "test": job.result.table}
 
 
 def linked_run() -> str | None:

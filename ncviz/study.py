@@ -442,3 +442,24 @@ def imbalance_sweep(
         ratio = imbalance_ratio(open_run(folder / name).raw.get("train_data"))
         rows.append({"run": name, "R": ratio, **{m: values.get(m, math.nan) for m in metrics}})
     return pd.DataFrame(rows).sort_values("R", kind="stable").reset_index(drop=True)
+
+
+def train_vs_test(
+    tables: Mapping[str, pd.DataFrame], checkpoint: str, layer: str, metrics: Sequence[str]
+) -> pd.DataFrame:
+    """``metrics`` (rows) of one checkpoint and layer on each split (columns, e.g. train and
+    test), from tidy tables (split name → table).
+
+    >>> row = {"checkpoint": "c", "layer": "l", "metric": "nc1"}
+    >>> tables = {"train": pd.DataFrame([{**row, "value": 0.1}]),
+    ...           "test": pd.DataFrame([{**row, "value": 0.4}])}
+    >>> train_vs_test(tables, "c", "l", ["nc1"]).loc["nc1"].tolist()
+    [0.1, 0.4]
+    """
+    columns = {}
+    for split, table in tables.items():
+        rows = table[(table["checkpoint"] == checkpoint) & (table["layer"] == layer)]
+        values = dict(zip(rows["metric"], rows["value"]))
+        columns[split] = [values.get(m, math.nan) for m in metrics]
+    frame = pd.DataFrame(columns, index=pd.Index(list(metrics), name="metric"))
+    return frame.dropna(how="all")

@@ -4,6 +4,7 @@ import common
 import streamlit as st
 
 from ncviz.metrics import METRICS, RegressionResult, chance_baselines
+from ncviz.study import train_vs_test
 
 HEADLINE = [
     "nc1",
@@ -65,3 +66,16 @@ if analysis is not None:
         onset = analysis.terminal_phase_onset()
         if onset is not None:
             st.caption(f"Zero training error (terminal phase) from epoch {onset}.")
+    if analysis.task == "classification" and st.toggle(
+        "Train vs test", value=False, key="train_vs_test",
+        help="The same checkpoint and layer measured on the held-out split (Hui et al. 2022).",
+    ):  # fmt: skip
+        tables = common.split_tables(analysis)
+        if tables is not None:
+            keys = ["nc1", "nc1_trace_ratio", "cdnv", "nc2_etf_distance", "nc4", "accuracy"]
+            frame = train_vs_test(tables, checkpoint, layer, keys)
+            if "nc1" in frame.index and {"train", "test"} <= set(frame.columns):
+                st.metric("NC1 on test data", f"{frame.loc['nc1', 'test']:.4g}",
+                          delta=f"{frame.loc['nc1', 'test'] - frame.loc['nc1', 'train']:+.4g} "
+                          "vs train", delta_color="inverse")  # fmt: skip
+            st.dataframe(frame, width="stretch")

@@ -20,8 +20,16 @@ if analysis:
         layers = st.multiselect("Layers", analysis.layers, default=[layer], key="train_layers")
         if analysis.log:
             common.chart(plots.accuracy_figure(analysis.log), "accuracy")
+        overlay = analysis.task == "classification" and st.toggle(
+            "Overlay the test split", value=False, key="train_overlay_test",
+            help="Each metric on the training and the held-out data (Hui et al. 2022).",
+        )  # fmt: skip
+        tables = common.split_tables(analysis) if overlay else None
         columns = st.columns(2)
         for index, metric in enumerate(chosen):
             with columns[index % 2]:
-                fig = common.over_training(analysis, metric, layers or [layer])
+                if tables is not None:
+                    fig = plots.compare_figure(tables, metric, layer)
+                else:
+                    fig = common.over_training(analysis, metric, layers or [layer])
                 common.chart(fig, f"train-{metric}")

@@ -254,6 +254,23 @@ def test_a_shared_link_reopens_its_run_checkpoint_and_layer():
     assert stale.session_state["request"].label == "digits-mlp"
 
 
+def test_train_vs_test_on_the_overview_and_the_training_curves():
+    at = _visit(_app().run(), "overview")
+    at.toggle(key="train_vs_test").set_value(True).run()
+    _assert_clean(at, "train vs test")
+    frame = at.dataframe[0].value
+    assert list(frame.columns) == ["train", "test"]
+    # Hui et al. 2022: the held-out digits collapse far less than the training digits
+    assert frame.loc["nc1", "test"] > 10 * frame.loc["nc1", "train"]
+    assert frame.loc["accuracy", "train"] == 1.0 > frame.loc["accuracy", "test"] > 0.9
+    assert any(m.label == "NC1 on test data" for m in at.metric)
+    _visit(at, "training")
+    at.toggle(key="train_overlay_test").set_value(True).run()
+    _assert_clean(at, "training overlay")
+    curves = json.loads(at.get("plotly_chart")[1].proto.spec)["data"]
+    assert [c["name"] for c in curves] == ["train", "test"]
+
+
 def test_geometry_plays_the_run_over_its_checkpoints():
     at = _visit(_app().run(), "geometry")
     at.toggle(key="geometry_animate").set_value(True).run()

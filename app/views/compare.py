@@ -43,10 +43,10 @@ if analysis:
         first = analysis.results[(checkpoint, layer)]
         second = analysis.results[(other_checkpoint, layer)]
         if isinstance(first, CollapseResult) and isinstance(second, CollapseResult):
-            for tab, label, result in zip(st.tabs([a_label, b_label]), (a_label, b_label),
-                                          (first, second)):  # fmt: skip
+            tabs = st.tabs([a_label, b_label if b_label != a_label else f"{b_label} (again)"])
+            for index, (tab, result) in enumerate(zip(tabs, (first, second))):
                 with tab:  # one geometry at full width: readable, nothing clipped
-                    common.chart(plots.geometry_figure(result), f"cmp-geo-{label}")
+                    common.chart(plots.geometry_figure(result), f"cmp-geo-{index}")
         st.stop()
     # this session's other analyses (uploads, recorded runs, bundled runs), then the bundled runs
     current = st.session_state.get("job_key")

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from ncviz.errors import InputError, OptionError
-from ncviz.extract.layers import INPUT_SUFFIX, first_tensor, resolve_module
+from ncviz.extract.layers import INPUT_SUFFIX, first_tensor, hook_layer, resolve_module
 from ncviz.metrics import collapse_metrics
 from ncviz.metrics.geometry import geometry_metrics
 
@@ -221,19 +221,16 @@ def _embedding_fn(model: nn.Module | Callable, layer: str | None) -> Callable:
 
     if layer is None:
         layer = classifier_module(model)[0] + INPUT_SUFFIX
-    module, wants_input = resolve_module(model, layer)
+    resolve_module(model, layer)  # an unknown layer fails here, not at the first call
 
     def embed(x: torch.Tensor) -> torch.Tensor:
         held: dict[str, torch.Tensor] = {}
-        if wants_input:
-            handle = module.register_forward_pre_hook(lambda _m, a: held.__setitem__("e", a[0]))
-        else:
-            handle = module.register_forward_hook(lambda _m, _a, o: held.__setitem__("e", o))
+        handle = hook_layer(model, layer, lambda tensor: held.__setitem__("e", tensor))
         try:
             model(x)
         finally:
             handle.remove()
-        return first_tensor(held["e"])
+        return held["e"]
 
     return embed
 

@@ -38,7 +38,7 @@ from torch import nn
 
 from ncviz.errors import DataError, OptionError
 from ncviz.extract.extractor import ProgressFn, best_device
-from ncviz.extract.layers import INPUT_SUFFIX, first_tensor, resolve_module
+from ncviz.extract.layers import INPUT_SUFFIX, hook_layer
 from ncviz.load.datasets import DataSpec
 from ncviz.load.limits import check_data_file
 from ncviz.metrics import CollapseStatistics
@@ -459,18 +459,11 @@ def token_statistics(
             "rows; the corpus was tokenised for another model."
         )
     target = _device(model, device)
-    modules = {layer: resolve_module(model, layer) for layer in layers}
     outputs: dict[str, torch.Tensor] = {}
-    handles = []
-    for layer, (module, wants_input) in modules.items():
-        if wants_input:
-            handles.append(module.register_forward_pre_hook(
-                lambda _m, args, layer=layer: outputs.__setitem__(layer, first_tensor(args))
-            ))  # fmt: skip
-        else:
-            handles.append(module.register_forward_hook(
-                lambda _m, _a, out, layer=layer: outputs.__setitem__(layer, first_tensor(out))
-            ))  # fmt: skip
+    handles = [
+        hook_layer(model, layer, lambda tensor, layer=layer: outputs.__setitem__(layer, tensor))
+        for layer in layers
+    ]
     run = _caller(model)
     was_training = model.training
     model.eval()
@@ -527,16 +520,8 @@ def token_features(
     """The features (n×d) and next-token ids of the first ``limit`` samples of ``corpus`` at
     ``layer`` (for embeddings of the token features)."""
     target = _device(model, device)
-    module, wants_input = resolve_module(model, layer)
     seen: dict[str, torch.Tensor] = {}
-    if wants_input:
-        handle = module.register_forward_pre_hook(
-            lambda _m, args: seen.__setitem__("h", first_tensor(args))
-        )
-    else:
-        handle = module.register_forward_hook(
-            lambda _m, _a, out: seen.__setitem__("h", first_tensor(out))
-        )
+    handle = hook_layer(model, layer, lambda tensor: seen.__setitem__("h", tensor))
     run, features, labels, count = _caller(model), [], [], 0
     was_training = model.training
     model.eval()

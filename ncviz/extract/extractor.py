@@ -9,6 +9,7 @@ of running the model again. Batches run on the best device (CUDA when available)
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ from torch import nn
 from ncviz.cache import ActivationCache, cache_key
 from ncviz.distributed import all_reduce_statistics, shard_indices, world
 from ncviz.errors import OptionError
-from ncviz.extract.layers import INPUT_SUFFIX, first_tensor, resolve_module
+from ncviz.extract.layers import INPUT_SUFFIX, first_tensor, hook_layer
 from ncviz.load.datasets import Dataset
 from ncviz.metrics import CollapseStatistics
 from ncviz.metrics.classification import class_rows_for
@@ -83,21 +84,11 @@ class _Hooks:
         self.outputs: dict[str, torch.Tensor] = {}
         self.pooled = dict.fromkeys(layers, False)
         self.raw = False  # while probing, keep outputs unreduced to see their shapes
-        self._handles = []
-        for layer in layers:
-            module, wants_input = resolve_module(model, layer)
-            if wants_input:
-                handle = module.register_forward_pre_hook(
-                    lambda _m, args, layer=layer: self._store(layer, args)
-                )
-            else:
-                handle = module.register_forward_hook(
-                    lambda _m, _args, out, layer=layer: self._store(layer, out)
-                )
-            self._handles.append(handle)
+        self._handles = [
+            hook_layer(model, layer, functools.partial(self._store, layer)) for layer in layers
+        ]
 
-    def _store(self, layer: str, value: object) -> None:
-        tensor = first_tensor(value)
+    def _store(self, layer: str, tensor: torch.Tensor | None) -> None:
         if tensor is None:
             raise OptionError(f"layer {layer!r} produces no tensor; pick another layer.")
         tensor = tensor.detach()

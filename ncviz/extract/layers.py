@@ -6,6 +6,7 @@ module (``"fc:input"`` is the classifier input, the features of Papyan et al.'s 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -70,6 +71,18 @@ def first_tensor(value: object) -> torch.Tensor | None:
     if hasattr(value, "last_hidden_state"):
         return value.last_hidden_state
     return None
+
+
+def hook_layer(
+    model: nn.Module, layer: str, store: Callable[[torch.Tensor | None], None]
+) -> torch.utils.hooks.RemovableHandle:
+    """On every forward pass, ``store`` the tensor a layer name means: the module's output, or
+    for ``"<module>:input"`` its input (None when it is not a tensor). Remove the returned
+    handle when done."""
+    module, wants_input = resolve_module(model, layer)
+    if wants_input:
+        return module.register_forward_pre_hook(lambda _m, args: store(first_tensor(args)))
+    return module.register_forward_hook(lambda _m, _args, out: store(first_tensor(out)))
 
 
 def _forward_with_hooks(model: nn.Module, sample: torch.Tensor, handles: list) -> None:

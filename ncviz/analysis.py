@@ -834,19 +834,20 @@ def layer_features(
     device: str | None = None,
     cache: ActivationCache | bool = True,
     progress: ProgressFn | None = None,
+    target: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The features (N×d) and labels (or first target) of one analysed checkpoint and layer,
-    from the activation cache when present (e.g. for embeddings)."""
+    """The features (N×d) and labels (or regression target number ``target``) of one analysed
+    checkpoint and layer, from the activation cache when present (e.g. for embeddings)."""
     source = Path(analysis.source)
     split = analysis.split or "train"
     if (split, checkpoint) in analysis.entry_files:
-        return recorded_sample(Path(analysis.entry_files[(split, checkpoint)]), layer)
+        return recorded_sample(Path(analysis.entry_files[(split, checkpoint)]), layer, target)
     if onnx_source(source) is not None:
         return _onnx_layer_features(analysis, checkpoint, layer, progress)
     path = source / checkpoint if source.is_dir() else source
     if is_features_file(path):
         features = read_features_file(path)
-        labels = features.labels if features.labels is not None else features.targets[:, 0]
+        labels = features.labels if features.labels is not None else features.targets[:, target]
         return features.layers[layer].numpy(), np.asarray(labels)
     spec = ModelSpec.parse(analysis.model)
     if analysis.task == "language":
@@ -869,7 +870,7 @@ def layer_features(
     if dataset.labels is not None:
         labels = np.asarray(dataset.classes)[dataset.labels.numpy()]
     else:
-        labels = dataset.targets[:, 0].numpy()
+        labels = dataset.targets[:, target].numpy()
     return extracted[layer].features, labels
 
 

@@ -7,10 +7,11 @@ from ncviz import plots
 from ncviz.analysis import layer_features
 from ncviz.embedding import embed
 from ncviz.jobs import default_runner
+from ncviz.metrics import RegressionResult
 
 
-def compute(analysis, checkpoint, layer, method, max_points, progress):
-    features, labels = layer_features(analysis, checkpoint, layer, progress=progress)
+def compute(analysis, checkpoint, layer, method, max_points, target, progress):
+    features, labels = layer_features(analysis, checkpoint, layer, progress=progress, target=target)
     return embed(features, labels, method=method, max_points=max_points, progress=progress)
 
 
@@ -31,9 +32,24 @@ if analysis:
         value=5000,
         key="emb_points",
     )
-    key = f"embed-{st.session_state['analysis_key']}-{checkpoint}-{layer}-{method}-{max_points}"
+    result = analysis.results.get((checkpoint, layer))
+    targets = len(result.arrays["target_cov"]) if isinstance(result, RegressionResult) else 0
+    target = 0
+    if targets > 1:
+        target = st.selectbox("Colour by target", range(targets), key="emb_target",
+                              format_func=lambda t: f"target {t + 1}")  # fmt: skip
+    key = (f"embed-{st.session_state['analysis_key']}-{checkpoint}-{layer}-{method}-"
+           f"{max_points}-{target}")  # fmt: skip
     job = default_runner().submit(
-        key, f"{method} of {layer}", compute, analysis, checkpoint, layer, method, max_points
+        key,
+        f"{method} of {layer}",
+        compute,
+        analysis,
+        checkpoint,
+        layer,
+        method,
+        max_points,
+        target,
     )
     if common.job_panel(job, "Embedding", "embedding"):
         emb = job.result
@@ -42,7 +58,7 @@ if analysis:
             f" — {emb.n_shown:,} of {emb.n_total:,} samples"
         )
         figure = plots.embedding_figure(
-            emb.coords, emb.labels, title, emb.centres, emb.values, "first target"
+            emb.coords, emb.labels, title, emb.centres, emb.values, f"target {target + 1}"
         )
         common.chart(figure, "emb")
         st.caption(

@@ -251,16 +251,16 @@ def layer_result(
     return stats.compute(classes=classes, **metric_options)
 
 
-def recorded_sample(entry_path: Path, layer: str) -> tuple[np.ndarray, np.ndarray]:
-    """The sampled feature rows of ``layer`` in one entry and their labels (class names, or the
-    first target for regression) — what the embedding views draw."""
+def recorded_sample(entry_path: Path, layer: str, target: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The sampled feature rows of ``layer`` in one entry and their labels (class names, or
+    target number ``target`` for regression) — what the embedding views draw."""
     run = open_recorded(entry_path.parent)
     data = read_entry(entry_path)
     if layer not in data.samples:
         raise DataError(f"recorded entry {entry_path.name} has no sample of layer {layer!r}.")
     labels = data.sample_labels
     if run.task == "regression":
-        labels = labels.reshape(len(labels), -1)[:, 0]
+        labels = labels.reshape(len(labels), -1)[:, target]
     elif run.classes:
         labels = np.asarray(run.classes)[labels.astype(np.int64)]
     return data.samples[layer], labels

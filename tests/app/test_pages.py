@@ -279,6 +279,25 @@ def test_geometry_plays_the_run_over_its_checkpoints():
     assert len(spec["frames"]) == 25 and spec["frames"][-1]["name"] == "epoch 600"
 
 
+def test_embedding_of_a_regression_run_is_coloured_by_the_chosen_target():
+    from ncviz.load import load_dataset
+
+    at = _app().run()
+    at.selectbox(key="bundled_run").set_value("digits-regression").run()
+    _visit(at, "embedding")
+    at.selectbox(key="emb_target").set_value(2).run()
+    _assert_clean(at, "embedding, target 3")
+    trace = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
+    targets = load_dataset("builtin:digits?target=pca:3").targets[:, 2].double().numpy()
+    colours = trace["marker"]["color"]
+    if isinstance(colours, dict):  # plotly's typed-array encoding
+        import base64
+
+        colours = np.frombuffer(base64.b64decode(colours["bdata"]), dtype=colours["dtype"])
+    assert trace["marker"]["colorbar"]["title"]["text"] == "target 3"
+    np.testing.assert_allclose(colours, targets)
+
+
 def test_overview_shows_the_nrc_headline_on_a_regression_run():
     at = _app().run()
     at.selectbox(key="bundled_run").set_value("digits-regression").run()

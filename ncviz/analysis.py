@@ -808,18 +808,29 @@ def training_counts(analysis: Analysis) -> dict[str, int] | None:
     return dict(zip(data.classes, counts))
 
 
+def _checkpoint_path(analysis: Analysis, checkpoint: str) -> Path:
+    source = Path(analysis.source)
+    return source / checkpoint if source.is_dir() else source
+
+
+def _trained_model(analysis: Analysis, checkpoint: str) -> tuple[torch.nn.Module, Any]:
+    """The analysis's architecture with one checkpoint's weights loaded, and that checkpoint."""
+    path = _checkpoint_path(analysis, checkpoint)
+    state = read_checkpoint(path)
+    net = build_model(ModelSpec.parse(analysis.model))
+    load_weights(net, state.state_dict, source=path.name)
+    return net, state
+
+
 def agop_at(analysis: Analysis, checkpoint: str, layer: str, max_samples: int = 1000) -> np.ndarray:
     """The AGOP (d_in × d_in) at the input of linear ``layer`` (``"<name>:input"``) of one
     analysed checkpoint, on the analysis's data (a seeded subset of ``max_samples``)."""
     from ncviz.feature_learning import agop
 
-    source = Path(analysis.source)
-    path = source / checkpoint if source.is_dir() else source
+    path = _checkpoint_path(analysis, checkpoint)
     if analysis.model is None or analysis.data is None or not path.is_file():
         raise OptionError("the AGOP needs checkpoints with a model spec and data.")
-    spec = ModelSpec.parse(analysis.model)
-    net = build_model(spec)
-    load_weights(net, read_checkpoint(path).state_dict, source=path.name)
+    net, _ = _trained_model(analysis, checkpoint)
     inputs = load_dataset(DataSpec.parse(analysis.data)).inputs
     if len(inputs) > max_samples:
         inputs = inputs[np.sort(np.random.default_rng(0).choice(len(inputs), max_samples, False))]
@@ -844,7 +855,7 @@ def layer_features(
         return recorded_sample(Path(analysis.entry_files[(split, checkpoint)]), layer, target)
     if onnx_source(source) is not None:
         return _onnx_layer_features(analysis, checkpoint, layer, progress)
-    path = source / checkpoint if source.is_dir() else source
+    path = _checkpoint_path(analysis, checkpoint)
     if is_features_file(path):
         features = read_features_file(path)
         labels = features.labels if features.labels is not None else features.targets[:, target]
@@ -853,15 +864,12 @@ def layer_features(
     if analysis.task == "language":
         data_spec = DataSpec.parse(analysis.data)
         corpus = read_corpus(data_spec, find_tokenizer(Path(data_spec.source), spec.name))
-        net = build_model(spec)
-        load_weights(net, read_checkpoint(path).state_dict, source=path.name)
+        net, _ = _trained_model(analysis, checkpoint)
         _, head = lm_head(net, spec.classifier)
         features, ids = token_features(net, corpus, layer, device=device or "auto")
         return features, class_names(corpus, head.weight.shape[0])[ids]
     dataset = load_dataset(DataSpec.parse(analysis.data))
-    state = read_checkpoint(path)
-    net = build_model(spec)
-    load_weights(net, state.state_dict, source=path.name)
+    net, state = _trained_model(analysis, checkpoint)
     cache_obj = ActivationCache() if cache is True else (cache or None)
     extracted = extract(
         net, dataset, [layer], device=device, cache=cache_obj, checkpoint_id=state.sha256,

@@ -8,7 +8,8 @@ class means and Σ_B = (1/C) M Mᵀ:
 * ``nc1`` = Tr(Σ_W Σ_B⁺)/C, Σ_B⁺ from at most min(C−1, d) eigenpairs above 1e-10·λ_max (Papyan
   et al. 2020); ``nc1_trace_ratio`` = Tr Σ_W / Tr Σ_B (Tirer et al. 2023)
 * ``nc4`` = NCC/classifier mismatch rate; ``accuracy`` = classifier hit rate
-* ``minority_cos`` = mean cos(w_k, w_k′) over minority pairs (Fang et al. 2021)
+* ``minority_cos`` = mean cos(w_k, w_k′) over minority pairs (Fang et al. 2021);
+  ``accuracy_minority``/``accuracy_majority`` = classifier hit rate over those classes' samples
 """
 
 from __future__ import annotations
@@ -407,6 +408,8 @@ def _finalize(
     if weight is not None and 1 <= num_minority < num_classes:
         norms = weight.norm(dim=1)
         metrics["norm_ratio_weights"] = float(norms[~minority].mean() / norms[minority].mean())
+        metrics["accuracy_minority"] = float(hits[minority].sum() / n[minority].sum())
+        metrics["accuracy_majority"] = float(hits[~minority].sum() / n[~minority].sum())
 
     arrays.update(
         {

@@ -98,6 +98,9 @@ def naive_metrics(h, y, w=None, b=None, global_mean="class", dist_exp=1.0, tau=1
             out["minority_cos"] = c[~np.eye(len(c), dtype=bool)].mean()
         if 1 <= minority.sum() < n_classes:
             out["norm_ratio_weights"] = wn[~minority].mean() / wn[minority].mean()
+            in_minority = minority[y_index]
+            out["accuracy_minority"] = np.mean(pred[in_minority] == y_index[in_minority])
+            out["accuracy_majority"] = np.mean(pred[~in_minority] == y_index[~in_minority])
     return {k: float(v) for k, v in out.items()}
 
 

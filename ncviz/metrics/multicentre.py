@@ -1,0 +1,222 @@
+"""Collapse to multiple centres per class (NCMC, NeurIPS 2024).
+
+Under NCMC the features of class k collapse not to one mean but to f_k centres. Per class, the
+centres are either given (the fixed targets of the training, f×d per class: samples are assigned
+to the centre of their class with the largest cosine, as a cosine loss measures them) or found by
+k-means (scikit-learn) with k ∈ 2..``max_centres`` chosen by the silhouette score, and k = 1 (the
+class mean) when no k reaches ``min_silhouette`` (0.5: "reasonable structure", Kaufman &
+Rousseeuw). With μ_c the class means, μ_G their mean, Tr Σ_B = (1/C) Σ_c ‖μ_c − μ_G‖², and
+s_j the mean of the samples assigned to centre j (docs/metrics.md, "Multiple centres"):
+
+* per class, ``nc`` = (1/n_c) Σ_{i∈c} ‖h_i − s_{a(i)}‖² / Tr Σ_B — within-centre variability
+  relative to the spread of the classes (with one centre everywhere, the n_c-weighted mean over
+  classes is ``nc1_trace_ratio``);
+* ``mc_nc_ave``, ``mc_nc_std``: mean and std (ddof = 1) of ``nc`` over classes;
+* ``mc_alignment``: mean over samples of cos(h_i − μ_G, s_{a(i)} − μ_G) for found centres,
+  cos(h_i, w_{a(i)}) for given ones; ``mc_centres``: mean number of centres per class.
+
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> blobs = np.array([[6.0, 0.0], [-6.0, 0.0], [0.0, 9.0]])   # class 0: two sub-clusters
+>>> h = np.concatenate([blobs[[0, 1]].repeat(50, 0), blobs[[2]].repeat(100, 0)])
+>>> h = h + 0.2 * rng.standard_normal(h.shape)
+>>> y = np.repeat([0, 1], 100)
+>>> result = multicentre_result(h, y, max_centres=4)
+>>> result.centres.tolist()
+[2, 1]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ncviz.errors import InputError
+from ncviz.metrics.inputs import ArrayLike, encode_labels, features_matrix
+
+DEFAULT_MAX_CENTRES = 5
+MIN_SILHOUETTE = 0.5
+MAX_ROWS_PER_CLASS = 2000
+
+
+@dataclass
+class MultiCentreResult:
+    """Scalars (``metrics``) and per-class arrays, row k = class ``classes[k]``."""
+
+    metrics: dict[str, float]
+    classes: np.ndarray
+    counts: np.ndarray
+    centres: np.ndarray  # number of centres per class
+    nc: np.ndarray  # per-class collapse to the nearest centre
+    silhouette: np.ndarray  # best silhouette score per class (NaN: centres given, or k = 1 forced)
+    alignment: np.ndarray  # per-class mean cosine to the assigned centre
+
+
+def _choose_centres(
+    rows: np.ndarray, max_centres: int, min_silhouette: float, seed: int
+) -> tuple[np.ndarray, float]:
+    """Assignment of ``rows`` to k-means clusters (k by silhouette; zeros for k = 1)."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
+    best_score, best = -math.inf, np.zeros(len(rows), np.int64)
+    for k in range(2, min(max_centres, len(rows) - 1) + 1):
+        assignment = KMeans(k, n_init=3, random_state=seed).fit_predict(rows)
+        if len(np.unique(assignment)) < 2:
+            continue
+        score = float(silhouette_score(rows, assignment))
+        if score > best_score:
+            best_score, best = score, assignment
+    if best_score < min_silhouette:
+        return np.zeros(len(rows), np.int64), best_score if best_score > -math.inf else math.nan
+    return best, best_score
+
+
+def multicentre_result(
+    features: ArrayLike,
+    labels: ArrayLike,
+    *,
+    centres: Mapping[Any, ArrayLike] | ArrayLike | None = None,
+    max_centres: int = DEFAULT_MAX_CENTRES,
+    min_silhouette: float = MIN_SILHOUETTE,
+    max_rows_per_class: int = MAX_ROWS_PER_CLASS,
+    seed: int = 0,
+) -> MultiCentreResult:
+    """Per-class collapse to multiple centres (see the module docstring).
+
+    Args:
+        features: N×d; labels: N class labels (any values; ``classes`` gives the order).
+        centres: the given centres per class — a mapping label → f×d array, or a C×f×d array in
+            class order; None to find them by k-means.
+        max_centres: the largest k tried per class (k-means).
+        max_rows_per_class: k-means and the silhouette see at most this many rows of a class
+            (a seeded subset); every row is then assigned to its nearest centroid.
+    """
+    h = features_matrix(features).cpu().numpy()
+    encoded = encode_labels(labels, len(h))
+    codes = encoded.codes.cpu().numpy()
+    classes = encoded.classes
+    num_classes = len(classes)
+    counts = np.bincount(codes, minlength=num_classes)
+    if (counts < 2).any():
+        raise InputError(
+            f"class {classes[int(np.argmin(counts))]!r} has fewer than 2 samples; multi-centre "
+            "collapse needs at least 2 per class — drop rare classes first."
+        )
+    if max_centres < 1:
+        raise InputError(f"max_centres must be at least 1, got {max_centres}.")
+    given = _given_centres(centres, classes, h.shape[1])
+    means = np.stack([h[codes == c].mean(axis=0) for c in range(num_classes)])
+    global_mean = means.mean(axis=0)
+    between = float(((means - global_mean) ** 2).sum(axis=1).mean())
+    if between == 0:
+        raise InputError("all class means are identical; multi-centre collapse is undefined.")
+    rng = np.random.default_rng(seed)
+    nc, found, silhouettes, alignment = (np.zeros(num_classes) for _ in range(4))
+    cosines = np.zeros(len(h))
+    for c in range(num_classes):
+        members = np.flatnonzero(codes == c)
+        rows = h[members]
+        if given is not None:
+            targets = given[c]
+            unit = targets / np.linalg.norm(targets, axis=1, keepdims=True)
+            normed = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-300)
+            scores = normed @ unit.T
+            assignment = np.argmax(scores, axis=1)
+            cos = scores[np.arange(len(rows)), assignment]
+            silhouettes[c] = math.nan
+        else:
+            fit_rows = rows
+            if len(rows) > max_rows_per_class:
+                fit_rows = rows[rng.choice(len(rows), max_rows_per_class, replace=False)]
+            fit_assignment, silhouettes[c] = _choose_centres(
+                fit_rows, max_centres, min_silhouette, seed
+            )
+            centroids = np.stack(
+                [fit_rows[fit_assignment == j].mean(axis=0) for j in np.unique(fit_assignment)]
+            )
+            assignment = np.argmin(((rows[:, None, :] - centroids[None]) ** 2).sum(axis=2), 1)
+            cos = _cosine(rows - global_mean, centroids[assignment] - global_mean)
+        used = np.unique(assignment)
+        sub_means = {j: rows[assignment == j].mean(axis=0) for j in used}
+        residual = rows - np.stack([sub_means[j] for j in assignment])
+        nc[c] = float((residual**2).sum(axis=1).mean()) / between
+        found[c] = len(used) if given is None else len(given[c])
+        alignment[c] = float(cos.mean())
+        cosines[members] = cos
+    metrics = {
+        "mc_nc_ave": float(nc.mean()),
+        "mc_nc_std": float(nc.std(ddof=1)) if num_classes > 1 else math.nan,
+        "mc_alignment": float(cosines.mean()),
+        "mc_centres": float(found.mean()),
+    }
+    return MultiCentreResult(
+        metrics=metrics,
+        classes=classes,
+        counts=counts,
+        centres=found.astype(np.int64),
+        nc=nc,
+        silhouette=silhouettes,
+        alignment=alignment,
+    )
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return np.where(norms > 0, (a * b).sum(axis=1) / np.where(norms > 0, norms, 1.0), 0.0)
+
+
+def _given_centres(
+    centres: Mapping[Any, ArrayLike] | ArrayLike | None, classes: np.ndarray, dim: int
+) -> list[np.ndarray] | None:
+    if centres is None:
+        return None
+    if isinstance(centres, Mapping):
+        by_name = {str(k): np.asarray(v, dtype=np.float64) for k, v in centres.items()}
+        missing = [c for c in classes.tolist() if str(c) not in by_name]
+        if missing:
+            raise InputError(f"no centres given for classes {missing[:5]}; give every class.")
+        chosen = [by_name[str(c)] for c in classes.tolist()]
+    else:
+        array = np.asarray(centres, dtype=np.float64)
+        if array.ndim != 3 or array.shape[0] != len(classes):
+            raise InputError(
+                f"centres must be C×f×d ({len(classes)} classes), got shape {array.shape}."
+            )
+        chosen = list(array)
+    for c, block in zip(classes.tolist(), chosen):
+        if block.ndim != 2 or block.shape[1] != dim or not len(block):
+            raise InputError(
+                f"the centres of class {c!r} must be f×{dim} (the feature dimension), got "
+                f"shape {block.shape}."
+            )
+        if (np.linalg.norm(block, axis=1) == 0).any():
+            raise InputError(f"a centre of class {c!r} is zero; centres need a direction.")
+    return chosen
+
+
+def ncmc_centres(
+    class_directions: ArrayLike, per_class: int = 20, theta: float = 0.2, seed: int = 0
+) -> np.ndarray:
+    """NCMC's fixed targets: f centres per class, w_kj = cos θ · v_kj + sin θ · w_k.
+
+    ``class_directions`` (C×d, unit rows w_k, e.g. a simplex ETF) are tilted towards random unit
+    directions v_kj orthogonal to w_k (the paper's defaults: f = 20, θ = 0.2); returns C×f×d
+    unit vectors. Note: θ weights w_k by sin θ, so θ close to π/2 gives one centre per class.
+
+    >>> import numpy as np
+    >>> targets = ncmc_centres(np.eye(3, 4), per_class=2, theta=np.pi / 2)
+    >>> np.allclose(targets[:, 0], np.eye(3, 4)), targets.shape
+    (True, (3, 2, 4))
+    """
+    w = np.asarray(class_directions, dtype=np.float64)
+    w = w / np.linalg.norm(w, axis=1, keepdims=True)
+    rng = np.random.default_rng(seed)
+    v = rng.standard_normal((w.shape[0], per_class, w.shape[1]))
+    v -= (v * w[:, None, :]).sum(axis=2, keepdims=True) * w[:, None, :]
+    v /= np.linalg.norm(v, axis=2, keepdims=True)
+    return math.cos(theta) * v + math.sin(theta) * w[:, None, :]

@@ -75,8 +75,16 @@ from ncviz.metrics import (
     collapse_result,
     regression_result,
 )
+from ncviz.metrics.groups import (
+    GroupResult,
+    assemble_groups,
+    group_key,
+    group_result,
+    split_group_key,
+)
 
 TABLE_COLUMNS = ["run", "checkpoint", "epoch", "step", "layer", "split", "metric", "value"]
+GROUP_COLUMNS = [*TABLE_COLUMNS[:6], "group", *TABLE_COLUMNS[6:]]
 Result = CollapseResult | RegressionResult
 
 
@@ -98,6 +106,18 @@ class Analysis:
     split_results: dict[str, dict[tuple[str, str], Result]] = field(default_factory=dict)
     entry_files: dict[tuple[str, str], str] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
+    # per-group collapse (data with groups: environments, domains): rows with a "group" column
+    # and, per (checkpoint, layer), the groups' results and cross-group geometry
+    group_table: pd.DataFrame = field(default_factory=lambda: _group_table([]))
+    group_results: dict[tuple[str, str], GroupResult] = field(default_factory=dict)
+    split_group_results: dict[str, dict[tuple[str, str], GroupResult]] = field(default_factory=dict)
+
+    @property
+    def groups(self) -> list[str]:
+        """The groups of the data (environments, domains), in their order; [] without groups."""
+        for result in self.group_results.values():
+            return list(result.groups)
+        return []
 
     @property
     def splits(self) -> list[str]:
@@ -110,6 +130,7 @@ class Analysis:
         if split not in self.split_results:
             raise OptionError(f"split {split!r} is not in this analysis ({self.splits}).")
         table = self.table[self.table["split"] == split].reset_index(drop=True)
+        groups = self.group_table[self.group_table["split"] == split].reset_index(drop=True)
         present = set(table["checkpoint"])
         return replace(
             self,
@@ -117,6 +138,8 @@ class Analysis:
             results=self.split_results[split],
             checkpoints=[c for c in self.checkpoints if c in present],
             split=split,
+            group_table=groups,
+            group_results=self.split_group_results.get(split, {}),
         )
 
     def metrics_at(self, checkpoint: str, layer: str) -> dict[str, float]:
@@ -139,13 +162,22 @@ class Analysis:
         else the first checkpoint whose classifier reaches training accuracy 1."""
         return terminal_phase_onset(self.log, self.table)
 
+    def tidy(self) -> pd.DataFrame:
+        """Every row, the per-group ones included: the table with a ``group`` column (empty for
+        rows over all samples) when the data have groups, else the table itself."""
+        if self.group_table.empty:
+            return self.table
+        pooled = self.table.assign(group=pd.NA)[GROUP_COLUMNS]
+        return pd.concat([pooled, self.group_table], ignore_index=True)
+
     def save(self, out_dir: str | Path) -> list[Path]:
-        """Write ``metrics.parquet`` and ``metrics.csv`` into ``out_dir``."""
+        """Write ``metrics.parquet`` and ``metrics.csv`` (:meth:`tidy`) into ``out_dir``."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = [out / "metrics.parquet", out / "metrics.csv"]
-        self.table.to_parquet(paths[0], index=False)
-        self.table.to_csv(paths[1], index=False)
+        table = self.tidy()
+        table.to_parquet(paths[0], index=False)
+        table.to_csv(paths[1], index=False)
         return paths
 
     def summary(self, keys: tuple[str, ...] | None = None) -> str:
@@ -196,6 +228,60 @@ def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     for column in ("epoch", "step"):
         table[column] = pd.array(table[column], dtype="Int64")
     return table
+
+
+def _group_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    table = pd.DataFrame(rows, columns=GROUP_COLUMNS)
+    for column in ("epoch", "step"):
+        table[column] = pd.array(table[column], dtype="Int64")
+    return table
+
+
+def _group_rows(
+    result: GroupResult, run: str, checkpoint: str, epoch: Any, step: Any, layer: str, split: str
+) -> list[dict[str, Any]]:
+    return [
+        {"run": run, "checkpoint": checkpoint, "epoch": epoch, "step": step, "layer": layer,
+         "split": split, "group": group, "metric": key, "value": float(value)}
+        for group in result.groups
+        for key, value in result.group_metrics(group).items()
+    ]  # fmt: skip
+
+
+def _with_groups(
+    rows: list[dict[str, Any]], results: dict[tuple[str, str], Any]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict, dict[tuple[str, str], GroupResult]]:
+    """Split per-group rows and results (keyed by :func:`group_key`) from the plain ones and
+    assemble each (checkpoint, layer)'s :class:`GroupResult` (cross-group distances, ETF)."""
+    plain_rows = [r for r in rows if "group" not in r]
+    group_rows = [r for r in rows if "group" in r]
+    plain: dict[tuple[str, str], Any] = {}
+    parts: dict[tuple[str, str], dict[str, CollapseResult]] = {}
+    for (checkpoint, key), result in results.items():
+        layer, group = split_group_key(key)
+        if group is None:
+            plain[(checkpoint, layer)] = result
+        else:
+            parts.setdefault((checkpoint, layer), {})[group] = result
+    assembled = {}
+    for where, per_group in parts.items():
+        pooled = plain.get(where)
+        names = np.asarray(pooled.classes) if pooled is not None else None
+        means = pooled.arrays["class_means"] if pooled is not None else None
+        order = sorted(per_group)
+        assembled[where] = assemble_groups(per_group, order, names, pooled_means=means)
+    # the cross-group rows follow from the assembled results (a cache holds only the parts)
+    for (checkpoint, layer), result in assembled.items():
+        template = next((r for r in plain_rows if r["checkpoint"] == checkpoint), None)
+        if template is None:
+            continue
+        for group in result.groups:
+            metrics = result.group_metrics(group)
+            for key in ("etf_alignment", "prototype_distance"):
+                if key in metrics:
+                    group_rows.append({**template, "layer": layer, "group": group, "metric": key,
+                                       "value": metrics[key]})  # fmt: skip
+    return plain_rows, group_rows, plain, assembled
 
 
 def _features_file_results(
@@ -521,20 +607,31 @@ def _analyze_checkpoint(
     chosen = plan.layers or default_layers(net, clf_name, dataset.inputs[:2])
 
     report = _checkpoint_progress(progress, index, plan.count, path.name)
+    grouped = dataset.groups is not None and dataset.labels is not None
     extracted = extract(
         net, dataset, chosen, classifier=(clf_name, clf), device=plan.device,
         options=plan.options, cache=plan.cache, checkpoint_id=checkpoint.sha256, progress=report,
-        keep_features=task == "regression",
+        keep_features=task == "regression" or grouped,
     )  # fmt: skip
     rows: list[dict[str, Any]] = []
     results: dict[str, Result] = {}
+    where = (plan.run_name, path.name, checkpoint.epoch, checkpoint.step)
     for layer, features in extracted.items():
         head = clf if layer == clf_name + INPUT_SUFFIX else None
         result = _extracted_result(features, dataset, head, plan.metric_options)
         results[layer] = result
-        rows += _rows(
-            result, plan.run_name, path.name, checkpoint.epoch, checkpoint.step, layer, plan.split
-        )
+        rows += _rows(result, *where, layer, plan.split)
+        if grouped:
+            weight = None if head is None else head.weight.detach()
+            bias = None if head is None or head.bias is None else head.bias.detach()
+            per_group = group_result(
+                features.features, dataset.labels, dataset.groups, weight, bias,
+                **plan.metric_options,
+            )  # fmt: skip
+            for group, group_part in per_group.results.items():
+                results[group_key(layer, group)] = group_part
+                rows += [{**row, "group": group} for row in _rows(group_part, *where, layer,
+                                                                    plan.split)]  # fmt: skip
     if plan.feature_learning and dataset.labels is not None:
         measured = feature_learning_rows(
             net, dataset.inputs, dataset.labels, clf_name, plan.feature_learning
@@ -750,11 +847,12 @@ def analyze(
             if isinstance(next(iter(layer_results.values())), RegressionResult)
             else task
         )
+    rows, group_rows, results, group_results = _with_groups(rows, results)
     return Analysis(
         run=run_name,
         table=_table(rows),
         results=results,
-        layers=chosen_layers,
+        layers=[layer for layer in chosen_layers if split_group_key(layer)[1] is None],
         checkpoints=[p.name for p in checkpoints],
         task=task,
         log=log,
@@ -762,6 +860,9 @@ def analyze(
         data=data_spec.to_dict(),
         model=spec.to_dict(),
         events=events,
+        group_table=_group_table(group_rows),
+        group_results=group_results,
+        split_group_results={data_spec.split_label: group_results} if group_results else {},
     )
 
 

@@ -227,16 +227,18 @@ def make_demo(
 ) -> list[Path]:
     """Train the demo runs (all, or ``names``); ``epochs``/``checkpoints`` override the budget
     (for the language run ``epochs`` counts optimiser steps)."""
+    from ncviz.demo_environments import ENV_RUNS, environment_runs, train_environment_run
     from ncviz.demo_language import LANGUAGE_RUN, LanguageDemoSettings, train_language_run
     from ncviz.transfer import TRANSFER_SWEEP, train_transfer_sweep
 
     runs = demo_runs()
+    extra = [LANGUAGE_RUN, TRANSFER_SWEEP, *ENV_RUNS]
     if names:
-        unknown = set(names) - {r.name for r in runs} - {LANGUAGE_RUN, TRANSFER_SWEEP}
+        unknown = set(names) - {r.name for r in runs} - set(extra)
         if unknown:
             from ncviz.errors import OptionError
 
-            known = [r.name for r in runs] + [LANGUAGE_RUN, TRANSFER_SWEEP]
+            known = [r.name for r in runs] + extra
             raise OptionError(f"unknown demo run(s) {sorted(unknown)}; choose from {known}.")
         runs = [r for r in runs if r.name in names]
     folders = []
@@ -254,6 +256,12 @@ def make_demo(
         folders.append(train_language_run(out_dir, language, progress))
     if not names or TRANSFER_SWEEP in names:
         folders.append(train_transfer_sweep(out_dir, progress=progress))
+    for environment in environment_runs():
+        if not names or environment.name in names:
+            if epochs is not None:  # full-batch steps
+                saves = (*[s for s in environment.checkpoints if s < epochs], epochs)
+                environment = replace(environment, steps=epochs, checkpoints=saves)
+            folders.append(train_environment_run(environment, out_dir, progress))
     return folders
 
 

@@ -4,9 +4,13 @@ A **data spec** is a source plus options, written as a string or a dict (run.jso
 
     builtin:digits?split=train&shape=image          scikit-learn's 8×8 digits, fixed split
     builtin:gaussian?classes=10&dim=32&per_class=200  synthetic Gaussian classes
+    builtin:colored-digits?split=all&envs=0.9,0.8&test=0.1   digits coloured per environment
     data/train.npz | .pt | .safetensors             `inputs` + `labels` (or `targets`)
     data/train.csv?label_column=y                   feature columns + a label column
     data/images.zip                                 one sub-folder per class (PNG/JPEG)
+
+Tensor files may also hold ``groups`` (one environment/domain per sample, integers or text):
+every analysis then adds per-group metrics (``ncviz.metrics.groups``).
 
 Options for every source: ``per_class`` (subsample each class to at most this many),
 ``imbalance`` (``step:K:R`` — the first K classes keep all samples, the rest 1/R of them;
@@ -112,6 +116,7 @@ class Dataset:
     targets: torch.Tensor | None
     classes: list[str]
     name: str
+    groups: np.ndarray | None = None  # one group name per sample (environments, domains)
     _fingerprint: tuple[tuple[int, ...], str] | None = field(
         default=None, repr=False, compare=False
     )
@@ -124,6 +129,13 @@ class Dataset:
                 raise DataError(
                     f"{self.name}: {len(self.inputs)} inputs but {len(other)} labels/targets; "
                     "they must have one entry per sample."
+                )
+        if self.groups is not None:
+            self.groups = np.asarray(self.groups).astype(str)
+            if self.groups.shape != (len(self.inputs),):
+                raise DataError(
+                    f"{self.name}: `groups` must hold one group per sample ({len(self.inputs)}), "
+                    f"got shape {self.groups.shape}."
                 )
         if not torch.isfinite(self.inputs).all():
             raise DataError(f"{self.name}: inputs contain NaN or Inf; clean the data first.")
@@ -156,12 +168,13 @@ class Dataset:
             inputs=self.inputs[idx],
             labels=None if self.labels is None else self.labels[idx],
             targets=None if self.targets is None else self.targets[idx],
+            groups=None if self.groups is None else self.groups[np.asarray(index, np.int64)],
         )
 
     def fingerprint(self) -> str:
         """Content hash of inputs and labels/targets (a cache-key ingredient), computed once per
         set of tensors (a Dataset is treated as immutable; replace tensors, do not edit them)."""
-        identity = (id(self.inputs), id(self.labels), id(self.targets))
+        identity = (id(self.inputs), id(self.labels), id(self.targets), id(self.groups))
         if self._fingerprint is not None and self._fingerprint[0] == identity:
             return self._fingerprint[1]
         digest = hashlib.sha256()
@@ -170,6 +183,8 @@ class Dataset:
                 array = tensor.contiguous().numpy()
                 digest.update(str((array.dtype, array.shape)).encode())
                 digest.update(array.tobytes())
+        if self.groups is not None:
+            digest.update("\0".join(self.groups.tolist()).encode())
         self._fingerprint = (identity, digest.hexdigest())
         return self._fingerprint[1]
 
@@ -206,9 +221,10 @@ def _from_arrays(arrays: dict[str, Any], name: str, tokens: bool = False) -> Dat
         raise DataError(f"{name}: shape=tokens needs integer token ids, got {raw.dtype} inputs.")
     # token ids stay int64 for embedding layers; everything else (uint8 pixels too) is float32
     inputs = torch.as_tensor(raw, dtype=torch.int64 if tokens else torch.float32)
+    groups = arrays.get("groups")
     if "labels" in arrays:
         labels, classes = _encode(np.asarray(arrays["labels"]), name)
-        return Dataset(inputs, labels, None, classes, name)
+        return Dataset(inputs, labels, None, classes, name, groups=groups)
     if "targets" in arrays:
         targets = torch.as_tensor(np.asarray(arrays["targets"]), dtype=torch.float32)
         targets = targets[:, None] if targets.ndim == 1 else targets
@@ -379,6 +395,71 @@ def _digits(spec: DataSpec) -> Dataset:
     return Dataset(torch.from_numpy(x), labels, None, [str(c) for c in range(10)], name)
 
 
+# one colour (RGB) per digit class: the spurious feature of builtin:colored-digits
+DIGIT_COLOURS = np.array(
+    [[1.0, 0.1, 0.1], [0.1, 1.0, 0.1], [0.1, 0.1, 1.0], [1.0, 1.0, 0.1], [1.0, 0.1, 1.0],
+     [0.1, 1.0, 1.0], [1.0, 0.55, 0.1], [0.55, 0.1, 1.0], [0.1, 0.55, 0.25], [0.6, 0.6, 0.6]],
+    dtype=np.float32,
+)  # fmt: skip
+
+
+def _correlations(text: Any, name: str) -> list[float]:
+    try:
+        values = [float(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or not all(0.0 <= v <= 1.0 for v in values):
+        raise DataError(
+            f"colored-digits {name} must be comma-separated probabilities in [0, 1] "
+            f"(e.g. {name}=0.9,0.8), got {text!r}."
+        )
+    return values
+
+
+def _colored_digits(spec: DataSpec) -> Dataset:
+    """Digits painted in a colour that agrees with the label with probability p_e in
+    environment e (else a random other class's colour): a spurious feature whose reliability
+    changes across environments, as in Colored MNIST (Arjovsky et al. 2019).
+
+    The training split (1,400 digits) is dealt at random into one environment per entry of
+    ``envs`` (default ``0.9,0.8``: groups ``env1``, ``env2``); the test split (397) is the
+    environment ``test`` with p = ``test`` (default 0.1: colour flipped). ``split=all`` holds
+    all of them. Inputs are 3×8×8 (``shape=image``) or 192-vectors; ``groups`` names the
+    environment of each sample.
+    """
+    params = spec.params
+    envs = _correlations(params.get("envs", "0.9,0.8"), "envs")
+    test_p = _correlations(params.get("test", "0.1"), "test")[0]
+    parts = []
+    for split in ("train", "test") if spec.split == "all" else (spec.split,):
+        digits = _digits(replace(spec, split=split, shape="image", params={}))
+        rng = np.random.default_rng(spec.seed + (0 if split == "train" else 1))
+        count = len(digits)
+        if split == "train":
+            env = rng.permutation(np.arange(count) % len(envs))
+            names = np.array([f"env{e + 1}" for e in env])
+            agree = np.array(envs)[env]
+        else:
+            names, agree = np.full(count, "test"), np.full(count, test_p)
+        labels = digits.labels.numpy()
+        other = (labels + rng.integers(1, 10, count)) % 10
+        colour = np.where(rng.random(count) < agree, labels, other)
+        pixels = digits.inputs.numpy()  # N×1×8×8 in [0, 1]
+        painted = pixels * DIGIT_COLOURS[colour][:, :, None, None]
+        parts.append((painted.astype(np.float32), labels, names))
+    x = np.concatenate([p[0] for p in parts])
+    if spec.shape != "image":
+        x = x.reshape(len(x), -1)
+    return Dataset(
+        torch.from_numpy(x),
+        torch.from_numpy(np.concatenate([p[1] for p in parts])),
+        None,
+        [str(c) for c in range(10)],
+        f"colored-digits-{spec.split}",
+        groups=np.concatenate([p[2] for p in parts]),
+    )
+
+
 def _gaussian(spec: DataSpec) -> Dataset:
     params = spec.params
     num_classes = _as_int("classes", params.get("classes", 10))
@@ -400,7 +481,7 @@ def _gaussian(spec: DataSpec) -> Dataset:
     )
 
 
-BUILTINS = {"digits": _digits, "gaussian": _gaussian}
+BUILTINS = {"digits": _digits, "gaussian": _gaussian, "colored-digits": _colored_digits}
 
 
 def _parse_imbalance(profile: str) -> tuple[str, tuple[float, ...]]:

@@ -315,17 +315,45 @@ def group_result_from_statistics(
             results[name] = finalize(stats.first, stats.second, settings, np.asarray(classes))
         except InputError as error:
             warnings.append(f"group {name}: {error}")
-    groups = list(statistics)
-    distances, alignment, common, source, more = cross_group(
+    result = assemble_groups(results, list(statistics), classes, etf=etf, pooled_means=pooled_means)
+    result.warnings[:0] = warnings
+    return result
+
+
+def assemble_groups(
+    results: Mapping[str, CollapseResult],
+    groups: list[str],
+    classes: np.ndarray,
+    *,
+    etf: ArrayLike | None = None,
+    pooled_means: np.ndarray | None = None,
+) -> GroupResult:
+    """:class:`GroupResult` from finished per-group results (e.g. read back from a cache):
+    the cross-group distances and ETF alignment are recomputed from their class means."""
+    distances, alignment, common, source, warnings = cross_group(
         results, groups, np.asarray(classes), etf, pooled_means
     )
     return GroupResult(
-        groups=groups,
-        results=results,
+        groups=list(groups),
+        results=dict(results),
         classes=np.asarray(classes),
         prototype_distances=distances,
         etf_alignment=alignment,
         common_etf=common,
         etf_source=source,
-        warnings=warnings + more,
+        warnings=warnings,
     )
+
+
+GROUP_MARK = "|group="
+
+
+def group_key(layer: str, group: str) -> str:
+    """How a group's result of ``layer`` is keyed beside the layer's own (caches, entries)."""
+    return f"{layer}{GROUP_MARK}{group}"
+
+
+def split_group_key(key: str) -> tuple[str, str | None]:
+    """(layer, group) of a key from :func:`group_key`; (key, None) for a plain layer."""
+    layer, mark, group = key.partition(GROUP_MARK)
+    return (layer, group) if mark else (key, None)

@@ -21,6 +21,10 @@ class MetricInfo:
     group: str = "classification"
 
 
+OOD_ALIGNMENT = "NC-inspired OOD feature alignment (NeurIPS 2024)"
+NCMC = "NC to multiple centres (NCMC, NeurIPS 2024)"
+
+
 def _info(*rows: tuple) -> dict[str, MetricInfo]:
     return {row[0]: MetricInfo(*row) for row in rows}
 
@@ -187,23 +191,22 @@ METRICS: dict[str, MetricInfo] = _info(
         False,
         "imbalance",
     ),
-    ("accuracy_minority", "Minority accuracy", "classifier accuracy over the minority classes' "
-     "samples", "Fang et al. 2021", 1.0, False, "imbalance"),
-    ("accuracy_majority", "Majority accuracy", "classifier accuracy over the majority classes' "
-     "samples", "Fang et al. 2021", 1.0, False, "imbalance"),
-    ("prototype_distance", "Prototype distance", "mean ‖M̂_g − M̂_g′‖_F of a group's normalised "
-     "class means to the other groups'", "NC-inspired OOD feature alignment (NeurIPS 2024)", 0.0,
-     False, "groups"),
-    ("etf_alignment", "ETF alignment", "‖M̂_g − Ê‖_F of a group's normalised class means to the "
-     "common simplex ETF", "NC-inspired OOD feature alignment (NeurIPS 2024)", 0.0, False, "groups"),
-    ("mc_nc_ave", "NC_ave (multi-centre)", "mean over classes of the per-class collapse to the "
-     "nearest of the class's centres", "NC to multiple centres (NCMC, NeurIPS 2024)", 0.0, True, "multi-centre"),
-    ("mc_nc_std", "NC_std (multi-centre)", "std over classes of the per-class collapse to the "
-     "nearest centre", "NC to multiple centres (NCMC, NeurIPS 2024)", 0.0, True, "multi-centre"),
+    ("accuracy_minority", "Minority accuracy", "classifier accuracy over the minority "
+     "classes' samples", "Fang et al. 2021", 1.0, False, "imbalance"),
+    ("accuracy_majority", "Majority accuracy", "classifier accuracy over the majority "
+     "classes' samples", "Fang et al. 2021", 1.0, False, "imbalance"),
+    ("prototype_distance", "Prototype distance", "mean ‖M̂_g − M̂_g′‖_F of a group's "
+     "normalised class means to the other groups'", OOD_ALIGNMENT, 0.0, False, "groups"),
+    ("etf_alignment", "ETF alignment", "‖M̂_g − Ê‖_F of a group's normalised class means to "
+     "the common simplex ETF", OOD_ALIGNMENT, 0.0, False, "groups"),
+    ("mc_nc_ave", "NC_ave (multi-centre)", "mean over classes of the per-class collapse to "
+     "the nearest of the class's centres", NCMC, 0.0, True, "multi-centre"),
+    ("mc_nc_std", "NC_std (multi-centre)", "std over classes of the per-class collapse to "
+     "the nearest centre", NCMC, 0.0, True, "multi-centre"),
     ("mc_alignment", "Centre alignment", "mean cosine of centred features to their assigned "
-     "centre", "NC to multiple centres (NCMC, NeurIPS 2024)", 1.0, False, "multi-centre"),
-    ("mc_centres", "Centres per class", "mean number of centres per class (k-means, silhouette)",
-     "NC to multiple centres (NCMC, NeurIPS 2024)", None, False, "multi-centre"),
+     "centre", NCMC, 1.0, False, "multi-centre"),
+    ("mc_centres", "Centres per class", "mean number of centres per class (k-means, "
+     "silhouette)", NCMC, None, False, "multi-centre"),
     (
         "nrc1",
         "NRC1",

@@ -1,4 +1,4 @@
-"""Multi-centre collapse (NCMC): per-class collapse against loops, k by silhouette, given centres."""
+"""Multi-centre collapse (NCMC): per-class collapse against loops, k by silhouette, centres."""
 
 from __future__ import annotations
 

@@ -29,6 +29,7 @@ navigation = st.navigation(
             st.Page(PAGES / "depth.py", title="Depth", icon=":material/layers:"),
             st.Page(PAGES / "training.py", title="Training", icon=":material/timeline:"),
             st.Page(PAGES / "imbalance.py", title="Imbalance", icon=":material/balance:"),
+            st.Page(PAGES / "environments.py", title="Environments", icon=":material/public:"),
             st.Page(PAGES / "regression.py", title="Regression", icon=":material/show_chart:"),
             st.Page(PAGES / "language.py", title="Language", icon=":material/translate:"),
             st.Page(PAGES / "embedding.py", title="Embedding", icon=":material/scatter_plot:"),

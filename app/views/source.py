@@ -24,6 +24,7 @@ BUILTIN_DATA = [
     "builtin:digits?split=test",
     "builtin:digits?target=pca:3",
     "builtin:gaussian?classes=10&dim=32&n=200",
+    "builtin:colored-digits?split=all",
 ]
 DEFAULT_KWARGS = {
     "mlp": {"in_features": 64, "num_classes": 10, "widths": [128, 128, 128], "batchnorm": True},

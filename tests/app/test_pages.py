@@ -20,7 +20,7 @@ from ncviz.jobs import default_runner
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app" / "main.py")
 CLASSIFICATION_PAGES = {"overview": 0, "geometry": 2, "angles": 3, "spectra": 3, "depth": 1,
-                        "imbalance": 0, "embedding": 1, "export": 0}  # fmt: skip
+                        "imbalance": 0, "embedding": 1, "export": 0, "environments": 0}  # fmt: skip
 COMMON_PAGES = ["training", "compare", "depth", "export", "language", "feature_learning",
                 "transfer"]  # fmt: skip
 
@@ -332,6 +332,21 @@ def test_imbalance_page_shows_training_counts_and_reference_levels():
     at.selectbox(key="bundled_run").set_value("digits-mlp").run()
     _visit(at, "imbalance")
     assert not at.get("plotly_chart") and any("no minority collapse" in c.value for c in at.caption)
+
+
+def test_environments_page_shows_groups_of_the_environment_runs():
+    at = _app().run()
+    at.selectbox(key="bundled_run").set_value("digits-env-aligned").run()
+    _visit(at, "environments")
+    _assert_clean(at, "environments")
+    assert len(at.get("plotly_chart")) == 4
+    assert any("best fit" in c.value for c in at.caption)
+    at.selectbox(key="env_metric").set_value("prototype_distance").run()
+    _assert_clean(at, "environments/prototype_distance")
+    at.switch_page("views/source.py").run()
+    at.selectbox(key="bundled_run").set_value("digits-mlp").run()
+    _visit(at, "environments")
+    assert any("no groups" in i.value for i in at.info)
 
 
 def test_compare_with_another_run():

@@ -1,0 +1,49 @@
+"""Collapse per environment (any per-sample group) and the alignment of their prototypes."""
+
+import common
+import streamlit as st
+
+from ncviz import plots
+
+GROUP_METRICS = ["accuracy", "nc1", "nc2_etf_distance", "etf_alignment", "prototype_distance"]
+
+st.title("Environments")
+selected = common.page_result()
+if selected:
+    analysis, checkpoint, layer, result = selected
+    grouped = analysis.group_results.get((checkpoint, layer))
+    if grouped is None:
+        st.info(
+            "This run's data have no groups. Give each sample an environment (or domain): a "
+            "`groups` array in an .npz/.pt/.safetensors data file, batches `(x, y, g)` with "
+            "`ncviz.Recorder(..., groups=True)`, or the bundled `builtin:colored-digits` "
+            "(runs **digits-env-erm** and **digits-env-aligned** on the Source page)."
+        )
+    else:
+        table = analysis.group_table
+        shown = [m for m in GROUP_METRICS if m in set(table["metric"])]
+        metric = st.selectbox("Metric per group", shown, key="env_metric")
+        left, right = st.columns(2)
+        with left:
+            common.chart(plots.group_bars(table, checkpoint, layer, metric), "env-bars")
+        with right:
+            if len(analysis.checkpoints) > 1:
+                common.chart(plots.group_curves(table, metric, layer), "env-curves")
+        left, right = st.columns([3, 2])
+        with left:
+            common.chart(plots.prototype_figure(grouped), "env-prototypes")
+        with right:
+            common.chart(plots.distance_matrix_figure(grouped), "env-distances")
+        wide = table[(table["checkpoint"] == checkpoint) & (table["layer"] == layer)].pivot_table(
+            index="group", columns="metric", values="value", sort=False
+        )
+        st.dataframe(wide[[m for m in [*GROUP_METRICS, "classes_dropped"] if m in wide]])
+        st.caption(
+            "Each group's metrics use its own samples; a class with fewer than 2 samples in a "
+            "group is left out of that group (classes_dropped). prototype_distance is the mean "
+            "‖M̂_g − M̂_g′‖_F to the other groups (class means centred and scaled to unit norm); "
+            f"etf_alignment measures each group against one common simplex ETF "
+            f"({grouped.etf_source}). See docs/metrics.md, 'Groups'."
+        )
+        for warning in grouped.warnings:
+            st.warning(warning)

@@ -61,6 +61,7 @@ from ncviz.load.checkpoints import CHECKPOINT_SUFFIXES, number_from_name
 from ncviz.load.features_file import features_file_step, features_folder
 from ncviz.load.onnx import OnnxGraph, OnnxRunner, read_onnx, with_weights
 from ncviz.load.recorded import (
+    group_layer_result,
     is_recorded_run,
     layer_result,
     open_recorded,
@@ -251,10 +252,20 @@ def _group_rows(
 def _with_groups(
     rows: list[dict[str, Any]], results: dict[tuple[str, str], Any]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict, dict[tuple[str, str], GroupResult]]:
-    """Split per-group rows and results (keyed by :func:`group_key`) from the plain ones and
-    assemble each (checkpoint, layer)'s :class:`GroupResult` (cross-group distances, ETF)."""
+    """(plain rows, group rows, plain results, group results) of one split: per-group rows and
+    results (keyed by :func:`group_key`) apart from the plain ones, each (checkpoint, layer)'s
+    :class:`GroupResult` assembled, and its cross-group rows added."""
     plain_rows = [r for r in rows if "group" not in r]
-    group_rows = [r for r in rows if "group" in r]
+    plain, assembled = _assemble_groups(results)
+    group_rows = [r for r in rows if "group" in r] + _cross_group_rows(assembled, plain_rows)
+    return plain_rows, group_rows, plain, assembled
+
+
+def _assemble_groups(
+    results: dict[tuple[str, str], Any],
+) -> tuple[dict[tuple[str, str], Any], dict[tuple[str, str], GroupResult]]:
+    """The plain results, and per (checkpoint, layer) the groups' results assembled into a
+    :class:`GroupResult` (cross-group distances and ETF from their class means)."""
     plain: dict[tuple[str, str], Any] = {}
     parts: dict[tuple[str, str], dict[str, CollapseResult]] = {}
     for (checkpoint, key), result in results.items():
@@ -266,22 +277,33 @@ def _with_groups(
     assembled = {}
     for where, per_group in parts.items():
         pooled = plain.get(where)
-        names = np.asarray(pooled.classes) if pooled is not None else None
-        means = pooled.arrays["class_means"] if pooled is not None else None
-        order = sorted(per_group)
-        assembled[where] = assemble_groups(per_group, order, names, pooled_means=means)
-    # the cross-group rows follow from the assembled results (a cache holds only the parts)
+        if pooled is None:
+            continue
+        assembled[where] = assemble_groups(
+            per_group, sorted(per_group), np.asarray(pooled.classes),
+            pooled_means=pooled.arrays["class_means"],
+        )  # fmt: skip
+    return plain, assembled
+
+
+def _cross_group_rows(
+    assembled: dict[tuple[str, str], GroupResult], plain_rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """``etf_alignment`` and ``prototype_distance`` rows of every group (computed from the
+    assembled results: a cache holds only the groups' own results)."""
+    rows = []
     for (checkpoint, layer), result in assembled.items():
         template = next((r for r in plain_rows if r["checkpoint"] == checkpoint), None)
         if template is None:
             continue
         for group in result.groups:
             metrics = result.group_metrics(group)
-            for key in ("etf_alignment", "prototype_distance"):
-                if key in metrics:
-                    group_rows.append({**template, "layer": layer, "group": group, "metric": key,
-                                       "value": metrics[key]})  # fmt: skip
-    return plain_rows, group_rows, plain, assembled
+            rows += [
+                {**template, "layer": layer, "group": group, "metric": key, "value": metrics[key]}
+                for key in ("etf_alignment", "prototype_distance")
+                if key in metrics
+            ]
+    return rows
 
 
 def _features_file_results(
@@ -350,16 +372,33 @@ def _analyze_recorded(source: Path, metric_options: Mapping[str, Any]) -> Analys
         if missing:
             raise DataError(f"recorded entry {entry.file} lacks layers {missing[:3]}.")
         files[(entry.split, entry.label)] = str(source / entry.file)
+        where = (run.name, entry.label, entry.step, entry.step)
         for layer in run.layers:
             result = layer_result(data.layers[layer], run, **metric_options)
             by_split.setdefault(entry.split, {})[(entry.label, layer)] = result
-            rows += _rows(result, run.name, entry.label, entry.step, entry.step, layer, entry.split)
+            rows += _rows(result, *where, layer, entry.split)
+        for key, state in data.layers.items():
+            layer, group = split_group_key(key)
+            if group is not None and layer in run.layers:
+                result = group_layer_result(state, run, **metric_options)
+                by_split[entry.split][(entry.label, key)] = result
+                rows += [{**row, "group": group} for row in _rows(result, *where, layer,
+                                                                    entry.split)]  # fmt: skip
         rows += [
             {"run": run.name, "checkpoint": entry.label, "epoch": entry.step, "step": entry.step,
              "layer": layer, "split": entry.split, "metric": key, "value": value}
             for layer, values in entry.extra.items()
             for key, value in values.items()
         ]  # fmt: skip
+    plain_rows = [r for r in rows if "group" not in r]
+    group_rows = [r for r in rows if "group" in r]
+    split_groups: dict[str, dict[tuple[str, str], GroupResult]] = {}
+    for split in list(by_split):
+        by_split[split], split_groups[split] = _assemble_groups(by_split[split])
+        group_rows += _cross_group_rows(
+            split_groups[split], [r for r in plain_rows if r["split"] == split]
+        )
+    rows = plain_rows
     splits = run.splits
     shown = "train" if "train" in splits else splits[0]
     log = dict(run.log)
@@ -378,6 +417,9 @@ def _analyze_recorded(source: Path, metric_options: Mapping[str, Any]) -> Analys
         split_results=by_split,
         entry_files=files,
         events=run.events,
+        group_table=_group_table(group_rows),
+        group_results=split_groups.get(shown, {}),
+        split_group_results={k: v for k, v in split_groups.items() if v},
     )
 
 

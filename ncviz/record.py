@@ -47,6 +47,7 @@ from ncviz.load.recorded import (
     write_run_file,
 )
 from ncviz.metrics import CollapseStatistics
+from ncviz.metrics.groups import group_key
 
 AUTO = "auto"
 
@@ -125,6 +126,10 @@ class Recorder:
         autocast: run the forward passes under autocast (CUDA only).
         pool: "auto" | "flatten" | "avg" for convolutional maps, as in ``ncviz analyze``.
         progress: ``progress(done, total, stage)`` after every batch.
+        groups: batches carry a group per sample — ``(x, y, g)``, a dict with ``groups``, or
+            ``batch_fn`` returning three values — and every group (environment, domain) gets its
+            own exact statistics beside the pooled ones (``ncviz.metrics.groups``: per-group
+            rows, prototype distance, ETF alignment on the Environments page).
         feature_learning: ``"agop"`` and/or ``"gc"``: with every capture, also the rows of
             :func:`ncviz.feature_learning.feature_learning_rows` (NFA correlation and stage NC1
             per linear layer, geometric complexity and collapse at the classifier input) on the
@@ -152,6 +157,7 @@ class Recorder:
         progress: ProgressFn | None = None,
         feature_learning: Sequence[str] = (),
         feature_learning_samples: int = 1000,
+        groups: bool = False,
     ) -> None:
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
@@ -177,6 +183,9 @@ class Recorder:
         self.seed, self.progress = seed, progress
         self.feature_learning = tuple(feature_learning)
         self.feature_learning_samples = int(feature_learning_samples)
+        self.groups = bool(groups)
+        if self.groups and task in ("regression", "language"):
+            raise OptionError(f"groups are recorded for classification runs, not task={task!r}.")
         self.name = name or self.path.name
         self.notes = notes
         self.layers: list[str] = []
@@ -223,13 +232,18 @@ class Recorder:
                 num_classes=self.num_classes, min_count=self.min_count,
                 sample_size=self.sample_size, seed=self.seed + step, batch_fn=self.batch_fn,
                 forward_fn=self.forward_fn, options=self.options, progress=self.progress,
+                groups=self.groups,
             )  # fmt: skip
         self._adopt(result)
         file = entry_file_name(step, split)
         if world()[0] == 0:  # under DDP every rank measures (all-reduced sums); rank 0 writes
+            states = {name: layer.statistics.state_dict() for name, layer in result.layers.items()}
+            for group, per_layer in result.groups.items():
+                states.update({group_key(name, group): stats.state_dict()
+                               for name, stats in per_layer.items()})  # fmt: skip
             write_entry(
                 self.path / file,
-                {name: layer.statistics.state_dict() for name, layer in result.layers.items()},
+                states,
                 {name: layer.sample for name, layer in result.layers.items()},
                 result.sample_labels,
                 {"step": str(step), "split": split, "task": result.task},

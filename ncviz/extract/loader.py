@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ncviz.distributed import all_reduce_statistics, world
-from ncviz.errors import DataError, OptionError
+from ncviz.errors import DataError, InputError, OptionError
 from ncviz.extract.extractor import (
     ExtractOptions,
     ProgressFn,
@@ -37,6 +37,7 @@ from ncviz.metrics import CollapseStatistics, RegressionStatistics
 BatchFn = Callable[[Any], tuple[Any, Any]]
 ForwardFn = Callable[[nn.Module, Any], Any]
 LABEL_KEYS = ("labels", "label", "targets", "target", "y")
+GROUP_KEYS = ("groups", "group", "environment", "env")
 TASKS = ("auto", "classification", "regression")
 # Relative difference of the pass-2 class sums from pass 1 above which the loader is reported as
 # giving different features in the two passes (random augmentation, dropout in train mode).
@@ -63,6 +64,8 @@ class Capture:
     layers: dict[str, CapturedLayer]
     sample_labels: np.ndarray  # class index (classification) or target row per sampled row
     warnings: list[str] = field(default_factory=list)
+    # with groups: per group name, per layer, the group's own statistics (both passes done)
+    groups: dict[str, dict[str, CollapseStatistics]] = field(default_factory=dict)
 
 
 def split_batch(batch: Any, batch_fn: BatchFn | None = None) -> tuple[Any, Any]:
@@ -84,6 +87,45 @@ def split_batch(batch: Any, batch_fn: BatchFn | None = None) -> tuple[Any, Any]:
         f"cannot find inputs and labels in a batch of type {type(batch).__name__}; yield "
         "(inputs, labels) or pass batch_fn=lambda b: (inputs, labels)."
     )
+
+
+def split_grouped_batch(batch: Any, batch_fn: Callable | None = None) -> tuple[Any, Any, Any]:
+    """(inputs, labels, groups) of one batch: ``batch_fn(batch)`` returning the three, else
+    ``(x, y, g, …)`` or a dict with labels and a ``groups`` (``group``, ``environment``, ``env``)
+    entry, which is not passed to the model."""
+    if batch_fn is not None:
+        parts = batch_fn(batch)
+        if not (isinstance(parts, (tuple, list)) and len(parts) == 3):
+            raise DataError("with groups, batch_fn must return (inputs, labels, groups).")
+        return tuple(parts)
+    if isinstance(batch, Mapping):
+        key = next((k for k in GROUP_KEYS if k in batch), None)
+        if key is None:
+            raise DataError(
+                f"a batch has no groups (keys {sorted(batch)[:6]}); add a 'groups' entry or "
+                "pass batch_fn=lambda b: (inputs, labels, groups)."
+            )
+        inputs, labels = split_batch({k: v for k, v in batch.items() if k != key})
+        return inputs, labels, batch[key]
+    if isinstance(batch, (tuple, list)) and len(batch) >= 3:
+        return batch[0], batch[1], batch[2]
+    raise DataError(
+        "with groups, each batch must be (inputs, labels, groups) or a dict with 'groups'; "
+        "or pass batch_fn=lambda b: (inputs, labels, groups)."
+    )
+
+
+def _group_names(groups: Any, count: int) -> np.ndarray:
+    """One group name per row of a batch (integers or text), checked."""
+    if isinstance(groups, torch.Tensor):
+        groups = groups.detach().cpu().numpy()
+    names = np.asarray(groups).astype(str).reshape(-1)
+    if len(names) != count:
+        raise DataError(f"a batch has {count} samples but {len(names)} groups; give one each.")
+    bad = [n for n in np.unique(names) if "/" in n or "|" in n or not n]
+    if bad:
+        raise DataError(f"group name {bad[0]!r} is empty or holds '/' or '|'; rename the group.")
+    return names
 
 
 def to_device(value: Any, device: torch.device) -> Any:
@@ -203,6 +245,7 @@ def capture(
     forward_fn: ForwardFn | None = None,
     options: ExtractOptions | None = None,
     progress: ProgressFn | None = None,
+    groups: bool = False,
 ) -> Capture:
     """Run ``loader`` through ``model`` twice and reduce the chosen layers into exact statistics.
 
@@ -222,6 +265,9 @@ def capture(
         options: ``pool``/``autocast``/``max_flat_dim`` as for :func:`~ncviz.extract.extract`.
         progress: ``progress(done, total, stage)`` after every batch (total 0 when the loader
             has no length); raise from it to cancel.
+        groups: batches carry a group per sample (``(x, y, g)``, see
+            :func:`split_grouped_batch`); every group then gets its own statistics
+            (:attr:`Capture.groups`; classification only, one process).
     """
     if task not in TASKS:
         raise OptionError(f"task must be one of {TASKS}, got {task!r}.")
@@ -243,6 +289,7 @@ def capture(
     use_autocast = options.autocast and device.type == "cuda"
     was_training = net.training
     state = _State(task, num_classes, min_count, sample_size, seed, classifier, options, device)
+    state.grouped = groups
 
     def forward(inputs: Any) -> dict[str, torch.Tensor]:
         """The hooked layers' outputs: unreduced for the first batch (it fixes the plans),
@@ -315,7 +362,10 @@ def run_passes(
     done = 0
     for pass_index in (0, 1):
         for batch in loader:
-            inputs, labels = split_batch(batch, batch_fn)
+            if state.grouped:
+                inputs, labels, groups = split_grouped_batch(batch, batch_fn)
+            else:
+                (inputs, labels), groups = split_batch(batch, batch_fn), None
             raw = forward(inputs)
             if state.plans is None:
                 names = state.plan(names, raw, dedupe, labels)
@@ -323,6 +373,8 @@ def run_passes(
                     on_plan(state.plans)
             outputs = {n: state.reduce(n, raw[n]) for n in names}
             state.update(pass_index, outputs, labels)
+            if groups is not None:
+                state.update_groups(pass_index, outputs, labels, groups)
             done += 1
             if progress is not None:
                 progress(done, total, f"pass {pass_index + 1}/2")
@@ -352,6 +404,9 @@ class _State:
         self.repeat_counts: torch.Tensor | None = None
         self.repeat_sums: dict[str, torch.Tensor] = {}
         self.warnings: list[str] = []
+        self.grouped = False
+        self.group_stats: dict[str, dict[str, CollapseStatistics]] = {}
+        self.dropped_groups: set[str] = set()
 
     def plan(
         self, names: list[str], raw: dict[str, torch.Tensor], dedupe: str | None, labels: Any
@@ -435,9 +490,55 @@ class _State:
                 previous = self.repeat_sums.get(name)
                 self.repeat_sums[name] = sums if previous is None else previous + sums
 
+    def update_groups(
+        self, pass_index: int, outputs: dict[str, torch.Tensor], labels: Any, groups: Any
+    ) -> None:
+        """Each group's rows of the batch into that group's statistics (same passes)."""
+        if self.task != "classification":
+            raise OptionError("groups are measured for classification (class labels) only.")
+        if world()[1] > 1:
+            raise OptionError("groups are recorded in one process; record them without torchrun.")
+        y = _labels_tensor(labels, self.task).to(torch.int64)
+        names = _group_names(groups, len(y))
+        for name in np.unique(names):
+            rows = torch.from_numpy(np.flatnonzero(names == name))
+            if name in self.dropped_groups:
+                continue
+            per_layer = self.group_stats.get(name)
+            if per_layer is None:
+                if pass_index == 1:
+                    raise DataError(
+                        f"group {name!r} appeared only in the second pass; use a loader that "
+                        "yields the same data each time it is iterated."
+                    )
+                per_layer = self.group_stats[name] = {
+                    layer: CollapseStatistics(
+                        self.num_classes, plan.dim, min_count=max(self.min_count or 2, 2),
+                        device=self.device, **_classifier_for(plan, self.classifier,
+                                                              np.arange(self.num_classes)),
+                    )
+                    for layer, plan in self.plans.items()
+                }  # fmt: skip
+            index = rows.to(y.device)
+            for layer, stats in per_layer.items():
+                stats.update(outputs[layer][index.to(outputs[layer].device)],
+                             y[index].to(self.device), labels_checked=True)  # fmt: skip
+
+    def _finish_groups(self, pass_index: int) -> None:
+        for name, per_layer in list(self.group_stats.items()):
+            if pass_index == 0:
+                try:
+                    for stats in per_layer.values():
+                        stats.start_second_pass()
+                except InputError as error:  # fewer than 2 classes: no metrics for the group
+                    self.warnings.append(f"group {name!r} is left out: {error}")
+                    del self.group_stats[name]
+                    self.dropped_groups.add(name)
+
     def finish_pass(self, pass_index: int) -> None:
         if self.plans is None:
             raise DataError("the loader gave no batches; pass a loader with data.")
+        self._finish_groups(pass_index)
         for name, stats in self.stats.items():
             all_reduce_statistics(stats)
             stats.require_finite_sums(f"layer {name!r}")  # one check per pass, not per batch
@@ -495,4 +596,5 @@ class _State:
             layers=layers,
             sample_labels=np.zeros(0, np.int64) if labels is None else labels.cpu().numpy(),
             warnings=self.warnings,
+            groups=self.group_stats,
         )

@@ -7,6 +7,9 @@ Layout::
                                          log, events, options
       step-00000003.train.safetensors    one entry per (step, split)
 
+With groups (``Recorder(groups=True)``), each group's statistics of a layer are stored beside
+the layer's as ``<layer>|group=<name>/<field>``.
+
 An entry holds, per layer, the exact sums of both statistics passes (``<layer>/counts``,
 ``<layer>/sums``, ``<layer>/scatter``, … — :meth:`CollapseStatistics.state_dict`, or
 :meth:`RegressionStatistics.state_dict` for regression), W and b of the classifier for its input
@@ -106,10 +109,17 @@ def write_entry(
     from safetensors.torch import save
 
     tensors: dict[str, torch.Tensor] = {}
+    stored: set[int] = set()
     for layer, state in layer_states.items():
         for key, value in state.items():
-            tensors[f"{layer}/{key}"] = value.detach().cpu().contiguous()
-        tensors[f"{layer}/{SAMPLE_KEY}"] = torch.from_numpy(np.ascontiguousarray(samples[layer]))
+            value = value.detach().cpu().contiguous()
+            if value.data_ptr() in stored:  # one W shared by a layer and its groups
+                value = value.clone()
+            stored.add(value.data_ptr())
+            tensors[f"{layer}/{key}"] = value
+        if layer in samples:  # a group's statistics (``<layer>|group=<g>``) have no sample
+            sample = np.ascontiguousarray(samples[layer])
+            tensors[f"{layer}/{SAMPLE_KEY}"] = torch.from_numpy(sample)
     tensors[SAMPLE_LABELS] = torch.from_numpy(np.ascontiguousarray(sample_labels))
     data = save(tensors, metadata={"format": RECORDED_FORMAT, **metadata})
     atomic_write_bytes(path, data)
@@ -249,6 +259,19 @@ def layer_result(
     stats = CollapseStatistics.from_state_dict(dict(state), min_count=recorded_min_count)
     classes = np.asarray(run.classes) if run.classes else None
     return stats.compute(classes=classes, **metric_options)
+
+
+def group_layer_result(
+    state: Mapping[str, torch.Tensor], run: RecordedRun, **metric_options: Any
+) -> Any:
+    """One group's metrics of a recorded layer (``<layer>|group=<g>``): classes with fewer than
+    2 samples in the group were left out when recording, and ``classes_dropped`` says so."""
+    recorded = run.options.get("min_count")
+    min_count = max(int(recorded or 2), 2)
+    options = {k: v for k, v in metric_options.items() if k != "min_count"}
+    stats = CollapseStatistics.from_state_dict(dict(state), min_count=min_count)
+    classes = np.asarray(run.classes) if run.classes else None
+    return stats.compute(classes=classes, **options)
 
 
 def recorded_sample(entry_path: Path, layer: str, target: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -163,6 +163,11 @@ class Analysis:
         else the first checkpoint whose classifier reaches training accuracy 1."""
         return terminal_phase_onset(self.log, self.table)
 
+    def group_summary(self) -> str:
+        """A compact text table of each group's headline metrics (last checkpoint, last
+        layer); empty without groups."""
+        return group_summary_text(self) if self.groups else ""
+
     def tidy(self) -> pd.DataFrame:
         """Every row, the per-group ones included: the table with a ``group`` column (empty for
         rows over all samples) when the data have groups, else the table itself."""
@@ -200,6 +205,20 @@ class Analysis:
         split = f" ({self.split})" if self.split is not None and len(self.splits) > 1 else ""
         title = f"{self.run} — {self.checkpoints[-1]}{split}"
         return title + "\n" + shown.to_string(float_format="%.4g")
+
+
+GROUP_SUMMARY = ("accuracy", "nc1", "nc2_etf_distance", "etf_alignment", "prototype_distance")
+
+
+def group_summary_text(analysis: Analysis, keys: tuple[str, ...] = GROUP_SUMMARY) -> str:
+    """Per group, the headline metrics at the last checkpoint and last layer."""
+    table = analysis.group_table
+    rows = table[(table["checkpoint"] == analysis.checkpoints[-1])
+                 & (table["layer"] == analysis.layers[-1])]  # fmt: skip
+    wide = rows.pivot_table(index="group", columns="metric", values="value", sort=False)
+    shown = wide[[k for k in keys if k in wide.columns]]
+    title = f"per group at {analysis.layers[-1]}"
+    return title + "\n" + shown.to_string(float_format="%.4g")
 
 
 def terminal_phase_onset(log: Mapping[str, list[Any]] | None, table: pd.DataFrame) -> int | None:

@@ -67,7 +67,10 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         return 0
     paths = result.save(args.out)
     print(result.summary())
-    print(f"wrote {', '.join(str(p) for p in paths)} ({len(result.table)} rows)")
+    if result.groups:
+        print(result.group_summary())
+    rows = len(result.tidy())
+    print(f"wrote {', '.join(str(p) for p in paths)} ({rows} rows)")
     return 0
 
 

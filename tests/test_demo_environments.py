@@ -96,3 +96,18 @@ def test_environment_runs_rebuild_with_a_tiny_budget(tmp_path):
         analysis = analyze(folder, layers=[LAYER], cache=False)
         assert analysis.checkpoints == ["step_0000.safetensors", "step_0003.safetensors"]
         assert analysis.groups == ["env1", "env2", "test"]
+
+
+def test_cli_writes_the_group_column_and_prints_each_group(tmp_path, capsys):
+    import pandas as pd
+
+    from ncviz.cli import main
+
+    out = tmp_path / "out"
+    folder = CHECKPOINTS / ALIGNED_RUN
+    assert main(["analyze", str(folder), "--layers", LAYER, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "per group at classifier:input" in printed and "prototype_distance" in printed
+    table = pd.read_csv(out / "metrics.csv")
+    assert set(table["group"].dropna()) == {"env1", "env2", "test"}
+    assert {"etf_alignment", "prototype_distance"} <= set(table["metric"])

@@ -19,7 +19,7 @@ from ncviz.metrics import CollapseResult, RegressionResult
 from ncviz.metrics.options import CollapseOptions
 
 Result = CollapseResult | RegressionResult
-RESULTS_VERSION = 1
+RESULTS_VERSION = 2  # 2: per-group results, accuracy_minority/majority
 
 
 def checkpoint_stamp(path: Path) -> dict[str, Any]:

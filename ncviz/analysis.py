@@ -984,6 +984,44 @@ def _trained_model(analysis: Analysis, checkpoint: str) -> tuple[torch.nn.Module
     return net, state
 
 
+def given_centres(analysis: Analysis) -> np.ndarray | None:
+    """The fixed multi-centre targets (C×f×d) a run was trained with — run.json ``centres``
+    names a ``.npy`` in the run folder (the NCMC demo) — or None."""
+    source = Path(analysis.source)
+    if not (source.is_dir() and is_run(source)):
+        return None
+    name = open_run(source).raw.get("centres")
+    if not name:
+        return None
+    path = source / Path(str(name)).name  # never outside the run folder
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise DataError(f"{path.name}: the run's centres cannot be read ({error}).") from None
+
+
+def multicentre_at(
+    analysis: Analysis,
+    checkpoint: str,
+    layer: str,
+    *,
+    max_centres: int = 5,
+    use_given: bool = False,
+    progress: ProgressFn | None = None,
+) -> Any:
+    """Multi-centre collapse (:func:`ncviz.metrics.multicentre.multicentre_result`) of one
+    analysed checkpoint and layer, on its features (a recorded run: its sample): centres by
+    k-means with k ≤ ``max_centres`` chosen by silhouette, or the run's own fixed targets
+    (``use_given``, for the classifier input)."""
+    from ncviz.metrics.multicentre import multicentre_result
+
+    features, labels = layer_features(analysis, checkpoint, layer, progress=progress)
+    centres = given_centres(analysis) if use_given else None
+    if use_given and centres is None:
+        raise OptionError("this run has no fixed centres (run.json 'centres'); use k-means.")
+    return multicentre_result(features, labels, centres=centres, max_centres=max_centres)
+
+
 def agop_at(analysis: Analysis, checkpoint: str, layer: str, max_samples: int = 1000) -> np.ndarray:
     """The AGOP (d_in × d_in) at the input of linear ``layer`` (``"<name>:input"``) of one
     analysed checkpoint, on the analysis's data (a seeded subset of ``max_samples``)."""

@@ -47,6 +47,9 @@ class DemoSettings:
     seed: int = 0
     metric_options: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
+    # "learned"; "etf": the classifier fixed to a simplex ETF (cross-entropy); "ncmc": fixed to
+    # the class directions and trained by a cosine loss to NCMC's multiple centres per class
+    head: str = "learned"
 
 
 def _imbalanced(ratio: int, final_only: bool) -> DemoSettings:
@@ -62,6 +65,56 @@ def _imbalanced(ratio: int, final_only: bool) -> DemoSettings:
         notes=f"Step imbalance: classes 0–4 keep all ~140 training images, classes 5–9 1/{ratio} "
         "of them (Fang et al. 2021). Metrics are measured on the balanced training split so "
         "that every class has samples; minority collapse shows in W (minority_cos).",
+    )
+
+
+DEQ = {"in_features": 64, "num_classes": 10, "width": 64}
+TWIN = {"in_features": 64, "num_classes": 10, "widths": [64, 64], "activation": "tanh"}
+LONGTAIL = {"in_features": 64, "num_classes": 10, "widths": [128, 64], "activation": "tanh"}
+
+
+def _implicit(ratio: int, implicit: bool) -> DemoSettings:
+    """A tiny DEQ, or its explicit twin (two tanh layers of the same width), under step
+    imbalance R (arXiv 2410.23391: DEQs mitigate minority collapse)."""
+    name = f"digits-deq-R{ratio}" if implicit else f"digits-mlp-tanh-R{ratio}"
+    what = ("a tiny DEQ, z* = tanh(A z* + U x + b) with ‖A‖₂ ≤ 0.9, fixed-point iteration and "
+            "one-step (truncated) backprop" if implicit
+            else "the DEQ's explicit twin: two tanh layers of the same width")  # fmt: skip
+    return DemoSettings(
+        name=name,
+        model={"name": "tiny_deq", "kwargs": DEQ} if implicit else {"name": "mlp", "kwargs": TWIN},
+        train_data=f"builtin:digits?imbalance=step:5:{ratio}",
+        eval_data="builtin:digits",
+        test_data="builtin:digits?split=test",
+        epochs=300,
+        checkpoints=12,
+        metric_options={"minority_classes": MINORITY},
+        notes=f"{what.capitalize()}, trained on digits with classes 5–9 kept at 1/{ratio}. "
+        "Measured on the balanced training split, whose minority images the model mostly never "
+        "saw: accuracy_minority is how well the rare classes generalise.",
+    )
+
+
+def _longtail(head: str) -> DemoSettings:
+    how = {
+        "learned": "a learned linear head (cross-entropy)",
+        "etf": "the head fixed to a simplex ETF (cross-entropy)",
+        "ncmc": f"the head fixed to the ETF's class directions and a cosine loss pulling each "
+        f"sample to the nearest of its class's {NCMC_CENTRES} fixed centres "
+        f"w_kj = cos θ v_kj + sin θ w_k, θ = {NCMC_THETA} (NCMC; targets in centres.npy)",
+    }[head]
+    return DemoSettings(
+        name=f"digits-longtail-{head}",
+        model={"name": "mlp", "kwargs": LONGTAIL},
+        train_data="builtin:digits?imbalance=longtail:20",
+        eval_data="builtin:digits?imbalance=longtail:20",
+        test_data="builtin:digits?split=test",
+        epochs=300,
+        checkpoints=12,
+        head=head,
+        notes=f"Long-tailed digits (class c keeps 20^(−c/9) of its images: 135 → 6); {how}. "
+        "Measured on the long-tailed training split: the Imbalance page's multi-centre tab "
+        "finds each class's sub-clusters against its size.",
     )
 
 
@@ -110,7 +163,45 @@ def demo_runs() -> list[DemoSettings]:
             weight_decay=0.0,
             notes="The same regression without weight decay: no regression collapse.",
         ),
+        *(_implicit(ratio, implicit) for ratio in (10, 50) for implicit in (True, False)),
+        *(_longtail(head) for head in ("learned", "etf", "ncmc")),
     ]
+
+
+CENTRES_FILE = "centres.npy"  # a run's fixed NCMC targets (C×f×d float32), named in run.json
+NCMC_CENTRES, NCMC_THETA = 20, 0.2  # the paper's defaults: f centres per class, angle θ
+
+
+def _fix_head(model: nn.Module, head: str, seed: int) -> torch.Tensor | None:
+    """Fix the classifier for ``head`` "etf" (a simplex ETF) or "ncmc" (the ETF's directions,
+    with NCMC's centres returned for the cosine loss); "learned" leaves it alone."""
+    if head == "learned":
+        return None
+    from ncviz.demo_environments import simplex_etf_head
+    from ncviz.metrics.multicentre import ncmc_centres
+
+    classifier = model.classifier
+    etf = simplex_etf_head(classifier.out_features, classifier.in_features, 1.0, seed)
+    with torch.no_grad():
+        classifier.weight.copy_(etf)
+        if classifier.bias is not None:
+            classifier.bias.zero_()
+    for parameter in classifier.parameters():
+        parameter.requires_grad_(False)
+    if head == "etf":
+        return None
+    targets = ncmc_centres(etf.numpy(), NCMC_CENTRES, NCMC_THETA, seed)
+    return torch.from_numpy(targets).float()
+
+
+def nearest_centre_loss(
+    features: torch.Tensor, labels: torch.Tensor, centres: torch.Tensor
+) -> torch.Tensor:
+    """NCMC's cosine loss to fixed targets: mean over samples of 1 − max_j cos(h_i, w_{y_i j}),
+    each sample pulled to the nearest centre of its own class (``centres`` C×f×d, unit)."""
+    unit = features / features.norm(dim=1, keepdim=True).clamp(min=1e-12)
+    cosines = torch.einsum("nd,nfd->nf", unit, centres[labels])
+    return (1.0 - cosines.max(dim=1).values).mean()
 
 
 def checkpoint_epochs(epochs: int, count: int) -> list[int]:
@@ -153,8 +244,13 @@ def train_run(
     target = train.targets if regression else train.labels
     test_target = test.targets if regression else test.labels
     model = build_model(settings.model).train()
+    centres = _fix_head(model, settings.head, settings.seed)
+    captured: dict[str, torch.Tensor] = {}
+    if centres is not None:  # the cosine loss reads the classifier's input
+        np.save(folder / CENTRES_FILE, centres.numpy(), allow_pickle=False)
+        model.classifier.register_forward_hook(lambda m, i, o: captured.__setitem__("h", i[0]))
     optimizer = torch.optim.SGD(
-        model.parameters(),
+        [p for p in model.parameters() if p.requires_grad],
         lr=settings.lr,
         momentum=settings.momentum,
         weight_decay=settings.weight_decay,
@@ -178,7 +274,11 @@ def train_run(
                 batch = order[start : start + settings.batch_size]
                 if len(batch) < 2:  # BatchNorm needs two samples
                     continue
-                loss = loss_fn(model(train.inputs[batch]), target[batch])
+                output = model(train.inputs[batch])
+                if centres is None:
+                    loss = loss_fn(output, target[batch])
+                else:
+                    loss = nearest_centre_loss(captured["h"], target[batch], centres)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -210,6 +310,7 @@ def train_run(
         | {"name": "SGD", "lr_milestones": milestones, "lr_gamma": 0.1},
         metric_options=settings.metric_options,
         notes=settings.notes,
+        **({"centres": CENTRES_FILE} if centres is not None else {}),
         log={
             k: [None if isinstance(v, float) and math.isnan(v) else v for v in values]
             for k, values in log.items()
@@ -263,6 +364,27 @@ def make_demo(
                 environment = replace(environment, steps=epochs, checkpoints=saves)
             folders.append(train_environment_run(environment, out_dir, progress))
     return folders
+
+
+def comparison_partner(name: str) -> str | None:
+    """The bundled run a bundled run is meant to be compared with (a DEQ with its explicit
+    twin, ERM with the aligned model, a long-tailed head with the learned one), or None.
+
+    >>> comparison_partner("digits-deq-R50"), comparison_partner("digits-env-aligned")
+    ('digits-mlp-tanh-R50', 'digits-env-erm')
+    """
+    import re
+
+    pairs = {"digits-env-erm": "digits-env-aligned", "digits-env-aligned": "digits-env-erm",
+             "digits-longtail-learned": "digits-longtail-ncmc"}  # fmt: skip
+    if name in pairs:
+        return pairs[name]
+    if match := re.fullmatch(r"digits-(deq|mlp-tanh)-R(\d+)", name):
+        other = "mlp-tanh" if match[1] == "deq" else "deq"
+        return f"digits-{other}-R{match[2]}"
+    if name.startswith("digits-longtail-"):
+        return "digits-longtail-learned"
+    return None
 
 
 def bundled_runs_dir() -> Path:

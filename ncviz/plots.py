@@ -1019,3 +1019,53 @@ def distance_matrix_figure(result: Any) -> go.Figure:
     fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain", type="category")
     fig.update_xaxes(constrain="domain", type="category")
     return _layout(fig, "Prototype distance between groups", height=400)
+
+
+# --- multiple centres (NCMC) ----------------------------------------------------------------
+
+
+def multicentre_figure(result: Any, minority: Sequence[str] = ()) -> go.Figure:
+    """Per class: its collapse to the nearest of its centres (bars, minority classes darker) and
+    the number of centres it uses against its size (``result``: a MultiCentreResult)."""
+    from plotly.subplots import make_subplots
+
+    classes = [str(c) for c in result.classes]
+    rare = set(map(str, minority))
+    colours = ["#d62728" if c in rare else "#1f77b4" for c in classes]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(
+        "per-class collapse to the nearest centre", "centres used against class size"))  # fmt: skip
+    fig.add_trace(
+        go.Bar(
+            x=classes,
+            y=result.nc,
+            marker_color=colours,
+            showlegend=False,
+            hovertemplate="class %{x}: %{y:.4g}<extra></extra>",
+        ),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(go.Scatter(
+        x=result.counts, y=result.centres, mode="markers+text", text=classes,
+        textposition="top center", marker=dict(size=11, color=colours), showlegend=False,
+        hovertemplate="class %{text}: %{x} samples, %{y} centre(s)<extra></extra>",
+    ), row=1, col=2)  # fmt: skip
+    fig.update_xaxes(title="class", type="category", row=1, col=1)
+    fig.update_yaxes(title="(1/n_c)Σ‖h − s_a(i)‖² / Tr Σ_B", type="log", row=1, col=1)
+    fig.update_xaxes(title="samples n_c", type="log", row=1, col=2)
+    fig.update_yaxes(title="centres", dtick=1, rangemode="tozero", row=1, col=2)
+    return _layout(fig, "Collapse to multiple centres (red: minority classes)", height=420)
+
+
+def multicentre_table(result: Any, minority: Sequence[str] = ()) -> pd.DataFrame:
+    """The per-class rows of a MultiCentreResult, minority classes marked."""
+    rare = set(map(str, minority))
+    return pd.DataFrame({
+        "class": [str(c) for c in result.classes],
+        "minority": [str(c) in rare for c in result.classes],
+        "n_c": result.counts,
+        "centres": result.centres,
+        "nc (to nearest centre)": result.nc,
+        "silhouette": result.silhouette,
+        "cos to centre": result.alignment,
+    })  # fmt: skip

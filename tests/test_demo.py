@@ -46,8 +46,8 @@ def test_every_shipped_run_has_its_checkpoints_and_log():
     assert language.log["step"] == list(LanguageDemoSettings().checkpoints)
     for name in names:
         run = open_run(CHECKPOINTS / name)
-        expected = 1 if name[-2:] in ("R1", "10", "00") and "imbalanced-R" in name else 25
-        assert len(run.checkpoints) == expected, name
+        settings = next(s for s in demo_runs() if s.name == name)
+        assert len(run.checkpoints) == (1 if settings.final_only else settings.checkpoints), name
         assert run.model is not None and run.data is not None and run.raw["optimizer"]["lr"] > 0
         assert len(run.log["train_loss"]) == run.raw["optimizer"]["epochs"] + 1
 
@@ -56,7 +56,9 @@ def test_every_shipped_run_has_its_checkpoints_and_log():
 
     # the first release's runs stay under 25 MB, the runs of the environment/NCMC/DEQ
     # comparisons under 15 MB together
-    newer = [CHECKPOINTS / name for name in ENV_RUNS]
+    second = ("digits-deq-", "digits-mlp-tanh-", "digits-longtail-")
+    newer = [CHECKPOINTS / n for n in [*ENV_RUNS, *names] if n in ENV_RUNS or n.startswith(second)]
+    assert len(newer) == 9
     older = [d for d in CHECKPOINTS.iterdir() if d.is_dir() and d not in newer]
     assert size(older) < 25 * 2**20
     assert size(newer) < 15 * 2**20
@@ -145,3 +147,6 @@ def test_ncviz_demo_with_a_tiny_budget_writes_loadable_runs(tmp_path):
         read_checkpoint(run.checkpoints[-1])
     analysis = analyze(tmp_path / "digits-cnn", layers=NC_LAYER, cache=False)
     assert set(analysis.epochs()) == {0, 1, 2}
+    ncmc = tmp_path / "digits-longtail-ncmc"  # its fixed targets sit beside the checkpoints
+    assert (ncmc / "centres.npy").is_file()
+    assert analyze(ncmc, layers=NC_LAYER, cache=False).checkpoints[-1] == "epoch_0002.safetensors"

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from ncviz import plots
-from ncviz.demo import bundled_runs
+from ncviz.demo import bundled_runs, comparison_partner
 from ncviz.jobs import default_runner
 from ncviz.metrics import CollapseResult
 
@@ -48,16 +48,22 @@ if analysis:
                 with tab:  # one geometry at full width: readable, nothing clipped
                     common.chart(plots.geometry_figure(result), f"cmp-geo-{index}")
         st.stop()
-    # this session's other analyses (uploads, recorded runs, bundled runs), then the bundled runs
+    # the run's own partner (a DEQ's explicit twin, ERM's aligned model), this session's other
+    # analyses (uploads, recorded runs, bundled runs), then the bundled runs — of the same kind
+    # first (a regression run is compared with a regression run)
     current = st.session_state.get("job_key")
-    choices = {key: f"{r.label} (this session)" for key, r in
-               reversed(st.session_state.get("history", {}).items()) if key != current}  # fmt: skip
+    choices: dict[str, str] = {}
+    partner = comparison_partner(analysis.run)
+    if partner in bundled_runs():
+        choices[common.bundled_request(partner).key] = partner
+    for key, r in reversed(st.session_state.get("history", {}).items()):
+        if key != current:
+            choices.setdefault(key, f"{r.label} (this session)")
+    regression = "regression" in analysis.run
     bundled = [r for r in bundled_runs() if r != analysis.run]
-    # runs of the same kind first (a regression run is compared with a regression run)
-    bundled.sort(key=lambda r: ("regression" in r) != ("regression" in analysis.run))
+    bundled.sort(key=lambda r: ("regression" in r) != regression)
     for name in bundled:
-        request = common.bundled_request(name)
-        choices.setdefault(request.key, name)
+        choices.setdefault(common.bundled_request(name).key, name)
     picked = st.selectbox("Compare with", list(choices), key="compare_with",
                           format_func=choices.get)  # fmt: skip
     history = st.session_state.get("history", {})
@@ -91,6 +97,21 @@ if analysis:
         }
     )
     st.dataframe(frame, hide_index=True, width="stretch")
+    pair = [(analysis.run, analysis.results.get((checkpoint, at_layer))),
+            (other.run, other.results.get((other.checkpoints[-1], at_layer)))]  # fmt: skip
+    if all(isinstance(r, CollapseResult) for _, r in pair):
+        grams = [k for k in ("cos_weights", "cos_means") if all(k in r.arrays for _, r in pair)]
+        if grams:
+            gram = st.segmented_control(
+                "Gram matrices side by side", grams, default=grams[0], key="compare_gram",
+                format_func={"cos_weights": "classifier rows W", "cos_means": "class means"}.get,
+            )  # fmt: skip
+            columns = st.columns(2)
+            for index, (column, (name, result)) in enumerate(zip(columns, pair)):
+                with column:
+                    labels = [str(c) for c in result.classes]
+                    figure = plots.cosine_heatmap(result.arrays[gram or grams[0]], labels, name)
+                    common.chart(figure, f"cmp-gram-{index}")
     metric = st.selectbox(
         "Metric over training",
         keys,

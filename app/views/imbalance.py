@@ -4,7 +4,7 @@ import common
 import streamlit as st
 
 from ncviz import plots
-from ncviz.analysis import training_counts
+from ncviz.analysis import given_centres, multicentre_at, training_counts
 from ncviz.demo import bundled_runs, bundled_runs_dir
 from ncviz.jobs import default_runner
 from ncviz.study import imbalance_sweep, sweep_family
@@ -12,9 +12,43 @@ from ncviz.study import imbalance_sweep, sweep_family
 SWEPT = ["minority_cos", "norm_ratio_weights"]
 
 st.title("Imbalance")
-selected = common.page_result()
-if selected:
-    analysis, checkpoint, layer, result = selected
+
+
+def multicentre_tab(analysis, checkpoint: str, layer: str, result) -> None:
+    """Per-class k-means (or the run's own fixed targets): collapse to multiple centres."""
+    given = given_centres(analysis) is not None and layer.endswith(":input")
+    left, middle, right = st.columns(3)
+    cap = left.slider("Most centres per class (k-means)", 1, 10, 5, key="mc_cap")
+    use_given = middle.toggle("Use the run's fixed centres", value=given, disabled=not given,
+                              key="mc_given")  # fmt: skip
+    key = f"multicentre-{st.session_state.get('job_key')}-{checkpoint}-{layer}-{cap}-{use_given}"
+    job = default_runner().get(key)
+    if job is None and not right.button("Find the centres", key="mc_run"):
+        st.caption(
+            "Per class, k-means on the features with k ≤ the cap chosen by silhouette (k = 1 "
+            "when no k reaches 0.5), or the fixed targets the run was trained with; then each "
+            "class's collapse to the nearest of its centres (NCMC). docs/metrics.md, 'Multiple "
+            "centres'."
+        )
+        return
+    job = default_runner().submit(
+        key, "multi-centre",
+        lambda progress: multicentre_at(analysis, checkpoint, layer, max_centres=cap,
+                                        use_given=use_given, progress=progress),
+    )  # fmt: skip
+    if not common.job_panel(job, "Multi-centre analysis", "multicentre"):
+        return
+    found = job.result
+    cols = st.columns(4)
+    for column, (name, value) in zip(cols, found.metrics.items()):
+        column.metric(name, f"{value:.4g}")
+    minority = [str(c) for c in result.minority_classes]
+    common.chart(plots.multicentre_figure(found, minority), "multicentre")
+    st.dataframe(plots.multicentre_table(found, minority), hide_index=True, width="stretch")
+
+
+def minority_tab(analysis, checkpoint: str, layer: str, result) -> None:
+    """The per-class table and the minority cosine and norm ratio over training."""
     labels = [str(c) for c in result.classes]
     current = [str(c) for c in result.minority_classes]
     chosen = st.multiselect("Minority classes", labels, default=current, key="minority")
@@ -80,3 +114,12 @@ if selected:
                 "classes get rarer, their classifier rows collapse onto each other (Fang et al. "
                 "2021, Fig. 3)."
             )
+
+
+selected = common.page_result()
+if selected:
+    collapse, centres = st.tabs(["Minority collapse", "Multi-centre"])
+    with collapse:
+        minority_tab(*selected)
+    with centres:
+        multicentre_tab(*selected)

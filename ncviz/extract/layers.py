@@ -128,7 +128,8 @@ def default_layers(
     """Every top-level block output, then the classifier input (the NC features).
 
     With a ``sample`` batch, a block whose output *is* the classifier input (the same tensor,
-    as for the last block of an MLP) is listed once, as the classifier input.
+    as for the last block of an MLP) is listed once, as the classifier input, and a block the
+    forward pass never calls is left out.
     """
     blocks = block_names(model, classifier)
     if sample is not None:
@@ -147,5 +148,7 @@ def default_layers(
         )
         _forward_with_hooks(model, sample, handles)
         final = seen.get(classifier + INPUT_SUFFIX)
-        blocks = [name for name in blocks if seen.get(name) is not final]
+        # blocks the forward pass never calls (a weight read directly, an unused head) have no
+        # output to measure
+        blocks = [name for name in blocks if name in seen and seen[name] is not final]
     return [*blocks, classifier + INPUT_SUFFIX]

@@ -190,11 +190,18 @@ class TinyCausalLM(nn.Module):
         return self.lm_head(self.norm(hidden))
 
 
+def _tiny_deq(**kwargs: Any) -> nn.Module:
+    from ncviz.deq import TinyDEQ  # a deep equilibrium model (ncviz.deq)
+
+    return TinyDEQ(**kwargs)
+
+
 REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "mlp": MLP,
     "cnn": SmallCNN,
     "resnet18_cifar": ResNet18Cifar,
     "tiny_lm": TinyCausalLM,
+    "tiny_deq": _tiny_deq,
 }
 
 

@@ -13,7 +13,8 @@ s_j the mean of the samples assigned to centre j (docs/metrics.md, "Multiple cen
   classes is ``nc1_trace_ratio``);
 * ``mc_nc_ave``, ``mc_nc_std``: mean and std (ddof = 1) of ``nc`` over classes;
 * ``mc_alignment``: mean over samples of cos(h_i − μ_G, s_{a(i)} − μ_G) for found centres,
-  cos(h_i, w_{a(i)}) for given ones; ``mc_centres``: mean number of centres per class.
+  cos(h_i, w_{a(i)}) for given ones; ``mc_centres``: mean number of centres per class that
+  hold at least one sample.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -145,7 +146,7 @@ def multicentre_result(
         sub_means = {j: rows[assignment == j].mean(axis=0) for j in used}
         residual = rows - np.stack([sub_means[j] for j in assignment])
         nc[c] = float((residual**2).sum(axis=1).mean()) / between
-        found[c] = len(used) if given is None else len(given[c])
+        found[c] = len(used)  # centres with at least one sample (of f given, or k found)
         alignment[c] = float(cos.mean())
         cosines[members] = cos
     metrics = {
@@ -204,19 +205,28 @@ def ncmc_centres(
 ) -> np.ndarray:
     """NCMC's fixed targets: f centres per class, w_kj = cos θ · v_kj + sin θ · w_k.
 
-    ``class_directions`` (C×d, unit rows w_k, e.g. a simplex ETF) are tilted towards random unit
-    directions v_kj orthogonal to w_k (the paper's defaults: f = 20, θ = 0.2); returns C×f×d
-    unit vectors. Note: θ weights w_k by sin θ, so θ close to π/2 gives one centre per class.
+    ``class_directions`` (C×d, rows w_k made unit, e.g. a simplex ETF) are tilted towards random
+    unit directions v_kj (the paper's defaults: f = 20, θ = 0.2). ncviz draws v_kj orthogonal to
+    every class direction when d > C (else to w_k only), so a centre of class k has cosine sin θ
+    with w_k and 0 with the other classes' directions: the head W = [w_k] still reads the class.
+    Returns C×f×d unit vectors.
 
     >>> import numpy as np
-    >>> targets = ncmc_centres(np.eye(3, 4), per_class=2, theta=np.pi / 2)
-    >>> np.allclose(targets[:, 0], np.eye(3, 4)), targets.shape
-    (True, (3, 2, 4))
+    >>> targets = ncmc_centres(np.eye(3, 6), per_class=2, theta=0.2)
+    >>> targets.shape, np.allclose(np.linalg.norm(targets, axis=2), 1)
+    ((3, 2, 6), True)
+    >>> np.round(targets[0] @ np.eye(3, 6).T, 4).tolist()   # sin 0.2 = 0.1987 with its own class
+    [[0.1987, 0.0, 0.0], [0.1987, 0.0, 0.0]]
     """
     w = np.asarray(class_directions, dtype=np.float64)
     w = w / np.linalg.norm(w, axis=1, keepdims=True)
+    num_classes, dim = w.shape
     rng = np.random.default_rng(seed)
-    v = rng.standard_normal((w.shape[0], per_class, w.shape[1]))
-    v -= (v * w[:, None, :]).sum(axis=2, keepdims=True) * w[:, None, :]
+    v = rng.standard_normal((num_classes, per_class, dim))
+    if dim > num_classes:
+        basis, _ = np.linalg.qr(w.T)  # d×C, orthonormal basis of the class directions
+        v -= (v @ basis) @ basis.T
+    else:
+        v -= (v * w[:, None, :]).sum(axis=2, keepdims=True) * w[:, None, :]
     v /= np.linalg.norm(v, axis=2, keepdims=True)
     return math.cos(theta) * v + math.sin(theta) * w[:, None, :]

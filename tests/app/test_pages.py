@@ -355,7 +355,42 @@ def test_compare_with_another_run():
     at.segmented_control(key="compare_mode").set_value("Another run").run()
     _assert_clean(at, "compare runs")
     assert at.selectbox(key="compare_with").options[0] == "digits-mlp-imbalanced"
-    assert len(at.get("plotly_chart")) == 1 and len(at.dataframe) == 1
+    # the curve over training and the two runs' Gram matrices side by side
+    assert len(at.get("plotly_chart")) == 3 and len(at.dataframe) == 1
+
+
+def test_compare_puts_a_deq_beside_its_explicit_twin():
+    at = _app().run()
+    at.selectbox(key="bundled_run").set_value("digits-deq-R50").run()
+    _visit(at, "compare")
+    at.segmented_control(key="compare_mode").set_value("Another run").run()
+    _assert_clean(at, "compare deq")
+    assert at.selectbox(key="compare_with").options[0] == "digits-mlp-tanh-R50"
+    table = at.dataframe[0].value
+    shown = set(table["metric"])
+    assert {"nc1", "nc2_etf_distance", "nc3", "minority_cos", "accuracy_minority",
+            "accuracy_majority"} <= shown  # fmt: skip
+    row = table[table["metric"] == "minority_cos"].iloc[0]
+    assert row["digits-deq-R50"] < row["digits-mlp-tanh-R50"]
+    at.segmented_control(key="compare_gram").set_value("cos_means").run()
+    _assert_clean(at, "compare deq gram")
+    assert len(at.get("plotly_chart")) == 3
+
+
+def test_imbalance_multicentre_tab_finds_centres_on_request():
+    at = _app().run()
+    at.selectbox(key="bundled_run").set_value("digits-longtail-ncmc").run()
+    _visit(at, "imbalance")
+    _assert_clean(at, "imbalance")
+    assert at.toggle(key="mc_given").value  # the run's fixed NCMC targets are offered
+    at.button(key="mc_run").click().run()
+    _assert_clean(at, "multi-centre")
+    assert {"mc_nc_ave", "mc_nc_std", "mc_alignment", "mc_centres"} <= {m.label for m in at.metric}
+    at.toggle(key="mc_given").set_value(False).run()
+    at.button(key="mc_run").click().run()
+    _assert_clean(at, "multi-centre k-means")
+    frames = [d.value for d in at.dataframe if "centres" in d.value.columns]
+    assert frames and list(frames[-1]["n_c"]) == sorted(frames[-1]["n_c"], reverse=True)
 
 
 def test_compare_an_upload_with_an_earlier_analysis_of_the_session():

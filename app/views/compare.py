@@ -9,6 +9,10 @@ from ncviz.demo import bundled_runs, comparison_partner
 from ncviz.jobs import default_runner
 from ncviz.metrics import CollapseResult
 
+# shown first when comparing runs (NC1–NC3, minority collapse and what it costs)
+HEADLINE = ["nc1", "nc2_etf_distance", "nc3", "nc4", "minority_cos", "accuracy_minority",
+            "accuracy_majority", "accuracy", "nrc1", "nrc2", "nrc3"]  # fmt: skip
+
 st.title("Compare")
 analysis = common.ensure_analysis()
 if analysis:
@@ -81,6 +85,7 @@ if analysis:
     mine = analysis.metrics_at(checkpoint, at_layer)
     theirs = other.metrics_at(other.checkpoints[-1], at_layer)
     keys = [k for k in mine if k in theirs]
+    keys.sort(key=lambda k: HEADLINE.index(k) if k in HEADLINE else len(HEADLINE))  # stable
     if not keys:
         st.info(f"{analysis.run} and {other.run} share no metric (different tasks).")
         st.stop()

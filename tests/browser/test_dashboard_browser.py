@@ -166,6 +166,18 @@ def _choose(page, option: str, shows: str, exact: bool = False) -> None:
     )
 
 
+def _pick(page, box: str, option: str, shows: str) -> None:
+    """Choose ``option`` in the selectbox labelled ``box`` by typing it (its list may open
+    beyond the window's edge, e.g. at the foot of a long sidebar) until ``shows`` appears."""
+
+    def act() -> None:
+        page.get_by_role("combobox", name=box).click()
+        page.keyboard.type(option)
+        page.keyboard.press("Enter")
+
+    _until_shown(page, act, page.get_by_text(shows, exact=False), f"picking {option!r}: {shows!r}")
+
+
 def _upload_checkpoint_and_data(page, checkpoint, data) -> None:
     """On the Source page: Upload mode, the checkpoint, "Upload a dataset", the data file."""
     page.get_by_role("radio", name="Upload").click()
@@ -334,10 +346,8 @@ def test_recorded_run_uploaded_as_a_zip(server, tmp_path):
                                 full_page=True)  # fmt: skip
             page.get_by_role("link", name="Overview").first.click()
             _wait_idle(page)
-            page.get_by_role("combobox", name="Split").click()
-            page.get_by_role("option", name="test", exact=True).click()
+            _pick(page, "Split", "test", "N = 397")  # the example's held-out digits
             _wait_idle(page)
-            page.get_by_text("N = 397", exact=False).wait_for()  # the example's held-out digits
             _assert_no_errors(page, "recorded overview, test split")
             page.screenshot(path=str(ARTIFACTS / "25-recorded-overview-test.png"), full_page=True)
         browser.close()

@@ -348,6 +348,10 @@ def _features_file_results(
         else:
             b = features.bias if layer == weight_layer else None
             results[layer] = collapse_result(tensor, features.labels, w, b, **metric_options)
+            if features.groups is not None:
+                grouped = group_result(tensor, features.labels, features.groups, w, b,
+                                       **metric_options)  # fmt: skip
+                results.update({group_key(layer, g): r for g, r in grouped.results.items()})
     return results, regression
 
 
@@ -363,9 +367,13 @@ def _analyze_features_files(
         file_results, regression = _features_file_results(path, metric_options)
         layers = layers or list(file_results)
         split = "features"
-        for layer, result in file_results.items():
-            results[(path.name, layer)] = result
-            rows += _rows(result, run_name, path.name, step, step, layer, split)
+        for key, result in file_results.items():
+            results[(path.name, key)] = result
+            layer, group = split_group_key(key)
+            new_rows = _rows(result, run_name, path.name, step, step, layer, split)
+            rows += new_rows if group is None else [{**r, "group": group} for r in new_rows]
+    rows, group_rows, results, group_results = _with_groups(rows, results)
+    layers = [layer for layer in layers if split_group_key(layer)[1] is None]
     return Analysis(
         run=run_name,
         table=_table(rows),
@@ -376,6 +384,9 @@ def _analyze_features_files(
         source=str(source),
         split="features",
         split_results={"features": results},
+        group_table=_group_table(group_rows),
+        group_results=group_results,
+        split_group_results={"features": group_results} if group_results else {},
     )
 
 

@@ -111,3 +111,29 @@ def test_cli_writes_the_group_column_and_prints_each_group(tmp_path, capsys):
     table = pd.read_csv(out / "metrics.csv")
     assert set(table["group"].dropna()) == {"env1", "env2", "test"}
     assert {"etf_alignment", "prototype_distance"} <= set(table["metric"])
+
+
+def test_features_files_and_csv_files_carry_groups(tmp_path):
+    from ncviz.metrics.groups import group_result
+
+    rng = np.random.default_rng(0)
+    labels = np.tile(np.arange(4), 30)
+    groups = np.where(np.arange(120) < 70, "north", "south")
+    features = rng.standard_normal((120, 6)) + 3 * np.eye(4, 6)[labels]
+    path = tmp_path / "feats.npz"
+    np.savez(path, **{"features.penultimate": features}, labels=labels, groups=groups)
+    analysis = analyze(path)
+    expected = group_result(features, labels, groups)
+    table = analysis.group_table
+    south = table[(table["group"] == "south") & (table["metric"] == "nc1")]["value"].iloc[0]
+    assert south == pytest.approx(expected.group_metrics("south")["nc1"], rel=1e-12)
+    assert analysis.groups == ["north", "south"] and analysis.layers == ["penultimate"]
+    csv = tmp_path / "data.csv"
+    frame = {f"x{k}": features[:, k] for k in range(6)} | {"label": labels, "site": groups}
+    import pandas as pd
+
+    pd.DataFrame(frame).to_csv(csv, index=False)
+    data = load_dataset(f"{csv}?group_column=site")
+    assert data.inputs.shape == (120, 6) and list(np.unique(data.groups)) == ["north", "south"]
+    with pytest.raises(DataError, match="no group column"):
+        load_dataset(f"{csv}?group_column=env")

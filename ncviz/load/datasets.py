@@ -6,7 +6,7 @@ A **data spec** is a source plus options, written as a string or a dict (run.jso
     builtin:gaussian?classes=10&dim=32&per_class=200  synthetic Gaussian classes
     builtin:colored-digits?split=all&envs=0.9,0.8&test=0.1   digits coloured per environment
     data/train.npz | .pt | .safetensors             `inputs` + `labels` (or `targets`)
-    data/train.csv?label_column=y                   feature columns + a label column
+    data/train.csv?label_column=y&group_column=env  feature columns + a label (+ group) column
     data/images.zip                                 one sub-folder per class (PNG/JPEG)
 
 Tensor files may also hold ``groups`` (one environment/domain per sample, integers or text):
@@ -256,7 +256,7 @@ def _read_tensor_file(path: Path, tokens: bool = False) -> Dataset:
     return _from_arrays(arrays, path.name, tokens)
 
 
-def _read_csv(path: Path, label_column: str) -> Dataset:
+def _read_csv(path: Path, label_column: str, group_column: str | None = None) -> Dataset:
     import pandas as pd
 
     try:
@@ -274,13 +274,21 @@ def _read_csv(path: Path, label_column: str) -> Dataset:
             f"{path.name} has no label column {label_column!r} (columns: "
             f"{', '.join(map(str, frame.columns[:8]))}); name it with label_column=…"
         )
+    groups = None
+    if group_column is not None:
+        if group_column not in frame.columns:
+            raise DataError(
+                f"{path.name} has no group column {group_column!r} (columns: "
+                f"{', '.join(map(str, frame.columns[:8]))}); name it with group_column=…"
+            )
+        groups = frame.pop(group_column).astype(str).to_numpy()
     features = frame.drop(columns=[label_column])
     non_numeric = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
     if non_numeric:
         raise DataError(f"{path.name}: feature columns must be numeric, not {non_numeric[:5]}.")
     labels, classes = _encode(frame[label_column].to_numpy(), path.name)
     inputs = torch.as_tensor(features.to_numpy(dtype=np.float32))
-    return Dataset(inputs, labels, None, classes, path.name)
+    return Dataset(inputs, labels, None, classes, path.name, groups=groups)
 
 
 def _check_image_size(image: Any, member: str, archive: str) -> int:
@@ -554,7 +562,7 @@ def load_dataset(spec: DataSpec | dict[str, Any] | str) -> Dataset:
         if suffix in TENSOR_SUFFIXES:
             dataset = _read_tensor_file(path, tokens=spec.shape == "tokens")
         elif suffix == ".csv":
-            dataset = _read_csv(path, spec.label_column)
+            dataset = _read_csv(path, spec.label_column, spec.params.get("group_column"))
         elif suffix == ".zip":
             size = spec.params.get("image_size")
             dataset = _read_image_zip(path, None if size is None else _as_int("image_size", size))

@@ -1,5 +1,6 @@
 """Features extracted elsewhere: ``.safetensors`` or ``.npz`` with ``features.<layer>`` (N×d),
-``labels`` (N) or ``targets`` (N×n), and optionally ``classifier.weight`` / ``classifier.bias``."""
+``labels`` (N) or ``targets`` (N×n), and optionally ``classifier.weight`` / ``classifier.bias`` and
+``groups`` (N: an environment or domain per sample, for per-group metrics)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ class FeaturesFile:
     weight: torch.Tensor | None
     bias: torch.Tensor | None
     name: str
+    groups: np.ndarray | None = None
 
 
 def is_features_file(path: str | Path) -> bool:
@@ -74,13 +76,18 @@ def read_features_file(path: str | Path) -> FeaturesFile:
     if path.suffix in FEATURE_SUFFIXES:
         check_data_file(path)
     try:
+        groups = None
         if path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as archive:
-                arrays = {k: torch.from_numpy(archive[k]) for k in archive.files}
+                raw = {k: archive[k] for k in archive.files}
+            groups = raw.pop("groups", None)  # may be text, which torch cannot hold
+            arrays = {k: torch.from_numpy(v) for k, v in raw.items()}
         elif path.suffix == ".safetensors":
             from safetensors.torch import load_file
 
             arrays = load_file(str(path))
+            if "groups" in arrays:
+                groups = arrays.pop("groups").numpy()
         else:
             raise DataError(f"{path.name}: features files are .safetensors or .npz.")
     except DataError:
@@ -108,6 +115,8 @@ def read_features_file(path: str | Path) -> FeaturesFile:
         raise DataError(
             f"{path.name}: layers {sorted(wrong)[:4]} have a different N than the labels ({n})."
         )
+    if groups is not None and (groups.ndim != 1 or len(groups) != n):
+        raise DataError(f"{path.name}: `groups` must hold one group per sample ({n}).")
     for name, tensor in layers.items():
         if tensor.ndim != 2:
             layers[name] = tensor.reshape(len(tensor), -1)
@@ -118,4 +127,5 @@ def read_features_file(path: str | Path) -> FeaturesFile:
         weight=arrays.get("classifier.weight"),
         bias=arrays.get("classifier.bias"),
         name=path.name,
+        groups=groups,
     )

@@ -16,16 +16,17 @@ if analysis:
     checkpoint, layer = common.selectors(analysis)
     result = analysis.results[(checkpoint, layer)]
     table = analysis.table
+    tidy = analysis.tidy()  # with the per-group rows (a `group` column) when the data have groups
     cols = st.columns(2)
     cols[0].download_button(
         "Metrics table (CSV)",
-        table.to_csv(index=False),
+        tidy.to_csv(index=False),
         f"{analysis.run}-metrics.csv",
         "text/csv",
         key="dl_csv",
     )
     parquet = io.BytesIO()
-    table.to_parquet(parquet, index=False)
+    tidy.to_parquet(parquet, index=False)
     cols[1].download_button(
         "Metrics table (Parquet)",
         parquet.getvalue(),
@@ -63,17 +64,22 @@ if analysis:
                 )
             )
     current = table[(table["checkpoint"] == checkpoint) & (table["layer"] == layer)]
+    grouped = analysis.group_results.get((checkpoint, layer))
+    tables = [(f"Metrics at {common.checkpoint_label(analysis, checkpoint)}, layer {layer}",
+               current[["metric", "value"]])]  # fmt: skip
+    if grouped is not None:
+        figures += [("Prototypes per group", plots.prototype_figure(grouped)),
+                    ("Prototype distances", plots.distance_matrix_figure(grouped))]  # fmt: skip
+        groups = analysis.group_table
+        at = groups[(groups["checkpoint"] == checkpoint) & (groups["layer"] == layer)]
+        tables.append(("Per group", at.pivot_table(index="group", columns="metric",
+                                                   values="value").reset_index()))  # fmt: skip
 
     def report():
         return html_report(
             f"ncviz report — {analysis.run}",
             figures,
-            [
-                (
-                    f"Metrics at {common.checkpoint_label(analysis, checkpoint)}, layer {layer}",
-                    current[["metric", "value"]],
-                )
-            ],
+            tables,
             notes=f"Source: {analysis.source}",
         )
 

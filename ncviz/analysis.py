@@ -995,6 +995,22 @@ def _trained_model(analysis: Analysis, checkpoint: str) -> tuple[torch.nn.Module
     return net, state
 
 
+def groups_against_head(analysis: Analysis, checkpoint: str, layer: str) -> GroupResult | None:
+    """The groups of one checkpoint and layer with ``etf_alignment`` measured against the
+    classifier's rows W (a fixed ETF head's own simplex) instead of the best-fit ETF; None when
+    the layer has no groups or no classifier."""
+    grouped = analysis.group_results.get((checkpoint, layer))
+    pooled = analysis.results.get((checkpoint, layer))
+    if grouped is None or not isinstance(pooled, CollapseResult):
+        return None
+    if "class_weight" not in pooled.arrays:
+        return None
+    return assemble_groups(
+        grouped.results, grouped.groups, np.asarray(pooled.classes),
+        etf=pooled.arrays["class_weight"],
+    )  # fmt: skip
+
+
 def given_centres(analysis: Analysis) -> np.ndarray | None:
     """The fixed multi-centre targets (C×f×d) a run was trained with — run.json ``centres``
     names a ``.npy`` in the run folder (the NCMC demo) — or None."""

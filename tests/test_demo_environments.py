@@ -137,3 +137,24 @@ def test_features_files_and_csv_files_carry_groups(tmp_path):
     assert data.inputs.shape == (120, 6) and list(np.unique(data.groups)) == ["north", "south"]
     with pytest.raises(DataError, match="no group column"):
         load_dataset(f"{csv}?group_column=env")
+
+
+def test_alignment_to_the_fixed_head_is_measured_against_its_rows(bundled):
+    from ncviz.analysis import groups_against_head
+    from ncviz.load import build_model, load_weights, read_checkpoint
+
+    aligned = bundled[ALIGNED_RUN]
+    last = aligned.checkpoints[-1]
+    result = groups_against_head(aligned, last, LAYER)
+    assert result.etf_source == "given"
+    net = build_model(aligned.model)
+    load_weights(net, read_checkpoint(CHECKPOINTS / ALIGNED_RUN / last).state_dict)
+    w = net.classifier.weight.detach().double().numpy()  # the fixed simplex ETF (×10)
+    means = result.results["test"].arrays["class_means"]
+
+    def unit(m):
+        m = m - m.mean(axis=0)
+        return m / np.linalg.norm(m)
+
+    assert result.etf_alignment["test"] == pytest.approx(np.linalg.norm(unit(means) - unit(w)))
+    assert groups_against_head(aligned, last, "blocks.0") is None  # no classifier reads it

@@ -4,6 +4,7 @@ import common
 import streamlit as st
 
 from ncviz import plots
+from ncviz.analysis import groups_against_head
 
 GROUP_METRICS = ["accuracy", "nc1", "nc2_etf_distance", "etf_alignment", "prototype_distance"]
 
@@ -20,6 +21,14 @@ if selected:
             "(runs **digits-env-erm** and **digits-env-aligned** on the Source page)."
         )
     else:
+        against_head = groups_against_head(analysis, checkpoint, layer)
+        if against_head is not None:
+            reference = st.segmented_control(
+                "Common ETF", ["best fit to the groups", "the classifier rows W"],
+                default="best fit to the groups", key="env_etf",
+            )  # fmt: skip
+            if reference == "the classifier rows W":
+                grouped = against_head
         table = analysis.group_table
         shown = [m for m in GROUP_METRICS if m in set(table["metric"])]
         metric = st.selectbox("Metric per group", shown, key="env_metric")
@@ -37,13 +46,16 @@ if selected:
         wide = table[(table["checkpoint"] == checkpoint) & (table["layer"] == layer)].pivot_table(
             index="group", columns="metric", values="value", sort=False
         )
+        if grouped.etf_source == "given":  # measured against W here, not the table's best fit
+            wide["etf_alignment"] = wide.index.map(grouped.etf_alignment)
         st.dataframe(wide[[m for m in [*GROUP_METRICS, "classes_dropped"] if m in wide]])
         st.caption(
             "Each group's metrics use its own samples; a class with fewer than 2 samples in a "
             "group is left out of that group (classes_dropped). prototype_distance is the mean "
             "‖M̂_g − M̂_g′‖_F to the other groups (class means centred and scaled to unit norm); "
-            f"etf_alignment measures each group against one common simplex ETF "
-            f"({grouped.etf_source}). See docs/metrics.md, 'Groups'."
+            "etf_alignment measures each group against one common simplex ETF ("
+            + ("the classifier rows W" if grouped.etf_source == "given" else grouped.etf_source)
+            + "). See docs/metrics.md, 'Groups'."
         )
         for warning in grouped.warnings:
             st.warning(warning)

@@ -54,6 +54,9 @@ class CollapseResult:
     minority_classes: np.ndarray
     options: CollapseOptions = field(default_factory=CollapseOptions)
     warnings: list[str] = field(default_factory=list)
+    # with ``groups=`` (environments, domains): each group's collapse and the cross-group
+    # geometry (a :class:`ncviz.metrics.groups.GroupResult`)
+    groups: Any = None
 
     @property
     def num_classes(self) -> int:
@@ -460,6 +463,7 @@ def collapse_result(
     bias: ArrayLike | None = None,
     *,
     device: torch.device | str | None = None,
+    groups: ArrayLike | None = None,
     **options: Any,
 ) -> CollapseResult:
     """Every classification metric of docs/metrics.md, with per-class arrays, for data in memory.
@@ -471,6 +475,9 @@ def collapse_result(
             order, and ``result.classes`` gives the mapping.
         weight, bias: the classifier reading these features, W (C×d, or K×d with integer labels
             indexing its rows) and b (K); enables NC2-weights, NC3, NC4, accuracy.
+        groups: one group per sample (environment, domain): ``result.groups`` then holds each
+            group's metrics and the cross-group prototype distance and ETF alignment
+            (:func:`ncviz.metrics.groups.group_result`).
         options: see :class:`~ncviz.metrics.options.CollapseOptions`.
     """
     opts = CollapseOptions.from_kwargs(**options)
@@ -497,7 +504,12 @@ def collapse_result(
     stats.update(h, codes)
     stats.start_second_pass(encoded.classes)
     stats.update(h, codes)
-    return finalize(stats.first, stats.second, opts, encoded.classes)
+    result = finalize(stats.first, stats.second, opts, encoded.classes)
+    if groups is not None:
+        from ncviz.metrics.groups import group_result
+
+        result.groups = group_result(h, labels, groups, weight, bias, **options)
+    return result
 
 
 def collapse_metrics(
@@ -511,7 +523,24 @@ def collapse_metrics(
 
     ``features`` N×d, ``labels`` N; ``weight``/``bias`` the classifier (optional). Options are
     those of :class:`~ncviz.metrics.options.CollapseOptions` (``global_mean``, ``dist_exp``,
-    ``tau``, ``minority_classes``, ``min_count``) plus ``device``. Spectra and per-class values
-    come from :func:`collapse_result`.
+    ``tau``, ``minority_classes``, ``min_count``) plus ``device``, and ``groups`` (one group per
+    sample): every group's metrics are then added as ``"<key>/<group>"`` (``"nc1/env1"``,
+    ``"etf_alignment/env1"``, ``"prototype_distance/env1"``). Spectra and per-class values come
+    from :func:`collapse_result`.
+
+    >>> import numpy as np
+    >>> y = np.tile(np.arange(3), 20)
+    >>> h = np.eye(3)[y] + 0.1 * np.random.default_rng(0).standard_normal((60, 3))
+    >>> m = collapse_metrics(h, y, groups=np.repeat(["a", "b"], 30))
+    >>> sorted(k for k in m if k.startswith("nc1/"))
+    ['nc1/a', 'nc1/b']
     """
-    return collapse_result(features, labels, weight, bias, **options).metrics
+    result = collapse_result(features, labels, weight, bias, **options)
+    if result.groups is None:
+        return result.metrics
+    per_group = {
+        f"{key}/{group}": value
+        for group in result.groups.groups
+        for key, value in result.groups.group_metrics(group).items()
+    }
+    return {**result.metrics, **per_group}

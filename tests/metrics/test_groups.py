@@ -147,3 +147,16 @@ def test_a_group_with_one_class_is_reported_not_fatal():
 def test_bad_groups_are_refused_in_one_line():
     with pytest.raises(InputError, match="one group per sample"):
         group_result(np.zeros((4, 2)), [0, 1, 0, 1], ["a", "b"])
+
+
+def test_collapse_metrics_with_groups_adds_every_groups_keys():
+    from ncviz.metrics import collapse_metrics, collapse_result
+
+    h, y, g, w, b = _held_out()
+    metrics = collapse_metrics(h, y, w, b, groups=g)
+    expected = group_result(h, y, g, w, b)
+    assert metrics["nc1"] == collapse_metrics(h, y, w, b)["nc1"]  # the pooled keys unchanged
+    for group in ("a", "b", "c"):
+        for key, value in expected.group_metrics(group).items():
+            assert metrics[f"{key}/{group}"] == pytest.approx(value, rel=1e-12), (group, key)
+    assert collapse_result(h, y, groups=g).groups.groups == ["a", "b", "c"]

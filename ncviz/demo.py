@@ -229,15 +229,22 @@ def _evaluate(model: nn.Module, inputs: torch.Tensor, target: torch.Tensor, task
 ProgressFn = Callable[[str, int, int], None]
 
 
+def fresh_run_folder(out_dir: str | Path, name: str, seed: int) -> Path:
+    """``out_dir/name`` created and emptied of old checkpoints, torch seeded: where every demo
+    trainer starts."""
+    folder = Path(out_dir) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.safetensors"):
+        old.unlink()
+    torch.manual_seed(seed)
+    return folder
+
+
 def train_run(
     settings: DemoSettings, out_dir: str | Path, progress: ProgressFn | None = None
 ) -> Path:
     """Train one run and write its folder: run.json + epoch_XXXX.safetensors checkpoints."""
-    folder = Path(out_dir) / settings.name
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.safetensors"):
-        old.unlink()
-    torch.manual_seed(settings.seed)
+    folder = fresh_run_folder(out_dir, settings.name, settings.seed)
     train = load_dataset(settings.train_data)
     test = load_dataset(settings.test_data)
     regression = settings.task == "regression"

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ncviz.demo import fresh_run_folder
 from ncviz.load import build_model, load_dataset, save_safetensors
 from ncviz.load.datasets import DataSpec
 from ncviz.load.runs import write_run_json
@@ -101,11 +102,7 @@ def train_environment_run(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> Path:
     """Train one environment run and write its folder (run.json + step_XXXX.safetensors)."""
-    folder = Path(out_dir) / settings.name
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.safetensors"):
-        old.unlink()
-    torch.manual_seed(settings.seed)
+    folder = fresh_run_folder(out_dir, settings.name, settings.seed)
     train = load_dataset(f"{ENV_DATA}&split=train")
     test = load_dataset(f"{ENV_DATA}&split=test")
     envs = torch.from_numpy(np.unique(train.groups, return_inverse=True)[1].astype(np.int64))

@@ -150,70 +150,6 @@ def best_fit_etf(normalised: list[np.ndarray]) -> np.ndarray:
     return left[:, :rank] @ right[:rank] / math.sqrt(rank)
 
 
-def _restricted(etf: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    return normalised_prototypes(etf[rows])
-
-
-def cross_group(
-    results: Mapping[str, CollapseResult],
-    groups: list[str],
-    classes: np.ndarray,
-    etf: ArrayLike | None = None,
-    pooled_means: np.ndarray | None = None,
-) -> tuple[np.ndarray, dict[str, float], np.ndarray | None, str, list[str]]:
-    """(prototype distances, etf alignment, common ETF, its source, warnings) of per-group
-    results; ``classes`` names the rows of ``etf`` and ``pooled_means``."""
-    warnings: list[str] = []
-    size = len(groups)
-    distances = np.full((size, size), math.nan)
-    for i, first in enumerate(groups):
-        for j, second in enumerate(groups):
-            if first in results and second in results:
-                a, b = results[first], results[second]
-                distances[i, j] = (
-                    0.0
-                    if i == j
-                    else prototype_distance(
-                        a.classes, a.arrays["class_means"], b.classes, b.arrays["class_means"]
-                    )
-                )
-    names = np.asarray(classes)
-    source = "given"
-    common: np.ndarray | None
-    if etf is not None:
-        common = as_tensor(etf, "etf").to(torch.float64).cpu().numpy()
-        if common.ndim != 2 or common.shape[0] != len(names):
-            raise InputError(
-                f"etf must be C×d with one row per class ({len(names)} rows), got shape "
-                f"{common.shape}; pass the fixed head's W."
-            )
-    else:
-        complete = [
-            normalised_prototypes(_aligned_means(results[g], names))
-            for g in groups
-            if g in results and len(results[g].classes) == len(names)
-        ]
-        source = "best fit to the groups holding every class"
-        if not complete and pooled_means is not None:
-            complete, source = [normalised_prototypes(pooled_means)], "best fit to pooled means"
-        try:
-            common = best_fit_etf(complete) if complete else None
-        except InputError as error:
-            warnings.append(str(error))
-            common = None
-    alignment: dict[str, float] = {}
-    if common is not None:
-        for group in groups:
-            if group not in results:
-                continue
-            result = results[group]
-            rows_etf, rows_group = _shared(names, np.asarray(result.classes))
-            if len(rows_etf) >= 2:
-                mine = normalised_prototypes(result.arrays["class_means"][rows_group])
-                alignment[group] = float(np.linalg.norm(mine - _restricted(common, rows_etf)))
-    return distances, alignment, common, source, warnings
-
-
 def _aligned_means(result: CollapseResult, names: np.ndarray) -> np.ndarray:
     """The result's class means in the order of ``names`` (which it holds all of)."""
     rows_names, rows_result = _shared(names, np.asarray(result.classes))
@@ -328,15 +264,62 @@ def assemble_groups(
     etf: ArrayLike | None = None,
     pooled_means: np.ndarray | None = None,
 ) -> GroupResult:
-    """:class:`GroupResult` from finished per-group results (e.g. read back from a cache):
-    the cross-group distances and ETF alignment are recomputed from their class means."""
-    distances, alignment, common, source, warnings = cross_group(
-        results, groups, np.asarray(classes), etf, pooled_means
-    )
+    """:class:`GroupResult` from finished per-group results (in memory, or read back from a
+    cache or a recorded run): the cross-group distances and the ETF alignment come from their
+    class means; ``classes`` names the rows of ``etf`` and ``pooled_means``."""
+    warnings: list[str] = []
+    size = len(groups)
+    distances = np.full((size, size), math.nan)
+    for i, first in enumerate(groups):
+        for j, second in enumerate(groups):
+            if first in results and second in results:
+                a, b = results[first], results[second]
+                distances[i, j] = (
+                    0.0
+                    if i == j
+                    else prototype_distance(
+                        a.classes, a.arrays["class_means"], b.classes, b.arrays["class_means"]
+                    )
+                )
+    names = np.asarray(classes)
+    source = "given"
+    common: np.ndarray | None
+    if etf is not None:
+        common = as_tensor(etf, "etf").to(torch.float64).cpu().numpy()
+        if common.ndim != 2 or common.shape[0] != len(names):
+            raise InputError(
+                f"etf must be C×d with one row per class ({len(names)} rows), got shape "
+                f"{common.shape}; pass the fixed head's W."
+            )
+    else:
+        complete = [
+            normalised_prototypes(_aligned_means(results[g], names))
+            for g in groups
+            if g in results and len(results[g].classes) == len(names)
+        ]
+        source = "best fit to the groups holding every class"
+        if not complete and pooled_means is not None:
+            complete, source = [normalised_prototypes(pooled_means)], "best fit to pooled means"
+        try:
+            common = best_fit_etf(complete) if complete else None
+        except InputError as error:
+            warnings.append(str(error))
+            common = None
+    alignment: dict[str, float] = {}
+    if common is not None:
+        for group in groups:
+            if group not in results:
+                continue
+            result = results[group]
+            rows_etf, rows_group = _shared(names, np.asarray(result.classes))
+            if len(rows_etf) >= 2:
+                mine = normalised_prototypes(result.arrays["class_means"][rows_group])
+                theirs = normalised_prototypes(common[rows_etf])
+                alignment[group] = float(np.linalg.norm(mine - theirs))
     return GroupResult(
         groups=list(groups),
         results=dict(results),
-        classes=np.asarray(classes),
+        classes=names,
         prototype_distances=distances,
         etf_alignment=alignment,
         common_etf=common,

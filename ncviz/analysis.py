@@ -257,17 +257,6 @@ def _group_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return table
 
 
-def _group_rows(
-    result: GroupResult, run: str, checkpoint: str, epoch: Any, step: Any, layer: str, split: str
-) -> list[dict[str, Any]]:
-    return [
-        {"run": run, "checkpoint": checkpoint, "epoch": epoch, "step": step, "layer": layer,
-         "split": split, "group": group, "metric": key, "value": float(value)}
-        for group in result.groups
-        for key, value in result.group_metrics(group).items()
-    ]  # fmt: skip
-
-
 def _with_groups(
     rows: list[dict[str, Any]], results: dict[tuple[str, str], Any]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict, dict[tuple[str, str], GroupResult]]:

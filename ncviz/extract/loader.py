@@ -500,10 +500,10 @@ class _State:
             raise OptionError("groups are recorded in one process; record them without torchrun.")
         y = _labels_tensor(labels, self.task).to(torch.int64)
         names = _group_names(groups, len(y))
-        for name in np.unique(names):
-            rows = torch.from_numpy(np.flatnonzero(names == name))
+        for name in np.unique(names).tolist():
             if name in self.dropped_groups:
                 continue
+            rows = torch.from_numpy(np.flatnonzero(names == name))
             per_layer = self.group_stats.get(name)
             if per_layer is None:
                 if pass_index == 1:
@@ -521,19 +521,24 @@ class _State:
                 }  # fmt: skip
             index = rows.to(y.device)
             for layer, stats in per_layer.items():
+                # the groups split the pooled rows, whose sums are checked for NaN once a pass
                 stats.update(outputs[layer][index.to(outputs[layer].device)],
-                             y[index].to(self.device), labels_checked=True)  # fmt: skip
+                             y[index].to(self.device), labels_checked=True,
+                             check_finite=False)  # fmt: skip
 
     def _finish_groups(self, pass_index: int) -> None:
+        """After pass 1, every group's second pass starts (a group with fewer than 2 classes
+        is dropped with a warning)."""
+        if pass_index != 0:
+            return
         for name, per_layer in list(self.group_stats.items()):
-            if pass_index == 0:
-                try:
-                    for stats in per_layer.values():
-                        stats.start_second_pass()
-                except InputError as error:  # fewer than 2 classes: no metrics for the group
-                    self.warnings.append(f"group {name!r} is left out: {error}")
-                    del self.group_stats[name]
-                    self.dropped_groups.add(name)
+            try:
+                for stats in per_layer.values():
+                    stats.start_second_pass()
+            except InputError as error:  # fewer than 2 classes: no metrics for the group
+                self.warnings.append(f"group {name!r} is left out: {error}")
+                del self.group_stats[name]
+                self.dropped_groups.add(name)
 
     def finish_pass(self, pass_index: int) -> None:
         if self.plans is None:

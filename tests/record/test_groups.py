@@ -106,3 +106,20 @@ def test_batches_without_groups_and_bad_group_names_are_refused(tmp_path, digits
         rec.capture(model, [(x[:20], y[:20], ["a/b"] * 20)], step=0)
     with pytest.raises(OptionError, match="classification"):
         Recorder(tmp_path / "b", task="regression", groups=True)
+
+
+def test_a_group_with_one_class_is_left_out_with_a_warning(tmp_path, digits):
+    x, y = digits
+    model = OddNet()
+    keep = (y < 3).numpy()
+    x, y = x[keep][:90], y[keep][:90]
+    groups = np.where(np.arange(90) < 80, "big", "tiny")
+    y = y.clone()
+    y[80:] = 0  # "tiny" holds one class only
+    with Recorder(
+        tmp_path / "run", layers=["penult"], classifier="tail", groups=True, min_count=2
+    ) as rec:  # fmt: skip  (digits 3–9 are absent)
+        rec.capture(model, [(x, y, list(groups))], step=0)
+    analysis = analyze(tmp_path / "run")
+    assert analysis.groups == ["big"]
+    assert any("group 'tiny' is left out" in w for w in rec.entries[0].warnings)

@@ -656,6 +656,45 @@ def _extracted_result(
     return item.statistics.compute(classes=np.array(dataset.classes), **metric_options)
 
 
+def _grouped_checkpoint(
+    net: torch.nn.Module,
+    head: tuple[str, Any],
+    layers: list[str],
+    plan: _CheckpointPlan,
+    where: tuple[Any, ...],
+    progress: ProgressFn | None,
+) -> tuple[list[dict[str, Any]], dict[str, Result]]:
+    """One checkpoint on data with groups: the dataset streamed as batches (x, y, group) through
+    :func:`ncviz.extract.loader.capture`, so every group gets its own exact statistics beside
+    the pooled ones without holding any layer's N×d features."""
+    from ncviz.extract.extractor import best_device
+    from ncviz.extract.loader import capture
+
+    dataset, size = plan.dataset, plan.options.batch_size
+    net = net.to(best_device(plan.device))
+    batches = [(dataset.inputs[k : k + size], dataset.labels[k : k + size],
+                dataset.groups[k : k + size]) for k in range(0, len(dataset), size)]  # fmt: skip
+    options = dict(plan.metric_options)
+    captured = capture(
+        net, batches, list(layers), classifier=head, task="classification",
+        num_classes=dataset.num_classes, min_count=options.get("min_count"), sample_size=0,
+        options=plan.options, progress=progress, groups=True,
+    )  # fmt: skip
+    classes = np.array(dataset.classes)
+    rows: list[dict[str, Any]] = []
+    results: dict[str, Result] = {}
+    for layer, item in captured.layers.items():
+        results[layer] = item.statistics.compute(classes=classes, **options)
+        rows += _rows(results[layer], *where, layer, plan.split)
+    options.pop("min_count", None)  # a group's own (at least 2) was fixed when it was created
+    for group, per_layer in captured.groups.items():
+        for layer, statistics in per_layer.items():
+            result = statistics.compute(classes=classes, **options)
+            results[group_key(layer, group)] = result
+            rows += [{**row, "group": group} for row in _rows(result, *where, layer, plan.split)]
+    return rows, results
+
+
 def _analyze_checkpoint(
     path: Path, index: int, plan: _CheckpointPlan
 ) -> tuple[list[dict[str, Any]], dict[str, Result]]:
@@ -668,31 +707,20 @@ def _analyze_checkpoint(
     chosen = plan.layers or default_layers(net, clf_name, dataset.inputs[:2])
 
     report = _checkpoint_progress(progress, index, plan.count, path.name)
-    grouped = dataset.groups is not None and dataset.labels is not None
-    extracted = extract(
-        net, dataset, chosen, classifier=(clf_name, clf), device=plan.device,
-        options=plan.options, cache=plan.cache, checkpoint_id=checkpoint.sha256, progress=report,
-        keep_features=task == "regression" or grouped,
-    )  # fmt: skip
-    rows: list[dict[str, Any]] = []
-    results: dict[str, Result] = {}
     where = (plan.run_name, path.name, checkpoint.epoch, checkpoint.step)
-    for layer, features in extracted.items():
-        head = clf if layer == clf_name + INPUT_SUFFIX else None
-        result = _extracted_result(features, dataset, head, plan.metric_options)
-        results[layer] = result
-        rows += _rows(result, *where, layer, plan.split)
-        if grouped:
-            weight = None if head is None else head.weight.detach()
-            bias = None if head is None or head.bias is None else head.bias.detach()
-            per_group = group_result(
-                features.features, dataset.labels, dataset.groups, weight, bias,
-                **plan.metric_options,
-            )  # fmt: skip
-            for group, group_part in per_group.results.items():
-                results[group_key(layer, group)] = group_part
-                rows += [{**row, "group": group} for row in _rows(group_part, *where, layer,
-                                                                    plan.split)]  # fmt: skip
+    if dataset.groups is not None and dataset.labels is not None:
+        rows, results = _grouped_checkpoint(net, (clf_name, clf), chosen, plan, where, report)
+    else:
+        extracted = extract(
+            net, dataset, chosen, classifier=(clf_name, clf), device=plan.device,
+            options=plan.options, cache=plan.cache, checkpoint_id=checkpoint.sha256,
+            progress=report, keep_features=task == "regression",
+        )  # fmt: skip
+        rows, results = [], {}
+        for layer, features in extracted.items():
+            head = clf if layer == clf_name + INPUT_SUFFIX else None
+            results[layer] = _extracted_result(features, dataset, head, plan.metric_options)
+            rows += _rows(results[layer], *where, layer, plan.split)
     if plan.feature_learning and dataset.labels is not None:
         measured = feature_learning_rows(
             net, dataset.inputs, dataset.labels, clf_name, plan.feature_learning

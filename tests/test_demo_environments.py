@@ -158,3 +158,26 @@ def test_alignment_to_the_fixed_head_is_measured_against_its_rows(bundled):
 
     assert result.etf_alignment["test"] == pytest.approx(np.linalg.norm(unit(means) - unit(w)))
     assert groups_against_head(aligned, last, "blocks.0") is None  # no classifier reads it
+
+
+def test_streamed_group_rows_equal_group_result_on_the_layer_features(bundled):
+    """A checkpoint analysis streams (x, y, group) batches; its per-group rows equal
+    ``group_result`` on the layer's features held in memory (float32 forwards: 1e-6)."""
+    from ncviz.analysis import _trained_model, layer_features
+    from ncviz.demo_environments import ENV_DATA
+    from ncviz.metrics.groups import group_result
+
+    erm = bundled[ERM_RUN]
+    last = erm.checkpoints[-1]
+    features, labels = layer_features(erm, last, LAYER, cache=False)
+    groups = load_dataset(f"{ENV_DATA}&split=all").groups
+    net, _ = _trained_model(erm, last)
+    weight, bias = net.classifier.weight.detach(), net.classifier.bias.detach()
+    expected = group_result(features, labels, groups, weight, bias)
+    table = erm.group_table
+    for group in expected.groups:
+        rows = table[(table["checkpoint"] == last) & (table["group"] == group)
+                     & (table["layer"] == LAYER)]  # fmt: skip
+        got = dict(zip(rows["metric"], rows["value"]))
+        for key, value in expected.group_metrics(group).items():
+            assert got[key] == pytest.approx(value, rel=1e-6, abs=1e-9), (group, key)

@@ -66,6 +66,12 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     if rank != 0:  # every rank holds the all-reduced metrics; rank 0 writes them
         return 0
     paths = result.save(args.out)
+    if args.report:
+        from ncviz.report import analysis_report
+
+        report = Path(args.out) / "report.html"
+        report.write_text(analysis_report(result, result.checkpoints[-1], result.layers[-1]))
+        paths.append(report)
     print(result.summary())
     if result.groups:
         print(result.group_summary())
@@ -224,6 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
         "input (Munn et al. 2024); both on at most 1,000 samples",
     )  # fmt: skip
     analyze.add_argument("--out", default="ncviz-out", help="output folder (default ncviz-out)")
+    analyze.add_argument(
+        "--report", action="store_true",
+        help="also write report.html: the Export page's offline report of the last checkpoint "
+        "and layer",
+    )  # fmt: skip
     analyze.add_argument("--cache-dir", help="activation cache folder (default $NCVIZ_CACHE_DIR)")
     analyze.add_argument("--no-cache", action="store_true", help="do not use the cache")
     analyze.add_argument(

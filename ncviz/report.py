@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from datetime import datetime, timezone
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -46,3 +47,65 @@ def figure_html(figure: go.Figure) -> str:
     """One interactive figure as an HTML file that opens offline (plotly.js inlined: no CDN,
     for air-gapped clusters and archived supplementary material)."""
     return figure.to_html(include_plotlyjs=True, full_html=True)
+
+
+Views = tuple[list[tuple[str, go.Figure]], list[tuple[str, pd.DataFrame]]]
+
+TRAINING_CURVES = ("nc1", "nc2_etf_distance", "nc3", "nc4", "nrc1", "nrc2")
+
+
+def standard_views(analysis: Any, checkpoint: str, layer: str, label: str | None = None) -> Views:
+    """The figures and tables of a report on one checkpoint and layer of an
+    :class:`~ncviz.analysis.Analysis`: geometry, norms, spectrum and angles; the headline
+    metrics over training; with groups, the prototypes per group, their distances and a table
+    per group. ``label`` names the checkpoint in headings (default: its file name)."""
+    from ncviz import plots
+    from ncviz.metrics import CollapseResult
+
+    result = analysis.results[(checkpoint, layer)]
+    figures: list[tuple[str, go.Figure]] = []
+    if isinstance(result, CollapseResult):
+        figures += [
+            ("Geometry", plots.geometry_figure(result)),
+            ("Norms", plots.norms_figure(result)),
+            ("Spectra", plots.spectrum_figure(result)),
+        ]
+        if "cos_means" in result.arrays:
+            labels = [str(c) for c in result.classes]
+            matrix = plots.cosine_heatmap(result.arrays["cos_means"], labels,
+                                          "cos of centred class means")  # fmt: skip
+            figures.append(("Angles", matrix))
+    table = analysis.table
+    if len(analysis.checkpoints) > 1:
+        onset = analysis.terminal_phase_onset()
+        present = set(table["metric"])
+        figures += [
+            (f"{metric} over training",
+             plots.training_figure(table, metric, analysis.layers, onset, analysis.events))
+            for metric in TRAINING_CURVES if metric in present
+        ]  # fmt: skip
+    current = table[(table["checkpoint"] == checkpoint) & (table["layer"] == layer)]
+    tables = [(f"Metrics at {label or checkpoint}, layer {layer}", current[["metric", "value"]])]
+    grouped = analysis.group_results.get((checkpoint, layer))
+    if grouped is not None:
+        figures += [("Prototypes per group", plots.prototype_figure(grouped)),
+                    ("Prototype distances", plots.distance_matrix_figure(grouped))]  # fmt: skip
+        rows = analysis.group_table
+        at = rows[(rows["checkpoint"] == checkpoint) & (rows["layer"] == layer)]
+        wide = at.pivot_table(index="group", columns="metric", values="value").reset_index()
+        tables.append(("Per group", wide))
+    return figures, tables
+
+
+def analysis_report(
+    analysis: Any,
+    checkpoint: str,
+    layer: str,
+    label: str | None = None,
+    views: Views | None = None,
+) -> str:
+    """The HTML report of :func:`standard_views` (what the Export page and ``ncviz analyze
+    --report`` write); ``views`` when they are already built."""
+    figures, tables = views or standard_views(analysis, checkpoint, layer, label)
+    return html_report(f"ncviz report — {analysis.run}", figures, tables,
+                       notes=f"Source: {analysis.source}")  # fmt: skip

@@ -181,3 +181,14 @@ def test_streamed_group_rows_equal_group_result_on_the_layer_features(bundled):
         got = dict(zip(rows["metric"], rows["value"]))
         for key, value in expected.group_metrics(group).items():
             assert got[key] == pytest.approx(value, rel=1e-6, abs=1e-9), (group, key)
+
+
+def test_cli_report_holds_the_group_views(tmp_path):
+    from ncviz.cli import main
+
+    out = tmp_path / "out"
+    folder = CHECKPOINTS / ERM_RUN
+    assert main(["analyze", str(folder), "--layers", LAYER, "--out", str(out), "--report"]) == 0
+    text = (out / "report.html").read_text()
+    for heading in ("Geometry", "nc1 over training", "Prototypes per group", "Per group"):
+        assert f"<h2>{heading}</h2>" in text, heading

@@ -1066,6 +1066,36 @@ def multicentre_at(
     return multicentre_result(features, labels, centres=centres, max_centres=max_centres)
 
 
+def with_multicentre(
+    analysis: Analysis,
+    max_centres: int = 5,
+    layer: str | None = None,
+    progress: ProgressFn | None = None,
+) -> Analysis:
+    """The analysis with the multi-centre rows (``mc_nc_ave``, ``mc_nc_std``, ``mc_alignment``,
+    ``mc_centres``) of every checkpoint at ``layer`` (default: the last, the classifier input)
+    added to its table — the run's own fixed centres when it has them (NCMC), else per-class
+    k-means with k ≤ ``max_centres`` (``ncviz analyze --multicentre K``)."""
+    layer = layer or analysis.layers[-1]
+    use_given = given_centres(analysis) is not None and layer.endswith(INPUT_SUFFIX)
+    epochs = dict(zip(analysis.checkpoints, analysis.epochs()))
+    steps = analysis.table.drop_duplicates("checkpoint").set_index("checkpoint")["step"]
+    rows = []
+    for index, checkpoint in enumerate(analysis.checkpoints):
+        found = multicentre_at(analysis, checkpoint, layer, max_centres=max_centres,
+                               use_given=use_given)  # fmt: skip
+        rows += [
+            {"run": analysis.run, "checkpoint": checkpoint, "epoch": epochs.get(checkpoint),
+             "step": steps.get(checkpoint), "layer": layer, "split": analysis.split or
+             analysis.table["split"].iloc[0], "metric": key, "value": value}
+            for key, value in found.metrics.items()
+        ]  # fmt: skip
+        if progress is not None:
+            progress(index + 1, len(analysis.checkpoints), f"{checkpoint}: multi-centre")
+    table = pd.concat([analysis.table, _table(rows)], ignore_index=True)
+    return replace(analysis, table=table)
+
+
 def agop_at(analysis: Analysis, checkpoint: str, layer: str, max_samples: int = 1000) -> np.ndarray:
     """The AGOP (d_in × d_in) at the input of linear ``layer`` (``"<name>:input"``) of one
     analysed checkpoint, on the analysis's data (a seeded subset of ``max_samples``)."""

@@ -65,6 +65,10 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             bar.close()
     if rank != 0:  # every rank holds the all-reduced metrics; rank 0 writes them
         return 0
+    if args.multicentre:
+        from ncviz.analysis import with_multicentre
+
+        result = with_multicentre(result, args.multicentre)
     paths = result.save(args.out)
     if args.report:
         from ncviz.report import analysis_report
@@ -230,6 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
         "input (Munn et al. 2024); both on at most 1,000 samples",
     )  # fmt: skip
     analyze.add_argument("--out", default="ncviz-out", help="output folder (default ncviz-out)")
+    analyze.add_argument(
+        "--multicentre", type=int, metavar="K", default=0,
+        help="add mc_nc_ave, mc_nc_std, mc_alignment, mc_centres at the last layer of every "
+        "checkpoint: per-class k-means with k ≤ K by silhouette, or the run's own fixed centres "
+        "(NCMC)",
+    )  # fmt: skip
     analyze.add_argument(
         "--report", action="store_true",
         help="also write report.html: the Export page's offline report of the last checkpoint "

@@ -97,3 +97,21 @@ def test_long_tailed_heads_measured_directions():
     assert list(found.counts) == sorted(found.counts, reverse=True)  # long tail: 135 → 6
     learned = analyze(CHECKPOINTS / "digits-longtail-learned", layers=[LAYER])
     assert given_centres(learned) is None
+
+
+def test_cli_multicentre_rows_over_training(tmp_path):
+    import pandas as pd
+
+    from ncviz.cli import main
+
+    out = tmp_path / "out"
+    run = CHECKPOINTS / "digits-longtail-ncmc"
+    assert main(["analyze", str(run), "--layers", LAYER, "--multicentre", "5", "--out",
+                 str(out)]) == 0  # fmt: skip
+    table = pd.read_csv(out / "metrics.csv")
+    rows = table[table["metric"] == "mc_alignment"]
+    assert len(rows) == 12  # one per checkpoint, the run's fixed centres
+    analysis = analyze(run, layers=[LAYER])
+    last = multicentre_at(analysis, analysis.checkpoints[-1], LAYER, use_given=True)
+    assert rows["value"].iloc[-1] == pytest.approx(last.metrics["mc_alignment"], rel=1e-12)
+    assert rows["value"].iloc[-1] > rows["value"].iloc[0]  # pulled onto the centres in training

@@ -449,12 +449,18 @@ class _State:
                     "cannot tell the number of classes: pass num_classes (or a classifier)."
                 )
             self.num_classes = int(self.classifier[1].weight.shape[0])
+        self.stats.update(self._collapse_statistics(self.min_count))
+
+    def _collapse_statistics(self, min_count: int | None) -> dict[str, CollapseStatistics]:
+        """Empty statistics for every planned layer (the classifier's W, b on its input)."""
         classes = np.arange(self.num_classes)
-        for name, plan in self.plans.items():
-            self.stats[name] = CollapseStatistics(
-                self.num_classes, plan.dim, min_count=self.min_count, device=self.device,
+        return {
+            name: CollapseStatistics(
+                self.num_classes, plan.dim, min_count=min_count, device=self.device,
                 **_classifier_for(plan, self.classifier, classes),
-            )  # fmt: skip
+            )
+            for name, plan in self.plans.items()
+        }  # fmt: skip
 
     def reduce(self, name: str, raw: torch.Tensor) -> torch.Tensor:
         return _reduce(raw, self.plans[name].pooled)
@@ -511,14 +517,8 @@ class _State:
                         f"group {name!r} appeared only in the second pass; use a loader that "
                         "yields the same data each time it is iterated."
                     )
-                per_layer = self.group_stats[name] = {
-                    layer: CollapseStatistics(
-                        self.num_classes, plan.dim, min_count=max(self.min_count or 2, 2),
-                        device=self.device, **_classifier_for(plan, self.classifier,
-                                                              np.arange(self.num_classes)),
-                    )
-                    for layer, plan in self.plans.items()
-                }  # fmt: skip
+                per_layer = self._collapse_statistics(max(self.min_count or 2, 2))
+                self.group_stats[name] = per_layer
             index = rows.to(y.device)
             for layer, stats in per_layer.items():
                 # the groups split the pooled rows, whose sums are checked for NaN once a pass

@@ -456,6 +456,14 @@ def class_rows_for(weight_rows: int, classes: np.ndarray) -> np.ndarray | None:
     )
 
 
+def weight_class_rows(weight: ArrayLike | None, classes: np.ndarray) -> np.ndarray | None:
+    """:func:`class_rows_for` of a classifier weight given as any array (None without one)."""
+    if weight is None:
+        return None
+    shape = as_tensor(weight, "classifier weight W").shape
+    return class_rows_for(shape[0], classes) if len(shape) == 2 else None
+
+
 def collapse_result(
     features: ArrayLike,
     labels: ArrayLike,
@@ -486,11 +494,7 @@ def collapse_result(
     # kept in its dtype: the statistics upcast one chunk at a time; NaN/Inf checked per chunk
     h = features_matrix(features, device=device, check_finite=False, keep_dtype=True)
     encoded = encode_labels(labels, h.shape[0])
-    class_rows = None
-    if weight is not None:
-        weight_shape = as_tensor(weight, "classifier weight W").shape
-        if len(weight_shape) == 2:
-            class_rows = class_rows_for(weight_shape[0], encoded.classes)
+    class_rows = weight_class_rows(weight, encoded.classes)
     stats = CollapseStatistics(
         len(encoded.classes),
         h.shape[1],

@@ -44,8 +44,8 @@ from ncviz.errors import InputError
 from ncviz.metrics.classification import (
     CollapseResult,
     CollapseStatistics,
-    class_rows_for,
     finalize,
+    weight_class_rows,
 )
 from ncviz.metrics.inputs import ArrayLike, as_tensor, encode_labels, features_matrix
 from ncviz.metrics.options import CollapseOptions
@@ -197,11 +197,7 @@ def group_result(
     h = features_matrix(features, check_finite=False, keep_dtype=True)
     encoded = encode_labels(labels, h.shape[0])
     codes, names = group_labels(groups, h.shape[0])
-    class_rows = None
-    if weight is not None:
-        shape = as_tensor(weight, "classifier weight W").shape
-        if len(shape) == 2:
-            class_rows = class_rows_for(shape[0], encoded.classes)
+    class_rows = weight_class_rows(weight, encoded.classes)
     statistics: dict[str, CollapseStatistics] = {}
     min_count = max(int(options.get("min_count") or GROUP_MIN_COUNT), GROUP_MIN_COUNT)
     for index, name in enumerate(names):

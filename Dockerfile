@@ -60,7 +60,7 @@ RUN chmod -R a+rX,go-w /app/pyproject.toml /app/README.md /app/.streamlit /app/n
 
 USER 10001
 # Compile umap/numba and analyse the bundled runs now, so the first page is fast.
-RUN python3 -m ncviz.warmup
+RUN python3 -m ncviz.server.warmup
 
 VOLUME ["/cache"]
 EXPOSE 8501

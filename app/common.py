@@ -2,68 +2,43 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
-from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import quote
 
 import streamlit as st
 
 from ncviz import plots
-from ncviz.analysis import Analysis, analyze
-from ncviz.demo import bundled_runs, bundled_runs_dir
-from ncviz.jobs import Job, default_runner
-from ncviz.links import LINK_KEYS, resolve_view, view_query
+from ncviz.analysis import Analysis
+from ncviz.demo import bundled_runs, bundled_runs_dir, is_bundled
 from ncviz.load.runs import open_run
 from ncviz.metrics import CollapseResult
-from ncviz.workers import run_in_worker
+from ncviz.server.jobs import Job, default_runner
+from ncviz.server.links import LINK_KEYS, resolve_view, view_query
+from ncviz.server.requests import AnalysisRequest, run_request
 
 DEFAULT_RUN = "digits-mlp"
 QUICK_WAIT_S = 4.0  # a cached analysis is shown at once instead of a progress bar
 
 
-@dataclass(frozen=True)
-class AnalysisRequest:
-    """Everything that determines an analysis (and so its job key)."""
-
-    source: str
-    label: str
-    data: Any = None
-    model: Any = None
-    layers: tuple[str, ...] | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def key(self) -> str:
-        text = json.dumps(asdict(self), sort_keys=True, default=str)
-        return "analysis-" + hashlib.sha256(text.encode()).hexdigest()[:24]
+def isolated(analysis: Analysis) -> bool:
+    """Whether jobs on ``analysis`` read user input (and so run in a budgeted worker)."""
+    return not is_bundled(analysis.source)
 
 
-def _run_analysis(request: AnalysisRequest, progress) -> Analysis:
-    """The analysis, in a worker process with a memory and time budget (ncviz.workers): an
-    upload that needs too much fails for its own session, never for the server. A bundled run
-    (our own files, usually already in the result cache) is analysed in this process, so the
-    first plot of a fresh server does not wait for the worker pool to start."""
-    if request.source == str(bundled_runs_dir() / request.label):
-        return analyze(request.source, request.data, model=request.model,
-                       layers=list(request.layers) if request.layers else None,
-                       progress=progress, **request.options)  # fmt: skip
-    return run_in_worker(
-        analyze,
-        request.source,
-        request.data,
-        model=request.model,
-        layers=list(request.layers) if request.layers else None,
-        progress=progress,
-        **request.options,
-    )
+def submit_analysis(request: AnalysisRequest, label: str | None = None) -> Job:
+    """Submit (or join) the background job for ``request``: an upload or a server-folder run
+    runs in a worker process with a memory and time budget (the runner isolates it), so an
+    upload that needs too much fails for its own session, never for the server."""
+    return default_runner().submit(
+        request.key, label or request.label, run_request, request,
+        isolated=not is_bundled(request.source),
+    )  # fmt: skip
 
 
 def start_analysis(request: AnalysisRequest) -> Job:
     """Submit (or join) the background job for ``request`` and make it this session's source."""
-    job = default_runner().submit(request.key, request.label, _run_analysis, request)
+    job = submit_analysis(request)
     st.session_state["request"] = request
     st.session_state["job_key"] = job.key
     history = st.session_state.setdefault("history", {})  # every analysis of this session
@@ -123,14 +98,14 @@ def split_tables(analysis: Analysis) -> dict[str, Any] | None:
     if len(full.splits) > 1:
         return {split: full.table[full.table["split"] == split] for split in full.splits}
     request = st.session_state.get("request")
-    if request is None or request.source != str(bundled_runs_dir() / request.label):
+    if request is None or not is_bundled(request.source):
         return None
     test_data = open_run(request.source).raw.get("test_data")
     if not test_data:
         return None
     test = AnalysisRequest(request.source, request.label, test_data, None, request.layers,
                            request.options)  # fmt: skip
-    job = default_runner().submit(test.key, f"{request.label} (test)", _run_analysis, test)
+    job = submit_analysis(test, f"{request.label} (test)")
     if not job_panel(job, f"Analysis of {request.label} on its test split", "test-split"):
         return None
     return {"train": full.table, "test": job.result.table}
@@ -171,8 +146,7 @@ def _write_link(analysis: Analysis, checkpoint: str, layer: str) -> None:
     """Keep the URL's query on the current view, so that the address bar is a shareable link
     (bundled runs; other sources cannot be reopened elsewhere, so their links name no run)."""
     request = st.session_state.get("request")
-    bundled = request is not None and request.source == str(bundled_runs_dir() / request.label)
-    if not bundled:
+    if request is None or not is_bundled(request.source):
         for key in LINK_KEYS:
             st.query_params.pop(key, None)
         return

@@ -1,8 +1,8 @@
 """Dashboard timings in a real browser (Debian chromium + Playwright), run by hand.
 
 1. cold start: a fresh server with an empty cache → first plotly chart visible (target ≤ 60 s);
-2. container start: a fresh server whose cache ``python -m ncviz.warmup`` filled (as the Docker
-   image does at build time) → first plotly chart visible (target ≤ 5 s);
+2. container start: a fresh server whose cache ``python -m ncviz.server.warmup`` filled (as the
+   Docker image does at build time) → first plotly chart visible (target ≤ 5 s);
 3. re-render: click between pages of the analysed demo → charts visible (target ≤ 1.5 s).
 
 ``.venv/bin/python benchmarks/dashboard.py``
@@ -38,10 +38,12 @@ PAGES = ["Geometry", "Angles", "Spectra", "Depth", "Training", "Overview"]
 def main() -> None:
     warm = tempfile.mkdtemp(prefix="ncviz-bench-warm-")
     environment = {**os.environ, "NCVIZ_CACHE_DIR": warm}
-    warmup = [sys.executable, "-m", "ncviz.warmup"]
+    warmup = [sys.executable, "-m", "ncviz.server.warmup"]
     subprocess.run(warmup, cwd=ROOT, check=True, env=environment, stdout=subprocess.DEVNULL)
     try:
-        measure(warm, "container start (cache filled by ncviz.warmup) → first plot", 5, False)
+        measure(
+            warm, "container start (cache filled by ncviz.server.warmup) → first plot", 5, False
+        )
     finally:
         shutil.rmtree(warm, ignore_errors=True)
     cache = tempfile.mkdtemp(prefix="ncviz-bench-cache-")

@@ -1,4 +1,4 @@
-"""Cost of running an analysis in a budgeted worker process (ncviz.workers) instead of in-process.
+"""Cost of running an analysis in a budgeted worker process (ncviz.server.workers), not in-process.
 
 Measured in one process on the same work: analyses of the bundled digits-mlp run (25 checkpoints,
 no cache) and of its final checkpoint alone; the first worker call also starts the fork server.
@@ -14,7 +14,7 @@ from timing import best_of
 
 from ncviz.analysis import analyze
 from ncviz.demo import bundled_runs_dir
-from ncviz.workers import run_in_worker
+from ncviz.server.workers import run_in_worker
 
 
 def main() -> None:

@@ -85,7 +85,6 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _cmd_layers(args: argparse.Namespace) -> int:
-    from ncviz.analysis import onnx_source
     from ncviz.extract import default_layers, list_layers
     from ncviz.load import (
         build_model,
@@ -95,6 +94,7 @@ def _cmd_layers(args: argparse.Namespace) -> int:
         read_checkpoint,
     )
     from ncviz.load.runs import is_run, open_run
+    from ncviz.sources.onnx import onnx_source
 
     model, data = args.model, args.data
     path = Path(args.path)

@@ -401,6 +401,12 @@ def bundled_runs_dir() -> Path:
     return Path(os.environ.get("NCVIZ_DEMO_DIR", DEFAULT_DIR))
 
 
+def is_bundled(source: str | Path) -> bool:
+    """True for a bundled run (our own files, trusted: its jobs may run in the server's own
+    process); anything else is user input."""
+    return Path(source).parent == bundled_runs_dir()
+
+
 def bundled_runs() -> list[str]:
     """Names of the bundled runs present on disk, in the demo's order (digits-mlp first)."""
     folder = bundled_runs_dir()

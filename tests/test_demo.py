@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-import ncviz.analysis
+import ncviz.sources.checkpoints
 from ncviz.analysis import analyze
 from ncviz.cli import main
 from ncviz.demo import MINORITY, checkpoint_epochs, demo_runs
@@ -114,7 +114,7 @@ def test_reanalysis_reuses_cached_results(monkeypatch):
     def no_extraction(*args, **kwargs):
         raise AssertionError("a cached analysis must not extract again")
 
-    monkeypatch.setattr(ncviz.analysis, "extract", no_extraction)
+    monkeypatch.setattr(ncviz.sources.checkpoints, "extract", no_extraction)
     again = analyze(CHECKPOINTS / "digits-mlp-imbalanced", layers=NC_LAYER)
     assert again.table.equals(first.table)
     key = (first.checkpoints[-1], "classifier:input")

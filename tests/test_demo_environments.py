@@ -163,7 +163,7 @@ def test_alignment_to_the_fixed_head_is_measured_against_its_rows(bundled):
 def test_streamed_group_rows_equal_group_result_on_the_layer_features(bundled):
     """A checkpoint analysis streams (x, y, group) batches; its per-group rows equal
     ``group_result`` on the layer's features held in memory (float32 forwards: 1e-6)."""
-    from ncviz.analysis import _trained_model, layer_features
+    from ncviz.analysis import layer_features, origin_of
     from ncviz.demo_environments import ENV_DATA
     from ncviz.metrics.groups import group_result
 
@@ -171,7 +171,7 @@ def test_streamed_group_rows_equal_group_result_on_the_layer_features(bundled):
     last = erm.checkpoints[-1]
     features, labels = layer_features(erm, last, LAYER, cache=False)
     groups = load_dataset(f"{ENV_DATA}&split=all").groups
-    net, _ = _trained_model(erm, last)
+    net, _ = origin_of(erm).trained_model(last)
     weight, bias = net.classifier.weight.detach(), net.classifier.bias.detach()
     expected = group_result(features, labels, groups, weight, bias)
     table = erm.group_table

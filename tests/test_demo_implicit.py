@@ -60,9 +60,9 @@ def test_recorder_hooks_the_deq_through_forward_fn(tmp_path):
     """The DEQ's feature function is reached through the Recorder's forward_fn (here: a
     tighter solve); the recorded statistics equal the checkpoint analysis of the same model."""
     analysis = analyze(CHECKPOINTS / "digits-deq-R10", layers=[LAYER])
-    from ncviz.analysis import _trained_model
+    from ncviz.analysis import origin_of
 
-    net, _ = _trained_model(analysis, analysis.checkpoints[-1])
+    net, _ = origin_of(analysis).trained_model(analysis.checkpoints[-1])
     data = load_dataset("builtin:digits")
     batches = [(data.inputs[k : k + 256], data.labels[k : k + 256]) for k in range(0, 1400, 256)]
     with Recorder(tmp_path / "deq", layers=["equilibrium"], classifier="classifier",

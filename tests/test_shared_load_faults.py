@@ -18,7 +18,7 @@ from ncviz.analysis import analyze
 from ncviz.errors import DataError
 from ncviz.extract import ActivationCache
 from ncviz.load import load_dataset
-from ncviz.scratch import cleanup_stale
+from ncviz.server.scratch import cleanup_stale
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / "checkpoints" / "digits-mlp"
@@ -122,7 +122,7 @@ def test_oversize_upload_is_refused_in_the_app(monkeypatch):
 
 
 def test_uploads_are_stored_by_content(tmp_path):
-    from ncviz.scratch import save_upload, save_uploads
+    from ncviz.server.scratch import save_upload, save_uploads
 
     first = save_upload("data.npz", b"a" * 100, tmp_path)
     again = save_upload("data.npz", b"a" * 100, tmp_path)

@@ -11,7 +11,7 @@ import pytest
 
 from ncviz.analysis import analyze
 from ncviz.demo import bundled_runs_dir
-from ncviz.workers import WorkerError, run_in_worker
+from ncviz.server.workers import WorkerError, run_in_worker
 
 
 def allocate(gigabytes: float, progress) -> int:

@@ -6,7 +6,6 @@ import streamlit as st
 
 from ncviz import plots
 from ncviz.demo import bundled_runs, comparison_partner
-from ncviz.jobs import default_runner
 from ncviz.metrics import CollapseResult
 
 # shown first when comparing runs (NC1–NC3, minority collapse and what it costs)
@@ -73,7 +72,7 @@ if analysis:
     history = st.session_state.get("history", {})
     request = history.get(picked) or common.bundled_request(choices[picked])
     other_name = request.label
-    job = default_runner().submit(request.key, other_name, common._run_analysis, request)
+    job = common.submit_analysis(request, other_name)
     if not common.job_panel(job, f"Analysis of {other_name}", "compare"):
         st.stop()
     other = job.result

@@ -4,16 +4,10 @@ import common
 import streamlit as st
 
 from ncviz import plots
-from ncviz.analysis import layer_features
-from ncviz.embedding import embed
-from ncviz.jobs import default_runner
+from ncviz.analysis import origin_of
 from ncviz.metrics import RegressionResult
-
-
-def compute(analysis, checkpoint, layer, method, max_points, target, progress):
-    features, labels = layer_features(analysis, checkpoint, layer, progress=progress, target=target)
-    return embed(features, labels, method=method, max_points=max_points, progress=progress)
-
+from ncviz.server.jobs import default_runner
+from ncviz.server.requests import embed_layer
 
 st.title("Embedding")
 analysis = common.ensure_analysis()
@@ -41,16 +35,10 @@ if analysis:
     key = (f"embed-{st.session_state['analysis_key']}-{checkpoint}-{layer}-{method}-"
            f"{max_points}-{target}")  # fmt: skip
     job = default_runner().submit(
-        key,
-        f"{method} of {layer}",
-        compute,
-        analysis,
-        checkpoint,
-        layer,
-        method,
-        max_points,
-        target,
-    )
+        key, f"{method} of {layer}", embed_layer, origin_of(analysis), checkpoint, layer,
+        split=analysis.split, method=method, max_points=max_points, target=target,
+        isolated=common.isolated(analysis),
+    )  # fmt: skip
     if common.job_panel(job, "Embedding", "embedding"):
         emb = job.result
         title = (

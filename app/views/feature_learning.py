@@ -7,9 +7,9 @@ import common
 import streamlit as st
 
 from ncviz import plots
-from ncviz.analysis import agop_at
+from ncviz.analysis import origin_of, source_agop
 from ncviz.feature_learning import FEATURE_LEARNING
-from ncviz.jobs import default_runner
+from ncviz.server.jobs import default_runner
 
 st.title("Feature learning")
 st.caption(
@@ -62,7 +62,9 @@ if analysis:
             st.caption("The AGOP matrix itself needs the model (checkpoints with a model spec).")
         else:
             key = f"agop-{st.session_state['analysis_key']}-{checkpoint}-{chosen}"
-            job = default_runner().submit(key, f"AGOP at {chosen}", lambda progress: agop_at(
-                analysis, checkpoint, chosen))  # fmt: skip
+            job = default_runner().submit(
+                key, f"AGOP at {chosen}", source_agop, origin_of(analysis), checkpoint, chosen,
+                isolated=common.isolated(analysis),
+            )  # fmt: skip
             if common.job_panel(job, "AGOP", "agop"):
                 common.chart(plots.agop_figure(job.result, chosen), "agop")

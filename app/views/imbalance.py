@@ -4,9 +4,10 @@ import common
 import streamlit as st
 
 from ncviz import plots
-from ncviz.analysis import given_centres, multicentre_at, training_counts
+from ncviz.analysis import origin_of, source_multicentre
 from ncviz.demo import bundled_runs, bundled_runs_dir
-from ncviz.jobs import default_runner
+from ncviz.server.jobs import default_runner
+from ncviz.server.requests import training_counts_of
 from ncviz.study import imbalance_sweep, sweep_family
 
 SWEPT = ["minority_cos", "norm_ratio_weights"]
@@ -16,7 +17,7 @@ st.title("Imbalance")
 
 def multicentre_tab(analysis, checkpoint: str, layer: str, result) -> None:
     """Per-class k-means (or the run's own fixed targets): collapse to multiple centres."""
-    given = given_centres(analysis) is not None and layer.endswith(":input")
+    given = origin_of(analysis).has_given_centres() and layer.endswith(":input")
     left, middle, right = st.columns(3)
     cap = left.slider("Most centres per class (k-means)", 1, 10, 5, key="mc_cap")
     use_given = middle.toggle("Use the run's fixed centres", value=given, disabled=not given,
@@ -32,9 +33,9 @@ def multicentre_tab(analysis, checkpoint: str, layer: str, result) -> None:
         )
         return
     job = default_runner().submit(
-        key, "multi-centre",
-        lambda progress: multicentre_at(analysis, checkpoint, layer, max_centres=cap,
-                                        use_given=use_given, progress=progress),
+        key, "multi-centre", source_multicentre, origin_of(analysis), checkpoint, layer,
+        split=analysis.split, max_centres=cap, use_given=use_given,
+        isolated=common.isolated(analysis),
     )  # fmt: skip
     if not common.job_panel(job, "Multi-centre analysis", "multicentre"):
         return
@@ -68,7 +69,13 @@ def minority_tab(analysis, checkpoint: str, layer: str, result) -> None:
             )
             st.rerun()
     split = analysis.split or (analysis.table["split"].iloc[0] if len(analysis.table) else "data")
-    table = plots.per_class_table(result, split, training_counts(analysis))
+    job = default_runner().submit(
+        f"training-counts-{st.session_state.get('job_key')}", "training counts",
+        training_counts_of, origin_of(analysis), isolated=common.isolated(analysis),
+    )  # fmt: skip
+    if not common.job_panel(job, "Reading the training data's counts", "training-counts"):
+        return
+    table = plots.per_class_table(result, split, job.result)
     st.dataframe(table, hide_index=True, width="stretch")
     st.caption(
         f"n_c ({split}) counts the samples of the analysed data; a run trained on imbalanced "
@@ -104,6 +111,7 @@ def minority_tab(analysis, checkpoint: str, layer: str, result) -> None:
         job = default_runner().submit(
             key, "imbalance sweep",
             lambda progress: imbalance_sweep(bundled_runs_dir(), family, layer, SWEPT),
+            isolated=False,  # the bundled sweep: our own runs
         )  # fmt: skip
         if common.job_panel(job, "Imbalance sweep", "sweep"):
             etf = -1.0 / (result.num_classes - 1)

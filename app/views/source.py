@@ -13,7 +13,8 @@ from ncviz.load import ModelSpec, available_architectures
 from ncviz.load.runs import open_run
 from ncviz.load.server_folder import allowed_root, list_entries, parent_of, resolve_inside
 from ncviz.record import CUSTOM_MODEL_ROUTES
-from ncviz.scratch import new_session_folder, save_upload, save_uploads
+from ncviz.server.scratch import new_session_folder, save_upload, save_uploads
+from ncviz.server.workers import run_in_worker
 
 MAX_UPLOAD_FILES = 400
 CHECKPOINT_TYPES = ["safetensors", "pt", "pth", "ckpt", "npz", "zip", "onnx", "data"]
@@ -94,12 +95,13 @@ def layer_picker(
         disabled=data_spec is None,
         help="Build the architecture and run two samples through it",
     ):
-        try:
+        try:  # the model runs on the user's data: in a budgeted worker, never in the server
             if onnx:
                 source, _ = save_uploads(uploaded(uploads), scratch_dir())
-                infos, defaults = hookable_layers(None, data_spec, source)
+                infos, defaults = run_in_worker(hookable_layers, None, data_spec, source)
             else:
-                infos, defaults = hookable_layers(_model_dict(arch, kwargs_text), data_spec)
+                model = _model_dict(arch, kwargs_text)
+                infos, defaults = run_in_worker(hookable_layers, model, data_spec)
             st.session_state[listing_key] = (infos, defaults)
         except NcvizError as error:
             st.error(str(error))

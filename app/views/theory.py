@@ -8,7 +8,7 @@ import common
 import streamlit as st
 
 from ncviz import plots
-from ncviz.jobs import default_runner
+from ncviz.server.jobs import default_runner
 from ncviz.theory import (
     DeepRFMResult,
     DeepRFMSettings,
@@ -197,7 +197,7 @@ settings = {"Deep UFM": deep_settings, "UFM": ufm_settings, "Regression UFM": re
 key = _key(kind, settings)
 runner = default_runner()
 if st.button("Train", type="primary", key="theory_train"):
-    runner.submit(key, f"{kind} training", _train, kind, settings, key)
+    runner.submit(key, f"{kind} training", _train, kind, settings, key, isolated=False)
     st.session_state["theory_job"] = key
 
 
@@ -240,8 +240,9 @@ if kind == "Deep UFM":
             else:
                 sweep_key = _key("sweep", settings) + f"-{parameter}-{values}-{seeds}"
                 runner.submit(
-                    sweep_key, "sweep", sweep, settings, parameter, values, list(range(int(seeds)))
-                )
+                    sweep_key, "sweep", sweep, settings, parameter, values,
+                    list(range(int(seeds))), isolated=False,  # numbers from bounded sliders
+                )  # fmt: skip
                 st.session_state["sweep_job"] = sweep_key
         job = runner.get(st.session_state.get("sweep_job", ""))
         if job is not None and common.job_panel(job, "Sweep", "sweep"):

@@ -15,7 +15,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from ncviz.demo import MLP, bundled_runs
-from ncviz.jobs import default_runner
+from ncviz.server.jobs import default_runner
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app" / "main.py")

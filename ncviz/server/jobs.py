@@ -1,8 +1,11 @@
 """A process-wide background job runner: long analyses never run inside a page script.
 
-Identical requests (same key) share one job; pages poll a job's progress and may cancel it. A job's
-function receives ``progress(done, total, message)``; once cancel is requested that call raises
-:class:`Cancelled`, which unwinds the work (cache writes are atomic, so nothing half-written stays).
+Identical requests (same key) share one job; a job on user input is submitted ``isolated`` and
+then runs in a budgeted worker process (:mod:`ncviz.server.workers`), so the runner is the one
+place that decides where user input is computed. Pages poll a job's progress and may cancel it.
+A job's function receives ``progress(done, total, message)``; once cancel is requested that call
+raises :class:`Cancelled`, which unwinds the work (cache writes are atomic, so nothing
+half-written stays; a worker process is killed).
 Finished jobs are kept for reuse in a bounded least-recently-used list (``MAX_FINISHED_JOBS``), so
 a long-lived server does not hold every result it ever computed.
 """
@@ -18,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ncviz.errors import NcvizError
+from ncviz.server.workers import run_in_worker
 
 log = logging.getLogger(__name__)
 MAX_FINISHED_JOBS = 64
@@ -70,9 +74,22 @@ class JobRunner:
         self.max_finished = max_finished
 
     def submit(
-        self, key: str, label: str, fn: Callable[..., Any], *args: Any, **kwargs: Any
+        self,
+        key: str,
+        label: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        isolated: bool,
+        **kwargs: Any,
     ) -> Job:
-        """Start ``fn(*args, progress=…, **kwargs)`` unless a live or finished job has this key."""
+        """Start ``fn(*args, progress=…, **kwargs)`` unless a live or finished job has this key.
+
+        ``isolated``: run it in a worker process with the memory and time budgets
+        (:func:`~ncviz.server.workers.run_in_worker`) — every job that reads or runs user
+        input; ``fn`` and its arguments must then be picklable (module-level functions, plain
+        data, :mod:`ncviz.sources` objects). Otherwise it runs on this process's thread pool."""
+        if isolated:
+            fn, args = run_in_worker, (fn, *args)
         with self._lock:
             job = self._jobs.get(key)
             if job is not None and job.status not in ("failed", "cancelled"):

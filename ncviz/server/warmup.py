@@ -1,7 +1,7 @@
 """Build-time warm-up for the container: compile umap/numba and analyse the bundled runs.
 
-``python -m ncviz.warmup`` — the results land in the activation/results cache, so the dashboard's
-first page needs no computation.
+``python -m ncviz.server.warmup`` — the results land in the activation/results cache, so the
+dashboard's first page needs no computation.
 """
 
 from __future__ import annotations

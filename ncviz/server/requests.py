@@ -1,0 +1,61 @@
+"""What the dashboard asks of the engine, as plain picklable data with a stable job key, and
+the module-level functions a budgeted worker process runs for it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ncviz.analysis import Analysis, analyze
+from ncviz.analysis.options import ProgressFn
+from ncviz.embedding import Embedding, embed
+from ncviz.sources.base import Source
+
+
+@dataclass(frozen=True)
+class AnalysisRequest:
+    """Everything that determines an analysis (and so its job key)."""
+
+    source: str
+    label: str
+    data: Any = None
+    model: Any = None
+    layers: tuple[str, ...] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        text = json.dumps(asdict(self), sort_keys=True, default=str)
+        return "analysis-" + hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def run_request(request: AnalysisRequest, progress: ProgressFn | None = None) -> Analysis:
+    """The analysis ``request`` asks for."""
+    return analyze(request.source, request.data, model=request.model,
+                   layers=list(request.layers) if request.layers else None,
+                   progress=progress, **request.options)  # fmt: skip
+
+
+def embed_layer(
+    source: Source,
+    checkpoint: str,
+    layer: str,
+    *,
+    split: str | None = None,
+    method: str = "pca",
+    max_points: int = 5000,
+    target: int = 0,
+    progress: ProgressFn | None = None,
+) -> Embedding:
+    """PCA/UMAP of one checkpoint and layer of ``source`` (its features read again)."""
+    features, labels = source.features(
+        checkpoint, layer, split=split, target=target, progress=progress
+    )
+    return embed(features, labels, method=method, max_points=max_points, progress=progress)
+
+
+def training_counts_of(source: Source, progress: ProgressFn | None = None) -> dict | None:
+    """:meth:`Source.training_counts` as a job (reading the training data is user input)."""
+    return source.training_counts()

@@ -1,0 +1,369 @@
+"""Checkpoints with a model spec: a run folder (``run.json`` + checkpoints ordered by epoch/step)
+or one checkpoint file, measured on a data spec through forward hooks (:func:`ncviz.extract`).
+
+Finished checkpoints are kept in the result cache, keyed by the checkpoint's content, the data,
+the model spec, the layers and every option, so reopening a run is instant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from ncviz.analysis.groups import split_groups
+from ncviz.analysis.options import AnalysisOptions
+from ncviz.analysis.table import (
+    Analysis,
+    Result,
+    RowKey,
+    make_group_table,
+    make_table,
+    metric_rows,
+    result_rows,
+)
+from ncviz.cache import ActivationCache, ResultCache, checkpoint_stamp, results_key
+from ncviz.distributed import world
+from ncviz.errors import DataError, OptionError
+from ncviz.extract import (
+    INPUT_SUFFIX,
+    LayerFeatures,
+    LayerInfo,
+    default_layers,
+    extract,
+    list_layers,
+)
+from ncviz.extract.extractor import best_device
+from ncviz.extract.loader import capture
+from ncviz.feature_learning import feature_learning_rows
+from ncviz.load import (
+    Dataset,
+    DataSpec,
+    ModelSpec,
+    build_model,
+    classifier_module,
+    load_dataset,
+    load_weights,
+    read_checkpoint,
+)
+from ncviz.load.checkpoints import CHECKPOINT_SUFFIXES
+from ncviz.load.runs import is_run, open_run, run_events
+from ncviz.load.server_folder import check_inside
+from ncviz.metrics import RegressionResult, regression_result
+from ncviz.metrics.groups import group_key, split_group_key
+from ncviz.sources.base import ProgressFn, Source, checkpoint_progress
+
+
+@dataclass
+class Measuring:
+    """What the checkpoints of one analysis share while it runs (data read once)."""
+
+    options: AnalysisOptions
+    progress: ProgressFn | None
+    count: int
+    task: str
+    loaded: Any = None  # the dataset (or a language source's corpus), read on first need
+
+
+@dataclass(frozen=True)
+class CheckpointsSource(Source):
+    """A run folder or one checkpoint, with the model and data it is measured with."""
+
+    kind: ClassVar[str] = "checkpoints"
+    path: Path
+    run_name: str
+    checkpoints: tuple[Path, ...]
+    model: ModelSpec
+    data: DataSpec
+    task: str = "classification"
+    log: dict[str, list[Any]] = field(default_factory=dict, hash=False)
+    events: tuple[dict[str, Any], ...] = ()
+    run_file: dict[str, Any] = field(default_factory=dict, hash=False)  # run.json as read
+    metrics: dict[str, Any] = field(default_factory=dict, hash=False)  # run.json's options
+
+    @classmethod
+    def detect(cls, path: Path, options: AnalysisOptions) -> CheckpointsSource | None:
+        fields = checkpoint_fields(path, options)
+        return None if fields is None else cls(**fields)
+
+    # --- analysis -------------------------------------------------------------------------
+
+    def analyze(self, options: AnalysisOptions, progress: ProgressFn | None = None) -> Analysis:
+        options = options.with_metrics({**self.metrics, **options.metrics})
+        checkpoints = [
+            c for c in self.checkpoints
+            if options.checkpoint_filter is None or options.checkpoint_filter(c)
+        ]  # fmt: skip
+        # finished results are cached per process only: under torchrun every rank must take
+        # part in every all-reduce, so no rank may skip a checkpoint because of its own cache
+        distributed = world()[1] > 1
+        cache = options.cache
+        result_cache = ResultCache(cache.store) if cache and not distributed else None
+        data_identity: dict[str, Any] = self.data.to_dict()
+        if not self.data.source.startswith("builtin:"):
+            data_identity["file"] = checkpoint_stamp(Path(self.data.source))
+        state = Measuring(options, progress, len(checkpoints), self.task)
+        rows: list[dict[str, Any]] = []
+        results: dict[tuple[str, str], Result] = {}
+        chosen_layers: list[str] = []
+        for index, path in enumerate(checkpoints):
+            key = results_key(
+                checkpoint=checkpoint_stamp(path), data=data_identity, model=self.model.to_dict(),
+                layers=list(options.layers) if options.layers else None, task=state.task,
+                pool=options.extract.pool, autocast=options.extract.autocast,
+                options=dict(options.metrics),
+                **({"feature_learning": options.feature_learning}
+                   if options.feature_learning else {}),
+            )  # fmt: skip
+            hit = result_cache.get(key) if result_cache is not None else None
+            if hit is None:
+                new_rows, layer_results = self.measure(path, index, state)
+                if result_cache is not None:
+                    result_cache.put(key, new_rows, layer_results)
+            else:
+                new_rows, layer_results = hit
+                if progress is not None:
+                    progress(index + 1, len(checkpoints), f"{path.name}: cached")
+            rows += new_rows
+            results.update({(path.name, layer): r for layer, r in layer_results.items()})
+            chosen_layers = list(layer_results)
+            if isinstance(next(iter(layer_results.values())), RegressionResult):
+                state.task = "regression"
+        rows, group_rows, results, group_results = split_groups(rows, results)
+        split = self.data.split_label
+        return Analysis(
+            run=self.run_name,
+            table=make_table(rows),
+            results=results,
+            layers=[layer for layer in chosen_layers if split_group_key(layer)[1] is None],
+            checkpoints=[p.name for p in checkpoints],
+            task=state.task,
+            log=dict(self.log),
+            source=str(self.path),
+            data=self.data.to_dict(),
+            model=self.model.to_dict(),
+            events=list(self.events),
+            group_table=make_group_table(group_rows),
+            group_results=group_results,
+            split_group_results={split: group_results} if group_results else {},
+            origin=self,
+        )
+
+    def dataset(self, state: Measuring) -> Dataset:
+        """The analysed data, read once per analysis (unlabelled data make it a regression)."""
+        if state.loaded is None:
+            state.loaded = load_dataset(self.data)
+            if state.task == "classification" and state.loaded.labels is None:
+                state.task = "regression"
+        return state.loaded
+
+    def measure(
+        self, path: Path, index: int, state: Measuring
+    ) -> tuple[list[dict[str, Any]], dict[str, Result]]:
+        """Load one checkpoint, extract its layers and compute every metric."""
+        dataset, options = self.dataset(state), state.options
+        checkpoint = read_checkpoint(path)
+        net = build_model(self.model, trust_remote_code=options.trust_remote_code)
+        load_weights(net, checkpoint.state_dict, source=path.name)
+        clf_name, clf = classifier_module(net, self.model.classifier)
+        chosen = list(options.layers or default_layers(net, clf_name, dataset.inputs[:2]))
+        report = checkpoint_progress(state.progress, index, state.count, path.name)
+        key = RowKey(self.run_name, path.name, checkpoint.epoch, checkpoint.step,
+                     self.data.split_label)  # fmt: skip
+        if dataset.groups is not None and dataset.labels is not None:
+            rows, results = _grouped(net, (clf_name, clf), chosen, dataset, options, key, report)
+        else:
+            extracted = extract(
+                net, dataset, chosen, classifier=(clf_name, clf), device=options.device,
+                options=options.extract, cache=options.cache, checkpoint_id=checkpoint.sha256,
+                progress=report, keep_features=state.task == "regression",
+            )  # fmt: skip
+            rows, results = [], {}
+            for layer, features in extracted.items():
+                head = clf if layer == clf_name + INPUT_SUFFIX else None
+                results[layer] = extracted_result(features, dataset, head, options.metrics)
+                rows += result_rows(key, layer, results[layer])
+        if options.feature_learning and dataset.labels is not None:
+            measured = feature_learning_rows(
+                net, dataset.inputs, dataset.labels, clf_name, options.feature_learning
+            )
+            for layer, values in measured.items():
+                rows += metric_rows(key, layer, values)
+        return rows, results
+
+    # --- follow-ups -----------------------------------------------------------------------
+
+    def checkpoint_path(self, checkpoint: str) -> Path:
+        path = next((p for p in self.checkpoints if p.name == checkpoint), None)
+        if path is None:
+            raise DataError(f"{checkpoint} is not a checkpoint of {self.run_name}.")
+        return path
+
+    def trained_model(self, checkpoint: str) -> tuple[torch.nn.Module, Any]:
+        path = self.checkpoint_path(checkpoint)
+        state = read_checkpoint(path)
+        net = build_model(self.model)
+        load_weights(net, state.state_dict, source=path.name)
+        return net, state
+
+    def inputs(self) -> Any:
+        return load_dataset(self.data).inputs
+
+    def features(
+        self,
+        checkpoint: str,
+        layer: str,
+        *,
+        split: str | None = None,
+        target: int = 0,
+        progress: ProgressFn | None = None,
+        cache: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Every sample's features of one layer, from the activation cache when present
+        (``cache``)."""
+        dataset = load_dataset(self.data)
+        net, state = self.trained_model(checkpoint)
+        extracted = extract(
+            net, dataset, [layer], cache=ActivationCache() if cache else None,
+            checkpoint_id=state.sha256,
+            keep_features=True, progress=progress,
+        )  # fmt: skip
+        if dataset.labels is not None:
+            labels = np.asarray(dataset.classes)[dataset.labels.numpy()]
+        else:
+            labels = dataset.targets[:, target].numpy()
+        return extracted[layer].features, labels
+
+    def training_counts(self) -> dict[str, int] | None:
+        """Samples per class of run.json's ``train_data`` (the run may be measured on balanced
+        data), by class name; None if unknown."""
+        spec = self.run_file.get("train_data")
+        if not spec:
+            return None
+        try:
+            data = load_dataset(DataSpec.parse(spec))
+        except (DataError, OSError):
+            return None
+        if data.labels is None:
+            return None
+        counts = torch.bincount(data.labels, minlength=len(data.classes)).tolist()
+        return dict(zip(data.classes, counts))
+
+    def has_given_centres(self) -> bool:
+        return bool(self.run_file.get("centres"))
+
+    def given_centres(self) -> np.ndarray | None:
+        """The ``.npy`` of fixed centres that run.json ``centres`` names (the NCMC demo)."""
+        name = self.run_file.get("centres")
+        if not name:
+            return None
+        path = self.path / Path(str(name)).name  # never outside the run folder
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise DataError(f"{path.name}: the run's centres cannot be read ({error}).") from None
+
+
+def checkpoint_fields(path: Path, options: AnalysisOptions) -> dict[str, Any] | None:
+    """The fields of a checkpoints source at ``path`` (a run folder or a checkpoint file), with
+    the model and data from ``options`` or else the run's ``run.json``; None for other files."""
+    run_name, log, events, raw, run_task = path.stem, {}, (), {}, "classification"
+    model, data = options.model, options.data
+    if path.is_dir():
+        if not is_run(path):
+            raise DataError(
+                f"{path.name} is not a run folder (no run.json, checkpoints, recorded entries "
+                "or features files)."
+            )
+        run = open_run(path)
+        checkpoints, run_name, run_task, log = run.checkpoints, run.name, run.task, dict(run.log)
+        raw, events = run.raw, tuple(run_events(run.raw))
+        if "step" in log and "epoch" not in log:  # a log per optimiser step (the LM demo)
+            log["epoch"] = log.pop("step")
+        model = model or run.model
+        data = data or run.data
+    elif path.suffix.lower() in (*CHECKPOINT_SUFFIXES, ".pt2"):
+        checkpoints = [path]  # read_checkpoint explains why a .pt2 is refused
+    else:
+        return None
+    if model is None:
+        raise OptionError('no model spec: pass --model (or put "model" in the run\'s run.json).')
+    if data is None:
+        raise OptionError('no data spec: pass --data (or put "data" in the run\'s run.json).')
+    if options.confine_to is not None and not data.source.startswith("builtin:"):
+        data_file = Path(data.source)
+        if not data_file.is_absolute():  # a run's own data, relative to the run folder
+            data_file = (path if path.is_dir() else path.parent) / data_file
+        if not data_file.exists():
+            raise DataError(f"the data file {data_file.name} does not exist in the data folder.")
+        check_inside(options.confine_to, data_file)
+    return {
+        "path": path, "run_name": run_name, "checkpoints": tuple(checkpoints), "model": model,
+        "data": data, "task": run_task, "log": log, "events": events, "run_file": raw,
+        "metrics": dict(raw.get("metric_options", {})),
+    }  # fmt: skip
+
+
+def extracted_result(item: LayerFeatures, dataset: Dataset, head: Any, metrics: Any) -> Result:
+    """One extracted layer's metrics: collapse from its statistics, or NRC from its features
+    for regression data (``head``: the module reading this layer, whose W NRC needs)."""
+    if dataset.labels is None:
+        weight = None if head is None else head.weight.detach()
+        return regression_result(item.features, dataset.targets, weight)
+    return item.statistics.compute(classes=np.array(dataset.classes), **metrics)
+
+
+def _grouped(
+    net: torch.nn.Module,
+    head: tuple[str, Any],
+    layers: list[str],
+    dataset: Dataset,
+    options: AnalysisOptions,
+    key: RowKey,
+    progress: ProgressFn | None,
+) -> tuple[list[dict[str, Any]], dict[str, Result]]:
+    """One checkpoint on data with groups: the dataset streamed as batches (x, y, group) through
+    :func:`ncviz.extract.loader.capture`, so every group gets its own exact statistics beside
+    the pooled ones without holding any layer's N×d features."""
+    size = options.extract.batch_size
+    net = net.to(best_device(options.device))
+    batches = [(dataset.inputs[k : k + size], dataset.labels[k : k + size],
+                dataset.groups[k : k + size]) for k in range(0, len(dataset), size)]  # fmt: skip
+    captured = capture(
+        net, batches, list(layers), classifier=head, task="classification",
+        num_classes=dataset.num_classes, min_count=options.metrics.get("min_count"),
+        sample_size=0, options=options.extract, progress=progress, groups=True,
+    )  # fmt: skip
+    classes = np.array(dataset.classes)
+    rows: list[dict[str, Any]] = []
+    results: dict[str, Result] = {}
+    for layer, item in captured.layers.items():
+        results[layer] = item.statistics.compute(classes=classes, **options.metrics)
+        rows += result_rows(key, layer, results[layer])
+    # a group's own min_count (at least 2) was fixed when its statistics were created
+    per_group = {k: v for k, v in options.metrics.items() if k != "min_count"}
+    for group, per_layer in captured.groups.items():
+        for layer, statistics in per_layer.items():
+            result = statistics.compute(classes=classes, **per_group)
+            results[group_key(layer, group)] = result
+            rows += result_rows(key, layer, result, group)
+    return rows, results
+
+
+def hookable_layers(model: ModelSpec, data: DataSpec) -> tuple[list[LayerInfo], list[str]]:
+    """Every hookable layer of an (untrained) model with its output shape on two samples of
+    ``data``, and the layers analysed by default."""
+    net = build_model(model)
+    sample = load_dataset(data).inputs[:2]
+    clf_name, _ = classifier_module(net, model.classifier)
+    try:
+        infos = list_layers(net, sample)
+    except RuntimeError as error:
+        raise DataError(
+            f"the data do not fit model {model.name!r} ({str(error).splitlines()[0][:120]}); "
+            "check the architecture arguments (e.g. in_features) and the data shape."
+        ) from None
+    return infos, default_layers(net, clf_name, sample)

@@ -1,0 +1,128 @@
+"""Features files (no model): one ``.safetensors``/``.npz`` with ``features.<layer>`` and labels
+or targets, or a folder of them (a run: one file per step, ordered by the step in the name or
+its metadata)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from ncviz.analysis.groups import split_groups
+from ncviz.analysis.options import AnalysisOptions
+from ncviz.analysis.table import (
+    Analysis,
+    Result,
+    RowKey,
+    make_group_table,
+    make_table,
+    result_rows,
+)
+from ncviz.errors import DataError
+from ncviz.load import is_features_file, read_features_file
+from ncviz.load.features_file import features_file_step, features_folder
+from ncviz.metrics import collapse_result, regression_result
+from ncviz.metrics.groups import group_key, group_result, split_group_key
+from ncviz.sources.base import ProgressFn, Source
+
+SPLIT = "features"
+
+
+@dataclass(frozen=True)
+class FeaturesFilesSource(Source):
+    """One features file, or a folder of them."""
+
+    kind: ClassVar[str] = "features"
+    path: Path
+    files: tuple[Path, ...]
+
+    @classmethod
+    def detect(cls, path: Path, options: AnalysisOptions) -> FeaturesFilesSource | None:
+        if path.is_file() and is_features_file(path):
+            return cls(path, (path,))
+        if path.is_dir() and (files := features_folder(path)):
+            return cls(path, tuple(files))
+        return None
+
+    @property
+    def run_name(self) -> str:
+        return self.path.stem if self.path.is_file() else self.path.name
+
+    def analyze(self, options: AnalysisOptions, progress: ProgressFn | None = None) -> Analysis:
+        rows, results, layers = [], {}, []
+        regression = False
+        for path in self.files:
+            step = features_file_step(path) if len(self.files) > 1 else None
+            file_results, regression = _file_results(path, options)
+            layers = layers or list(file_results)
+            key = RowKey(self.run_name, path.name, step, step, SPLIT)
+            for name, result in file_results.items():
+                results[(path.name, name)] = result
+                layer, group = split_group_key(name)
+                rows += result_rows(key, layer, result, group)
+        rows, group_rows, results, group_results = split_groups(rows, results)
+        return Analysis(
+            run=self.run_name,
+            table=make_table(rows),
+            results=results,
+            layers=[layer for layer in layers if split_group_key(layer)[1] is None],
+            checkpoints=[p.name for p in self.files],
+            task="regression" if regression else "classification",
+            source=str(self.path),
+            split=SPLIT,
+            split_results={SPLIT: results},
+            group_table=make_group_table(group_rows),
+            group_results=group_results,
+            split_group_results={SPLIT: group_results} if group_results else {},
+            origin=self,
+        )
+
+    def features(
+        self,
+        checkpoint: str,
+        layer: str,
+        *,
+        split: str | None = None,
+        target: int = 0,
+        progress: ProgressFn | None = None,
+        cache: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        path = next((p for p in self.files if p.name == checkpoint), None)
+        if path is None:
+            raise DataError(f"{checkpoint} is not a file of {self.run_name}.")
+        features = read_features_file(path)
+        if layer not in features.layers:
+            raise DataError(f"{path.name} has no layer {layer!r} ({sorted(features.layers)}).")
+        labels = features.labels if features.labels is not None else features.targets[:, target]
+        return features.layers[layer].numpy(), np.asarray(labels)
+
+
+def _file_results(path: Path, options: AnalysisOptions) -> tuple[dict[str, Result], bool]:
+    """Every layer's result of one features file (per group too, under group keys), and whether
+    it holds regression targets."""
+    features = read_features_file(path)
+    results: dict[str, Result] = {}
+    weight_layer = None
+    if features.weight is not None:
+        matching = [n for n, t in features.layers.items() if t.shape[1] == features.weight.shape[1]]
+        weight_layer = matching[-1] if matching else None
+        if weight_layer is None:
+            raise DataError(
+                f"{path.name}: classifier.weight has {features.weight.shape[1]} columns but no "
+                "layer has that dimension."
+            )
+    regression = features.labels is None
+    for layer, tensor in features.layers.items():
+        w = features.weight if layer == weight_layer else None
+        if regression:
+            results[layer] = regression_result(tensor, features.targets, w)
+            continue
+        b = features.bias if layer == weight_layer else None
+        results[layer] = collapse_result(tensor, features.labels, w, b, **options.metrics)
+        if features.groups is not None:
+            grouped = group_result(tensor, features.labels, features.groups, w, b,
+                                   **options.metrics)  # fmt: skip
+            results.update({group_key(layer, g): r for g, r in grouped.results.items()})
+    return results, regression

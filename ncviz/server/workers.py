@@ -93,10 +93,25 @@ def _child(connection: Any, fn: Callable[..., Any], args: tuple, kwargs: dict, b
     except MemoryError:
         connection.send(("memory", ""))
     except Exception as error:  # one line for the user; no traceback crosses to the page
+        if _out_of_memory(error):
+            connection.send(("memory", ""))
+            return
         first = str(error).splitlines()[0][:200] if str(error) else ""
         connection.send(("error", f"unexpected {type(error).__name__}: {first}"))
     finally:
         connection.close()
+
+
+def _out_of_memory(error: Exception) -> bool:
+    """An allocation that failed outside Python's own ``MemoryError``: torch's CPU allocator
+    raises ``RuntimeError("… can't allocate memory …")`` at the budget, CUDA its
+    ``OutOfMemoryError``."""
+    text = str(error)
+    return (
+        type(error).__name__ == "OutOfMemoryError"
+        or "can't allocate memory" in text
+        or "Cannot allocate memory" in text
+    )
 
 
 def _memory_message(budget: int) -> str:

@@ -10,7 +10,7 @@ import streamlit as st
 
 from ncviz import plots
 from ncviz.analysis import Analysis
-from ncviz.demo import bundled_runs, bundled_runs_dir, is_bundled
+from ncviz.demos.catalog import bundled_runs, bundled_runs_dir, is_bundled
 from ncviz.load.runs import open_run
 from ncviz.metrics import CollapseResult
 from ncviz.server.jobs import Job, default_runner

@@ -13,7 +13,7 @@ import time
 from timing import best_of
 
 from ncviz.analysis import analyze
-from ncviz.demo import bundled_runs_dir
+from ncviz.demos.catalog import bundled_runs_dir
 from ncviz.server.workers import run_in_worker
 
 

@@ -146,7 +146,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ncviz.demo import make_demo
+    from ncviz.demos.build import make_demo
 
     bars: dict[str, tqdm] = {}
 

@@ -413,19 +413,6 @@ def imbalance_ratio(train_data: Mapping | str | None) -> float:
     return float(_parse_imbalance(profile)[1][-1]) if profile else 1.0
 
 
-def sweep_family(name: str, available: Sequence[str]) -> list[str]:
-    """Runs that share a sweep with ``name``: ``<base>`` and every ``<base>-R<k>`` (the bundled
-    imbalance sweep), at least two of them, else none.
-
-    >>> sweep_family("m-R10", ["m", "m-R1", "m-R10", "other"])
-    ['m', 'm-R1', 'm-R10']
-    """
-    base = re.sub(r"-R\d+$", "", name)
-    pattern = re.compile(re.escape(base) + r"(-R\d+)?")
-    members = [run for run in available if pattern.fullmatch(run)]
-    return members if len(members) >= 2 else []
-
-
 def imbalance_sweep(
     folder: Path, runs: Sequence[str], layer: str, metrics: Sequence[str]
 ) -> pd.DataFrame:

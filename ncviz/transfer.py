@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ncviz.demos.catalog import bundled_runs_dir
 from ncviz.errors import InputError
 from ncviz.extract.layers import INPUT_SUFFIX
 from ncviz.feature_learning import _embedding_fn, geometric_complexity
@@ -198,6 +199,4 @@ def train_transfer_sweep(
 
 def bundled_sweep() -> Path:
     """The bundled transfer sweep's table (``checkpoints/digits-transfer/transfer.csv``)."""
-    from ncviz.demo import bundled_runs_dir
-
     return bundled_runs_dir() / TRANSFER_SWEEP / SWEEP_FILE

@@ -9,9 +9,9 @@ import pytest
 import ncviz.sources.checkpoints
 from ncviz.analysis import analyze
 from ncviz.cli import main
-from ncviz.demo import MINORITY, checkpoint_epochs, demo_runs
+from ncviz.demos.classification import MINORITY, checkpoint_epochs, demo_runs
 from ncviz.load import read_checkpoint
-from ncviz.load.runs import open_run
+from ncviz.load.runs import open_run, write_run_json
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 NC_LAYER = ["classifier:input"]
@@ -29,10 +29,10 @@ def mlp():
 
 
 def test_every_shipped_run_has_its_checkpoints_and_log():
-    from ncviz.demo_language import LANGUAGE_RUN, LanguageDemoSettings
+    from ncviz.demos.language import LANGUAGE_RUN, LanguageDemoSettings
 
     names = {settings.name for settings in demo_runs()}
-    from ncviz.demo_environments import ENV_RUNS
+    from ncviz.demos.environments import ENV_RUNS
     from ncviz.transfer import SWEEP_FILE, TRANSFER_SWEEP, default_sweep
 
     folders = {p.name for p in CHECKPOINTS.iterdir() if p.is_dir()}
@@ -150,3 +150,30 @@ def test_ncviz_demo_with_a_tiny_budget_writes_loadable_runs(tmp_path):
     ncmc = tmp_path / "digits-longtail-ncmc"  # its fixed targets sit beside the checkpoints
     assert (ncmc / "centres.npy").is_file()
     assert analyze(ncmc, layers=NC_LAYER, cache=False).checkpoints[-1] == "epoch_0002.safetensors"
+
+
+def test_the_catalog_lists_the_trained_runs_in_training_order():
+    from ncviz.demos.catalog import RUN_ORDER
+
+    assert [s.name for s in demo_runs()] == list(RUN_ORDER)
+
+
+def test_relations_between_bundled_runs_come_from_their_run_json(tmp_path, monkeypatch):
+    from ncviz.demos.catalog import comparison_partner, sweep_family
+
+    assert comparison_partner("digits-deq-R50") == "digits-mlp-tanh-R50"
+    assert comparison_partner("digits-env-aligned") == "digits-env-erm"
+    assert comparison_partner("digits-mlp") is None
+    assert sweep_family("digits-mlp-imbalanced-R10") == [
+        "digits-mlp-imbalanced", "digits-mlp-imbalanced-R1", "digits-mlp-imbalanced-R10",
+        "digits-mlp-imbalanced-R100",
+    ]  # fmt: skip
+    assert sweep_family("digits-mlp") == []
+    # a name that looks like a sweep member but whose run.json says nothing is in no sweep
+    monkeypatch.setenv("NCVIZ_DEMO_DIR", str(tmp_path))
+    for name in ("m", "m-R10"):
+        write_run_json(tmp_path / name, name=name)
+    assert sweep_family("m-R10") == [] and comparison_partner("m") is None
+    write_run_json(tmp_path / "m", name="m", sweep="s", partner="m-R10")
+    write_run_json(tmp_path / "m-R10", name="m-R10", sweep="s")
+    assert sweep_family("m-R10") == ["m", "m-R10"] and comparison_partner("m") == "m-R10"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ncviz.analysis import analyze
-from ncviz.demo_environments import ALIGNED_RUN, ERM_RUN, environment_runs, train_environment_run
+from ncviz.demos.environments import ALIGNED_RUN, ERM_RUN, environment_runs, train_environment_run
 from ncviz.errors import DataError
 from ncviz.load import load_dataset
 from ncviz.load.datasets import DIGIT_COLOURS
@@ -164,7 +164,7 @@ def test_streamed_group_rows_equal_group_result_on_the_layer_features(bundled):
     """A checkpoint analysis streams (x, y, group) batches; its per-group rows equal
     ``group_result`` on the layer's features held in memory (float32 forwards: 1e-6)."""
     from ncviz.analysis import layer_features, origin_of
-    from ncviz.demo_environments import ENV_DATA
+    from ncviz.demos.environments import ENV_DATA
     from ncviz.metrics.groups import group_result
 
     erm = bundled[ERM_RUN]

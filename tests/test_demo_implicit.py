@@ -11,7 +11,7 @@ import torch
 
 from ncviz import Recorder
 from ncviz.analysis import analyze, given_centres, multicentre_at
-from ncviz.demo import MINORITY
+from ncviz.demos.classification import MINORITY
 from ncviz.deq import TinyDEQ
 from ncviz.load import load_dataset
 

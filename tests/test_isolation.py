@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ncviz.analysis import AnalysisOptions, source_agop, source_multicentre
-from ncviz.demo import bundled_runs_dir
+from ncviz.demos.catalog import bundled_runs_dir
 from ncviz.load import DataSpec, ModelSpec, build_model, load_dataset, save_safetensors
 from ncviz.server.jobs import JobRunner
 from ncviz.server.requests import AnalysisRequest, embed_layer, run_request

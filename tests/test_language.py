@@ -12,7 +12,7 @@ import torch
 
 from ncviz.analysis import analyze
 from ncviz.cli import main as cli_main
-from ncviz.demo_language import LanguageDemoSettings, train_language_run
+from ncviz.demos.language import LanguageDemoSettings, train_language_run
 from ncviz.errors import DataError
 from ncviz.language import (
     Vocabulary,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ncviz.analysis import analyze
-from ncviz.demo import bundled_runs_dir
+from ncviz.demos.catalog import bundled_runs_dir
 from ncviz.server.workers import WorkerError, run_in_worker
 
 
@@ -84,7 +84,7 @@ def test_user_errors_come_back_as_they_are(tmp_path):
 def test_an_analysis_too_big_for_its_budget_fails_alone():
     """An upload whose analysis needs GBs: its worker stops, this process and the next
     analysis carry on."""
-    from ncviz.demo import bundled_runs_dir
+    from ncviz.demos.catalog import bundled_runs_dir
 
     checkpoint = bundled_runs_dir() / "digits-mlp" / "epoch_0600.safetensors"
     spec = {"name": "mlp", "kwargs": {"in_features": 64, "num_classes": 10,

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from ncviz import plots
-from ncviz.demo import bundled_runs, comparison_partner
+from ncviz.demos.catalog import bundled_runs, comparison_partner
 from ncviz.metrics import CollapseResult
 
 # shown first when comparing runs (NC1–NC3, minority collapse and what it costs)

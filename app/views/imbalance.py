@@ -1,14 +1,16 @@
 """Per-class table and minority collapse (Fang et al. 2021) over training."""
 
+from pathlib import Path
+
 import common
 import streamlit as st
 
 from ncviz import plots
 from ncviz.analysis import origin_of, source_multicentre
-from ncviz.demo import bundled_runs, bundled_runs_dir
+from ncviz.demos.catalog import bundled_runs_dir, sweep_family
 from ncviz.server.jobs import default_runner
 from ncviz.server.requests import training_counts_of
-from ncviz.study import imbalance_sweep, sweep_family
+from ncviz.study import imbalance_sweep
 
 SWEPT = ["minority_cos", "norm_ratio_weights"]
 
@@ -104,7 +106,8 @@ def minority_tab(analysis, checkpoint: str, layer: str, result) -> None:
                 "nr",
             )
 
-    family = sweep_family(analysis.run, bundled_runs())
+    bundled = common.is_bundled(analysis.source)
+    family = sweep_family(Path(analysis.source).name) if bundled else []
     if family and current:
         st.subheader("Minority collapse against the imbalance ratio")
         key = f"imbalance-sweep-{'-'.join(family)}-{layer}"

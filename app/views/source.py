@@ -7,7 +7,7 @@ import common
 import streamlit as st
 
 from ncviz.analysis import hookable_layers
-from ncviz.demo import bundled_runs, bundled_runs_dir
+from ncviz.demos.catalog import bundled_runs, bundled_runs_dir
 from ncviz.errors import NcvizError
 from ncviz.load import ModelSpec, available_architectures
 from ncviz.load.runs import open_run

@@ -1,12 +1,8 @@
 """Pure metric math: streaming sufficient statistics and every metric of docs/metrics.md."""
 
 from ncviz.metrics.baselines import chance_baselines
-from ncviz.metrics.classification import (
-    CollapseResult,
-    CollapseStatistics,
-    collapse_metrics,
-    collapse_result,
-)
+from ncviz.metrics.classification import CollapseResult, CollapseStatistics
+from ncviz.metrics.functional import collapse_metrics, collapse_result
 from ncviz.metrics.info import METRICS, MetricInfo
 from ncviz.metrics.options import CollapseOptions
 from ncviz.metrics.regression import (

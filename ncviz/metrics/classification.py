@@ -23,7 +23,7 @@ import torch
 
 from ncviz.errors import InputError
 from ncviz.metrics.geometry import geometry_metrics
-from ncviz.metrics.inputs import ArrayLike, as_tensor, encode_labels, features_matrix
+from ncviz.metrics.inputs import ArrayLike, as_tensor
 from ncviz.metrics.options import CollapseOptions
 from ncviz.metrics.spectra import (
     covariance_singular_values,
@@ -462,89 +462,3 @@ def weight_class_rows(weight: ArrayLike | None, classes: np.ndarray) -> np.ndarr
         return None
     shape = as_tensor(weight, "classifier weight W").shape
     return class_rows_for(shape[0], classes) if len(shape) == 2 else None
-
-
-def collapse_result(
-    features: ArrayLike,
-    labels: ArrayLike,
-    weight: ArrayLike | None = None,
-    bias: ArrayLike | None = None,
-    *,
-    device: torch.device | str | None = None,
-    groups: ArrayLike | None = None,
-    **options: Any,
-) -> CollapseResult:
-    """Every classification metric of docs/metrics.md, with per-class arrays, for data in memory.
-
-    Args:
-        features: N×d array or tensor (any float dtype; accumulated in float64). CUDA tensors are
-            processed on their device unless ``device`` says otherwise.
-        labels: N class labels (ints, possibly with gaps, or strings); mapped to 0..C−1 in sorted
-            order, and ``result.classes`` gives the mapping.
-        weight, bias: the classifier reading these features, W (C×d, or K×d with integer labels
-            indexing its rows) and b (K); enables NC2-weights, NC3, NC4, accuracy.
-        groups: one group per sample (environment, domain): ``result.groups`` then holds each
-            group's metrics and the cross-group prototype distance and ETF alignment
-            (:func:`ncviz.metrics.groups.group_result`).
-        options: see :class:`~ncviz.metrics.options.CollapseOptions`.
-    """
-    opts = CollapseOptions.from_kwargs(**options)
-    if device is None:
-        device = features.device if isinstance(features, torch.Tensor) else "cpu"
-    # kept in its dtype: the statistics upcast one chunk at a time; NaN/Inf checked per chunk
-    h = features_matrix(features, device=device, check_finite=False, keep_dtype=True)
-    encoded = encode_labels(labels, h.shape[0])
-    class_rows = weight_class_rows(weight, encoded.classes)
-    stats = CollapseStatistics(
-        len(encoded.classes),
-        h.shape[1],
-        weight,
-        bias,
-        class_rows=class_rows,
-        min_count=opts.min_count,
-        device=device,
-    )
-    codes = encoded.codes.to(device)
-    stats.update(h, codes)
-    stats.start_second_pass(encoded.classes)
-    stats.update(h, codes)
-    result = finalize(stats.first, stats.second, opts, encoded.classes)
-    if groups is not None:
-        from ncviz.metrics.groups import group_result
-
-        result.groups = group_result(h, labels, groups, weight, bias, **options)
-    return result
-
-
-def collapse_metrics(
-    features: ArrayLike,
-    labels: ArrayLike,
-    weight: ArrayLike | None = None,
-    bias: ArrayLike | None = None,
-    **options: Any,
-) -> dict[str, float]:
-    """Every scalar classification metric of docs/metrics.md that the inputs allow, keyed as there.
-
-    ``features`` N×d, ``labels`` N; ``weight``/``bias`` the classifier (optional). Options are
-    those of :class:`~ncviz.metrics.options.CollapseOptions` (``global_mean``, ``dist_exp``,
-    ``tau``, ``minority_classes``, ``min_count``) plus ``device``, and ``groups`` (one group per
-    sample): every group's metrics are then added as ``"<key>/<group>"`` (``"nc1/env1"``,
-    ``"etf_alignment/env1"``, ``"prototype_distance/env1"``). Spectra and per-class values come
-    from :func:`collapse_result`.
-
-    >>> import numpy as np
-    >>> y = np.tile(np.arange(3), 20)
-    >>> h = np.eye(3)[y] + 0.1 * np.random.default_rng(0).standard_normal((60, 3))
-    >>> m = collapse_metrics(h, y, groups=np.repeat(["a", "b"], 30))
-    >>> sorted(k for k in m if k.startswith("nc1/"))
-    ['nc1/a', 'nc1/b']
-    """
-    result = collapse_result(features, labels, weight, bias, **options)
-    if result.groups is None:
-        return result.metrics
-    per_group = {
-        f"{key}/{group}": value
-        for group in result.groups.groups
-        for key, value in result.groups.group_metrics(group).items()
-    }
-    return {**result.metrics, **per_group}

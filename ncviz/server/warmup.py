@@ -14,7 +14,7 @@ import numpy as np
 def main() -> None:
     start = time.perf_counter()
     from ncviz.analysis import analyze
-    from ncviz.demo import bundled_runs, bundled_runs_dir
+    from ncviz.demos.catalog import bundled_runs, bundled_runs_dir
 
     for name in bundled_runs():
         analyze(bundled_runs_dir() / name)

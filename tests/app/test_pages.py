@@ -14,7 +14,8 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from ncviz.demo import MLP, bundled_runs
+from ncviz.demos.catalog import bundled_runs
+from ncviz.demos.classification import MLP
 from ncviz.server.jobs import default_runner
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ncviz.demo import fresh_run_folder
+from ncviz.demos.common import fresh_run_folder, simplex_etf_head
 from ncviz.load import build_model, load_dataset, save_safetensors
 from ncviz.load.datasets import DataSpec
 from ncviz.load.runs import write_run_json
@@ -56,19 +56,6 @@ class EnvironmentDemoSettings:
     etf_scale: float = 10.0
     checkpoints: tuple[int, ...] = (0, 10, 30, 60, 100, 200, 400, 700, 1000)
     seed: int = 0
-
-
-def simplex_etf_head(num_classes: int, dim: int, scale: float, seed: int) -> torch.Tensor:
-    """C×d rows of a simplex ETF in a random C-dimensional subspace, each of norm ``scale``.
-
-    >>> w = simplex_etf_head(4, 8, 1.0, 0)
-    >>> torch.allclose(w @ w.T, torch.eye(4) * 4 / 3 - torch.ones(4, 4) / 3, atol=1e-6)
-    True
-    """
-    generator = torch.Generator().manual_seed(seed)
-    basis, _ = torch.linalg.qr(torch.randn(dim, num_classes, generator=generator))
-    centred = torch.eye(num_classes) - 1.0 / num_classes
-    return centred @ basis.T * (num_classes / (num_classes - 1)) ** 0.5 * scale
 
 
 def alignment_penalty(
@@ -170,6 +157,7 @@ def train_environment_run(
         },
         notes=f"Coloured digits: colour names the class with p = 0.95 (env1), 0.7 (env2) and "
         f"never in the held-out environment 'test'. {how}. Steps are full-batch updates.",
+        partner=ALIGNED_RUN if settings.name == ERM_RUN else ERM_RUN,
         log=log,
     )
     return folder

@@ -9,7 +9,6 @@ fixed seeds, CPU. ``ncviz demo`` (re)creates every run in ``checkpoints/`` in a 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from ncviz.demos.common import ProgressFn, fresh_run_folder, simplex_etf_head
 from ncviz.load import build_model, load_dataset, save_safetensors
 from ncviz.load.datasets import DataSpec
 from ncviz.load.runs import write_run_json
+from ncviz.metrics.multicentre import ncmc_centres
 
-DEFAULT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 MLP = {"in_features": 64, "num_classes": 10, "widths": [128, 128, 128], "batchnorm": True}
 MINORITY = [5, 6, 7, 8, 9]  # the step profile step:5:R keeps classes 0–4 whole
 
@@ -50,6 +50,8 @@ class DemoSettings:
     # "learned"; "etf": the classifier fixed to a simplex ETF (cross-entropy); "ncmc": fixed to
     # the class directions and trained by a cosine loss to NCMC's multiple centres per class
     head: str = "learned"
+    partner: str | None = None  # the run this one is meant to be compared with (run.json)
+    sweep: str | None = None  # the sweep this run belongs to (run.json)
 
 
 def _imbalanced(ratio: int, final_only: bool) -> DemoSettings:
@@ -61,6 +63,7 @@ def _imbalanced(ratio: int, final_only: bool) -> DemoSettings:
         eval_data="builtin:digits",
         test_data="builtin:digits?split=test",
         final_only=final_only,
+        sweep="digits-mlp-imbalanced",
         metric_options={"minority_classes": MINORITY},
         notes=f"Step imbalance: classes 0–4 keep all ~140 training images, classes 5–9 1/{ratio} "
         "of them (Fang et al. 2021). Metrics are measured on the balanced training split so "
@@ -76,7 +79,9 @@ LONGTAIL = {"in_features": 64, "num_classes": 10, "widths": [128, 64], "activati
 def _implicit(ratio: int, implicit: bool) -> DemoSettings:
     """A tiny DEQ, or its explicit twin (two tanh layers of the same width), under step
     imbalance R (arXiv 2410.23391: DEQs mitigate minority collapse)."""
-    name = f"digits-deq-R{ratio}" if implicit else f"digits-mlp-tanh-R{ratio}"
+    name, twin = f"digits-deq-R{ratio}", f"digits-mlp-tanh-R{ratio}"
+    if not implicit:
+        name, twin = twin, name
     what = ("a tiny DEQ, z* = tanh(A z* + U x + b) with ‖A‖₂ ≤ 0.9, fixed-point iteration and "
             "one-step (truncated) backprop" if implicit
             else "the DEQ's explicit twin: two tanh layers of the same width")  # fmt: skip
@@ -88,6 +93,8 @@ def _implicit(ratio: int, implicit: bool) -> DemoSettings:
         test_data="builtin:digits?split=test",
         epochs=300,
         checkpoints=12,
+        partner=twin,
+        sweep="digits-deq" if implicit else "digits-mlp-tanh",
         metric_options={"minority_classes": MINORITY},
         notes=f"{what.capitalize()}, trained on digits with classes 5–9 kept at 1/{ratio}. "
         "Measured on the balanced training split, whose minority images the model mostly never "
@@ -112,6 +119,7 @@ def _longtail(head: str) -> DemoSettings:
         epochs=300,
         checkpoints=12,
         head=head,
+        partner="digits-longtail-ncmc" if head == "learned" else "digits-longtail-learned",
         notes=f"Long-tailed digits (class c keeps 20^(−c/9) of its images: 135 → 6); {how}. "
         "Measured on the long-tailed training split: the Imbalance page's multi-centre tab "
         "finds each class's sub-clusters against its size.",
@@ -177,9 +185,6 @@ def _fix_head(model: nn.Module, head: str, seed: int) -> torch.Tensor | None:
     with NCMC's centres returned for the cosine loss); "learned" leaves it alone."""
     if head == "learned":
         return None
-    from ncviz.demo_environments import simplex_etf_head
-    from ncviz.metrics.multicentre import ncmc_centres
-
     classifier = model.classifier
     etf = simplex_etf_head(classifier.out_features, classifier.in_features, 1.0, seed)
     with torch.no_grad():
@@ -224,20 +229,6 @@ def _evaluate(model: nn.Module, inputs: torch.Tensor, target: torch.Tensor, task
         return float(nn.functional.mse_loss(output, target)), None
     loss = float(nn.functional.cross_entropy(output, target))
     return loss, float((output.argmax(dim=1) == target).float().mean())
-
-
-ProgressFn = Callable[[str, int, int], None]
-
-
-def fresh_run_folder(out_dir: str | Path, name: str, seed: int) -> Path:
-    """``out_dir/name`` created and emptied of old checkpoints, torch seeded: where every demo
-    trainer starts."""
-    folder = Path(out_dir) / name
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.safetensors"):
-        old.unlink()
-    torch.manual_seed(seed)
-    return folder
 
 
 def train_run(
@@ -318,102 +309,11 @@ def train_run(
         metric_options=settings.metric_options,
         notes=settings.notes,
         **({"centres": CENTRES_FILE} if centres is not None else {}),
+        **({"partner": settings.partner} if settings.partner else {}),
+        **({"sweep": settings.sweep} if settings.sweep else {}),
         log={
             k: [None if isinstance(v, float) and math.isnan(v) else v for v in values]
             for k, values in log.items()
         },
     )
     return folder
-
-
-def make_demo(
-    out_dir: str | Path = DEFAULT_DIR,
-    names: list[str] | None = None,
-    epochs: int | None = None,
-    checkpoints: int | None = None,
-    progress: ProgressFn | None = None,
-) -> list[Path]:
-    """Train the demo runs (all, or ``names``); ``epochs``/``checkpoints`` override the budget
-    (for the language run ``epochs`` counts optimiser steps)."""
-    from ncviz.demo_environments import ENV_RUNS, environment_runs, train_environment_run
-    from ncviz.demo_language import LANGUAGE_RUN, LanguageDemoSettings, train_language_run
-    from ncviz.transfer import TRANSFER_SWEEP, train_transfer_sweep
-
-    runs = demo_runs()
-    extra = [LANGUAGE_RUN, TRANSFER_SWEEP, *ENV_RUNS]
-    if names:
-        unknown = set(names) - {r.name for r in runs} - set(extra)
-        if unknown:
-            from ncviz.errors import OptionError
-
-            known = [r.name for r in runs] + extra
-            raise OptionError(f"unknown demo run(s) {sorted(unknown)}; choose from {known}.")
-        runs = [r for r in runs if r.name in names]
-    folders = []
-    for settings in runs:
-        if epochs is not None:
-            settings = replace(settings, epochs=epochs)
-        if checkpoints is not None:
-            settings = replace(settings, checkpoints=checkpoints)
-        folders.append(train_run(settings, out_dir, progress))
-    if not names or LANGUAGE_RUN in names:
-        language = LanguageDemoSettings()
-        if epochs is not None:  # the budget in optimiser steps
-            saves = (*[s for s in language.checkpoints if s < epochs], epochs)
-            language = replace(language, steps=epochs, checkpoints=saves)
-        folders.append(train_language_run(out_dir, language, progress))
-    if not names or TRANSFER_SWEEP in names:
-        folders.append(train_transfer_sweep(out_dir, progress=progress))
-    for environment in environment_runs():
-        if not names or environment.name in names:
-            if epochs is not None:  # full-batch steps
-                saves = (*[s for s in environment.checkpoints if s < epochs], epochs)
-                environment = replace(environment, steps=epochs, checkpoints=saves)
-            folders.append(train_environment_run(environment, out_dir, progress))
-    return folders
-
-
-def comparison_partner(name: str) -> str | None:
-    """The bundled run a bundled run is meant to be compared with (a DEQ with its explicit
-    twin, ERM with the aligned model, a long-tailed head with the learned one), or None.
-
-    >>> comparison_partner("digits-deq-R50"), comparison_partner("digits-env-aligned")
-    ('digits-mlp-tanh-R50', 'digits-env-erm')
-    """
-    import re
-
-    pairs = {"digits-env-erm": "digits-env-aligned", "digits-env-aligned": "digits-env-erm",
-             "digits-longtail-learned": "digits-longtail-ncmc"}  # fmt: skip
-    if name in pairs:
-        return pairs[name]
-    if match := re.fullmatch(r"digits-(deq|mlp-tanh)-R(\d+)", name):
-        other = "mlp-tanh" if match[1] == "deq" else "deq"
-        return f"digits-{other}-R{match[2]}"
-    if name.startswith("digits-longtail-"):
-        return "digits-longtail-learned"
-    return None
-
-
-def bundled_runs_dir() -> Path:
-    """Where the bundled runs live: ``$NCVIZ_DEMO_DIR``, else the repository's checkpoints/."""
-    import os
-
-    return Path(os.environ.get("NCVIZ_DEMO_DIR", DEFAULT_DIR))
-
-
-def is_bundled(source: str | Path) -> bool:
-    """True for a bundled run (our own files, trusted: its jobs may run in the server's own
-    process); anything else is user input."""
-    return Path(source).parent == bundled_runs_dir()
-
-
-def bundled_runs() -> list[str]:
-    """Names of the bundled runs present on disk, in the demo's order (digits-mlp first)."""
-    folder = bundled_runs_dir()
-    present = (
-        {p.name for p in folder.iterdir() if (p / "run.json").is_file()}
-        if folder.is_dir()
-        else set()
-    )
-    ordered = [s.name for s in demo_runs() if s.name in present]
-    return ordered + sorted(present - set(ordered))

@@ -9,7 +9,6 @@ About 40 s on two CPU cores; a few MB on disk.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ncviz.demos.common import ProgressFn
 from ncviz.language import Vocabulary
 from ncviz.load import build_model, save_safetensors
 from ncviz.load.runs import write_run_json
@@ -49,9 +49,6 @@ class LanguageDemoSettings:
         kwargs = {"vocab_size": self.vocab, "d_model": self.d_model, "layers": self.layers,
                   "heads": self.heads, "context": self.context}  # fmt: skip
         return {"name": "tiny_lm", "kwargs": kwargs}
-
-
-ProgressFn = Callable[[str, int, int], None]
 
 
 def _loss(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 
-.PHONY: run test lint format clean-venv browser
+.PHONY: run test test-fast lint format clean-venv browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,15 @@ browser:
 test: $(VENV)/.installed-dev browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The inner loop: lint, types and every test not marked slow (browser, every page of every run,
+# torchrun, budgeted workers). `make test` runs everything.
+test-fast: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff format .

@@ -99,10 +99,10 @@ def _cmd_layers(args: argparse.Namespace) -> int:
     model, data = args.model, args.data
     path = Path(args.path)
     checkpoint = path
-    if onnx_source(path) is not None:
+    if (found := onnx_source(path)) is not None:
         if data is None:
             raise NcvizError("ncviz layers needs --data for an ONNX model (its input shape).")
-        return _print_onnx_layers(onnx_source(path)[0], load_dataset(data).inputs[:2])
+        return _print_onnx_layers(found[0], load_dataset(data).inputs[:2])
     if is_run(path):
         run = open_run(path)
         model, data = model or run.model, data or run.data

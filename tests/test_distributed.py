@@ -16,6 +16,8 @@ from ncviz.distributed import shard_indices
 from ncviz.extract import extract
 from ncviz.load import build_model, classifier_module, load_dataset, read_checkpoint
 
+pytestmark = pytest.mark.slow  # starts torchrun with several processes
+
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINT = ROOT / "checkpoints" / "digits-mlp" / "epoch_0100.safetensors"
 SPEC = {

@@ -20,6 +20,7 @@ SPEC = {"name": "mlp", "kwargs": {"in_features": 64, "num_classes": 10,
                                   "widths": [1024, 16384]}}  # fmt: skip
 SAMPLES = 120_000  # blocks.0's features of every sample: 120k × 1024 float32 ≈ 0.46 GiB
 BUDGET_GB = 0.4
+pytestmark = pytest.mark.slow  # builds 120k samples and runs four budgeted workers
 
 
 @pytest.fixture

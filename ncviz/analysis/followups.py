@@ -209,4 +209,6 @@ def hookable_layers(
         found = OnnxSource.detect(Path(source), AnalysisOptions(data=spec))
         if found is not None:
             return found.hookable_layers(spec)
+    if model is None:
+        raise OptionError("listing layers needs a model spec (or an ONNX source).")
     return model_layers(ModelSpec.parse(model), spec)

@@ -143,7 +143,7 @@ class Analysis:
         shown = wide[[k for k in keys if k in wide.columns]]
         split = f" ({self.split})" if self.split is not None and len(self.splits) > 1 else ""
         title = f"{self.run} — {self.checkpoints[-1]}{split}"
-        return title + "\n" + shown.to_string(float_format="%.4g")
+        return title + "\n" + str(shown.to_string(float_format="%.4g"))
 
 
 GROUP_SUMMARY = ("accuracy", "nc1", "nc2_etf_distance", "etf_alignment", "prototype_distance")
@@ -157,7 +157,7 @@ def group_summary_text(analysis: Analysis, keys: tuple[str, ...] = GROUP_SUMMARY
     wide = rows.pivot_table(index="group", columns="metric", values="value", sort=False)
     shown = wide[[k for k in keys if k in wide.columns]]
     title = f"per group at {analysis.layers[-1]}"
-    return title + "\n" + shown.to_string(float_format="%.4g")
+    return title + "\n" + str(shown.to_string(float_format="%.4g"))
 
 
 def terminal_phase_onset(log: Mapping[str, list[Any]] | None, table: pd.DataFrame) -> int | None:
@@ -180,7 +180,7 @@ class RowKey:
     checkpoint: str
     epoch: int | None
     step: int | None
-    split: str
+    split: str | None
 
 
 def metric_rows(

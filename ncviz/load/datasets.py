@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import io
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -56,17 +57,17 @@ class DataSpec:
     params: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def parse(cls, spec: DataSpec | dict[str, Any] | str) -> DataSpec:
+    def parse(cls, spec: DataSpec | Mapping[str, Any] | str) -> DataSpec:
         if isinstance(spec, DataSpec):
             return spec
-        if isinstance(spec, dict):
+        if isinstance(spec, Mapping):
             known = {k: v for k, v in spec.items() if k in cls.__dataclass_fields__}
             extra = {k: v for k, v in spec.items() if k not in cls.__dataclass_fields__}
             params = {**dict(known.pop("params", {}) or {}), **extra}
             return cls(**known, params=params)._validated()
         source, _, query = str(spec).partition("?")
         options: dict[str, Any] = {}
-        params: dict[str, Any] = {}
+        params = {}
         for key, value in parse_qsl(query, keep_blank_values=True):
             if key in ("per_class", "seed"):
                 options[key] = _as_int(key, value)
@@ -120,6 +121,14 @@ class Dataset:
     _fingerprint: tuple[tuple[int, ...], str] | None = field(
         default=None, repr=False, compare=False
     )
+
+    @property
+    def answers(self) -> torch.Tensor:
+        """The class labels (classification), else the regression targets."""
+        answers = self.labels if self.labels is not None else self.targets
+        if answers is None:
+            raise DataError(f"{self.name} has neither labels nor targets.")
+        return answers
 
     def __post_init__(self) -> None:
         if len(self.inputs) == 0:

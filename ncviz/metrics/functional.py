@@ -63,6 +63,7 @@ def collapse_result(
     stats.update(h, codes)
     stats.start_second_pass(encoded.classes)
     stats.update(h, codes)
+    assert stats.second is not None  # started above
     result = finalize(stats.first, stats.second, opts, encoded.classes)
     if groups is not None:
         result.groups = group_result(h, labels, groups, weight, bias, **options)

@@ -36,7 +36,7 @@ MAX_DEFAULT_MEMORY_GB = 8.0
 _POLL_S = 0.05
 # imported once by the fork server, so that no worker pays for them (scikit-learn alone, for the
 # digits data, takes ~0.6 s to import)
-PRELOAD = ["ncviz.analysis", "ncviz.server.workers", "sklearn.datasets", "scipy.optimize"]
+PRELOAD = ["ncviz.analysis", "ncviz.server.requests", "sklearn.datasets", "scipy.optimize"]
 _context_lock = threading.Lock()
 _context: Any = None
 

@@ -52,7 +52,7 @@ from ncviz.load import (
 from ncviz.load.checkpoints import CHECKPOINT_SUFFIXES
 from ncviz.load.runs import is_run, open_run, run_events
 from ncviz.load.server_folder import check_inside
-from ncviz.metrics import RegressionResult, regression_result
+from ncviz.metrics import CollapseStatistics, RegressionResult, regression_result
 from ncviz.metrics.groups import group_key, split_group_key
 from ncviz.sources.base import ProgressFn, Source, checkpoint_progress
 
@@ -234,8 +234,10 @@ class CheckpointsSource(Source):
         if dataset.labels is not None:
             labels = np.asarray(dataset.classes)[dataset.labels.numpy()]
         else:
-            labels = dataset.targets[:, target].numpy()
-        return extracted[layer].features, labels
+            labels = dataset.answers[:, target].numpy()
+        features = extracted[layer].features
+        assert features is not None  # keep_features=True
+        return features, labels
 
     def training_counts(self) -> dict[str, int] | None:
         """Samples per class of run.json's ``train_data`` (the run may be measured on balanced
@@ -270,7 +272,10 @@ class CheckpointsSource(Source):
 def checkpoint_fields(path: Path, options: AnalysisOptions) -> dict[str, Any] | None:
     """The fields of a checkpoints source at ``path`` (a run folder or a checkpoint file), with
     the model and data from ``options`` or else the run's ``run.json``; None for other files."""
-    run_name, log, events, raw, run_task = path.stem, {}, (), {}, "classification"
+    run_name, run_task = path.stem, "classification"
+    log: dict[str, Any] = {}
+    events: tuple[dict[str, Any], ...] = ()
+    raw: dict[str, Any] = {}
     model, data = options.model, options.data
     if path.is_dir():
         if not is_run(path):
@@ -312,7 +317,9 @@ def extracted_result(item: LayerFeatures, dataset: Dataset, head: Any, metrics: 
     for regression data (``head``: the module reading this layer, whose W NRC needs)."""
     if dataset.labels is None:
         weight = None if head is None else head.weight.detach()
-        return regression_result(item.features, dataset.targets, weight)
+        assert item.features is not None  # kept for regression data
+        return regression_result(item.features, dataset.answers, weight)
+    assert item.statistics is not None  # both passes done for labelled data
     return item.statistics.compute(classes=np.array(dataset.classes), **metrics)
 
 
@@ -328,10 +335,11 @@ def _grouped(
     """One checkpoint on data with groups: the dataset streamed as batches (x, y, group) through
     :func:`ncviz.extract.loader.capture`, so every group gets its own exact statistics beside
     the pooled ones without holding any layer's N×d features."""
-    size = options.extract.batch_size
+    size, labels, groups = options.extract.batch_size, dataset.answers, dataset.groups
+    assert groups is not None  # the caller checked
     net = net.to(best_device(options.device))
-    batches = [(dataset.inputs[k : k + size], dataset.labels[k : k + size],
-                dataset.groups[k : k + size]) for k in range(0, len(dataset), size)]  # fmt: skip
+    batches = [(dataset.inputs[k : k + size], labels[k : k + size], groups[k : k + size])
+               for k in range(0, len(dataset), size)]  # fmt: skip
     captured = capture(
         net, batches, list(layers), classifier=head, task="classification",
         num_classes=dataset.num_classes, min_count=options.metrics.get("min_count"),
@@ -341,6 +349,7 @@ def _grouped(
     rows: list[dict[str, Any]] = []
     results: dict[str, Result] = {}
     for layer, item in captured.layers.items():
+        assert isinstance(item.statistics, CollapseStatistics)  # task "classification"
         results[layer] = item.statistics.compute(classes=classes, **options.metrics)
         rows += result_rows(key, layer, results[layer])
     # a group's own min_count (at least 2) was fixed when its statistics were created

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -51,7 +51,9 @@ class FeaturesFilesSource(Source):
         return self.path.stem if self.path.is_file() else self.path.name
 
     def analyze(self, options: AnalysisOptions, progress: ProgressFn | None = None) -> Analysis:
-        rows, results, layers = [], {}, []
+        rows: list[dict[str, Any]] = []
+        results: dict[tuple[str, str], Result] = {}
+        layers: list[str] = []
         regression = False
         for path in self.files:
             step = features_file_step(path) if len(self.files) > 1 else None
@@ -95,8 +97,10 @@ class FeaturesFilesSource(Source):
         features = read_features_file(path)
         if layer not in features.layers:
             raise DataError(f"{path.name} has no layer {layer!r} ({sorted(features.layers)}).")
-        labels = features.labels if features.labels is not None else features.targets[:, target]
-        return features.layers[layer].numpy(), np.asarray(labels)
+        if features.labels is not None:
+            return features.layers[layer].numpy(), np.asarray(features.labels)
+        assert features.targets is not None  # a features file holds labels or targets
+        return features.layers[layer].numpy(), features.targets[:, target].numpy()
 
 
 def _file_results(path: Path, options: AnalysisOptions) -> tuple[dict[str, Result], bool]:

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import torch
+from torch import nn
 
 from ncviz.analysis.options import AnalysisOptions
 from ncviz.analysis.table import Result, RowKey, result_rows
@@ -79,7 +81,7 @@ class LanguageSource(CheckpointsSource):
             min_count=options.extract.min_count,
             progress=checkpoint_progress(state.progress, index, state.count, path.name),
         )  # fmt: skip
-        names = class_names(corpus, head.weight.shape[0])
+        names = class_names(corpus, vocabulary_size(head))
         # an LM is checkpointed by optimiser step: the step is its position on the training axis
         epoch = checkpoint.epoch if checkpoint.epoch is not None else checkpoint.step
         key = RowKey(self.run_name, path.name, epoch, checkpoint.step, self.data.split_label)
@@ -105,7 +107,14 @@ class LanguageSource(CheckpointsSource):
         net, _ = self.trained_model(checkpoint)
         _, head = lm_head(net, self.model.classifier)
         features, ids = token_features(net, corpus, layer, device="auto")
-        return features, class_names(corpus, head.weight.shape[0])[ids]
+        return features, class_names(corpus, vocabulary_size(head))[ids]
 
     def training_counts(self) -> dict[str, int] | None:
         return None
+
+
+def vocabulary_size(head: nn.Module) -> int:
+    """V: the rows of an LM head's weight (one per token)."""
+    weight = head.weight
+    assert isinstance(weight, torch.Tensor)
+    return int(weight.shape[0])

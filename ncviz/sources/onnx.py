@@ -20,6 +20,7 @@ from ncviz.load import Dataset, DataSpec, load_dataset, read_checkpoint
 from ncviz.load.checkpoints import number_from_name
 from ncviz.load.onnx import OnnxGraph, OnnxRunner, read_onnx, with_weights
 from ncviz.load.runs import list_checkpoints
+from ncviz.metrics import CollapseStatistics
 from ncviz.sources.base import ProgressFn, Source, checkpoint_progress
 
 
@@ -39,7 +40,7 @@ def onnx_source(source: Path) -> tuple[Path, list[Path]] | None:
 
 def batches(dataset: Dataset, size: int) -> list[tuple[Any, Any]]:
     """(inputs, labels or targets) in batches of ``size``."""
-    answers = dataset.labels if dataset.labels is not None else dataset.targets
+    answers = dataset.answers
     return [
         (dataset.inputs[k : k + size], answers[k : k + size]) for k in range(0, len(dataset), size)
     ]
@@ -96,12 +97,13 @@ class OnnxSource(Source):
             )  # fmt: skip
             key = RowKey(self.run_name, path.name, epoch, step, data.split_label)
             for layer, item in captured.layers.items():
-                if task == "regression":
-                    result: Result = item.statistics.compute()
-                else:
-                    result = item.statistics.compute(
+                statistics = item.statistics
+                if isinstance(statistics, CollapseStatistics):
+                    result: Result = statistics.compute(
                         classes=np.array(dataset.classes), **options.metrics
                     )
+                else:
+                    result = statistics.compute()
                 results[(path.name, layer)] = result
                 rows += result_rows(key, layer, result)
         return Analysis(

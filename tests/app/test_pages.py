@@ -63,6 +63,7 @@ def test_first_visit_shows_the_bundled_demo():
     assert {"NC1 · nc1", "NC4 · nc4"} <= {m.label for m in at.metric}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("run", bundled_runs())
 def test_every_page_renders_for_every_bundled_run(run):
     at = _app().run()

@@ -48,7 +48,10 @@ WAIT_MS = int(os.environ.get("NCVIZ_TEST_WAIT_MS", "600000"))
 RETRY_MS = 30000
 
 playwright_api = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed"),
+    pytest.mark.slow,
+]
 
 
 def _free_port() -> int:

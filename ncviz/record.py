@@ -22,7 +22,6 @@ it, or the server folder), with one row per (step, split, layer) and every page 
 from __future__ import annotations
 
 import datetime as _dt
-import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from ncviz.load.recorded import (
     RUN_FILE as _RUN_FILE,
 )
 from ncviz.load.recorded import (
+    SPLIT_NAME,
     Entry,
     entry_file_name,
     is_recorded_run,
@@ -92,7 +92,6 @@ np.savez(f"feats/feats_epoch_{epoch:03d}.npz", **{
     --model '{"name": "resnet18_cifar", "kwargs": {"num_classes": 10}}'""",
     ),
 )
-_SPLIT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 
 
 class Recorder:
@@ -216,7 +215,7 @@ class Recorder:
         if self.closed:
             raise OptionError("this Recorder is closed; create a new one to record more.")
         step = _as_step(step)
-        if not _SPLIT_NAME.match(split):
+        if not SPLIT_NAME.fullmatch(split):
             raise OptionError(
                 f"split must be a short name of letters, digits, _ or - (e.g. 'train'), got "
                 f"{split!r}."

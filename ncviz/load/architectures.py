@@ -234,7 +234,12 @@ class ModelSpec:
                 return cls._parse_compact(text)
         if not isinstance(spec, Mapping) or "name" not in spec:
             raise OptionError('a model spec needs a "name" (e.g. {"name": "mlp", "kwargs": {…}}).')
-        return cls(str(spec["name"]), dict(spec.get("kwargs") or {}), spec.get("classifier"))
+        kwargs, classifier = spec.get("kwargs") or {}, spec.get("classifier")
+        if not isinstance(kwargs, Mapping):
+            raise OptionError('a model spec\'s "kwargs" must be an object of keyword arguments.')
+        if classifier is not None and not isinstance(classifier, str):
+            raise OptionError('a model spec\'s "classifier" must be a module name (a string).')
+        return cls(str(spec["name"]), dict(kwargs), classifier)
 
     @classmethod
     def _parse_compact(cls, text: str) -> ModelSpec:

@@ -120,12 +120,17 @@ def read_features_file(path: str | Path) -> FeaturesFile:
     for name, tensor in layers.items():
         if tensor.ndim != 2:
             layers[name] = tensor.reshape(len(tensor), -1)
+    weight, bias = arrays.get("classifier.weight"), arrays.get("classifier.bias")
+    if weight is not None and weight.ndim != 2:
+        raise DataError(f"{path.name}: classifier.weight must be a matrix (classes × features).")
+    if bias is not None and bias.ndim != 1:
+        raise DataError(f"{path.name}: classifier.bias must be a vector (one per class).")
     return FeaturesFile(
         layers=layers,
         labels=None if labels is None else labels.numpy(),
         targets=None if targets is None else (targets[:, None] if targets.ndim == 1 else targets),
-        weight=arrays.get("classifier.weight"),
-        bias=arrays.get("classifier.bias"),
+        weight=weight,
+        bias=bias,
         name=path.name,
         groups=groups,
     )

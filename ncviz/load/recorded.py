@@ -22,6 +22,8 @@ complete entries. Entries are safetensors: reading one never runs code.
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,13 +34,31 @@ import torch
 
 from ncviz.cache.store import atomic_write_bytes
 from ncviz.errors import DataError, OptionError
+from ncviz.load.runs import check_run_fields
 from ncviz.metrics import CollapseStatistics, RegressionStatistics
 
 RECORDED_FORMAT = "ncviz-recorded/1"
+MAX_STEP = 2**53  # steps are integers a JSON reader keeps exactly
+# what one layer's state must hold, with its shape in terms of C (classes), d (features),
+# K (classifier rows) and T (regression targets)
+Shape = tuple[str | int, ...]
+COLLAPSE_FIELDS: dict[str, Shape] = {
+    "counts": ("C",), "sums": ("C", "d"), "kept": ("C",), "scatter": ("d", "d"),
+    "sq_dist": ("C",), "ncc_hits": ("C",), "classifier_hits": ("C",), "agreement": ("C",),
+}  # fmt: skip
+CLASSIFIER_FIELDS: dict[str, Shape] = {"weight": ("K", "d"), "bias": ("K",), "class_rows": ("C",)}
+REGRESSION_FIELDS: dict[str, Shape] = {
+    "count": (1,), "feature_sum": ("d",), "target_sum": ("T",), "unit_sum": ("d",),
+    "unit_gram": ("d", "d"), "feature_scatter": ("d", "d"), "target_scatter": ("T", "T"),
+    "zero_rows": (1,), "weight": ("T", "d"),
+}  # fmt: skip
+COUNT_FIELDS = ("counts", "count", "ncc_hits", "classifier_hits", "agreement", "zero_rows",
+                "class_rows")  # fmt: skip
 RUN_FILE = "run.json"
 ENTRY_SUFFIX = ".safetensors"
 SAMPLE_KEY = "sample"
 SAMPLE_LABELS = "sample_labels"
+SPLIT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 
 
 @dataclass(frozen=True)
@@ -173,24 +193,48 @@ def is_recorded_run(path: str | Path) -> bool:
         return False
 
 
-def _entries(raw: list[Any], folder: Path) -> list[Entry]:
+def _step(value: Any) -> int:
+    """An entry's step: an integer in [0, 2⁵³) (a float that is one is accepted)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError("step is not a number")
+    if not (math.isfinite(value) and value == int(value) and 0 <= value < MAX_STEP):
+        raise ValueError("step is not a whole number in range")
+    return int(value)
+
+
+def _finite(value: Any) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError("not finite")
+    return number
+
+
+def _entries(raw: Any, folder: Path) -> list[Entry]:
+    if not isinstance(raw, list):
+        raise DataError(f"{folder.name}/{RUN_FILE}: 'entries' must be a list of entries.")
     entries = []
     for item in raw:
         try:
+            if not isinstance(item.get("warnings", ()), (list, tuple)):
+                raise TypeError("warnings is not a list")
+            split = str(item["split"])
+            if not SPLIT_NAME.fullmatch(split):
+                raise ValueError("split is not a plain name")
             entry = Entry(
-                step=int(item["step"]),
-                split=str(item["split"]),
+                step=_step(item["step"]),
+                split=split,
                 file=Path(str(item["file"])).name,  # never a path outside the run folder
-                num_samples=int(item.get("num_samples", 0)),
+                num_samples=_step(item.get("num_samples", 0)),
                 warnings=tuple(item.get("warnings", ())),
                 extra={
-                    str(layer): {str(k): float(v) for k, v in values.items()}
+                    str(layer): {str(k): _finite(v) for k, v in values.items()}
                     for layer, values in dict(item.get("extra") or {}).items()
                 },
             )
-        except (KeyError, TypeError, ValueError, AttributeError):
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
             raise DataError(
-                f"{folder.name}/{RUN_FILE} has a malformed entry; each needs step, split, file."
+                f"{folder.name}/{RUN_FILE} has a malformed entry; each needs step (a whole number "
+                "≥ 0), split (a plain name), file, and finite extra values."
             ) from None
         entries.append(entry)
     return sorted(entries, key=lambda e: e.step)
@@ -207,6 +251,7 @@ def open_recorded(path: str | Path) -> RecordedRun:
         raise DataError(f"{folder.name}/{RUN_FILE} is not valid JSON ({error.msg}).") from None
     if not isinstance(raw, dict) or raw.get("format") != RECORDED_FORMAT:
         raise DataError(f"{folder.name} is not a recorded run (no format {RECORDED_FORMAT}).")
+    check_run_fields(raw, f"{folder.name}/{RUN_FILE}")
     entries = _entries(raw.get("entries", []), folder)
     if not entries:
         raise DataError(
@@ -227,6 +272,54 @@ def open_recorded(path: str | Path) -> RecordedRun:
     )
 
 
+def check_state(state: Mapping[str, torch.Tensor], where: str, task: str, classes: int) -> None:
+    """One layer's stored sums are what the statistics need: every field there, shapes that
+    agree (C classes — ``classes`` when the run names them —, d features, K classifier rows),
+    finite numbers, non-negative whole counts. One line naming the field otherwise."""
+    fields = REGRESSION_FIELDS if task == "regression" else COLLAPSE_FIELDS
+    required = [k for k in fields if k != "weight"] if task == "regression" else list(fields)
+    missing = [k for k in required if k not in state]
+    if missing:
+        raise DataError(f"{where} lacks {missing[:3]}; record the step again.")
+    if task != "regression" and "weight" in state:
+        fields = {**fields, **CLASSIFIER_FIELDS}
+        if "class_rows" not in state:
+            raise DataError(f"{where}: a classifier weight but no class_rows.")
+    sizes: dict[str, int] = {}
+    if classes:
+        sizes["C"] = classes
+    for key, dims in fields.items():
+        if key not in state:
+            continue
+        value = state[key]
+        if value.ndim != len(dims):
+            raise DataError(f"{where}: {key!r} has {value.ndim} dimensions, expected {len(dims)}.")
+        for size, dim in zip(value.shape, dims):
+            if isinstance(dim, int):
+                ok = size == dim
+            else:
+                ok = sizes.setdefault(dim, int(size)) == size
+            if not ok:
+                raise DataError(
+                    f"{where}: {key!r} has shape {tuple(value.shape)}, which does not match the "
+                    f"other fields ({dim} = {sizes.get(str(dim), dim)}); the entry is inconsistent."
+                )
+        if value.dtype == torch.bool:
+            continue
+        if not bool(torch.isfinite(value.to(torch.float64)).all()):
+            raise DataError(
+                f"{where}: {key!r} holds NaN or infinite values; record the step again."
+            )
+        if key in COUNT_FIELDS and (value.is_floating_point() or bool((value < 0).any())):
+            raise DataError(f"{where}: {key!r} must hold whole numbers ≥ 0.")
+    if (
+        "class_rows" in state
+        and len(state["class_rows"])
+        and (int(state["class_rows"].max()) >= sizes.get("K", 0))
+    ):
+        raise DataError(f"{where}: class_rows points past the classifier's {sizes.get('K')} rows.")
+
+
 def write_run_file(folder: Path, fields: Mapping[str, Any]) -> None:
     """Write ``run.json`` atomically."""
     text = json.dumps({"format": RECORDED_FORMAT, **fields}, indent=2, default=_jsonable)
@@ -242,11 +335,13 @@ def _jsonable(value: Any) -> Any:
 def layer_result(
     state: Mapping[str, torch.Tensor],
     run: RecordedRun,
+    where: str = "",
     **metric_options: Any,
 ) -> Any:
     """Every metric of one recorded layer: a ``CollapseResult`` (``metric_options`` as for
     :func:`ncviz.collapse_result`, except ``min_count``, fixed when recording) or, for a
     regression run, a ``RegressionResult``."""
+    check_state(state, where or "a recorded layer", run.task, len(run.classes))
     recorded_min_count = run.options.get("min_count")
     asked = metric_options.pop("min_count", recorded_min_count)
     if asked != recorded_min_count:
@@ -262,10 +357,11 @@ def layer_result(
 
 
 def group_layer_result(
-    state: Mapping[str, torch.Tensor], run: RecordedRun, **metric_options: Any
+    state: Mapping[str, torch.Tensor], run: RecordedRun, where: str = "", **metric_options: Any
 ) -> Any:
     """One group's metrics of a recorded layer (``<layer>|group=<g>``): classes with fewer than
     2 samples in the group were left out when recording, and ``classes_dropped`` says so."""
+    check_state(state, where or "a recorded layer", run.task, len(run.classes))
     recorded = run.options.get("min_count")
     min_count = max(int(recorded or 2), 2)
     options = {k: v for k, v in metric_options.items() if k != "min_count"}
@@ -282,6 +378,13 @@ def recorded_sample(entry_path: Path, layer: str, target: int = 0) -> tuple[np.n
     if layer not in data.samples:
         raise DataError(f"recorded entry {entry_path.name} has no sample of layer {layer!r}.")
     labels = data.sample_labels
+    if (
+        run.task != "regression"
+        and len(labels)
+        and run.classes
+        and (labels.min() < 0 or labels.max() >= len(run.classes))
+    ):
+        raise DataError(f"{entry_path.name}: sample labels lie outside the run's classes.")
     if run.task == "regression":
         labels = labels.reshape(len(labels), -1)[:, target]
     elif run.classes:

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ncviz.errors import DataError
+from ncviz.errors import DataError, OptionError
 from ncviz.load.architectures import ModelSpec
 from ncviz.load.checkpoints import CHECKPOINT_SUFFIXES, number_from_name
 from ncviz.load.datasets import DataSpec
+from ncviz.metrics.options import CollapseOptions
 
 TASKS = ("classification", "regression", "language")
 RUN_FILE = "run.json"
@@ -77,10 +78,11 @@ def open_run(path: str | Path) -> Run:
         try:
             raw = json.loads((path / RUN_FILE).read_text())
         except json.JSONDecodeError as error:
-            raise DataError(f"{path / RUN_FILE} is not valid JSON ({error}).") from None
+            raise DataError(f"{path.name}/{RUN_FILE} is not valid JSON ({error}).") from None
+        if not isinstance(raw, dict):
+            raise DataError(f"{path.name}/{RUN_FILE} must hold a JSON object (its fields).")
+        check_run_fields(raw, f"{path.name}/{RUN_FILE}")
     task = raw.get("task", "classification")
-    if task not in TASKS:
-        raise DataError(f"{path / RUN_FILE}: task must be one of {TASKS}, got {task!r}.")
     checkpoints = list_checkpoints(path)
     if not checkpoints:
         raise DataError(f"run folder {path} holds no checkpoints (*.safetensors, *.pt, *.pth).")
@@ -115,6 +117,42 @@ def run_events(raw: dict[str, Any]) -> list[dict[str, Any]]:
         if isinstance(step, int):
             events.append({"step": step, "text": f"lr ×{gamma:g}" if gamma else "lr change"})
     return sorted(events, key=lambda e: e["step"])
+
+
+def check_run_fields(raw: dict[str, Any], where: str) -> None:
+    """run.json's fields (of a run of checkpoints or a recorded run) have the types the readers
+    rely on; else one line naming the field. Fields this version does not know are allowed."""
+    spec = (str, dict)
+    expected: dict[str, tuple[type, ...]] = {
+        "name": (str,), "task": (str,), "layers": (list,), "classes": (list,), "log": (dict,),
+        "events": (list,), "notes": (str,), "options": (dict,), "classifier": (str, type(None)),
+        "model": spec, "data": spec, "train_data": spec, "test_data": spec,
+        "metric_options": (dict,), "centres": (str,), "partner": (str,), "sweep": (str,),
+    }  # fmt: skip
+    for key, types in expected.items():
+        if key in raw and not isinstance(raw[key], types):
+            kind = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise DataError(f"{where}: '{key}' must be a {kind}; fix it or write the run again.")
+    if raw.get("task", "classification") not in TASKS:
+        raise DataError(f"{where}: task must be one of {TASKS}, got {raw['task']!r}.")
+    if "metric_options" in raw:
+        try:
+            CollapseOptions.from_kwargs(**raw["metric_options"])
+        except OptionError as error:
+            raise DataError(f"{where}: metric_options: {error}") from None
+    if not all(isinstance(layer, str) for layer in raw.get("layers", [])):
+        raise DataError(f"{where}: 'layers' must list module names (strings).")
+    if not all(isinstance(c, (str, int)) and not isinstance(c, bool)
+               for c in raw.get("classes", [])):  # fmt: skip
+        raise DataError(f"{where}: 'classes' must list class names (strings or integers).")
+    if not all(isinstance(values, list) for values in raw.get("log", {}).values()):
+        raise DataError(f"{where}: every 'log' entry must be a list of values.")
+    if not all(isinstance(event, dict) for event in raw.get("events", [])):
+        raise DataError(f"{where}: 'events' must be a list of objects.")
+    min_count = raw.get("options", {}).get("min_count")
+    if min_count is not None and (isinstance(min_count, bool) or not isinstance(min_count, int)
+                                  or min_count < 1):  # fmt: skip
+        raise DataError(f"{where}: options.min_count must be a whole number ≥ 1 or null.")
 
 
 def write_run_json(folder: str | Path, **fields: Any) -> Path:

@@ -80,6 +80,12 @@ def require_finite(
     if bool(finite):
         return
     bad_rows = int((~torch.isfinite(tensor)).any(dim=1).sum())
+    if bad_rows == 0:  # every value is finite: a sum or square of them overflowed
+        largest = float(tensor.abs().max())
+        raise InputError(
+            f"{name} are finite but too large (|value| up to {largest:.3g}): their sums overflow "
+            "float64; rescale them (e.g. divide by their largest value)."
+        )
     raise InputError(
         f"{name} contain NaN or Inf in {bad_rows} of {tensor.shape[0]} samples; "
         "check the model for overflow (e.g. use float32 instead of float16) or drop those rows."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from numbers import Real
 from typing import Any
 
 from ncviz.errors import OptionError
@@ -37,6 +38,12 @@ class CollapseOptions:
     max_matrix_classes: int = 2048
 
     def __post_init__(self) -> None:
+        for name in ("dist_exp", "tau", "min_count", "max_matrix_classes"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, Real)):
+                raise OptionError(f"{name} must be a number, got {value!r}.")
+        if self.minority_classes is not None and isinstance(self.minority_classes, (str, dict)):
+            raise OptionError("minority_classes must be a list of class labels.")
         if self.global_mean not in GLOBAL_MEAN_CHOICES:
             raise OptionError(
                 f"global_mean must be one of {GLOBAL_MEAN_CHOICES}, got {self.global_mean!r}."

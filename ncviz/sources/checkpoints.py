@@ -7,7 +7,7 @@ the model spec, the layers and every option, so reopening a run is instant.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -298,13 +298,17 @@ def checkpoint_fields(path: Path, options: AnalysisOptions) -> dict[str, Any] | 
         raise OptionError('no model spec: pass --model (or put "model" in the run\'s run.json).')
     if data is None:
         raise OptionError('no data spec: pass --data (or put "data" in the run\'s run.json).')
-    if options.confine_to is not None and not data.source.startswith("builtin:"):
+    if not data.source.startswith("builtin:"):
         data_file = Path(data.source)
-        if not data_file.is_absolute():  # a run's own data, relative to the run folder
+        if options.confine_to is not None or not (data_file.is_absolute() or data_file.exists()):
+            # a run's own data, relative to the run folder
             data_file = (path if path.is_dir() else path.parent) / data_file
         if not data_file.exists():
-            raise DataError(f"the data file {data_file.name} does not exist in the data folder.")
-        check_inside(options.confine_to, data_file)
+            where = " in the data folder" if options.confine_to is not None else ""
+            raise DataError(f"the data file {data_file.name} does not exist{where}.")
+        if options.confine_to is not None:
+            check_inside(options.confine_to, data_file)
+        data = replace(data, source=str(data_file))
     return {
         "path": path, "run_name": run_name, "checkpoints": tuple(checkpoints), "model": model,
         "data": data, "task": run_task, "log": log, "events": events, "run_file": raw,

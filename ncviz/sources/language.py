@@ -4,7 +4,7 @@ corpus as the data."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -46,12 +46,8 @@ class LanguageSource(CheckpointsSource):
             options.language or fields["task"] == "language" or is_token_corpus(fields["data"])
         ):
             return None
-        folder = path if path.is_dir() else path.parent
-        corpus = Path(fields["data"].source)
-        if not (corpus.is_absolute() or corpus.exists()):  # a run ships its corpus
-            corpus = folder / corpus
         return cls(**{
-            **fields, "task": "language", "data": replace(fields["data"], source=str(corpus)),
+            **fields, "task": "language",
             "metrics": {"min_count": DEFAULT_MIN_COUNT, **fields["metrics"]},
         })  # fmt: skip
 

@@ -58,13 +58,15 @@ class RecordedSource(Source):
             key = RowKey(run.name, entry.label, entry.step, entry.step, entry.split)
             results = by_split.setdefault(entry.split, {})
             for layer in run.layers:
-                result = layer_result(data.layers[layer], run, **options.metrics)
+                where = f"{entry.file}, layer {layer!r}"
+                result = layer_result(data.layers[layer], run, where, **options.metrics)
                 results[(entry.label, layer)] = result
                 rows += result_rows(key, layer, result)
             for name, state in data.layers.items():
                 layer, group = split_group_key(name)
                 if group is not None and layer in run.layers:
-                    result = group_layer_result(state, run, **options.metrics)
+                    result = group_layer_result(state, run, f"{entry.file}, layer {name!r}",
+                                                **options.metrics)  # fmt: skip
                     results[(entry.label, name)] = result
                     rows += result_rows(key, layer, result, group)
             for layer, values in entry.extra.items():

@@ -135,3 +135,16 @@ def test_the_dashboard_imports_the_demo_catalog_not_the_trainers():
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(trainers)
     ]
     assert used == []
+
+
+def test_every_figure_builder_is_reachable_as_plots_dot_name():
+    """Pages call ``plots.<name>``: each public function of a plots module is exported."""
+    from ncviz import plots
+
+    defined = {
+        node.name
+        for path in (PACKAGE / "plots").glob("*.py")
+        for node in ast.parse(path.read_text()).body
+        if isinstance(node, ast.FunctionDef) and not node.name.startswith("_")
+    }
+    assert defined and defined <= set(plots.__all__)

@@ -10,6 +10,8 @@ import pytest
 from ncviz import plots
 from ncviz.embedding import embed, stratified_subsample
 from ncviz.metrics import collapse_result
+from ncviz.metrics.summaries import decay_rate, fitted_simplex_etf
+from ncviz.plots.spectra import _spectra_figure
 from ncviz.report import html_report
 from ncviz.synthetic import noisy_etf, simplex_etf
 
@@ -24,7 +26,7 @@ def etf_result():
 def test_fitted_etf_of_an_exact_etf_is_the_etf_itself(etf_result):
     means = etf_result.arrays["class_means"]
     centred = means - means.mean(axis=0)
-    np.testing.assert_allclose(plots.fitted_simplex_etf(centred), centred, atol=1e-12)
+    np.testing.assert_allclose(fitted_simplex_etf(centred), centred, atol=1e-12)
 
 
 def test_geometry_overlay_coincides_with_etf_means(etf_result):
@@ -94,7 +96,7 @@ def test_training_and_depth_figures():
     assert fig.layout.annotations[0].x == pytest.approx(np.log10(11))  # log-axis coordinates
     depth = plots.depth_figure(table, "nc1", ["e0", "e100"])
     assert list(depth.data[0].y) == [1.0, 0.5] and depth.data[1].name == "epoch 100"
-    assert plots.decay_rate([1.0, 0.5, 0.25]) == pytest.approx(0.5)
+    assert decay_rate([1.0, 0.5, 0.25]) == pytest.approx(0.5)
     compare = plots.compare_figure({"x": table, "y": table}, "nc1", "a")
     assert len(compare.data) == 2
 
@@ -144,7 +146,7 @@ def test_single_figure_html_opens_offline():
 
 
 def test_spectra_floor_numerical_zeros_and_overlay_layers(etf_result):
-    spectrum = plots._spectra_figure({"M": np.array([2.0, 1.0, 1e-17])}, 0.01, "s")
+    spectrum = _spectra_figure({"M": np.array([2.0, 1.0, 1e-17])}, 0.01, "s")
     trace = spectrum.data[0]
     assert list(trace.y) == [1.0, 0.5, plots.SPECTRUM_FLOOR]  # not 1e-17: the axis keeps scale
     assert list(trace.marker.symbol) == ["circle", "circle", "triangle-down"]

@@ -1,7 +1,6 @@
 """Two checkpoints, or two runs, side by side: metrics, geometry and curves over training."""
 
 import common
-import pandas as pd
 import streamlit as st
 
 from ncviz import plots
@@ -31,18 +30,8 @@ if analysis:
         theirs = analysis.metrics_at(other_checkpoint, layer)
         a_label = common.checkpoint_label(analysis, checkpoint)
         b_label = common.checkpoint_label(analysis, other_checkpoint)
-        keys = [k for k in mine if k in theirs]
-        st.dataframe(
-            pd.DataFrame(
-                {
-                    "metric": keys,
-                    a_label: [mine[k] for k in keys],
-                    b_label: [theirs[k] for k in keys],
-                }
-            ),
-            hide_index=True,
-            width="stretch",
-        )
+        st.dataframe(plots.side_by_side(mine, theirs, (a_label, b_label)), hide_index=True,
+                     width="stretch")  # fmt: skip
         first = analysis.results[(checkpoint, layer)]
         second = analysis.results[(other_checkpoint, layer)]
         if isinstance(first, CollapseResult) and isinstance(second, CollapseResult):
@@ -83,8 +72,8 @@ if analysis:
     at_layer = layer if layer in shared else shared[-1]
     mine = analysis.metrics_at(checkpoint, at_layer)
     theirs = other.metrics_at(other.checkpoints[-1], at_layer)
-    keys = [k for k in mine if k in theirs]
-    keys.sort(key=lambda k: HEADLINE.index(k) if k in HEADLINE else len(HEADLINE))  # stable
+    frame = plots.side_by_side(mine, theirs, (analysis.run, other.run), HEADLINE)
+    keys = list(frame["metric"])
     if not keys:
         st.info(f"{analysis.run} and {other.run} share no metric (different tasks).")
         st.stop()
@@ -92,13 +81,6 @@ if analysis:
         f"Layer `{at_layer}`: {analysis.run} at "
         f"{common.checkpoint_label(analysis, checkpoint)} vs {other.run} at its last "
         "checkpoint."
-    )
-    frame = pd.DataFrame(
-        {
-            "metric": keys,
-            analysis.run: [mine[k] for k in keys],
-            other.run: [theirs[k] for k in keys],
-        }
     )
     st.dataframe(frame, hide_index=True, width="stretch")
     pair = [(analysis.run, analysis.results.get((checkpoint, at_layer))),

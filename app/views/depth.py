@@ -1,7 +1,6 @@
 """Every metric against layer for chosen checkpoints, with the per-layer decay rate."""
 
 import common
-import pandas as pd
 import streamlit as st
 
 from ncviz import plots
@@ -23,18 +22,8 @@ if analysis:
     )
     chosen = chosen or [checkpoint]
     common.chart(plots.depth_figure(analysis.table, metric, chosen), "depth")
-    rows = []
-    for name in chosen:
-        sub = analysis.table[
-            (analysis.table["checkpoint"] == name) & (analysis.table["metric"] == metric)
-        ]
-        rows.append(
-            {
-                "checkpoint": common.checkpoint_label(analysis, name),
-                "per-layer factor": plots.decay_rate(sub["value"].tolist()),
-            }
-        )
-    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    labels = {name: common.checkpoint_label(analysis, name) for name in chosen}
+    st.dataframe(plots.decay_table(analysis.table, metric, labels), hide_index=True)
     st.caption(
         "Per-layer factor: exp(slope of log metric against layer index); below 1 the "
         "metric shrinks geometrically with depth (He & Su 2023)."

@@ -43,12 +43,7 @@ if selected:
             common.chart(plots.prototype_figure(grouped), "env-prototypes")
         with right:
             common.chart(plots.distance_matrix_figure(grouped), "env-distances")
-        wide = table[(table["checkpoint"] == checkpoint) & (table["layer"] == layer)].pivot_table(
-            index="group", columns="metric", values="value", sort=False
-        )
-        if grouped.etf_source == "given":  # measured against W here, not the table's best fit
-            wide["etf_alignment"] = wide.index.map(grouped.etf_alignment)
-        st.dataframe(wide[[m for m in [*GROUP_METRICS, "classes_dropped"] if m in wide]])
+        st.dataframe(plots.group_metrics_table(table, checkpoint, layer, grouped, GROUP_METRICS))
         st.caption(
             "Each group's metrics use its own samples; a class with fewer than 2 samples in a "
             "group is left out of that group (classes_dropped). prototype_distance is the mean "

@@ -3,12 +3,10 @@ every layer overlaid (the low-rank bias across depth) — and the rank at a chos
 
 import common
 import streamlit as st
-import torch
 
 from ncviz import plots
 from ncviz.analysis import ranks_at
-from ncviz.metrics import CollapseResult
-from ncviz.metrics.spectra import effective_rank, numerical_rank
+from ncviz.metrics.spectra import ranks
 
 st.title("Spectra")
 selected = common.page_result()
@@ -20,10 +18,10 @@ if selected:
     )
     top = int(right.number_input("Show the top k singular values (0 = all)", 0, 100_000, 0,
                                  key="spectrum_top")) or None  # fmt: skip
-    sv = torch.as_tensor(result.arrays["sv_means"])
+    numerical, effective = ranks(result.arrays["sv_means"], tau)
     cols = st.columns(3)
-    cols[0].metric("numerical rank of M", numerical_rank(sv, tau))
-    cols[1].metric("effective rank of M", f"{effective_rank(sv):.2f}")
+    cols[0].metric("numerical rank of M", numerical)
+    cols[1].metric("effective rank of M", f"{effective:.2f}")
     cols[2].metric("classes − 1", result.num_classes - 1)
     one, across = st.tabs([f"Layer {layer}", "All layers"])
     with one:
@@ -33,10 +31,7 @@ if selected:
             "Spectrum", list(plots.SPECTRA), default="sv_means", key="spectrum_kind",
             format_func=plots.SPECTRA.get,
         ) or "sv_means"  # fmt: skip
-        per_layer = {
-            name: r for name in analysis.layers
-            if isinstance(r := analysis.results.get((checkpoint, name)), CollapseResult)
-        }  # fmt: skip
+        per_layer = analysis.layer_results(checkpoint)
         common.chart(plots.layers_spectrum_figure(per_layer, which, tau, top), "spectra-layers")
     ranks = ranks_at(analysis, tau)
     axis = f"numerical rank of M (τ = {tau:g})"

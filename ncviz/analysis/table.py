@@ -82,6 +82,14 @@ class Analysis:
             group_results=self.split_group_results.get(split, {}),
         )
 
+    def layer_results(self, checkpoint: str) -> dict[str, CollapseResult]:
+        """The classification result of every layer at ``checkpoint``, in layer order."""
+        return {
+            layer: result
+            for layer in self.layers
+            if isinstance(result := self.results.get((checkpoint, layer)), CollapseResult)
+        }
+
     def metrics_at(self, checkpoint: str, layer: str) -> dict[str, float]:
         """Every metric of one checkpoint and layer."""
         t = self.table

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
+
+from ncviz.metrics.inputs import ArrayLike
 
 
 def singular_values(matrix: torch.Tensor) -> torch.Tensor:
@@ -32,3 +35,14 @@ def covariance_singular_values(covariance: torch.Tensor, top: int = 256) -> torc
     """``sv_features``: square roots of the ``top`` largest eigenvalues of a covariance matrix."""
     eigenvalues = torch.linalg.eigvalsh(covariance.to(torch.float64)).flip(0)[:top]
     return eigenvalues.clamp(min=0.0).sqrt()
+
+
+def ranks(values: ArrayLike, tau: float = 1e-2) -> tuple[int, float]:
+    """(numerical rank at τ, effective rank) of singular values given as any array.
+
+    >>> numerical, effective = ranks([4.0, 2.0, 1e-9], tau=1e-2)
+    >>> numerical, round(effective, 4)
+    (2, 1.8899)
+    """
+    s = torch.as_tensor(np.asarray(values, dtype=np.float64))
+    return numerical_rank(s, tau), effective_rank(s)

@@ -1,0 +1,216 @@
+"""Class means, classifier rows and the best-fitting simplex ETF in 3-D; norms; embeddings of the
+features."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from ncviz.metrics import CollapseResult
+from ncviz.metrics.summaries import fitted_simplex_etf, principal_projection
+from ncviz.plots.style import PALETTE, layout
+
+
+def centred_means(result: CollapseResult) -> np.ndarray:
+    means = result.arrays["class_means"]
+    if result.options.global_mean == "sample":
+        counts = result.arrays["class_counts"]
+        return means - (counts[:, None] * means).sum(axis=0) / counts.sum()
+    return means - means.mean(axis=0)
+
+
+def _geometry_traces(
+    result: CollapseResult, axes: np.ndarray, show_weights: bool, show_etf: bool
+) -> tuple[list, np.ndarray]:
+    """The traces of one geometry view in the projection ``axes`` (3 × d), and every plotted
+    point (to fit the axes): means as spokes from μ_G in their class colour, classifier rows as
+    diamonds in the same colour labelled w_c, the best-fit simplex ETF as a thin wireframe."""
+    centred = centred_means(result)
+    points = centred @ axes.T
+    labels = [str(c) for c in result.classes]
+    colours = [PALETTE[k % len(PALETTE)] for k in range(len(labels))]
+    traces, shown = [], [np.zeros((1, 3)), points]
+    for k, (point, label) in enumerate(zip(points, labels)):
+        traces.append(go.Scatter3d(
+            x=[0.0, point[0]], y=[0.0, point[1]], z=[0.0, point[2]],
+            mode="lines+markers+text", text=["", label], textposition="top center",
+            line=dict(color=colours[k], width=5), marker=dict(size=[0, 6], color=colours[k]),
+            name="class means (from μ_G)", legendgroup="means", showlegend=k == 0,
+            hovertext=f"class {label}",
+        ))  # fmt: skip
+    if show_weights and "class_weight" in result.arrays:
+        weight = result.arrays["class_weight"]
+        scale = np.linalg.norm(centred, axis=1).mean() / np.linalg.norm(weight, axis=1).mean()
+        w_points = (weight * scale) @ axes.T
+        shown.append(w_points)
+        traces.append(go.Scatter3d(
+            x=w_points[:, 0], y=w_points[:, 1], z=w_points[:, 2], mode="markers+text",
+            marker=dict(symbol="diamond", size=5, color=colours,
+                        line=dict(color="black", width=1)),
+            text=[f"w{label}" for label in labels], textposition="bottom center",
+            textfont=dict(size=10), name="classifier rows (scaled)",
+        ))  # fmt: skip
+    if show_etf and len(centred) > 2:
+        etf_points = fitted_simplex_etf(centred) @ axes.T
+        shown.append(etf_points)
+        xs, ys, zs = [], [], []
+        for i in range(len(etf_points)):
+            for j in range(i + 1, len(etf_points)):
+                for seq, coord in ((xs, 0), (ys, 1), (zs, 2)):
+                    seq += [etf_points[i, coord], etf_points[j, coord], None]
+        traces.append(go.Scatter3d(
+            x=xs, y=ys, z=zs, mode="lines+markers",
+            marker=dict(size=6, symbol="circle-open", color="rgb(90,90,90)"),
+            line=dict(color="rgba(90,90,90,0.6)", width=1.5), name="ideal simplex ETF (best fit)",
+        ))  # fmt: skip
+    return traces, np.vstack(shown)
+
+
+def _fitted_scene(points: np.ndarray) -> dict:
+    """Axes that hold every plotted point with a 10% margin (nothing leaves the frame)."""
+    low, high = points.min(axis=0), points.max(axis=0)
+    pad = 0.1 * np.maximum(high - low, 1e-12)
+    ranges = [[float(lo - p), float(hi + p)] for lo, hi, p in zip(low, high, pad)]
+    return dict(
+        aspectmode="data",
+        xaxis=dict(title="PC1", range=ranges[0]),
+        yaxis=dict(title="PC2", range=ranges[1]),
+        zaxis=dict(title="PC3", range=ranges[2]),
+    )
+
+
+def _variance_share(centred: np.ndarray, dims: int = 3) -> float:
+    s = np.linalg.svd(np.asarray(centred, dtype=np.float64), compute_uv=False) ** 2
+    return float(s[:dims].sum() / s.sum()) if s.sum() > 0 else 1.0
+
+
+def geometry_figure(
+    result: CollapseResult, show_weights: bool = True, show_etf: bool = True
+) -> go.Figure:
+    """Centred class means (and classifier rows) in the top-3 principal directions of the means,
+    with the best-fitting simplex ETF drawn as a wireframe; the title gives the share of the
+    means' variance those 3 directions hold. W is scaled to the means' norm."""
+    centred = centred_means(result)
+    axes = principal_projection(centred)
+    traces, points = _geometry_traces(result, axes, show_weights, show_etf)
+    fig = go.Figure(traces)
+    fig.update_layout(scene=_fitted_scene(points), height=560)
+    share = _variance_share(centred)
+    return layout(fig, f"Class means in their top-3 principal directions ({share:.0%} of "
+                        "their variance)")  # fmt: skip
+
+
+def geometry_animation(
+    results: Mapping[str, CollapseResult], show_weights: bool = True, show_etf: bool = True
+) -> go.Figure:
+    """The geometry over a run's checkpoints (name → result, in order) with a play button: all
+    frames in the principal directions of the last checkpoint's means, on fixed axes."""
+    names = list(results)
+    axes = principal_projection(centred_means(results[names[-1]]))
+    frames, everything = [], []
+    for name in names:
+        traces, points = _geometry_traces(results[name], axes, show_weights, show_etf)
+        frames.append(go.Frame(data=traces, name=name))
+        everything.append(points)
+    fig = go.Figure(frames[0].data, frames=frames)
+    steps = [
+        dict(method="animate", label=name,
+             args=[[name], dict(mode="immediate", frame=dict(duration=0, redraw=True))])
+        for name in names
+    ]  # fmt: skip
+    fig.update_layout(
+        scene=_fitted_scene(np.vstack(everything)),
+        height=600,
+        updatemenus=[dict(
+            type="buttons", showactive=False, x=0.0, y=0.0, xanchor="left", yanchor="top",
+            buttons=[dict(label="▶ play", method="animate", args=[None, dict(
+                frame=dict(duration=500, redraw=True), fromcurrent=True)])],
+        )],
+        sliders=[dict(active=0, steps=steps, x=0.12, len=0.88, y=0.0,
+                      currentvalue=dict(prefix="checkpoint: "))],
+    )  # fmt: skip
+    return layout(fig, "Class means over training (projection of the last checkpoint)")
+
+
+def norms_figure(result: CollapseResult) -> go.Figure:
+    """Bar chart of ‖μ_c − μ_G‖ and ‖w_c‖ per class, each divided by its mean (equinorm = flat)."""
+    labels = [str(c) for c in result.classes]
+    norms = result.arrays["mean_norms"]
+    fig = go.Figure(go.Bar(x=labels, y=norms / norms.mean(), name="class means"))
+    if "weight_norms" in result.arrays:
+        w = result.arrays["weight_norms"]
+        fig.add_trace(go.Bar(x=labels, y=w / w.mean(), name="classifier rows"))
+    fig.add_hline(y=1.0, line_dash="dot", line_color="grey")
+    return layout(
+        fig,
+        "Norm ÷ mean norm (equinorm: all at 1)",
+        barmode="group",
+        xaxis_title="class",
+        yaxis_title="norm / mean norm",
+    )
+
+
+DENSITY_THRESHOLD = 50_000  # points; beyond this an embedding is drawn as a density image
+
+
+def embedding_figure(
+    coords: np.ndarray,
+    labels: Sequence[str],
+    title: str,
+    centres: np.ndarray | None = None,
+    values: np.ndarray | None = None,
+    value_name: str = "target",
+) -> go.Figure:
+    """2-D embedding of samples coloured by class, class centres as large crosses — or, with
+    ``values`` (a continuous target), on a colour scale. Beyond ``DENSITY_THRESHOLD`` points the
+    samples are drawn as a 2-D density image instead."""
+    fig = go.Figure()
+    if values is not None and len(coords) <= DENSITY_THRESHOLD:
+        fig.add_trace(go.Scattergl(
+            x=coords[:, 0], y=coords[:, 1], mode="markers", name=value_name,
+            marker=dict(size=4, opacity=0.8, color=np.asarray(values), colorscale="Viridis",
+                        colorbar=dict(title=value_name)),
+        ))  # fmt: skip
+        return layout(fig, title, height=560)
+    labels = np.asarray([str(x) for x in labels])
+    classes = sorted(set(labels), key=lambda s: (len(s), s))
+    if len(coords) > DENSITY_THRESHOLD:
+        fig.add_trace(
+            go.Histogram2d(
+                x=coords[:, 0],
+                y=coords[:, 1],
+                nbinsx=300,
+                nbinsy=300,
+                colorscale="Greys",
+                zauto=True,
+                name="density",
+                colorbar=dict(title="samples"),
+            )
+        )
+    else:
+        for k, cls in enumerate(classes):
+            mask = labels == cls
+            fig.add_trace(
+                go.Scattergl(
+                    x=coords[mask, 0],
+                    y=coords[mask, 1],
+                    mode="markers",
+                    name=cls,
+                    marker=dict(size=4, opacity=0.7, color=PALETTE[k % len(PALETTE)]),
+                )
+            )
+    if centres is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=centres[:, 0],
+                y=centres[:, 1],
+                mode="markers+text",
+                text=classes,
+                textposition="top center",
+                name="class means",
+                marker=dict(symbol="x", size=12, color="crimson"),
+            )
+        )
+    return layout(fig, title, height=560)

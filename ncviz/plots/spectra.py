@@ -1,0 +1,102 @@
+"""Singular-value spectra of class means, classifier and features, one layer or all overlaid, and
+ranks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from ncviz.metrics import CollapseResult
+from ncviz.plots.style import PALETTE, layout
+from ncviz.plots.training import history_figure
+
+SPECTRUM_FLOOR = 1e-13  # s_k/s_1 below this is rounding noise of float64 sums, not signal
+
+
+SPECTRA = {"sv_means": "class means M", "sv_weights": "classifier W",
+           "sv_features": "features (cov.)"}  # fmt: skip
+
+
+def _spectra_figure(spectra: dict[str, np.ndarray], tau: float, title: str) -> go.Figure:
+    """Singular values divided by the largest (log scale), one line per name, the rank threshold
+    τ dashed. Values below float64 precision (s_k/s_1 < 1e-13) are drawn on a grey band at the
+    floor as ▼ (they are numerically zero) instead of stretching the axis to 1e-17."""
+    fig = go.Figure()
+    for k, (name, values) in enumerate(spectra.items()):
+        s = np.asarray(values, dtype=float)
+        s = s / s[0] if len(s) and s[0] > 0 else s
+        below = s < SPECTRUM_FLOOR
+        fig.add_trace(
+            go.Scatter(
+                x=np.arange(1, len(s) + 1),
+                y=np.maximum(s, SPECTRUM_FLOOR),
+                mode="lines+markers",
+                name=name,
+                line=dict(color=PALETTE[k % len(PALETTE)]),
+                marker=dict(symbol=np.where(below, "triangle-down", "circle").tolist()),
+                customdata=s,
+                hovertemplate="k = %{x}: s_k/s_1 = %{customdata:.3g}<extra>" + name + "</extra>",
+            )
+        )
+    fig.add_hrect(y0=SPECTRUM_FLOOR / 3, y1=SPECTRUM_FLOOR, fillcolor="lightgrey", opacity=0.5,
+                  line_width=0, annotation_text="float64 precision: numerically zero",
+                  annotation_position="bottom left")  # fmt: skip
+    fig.add_hline(
+        y=tau,
+        line_dash="dash",
+        line_color="crimson",
+        annotation_text=f"τ = {tau:g}",
+        annotation_position="bottom right",
+    )
+    fig.update_yaxes(type="log", title="s_k / s_1")
+    fig.update_xaxes(title="k")
+    return layout(fig, title)
+
+
+def spectrum_figure(result: CollapseResult, tau: float = 1e-2, top: int | None = None) -> go.Figure:
+    """Normalised singular values (s_k / s_1, log scale) of the centred means M, of W and of the
+    features (all of them, or the ``top`` largest), with the rank threshold τ."""
+    spectra = {
+        name: result.arrays[key][:top]
+        for key, name in SPECTRA.items()
+        if key in result.arrays and len(result.arrays[key])
+    }
+    shown = "" if top is None else f" (top {top})"
+    return _spectra_figure(spectra, tau, f"Singular-value spectra{shown}")
+
+
+def layers_spectrum_figure(
+    results: Mapping[str, CollapseResult],
+    key: str = "sv_means",
+    tau: float = 1e-2,
+    top: int | None = None,
+) -> go.Figure:
+    """One spectrum (``key``: sv_means, sv_weights or sv_features) for every layer, overlaid —
+    the low-rank bias across depth."""  # fmt: skip
+    spectra = {layer: r.arrays[key][:top] for layer, r in results.items()
+               if key in r.arrays and len(r.arrays[key])}  # fmt: skip
+    return _spectra_figure(spectra, tau, f"{SPECTRA.get(key, key)} across layers")
+
+
+def ranks_figure(
+    steps: Sequence[int], ranks: Sequence[Sequence[int]], prefix: str, first_layer: int = 1
+) -> go.Figure:
+    """Numerical rank of each layer's class-mean matrix against training step."""
+    per_layer = np.asarray(ranks).T if len(ranks) else np.zeros((0, 0))
+    series = {f"{prefix}{first_layer + i}": row for i, row in enumerate(per_layer)}
+    fig = history_figure(steps, series, f"Rank of the class means ({prefix}l)", log_y=False)
+    fig.update_yaxes(title="numerical rank (τ = 0.01)", dtick=1)
+    return fig
+
+
+def layer_spectra_figure(
+    matrices: Sequence[np.ndarray], prefix: str = "H", tau: float = 1e-2
+) -> go.Figure:
+    """Normalised singular values of each layer's class-mean matrix (log scale)."""
+    spectra = {
+        f"{prefix}{k + 1}": np.linalg.svd(np.asarray(m), compute_uv=False)
+        for k, m in enumerate(matrices)
+    }
+    return _spectra_figure(spectra, tau, "Spectra of the class-mean matrices")

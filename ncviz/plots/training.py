@@ -1,0 +1,223 @@
+"""Metrics over depth and over training (terminal phase, learning-rate drops), stages, histories,
+sweeps."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from ncviz.plots.style import PALETTE, layout, log_axis, metric_label
+
+
+def depth_figure(table: pd.DataFrame, metric: str, checkpoints: Sequence[str]) -> go.Figure:
+    """``metric`` against layer (in analysis order), one line per checkpoint."""
+    fig = go.Figure()
+    rows = table[table["metric"] == metric]
+    values: list[float] = []
+    for k, checkpoint in enumerate(checkpoints):
+        sub = rows[rows["checkpoint"] == checkpoint]
+        epoch = sub["epoch"].iloc[0] if len(sub) else None
+        name = f"epoch {epoch}" if epoch is not None and not pd.isna(epoch) else checkpoint
+        fig.add_trace(
+            go.Scatter(
+                x=list(sub["layer"]),
+                y=list(sub["value"]),
+                mode="lines+markers",
+                name=name,
+                line=dict(color=PALETTE[k % len(PALETTE)]),
+            )
+        )
+        values += list(sub["value"])
+    if log_axis(metric, values):
+        fig.update_yaxes(type="log")
+    fig.update_xaxes(title="layer", type="category")
+    fig.update_yaxes(title=metric_label(metric))
+    return layout(fig, f"{metric_label(metric)} across depth")
+
+
+def training_figure(
+    table: pd.DataFrame,
+    metric: str,
+    layers: Sequence[str],
+    onset: int | None = None,
+    events: Sequence[Mapping[str, Any]] = (),
+    references: Mapping[str, float] | None = None,
+) -> go.Figure:
+    """``metric`` against epoch for each layer; the terminal-phase onset and the run's events
+    (``{"step": 30, "text": "lr ×0.1"}``) as vertical lines, ``references`` (label → value,
+    e.g. the ETF cosine) as horizontal ones. Epochs are drawn on a log axis as epoch + 1 so that
+    epoch 0 is shown."""
+    rows = table[table["metric"] == metric]
+    curves = {layer: rows[rows["layer"] == layer] for layer in layers}
+    fig = epoch_curves(curves, metric, f"{metric_label(metric)} over training", onset)
+    for event in events:
+        mark_epoch(fig, int(event["step"]), str(event.get("text", "")), "dot", "bottom")
+    for label, value in (references or {}).items():
+        fig.add_hline(y=value, line_dash="dash", line_color="grey", annotation_text=label,
+                      annotation_position="bottom right")  # fmt: skip
+    return fig
+
+
+def compare_figure(tables: dict[str, pd.DataFrame], metric: str, layer: str) -> go.Figure:
+    """``metric`` at ``layer`` over training for several runs (name → tidy table)."""
+    curves = {
+        name: table[(table["metric"] == metric) & (table["layer"] == layer)]
+        for name, table in tables.items()
+    }
+    return epoch_curves(curves, metric, f"{metric_label(metric)} at {layer}")
+
+
+def epoch_curves(
+    curves: dict[str, pd.DataFrame], metric: str, title: str, onset: int | None = None
+) -> go.Figure:
+    """One line per named set of table rows, value against epoch + 1 on a log axis."""
+    fig = go.Figure()
+    values: list[float] = []
+    for k, (name, rows) in enumerate(curves.items()):
+        rows = rows.dropna(subset=["epoch"]).sort_values("epoch")
+        fig.add_trace(
+            go.Scatter(
+                x=rows["epoch"].astype(float) + 1,
+                y=rows["value"],
+                name=name,
+                mode="lines+markers",
+                line=dict(color=PALETTE[k % len(PALETTE)]),
+            )
+        )
+        values += list(rows["value"])
+    if onset is not None:
+        mark_epoch(fig, onset, f"zero train error (epoch {onset})", "dash", "top")
+    if log_axis(metric, values):
+        fig.update_yaxes(type="log")
+    fig.update_xaxes(type="log", title="epoch + 1")
+    fig.update_yaxes(title=metric_label(metric))
+    return layout(fig, title)
+
+
+def mark_epoch(fig: go.Figure, epoch: int, text: str, dash: str, where: str) -> None:
+    """A vertical line at ``epoch`` on the log(epoch + 1) axis, labelled ``text``."""
+    fig.add_vline(x=epoch + 1, line_dash=dash, line_color="grey")
+    # annotations on a log axis take log10 coordinates (add_vline's own would not)
+    fig.add_annotation(
+        x=np.log10(epoch + 1),
+        xref="x",
+        y=1.0 if where == "top" else 0.0,
+        yref="paper",
+        text=f" {text}",
+        showarrow=False,
+        xanchor="left",
+        yanchor=where,
+        font=dict(size=11, color="grey"),
+    )
+
+
+def log_columns(log: Mapping[str, Sequence[Any]]) -> list[str]:
+    """The columns of a run's log worth drawing: accuracies if any, else losses, else every
+    numeric column (``epoch``/``step`` excluded)."""
+    numeric = [
+        key
+        for key, values in log.items()
+        if key not in ("epoch", "step")
+        and any(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    ]
+    for marker in ("acc", "loss"):
+        chosen = [key for key in numeric if marker in key]
+        if chosen:
+            return chosen
+    return numeric
+
+
+def accuracy_figure(log: dict) -> go.Figure:
+    """The run's log over training: accuracy columns (e.g. train/test accuracy) if it has them,
+    else losses (log axis), else every numeric column."""
+    epochs = np.asarray(log["epoch"], dtype=float) + 1
+    columns = log_columns(log)
+    fig = go.Figure()
+    for key in columns:
+        values = [np.nan if v is None else v for v in log[key]]
+        fig.add_trace(go.Scatter(x=epochs, y=values, name=key.replace("_", " "), mode="lines"))
+    fig.update_xaxes(type="log", title="epoch + 1")
+    losses = bool(columns) and all("loss" in key for key in columns)
+    if losses:
+        fig.update_yaxes(type="log")
+    title = "Accuracy" if any("acc" in key for key in columns) else "Loss" if losses else "Log"
+    return layout(fig, f"{title} over training")
+
+
+def stages_figure(table: pd.DataFrame, checkpoint: str) -> go.Figure:
+    """NC1 through the stages of each linear layer at one checkpoint (input → S Vᵀ → U S Vᵀ →
+    nonlinearity; Beaglehole et al. 2024), one line per layer, log scale."""
+    stages = [("stage_nc1_input", "input"), ("stage_nc1_svt", "S Vᵀ"),
+              ("stage_nc1_usvt", "U S Vᵀ"), ("stage_nc1_activation", "nonlinearity")]  # fmt: skip
+    rows = table[(table["checkpoint"] == checkpoint) & table["metric"].str.startswith("stage_")]
+    fig = go.Figure()
+    for k, (layer, group) in enumerate(rows.groupby("layer", sort=False)):
+        values = dict(zip(group["metric"], group["value"]))
+        present = [(label, values[key]) for key, label in stages if key in values]
+        fig.add_trace(go.Scatter(
+            x=[label for label, _ in present], y=[v for _, v in present], name=layer,
+            mode="lines+markers", line=dict(color=PALETTE[k % len(PALETTE)]),
+        ))  # fmt: skip
+    fig.update_yaxes(type="log", title="NC1 (Tr Σ_W / Tr Σ_B)")
+    fig.update_xaxes(title="stage of the layer", type="category")
+    return layout(fig, "Where a layer removes within-class variability")
+
+
+def history_figure(
+    steps: Sequence[int],
+    series: dict[str, Sequence[float]],
+    title: str,
+    log_y: bool = True,
+    reference: tuple[str, float] | None = None,
+    x_title: str = "step",
+) -> go.Figure:
+    """Several quantities against training step (or ``x_title``); an optional horizontal
+    reference line."""
+    fig = go.Figure()
+    for k, (name, values) in enumerate(series.items()):
+        fig.add_trace(
+            go.Scatter(
+                x=list(steps),
+                y=list(values),
+                name=name,
+                mode="lines",
+                line=dict(color=PALETTE[k % len(PALETTE)]),
+            )
+        )
+    if reference is not None:
+        fig.add_hline(
+            y=reference[1],
+            line_dash="dash",
+            line_color="crimson",
+            annotation_text=reference[0],
+            annotation_position="top right",
+        )
+    if log_y:
+        fig.update_yaxes(type="log")
+    fig.update_xaxes(title=x_title)
+    return layout(fig, title)
+
+
+def sweep_figure(
+    frame: pd.DataFrame,
+    metrics: Sequence[str],
+    x: str = "R",
+    references: Mapping[str, float] | None = None,
+) -> go.Figure:
+    """``metrics`` against a swept setting (one point per run, log x): e.g. minority collapse
+    against the imbalance ratio R (Fang et al. 2021, Fig. 3); ``references`` as dashed lines."""
+    fig = go.Figure()
+    for k, metric in enumerate(metrics):
+        fig.add_trace(go.Scatter(
+            x=frame[x].tolist(), y=frame[metric].tolist(), mode="lines+markers",
+            name=metric_label(metric), text=frame["run"].tolist() if "run" in frame else None,
+            line=dict(color=PALETTE[k % len(PALETTE)]),
+        ))  # fmt: skip
+    for label, value in (references or {}).items():
+        fig.add_hline(y=value, line_dash="dash", line_color="grey", annotation_text=label)
+    fig.update_xaxes(type="log", title=x)
+    return layout(fig, f"Across the sweep's runs (last checkpoint) against {x}")

@@ -7,7 +7,9 @@ dependency); only ``if TYPE_CHECKING`` blocks are left out."""
 from __future__ import annotations
 
 import ast
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar  # at module level: dataclass reads the test's ClassVar from here
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "ncviz"
@@ -148,3 +150,44 @@ def test_every_figure_builder_is_reachable_as_plots_dot_name():
         if isinstance(node, ast.FunctionDef) and not node.name.startswith("_")
     }
     assert defined and defined <= set(plots.__all__)
+
+
+def test_a_new_source_kind_is_one_class_and_one_registry_line(tmp_path, monkeypatch):
+    """A kind ncviz does not know — a CSV whose columns are features and a 'label' — added
+    as one Source subclass and one entry in SOURCES: analyze() reads it like any other."""
+    import numpy as np
+    import pandas as pd
+
+    from ncviz import sources
+    from ncviz.analysis import Analysis, RowKey, analyze, make_table, result_rows
+    from ncviz.metrics import collapse_result
+    from ncviz.sources.base import Source
+
+    @dataclass(frozen=True)
+    class CsvFeatures(Source):
+        kind: ClassVar[str] = "csv-features"
+        path: Path
+
+        @classmethod
+        def detect(cls, path, options):
+            return cls(path) if path.suffix == ".csv" else None
+
+        def analyze(self, options, progress=None):
+            frame = pd.read_csv(self.path)
+            result = collapse_result(frame.drop(columns="label").to_numpy(), frame["label"],
+                                     **options.metrics)  # fmt: skip
+            rows = result_rows(RowKey(self.path.stem, self.path.name, None, None, "csv"), "csv",
+                               result)  # fmt: skip
+            return Analysis(run=self.path.stem, table=make_table(rows), layers=["csv"],
+                            results={(self.path.name, "csv"): result},
+                            checkpoints=[self.path.name], origin=self)  # fmt: skip
+
+    monkeypatch.setattr(sources, "SOURCES", (CsvFeatures, *sources.SOURCES))  # the one line
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 10)
+    frame = pd.DataFrame(rng.standard_normal((30, 4)) + labels[:, None], columns=list("abcd"))
+    frame.assign(label=labels).to_csv(tmp_path / "mine.csv", index=False)
+    analysis = analyze(tmp_path / "mine.csv", tau=0.1)
+    expected = collapse_result(frame.to_numpy(), labels, tau=0.1).metrics["nc1"]
+    assert analysis.metrics_at("mine.csv", "csv")["nc1"] == expected
+    assert analysis.origin == CsvFeatures(tmp_path / "mine.csv")

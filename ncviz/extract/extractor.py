@@ -1,9 +1,10 @@
 """Batched feature extraction with forward hooks, reduced into collapse statistics as it streams.
 
-Two passes over the data (DESIGN.md): pass 1 accumulates class means, pass 2 the scatter around
-them. Pass 1 also writes each layer's activations to the cache; pass 2 then reads them back instead
-of running the model again. Batches run on the best device (CUDA when available), under
-``torch.inference_mode`` and optionally autocast; statistics stay on that device.
+Two passes over the data (:class:`~ncviz.metrics.CollapseStatistics`): pass 1 accumulates class
+means, pass 2 the scatter around them. Pass 1 also writes each layer's activations to the cache;
+pass 2 then reads them back instead of running the model again. Batches run on the best device
+(CUDA when available), under ``torch.inference_mode`` and optionally autocast; statistics stay on
+that device.
 """
 
 from __future__ import annotations

@@ -10,9 +10,7 @@ that device.
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -21,14 +19,18 @@ from torch import nn
 from ncviz.cache import ActivationCache, cache_key
 from ncviz.distributed import all_reduce_statistics, shard_indices, world
 from ncviz.errors import OptionError
-from ncviz.extract.layers import INPUT_SUFFIX, first_tensor, hook_layer
+from ncviz.extract.layers import first_tensor
+from ncviz.extract.plans import (
+    ExtractOptions,
+    Hooks,
+    LayerFeatures,
+    ProgressFn,
+    classifier_arguments,
+    layer_plan,
+)
 from ncviz.load.datasets import Dataset
 from ncviz.metrics import CollapseStatistics
-from ncviz.metrics.classification import class_rows_for
 from ncviz.metrics.threads import threads_for
-
-ProgressFn = Callable[[int, int, str], None]
-POOL_CHOICES = ("auto", "flatten", "avg")
 
 
 def best_device(requested: str | torch.device | None = None) -> torch.device:
@@ -41,98 +43,9 @@ def best_device(requested: str | torch.device | None = None) -> torch.device:
     return device
 
 
-@dataclass(frozen=True)
-class ExtractOptions:
-    """``pool``: "flatten" conv maps, "avg" = global average over spatial dims, "auto" = flatten
-    unless the flattened size exceeds ``max_flat_dim`` (then average-pool)."""
-
-    batch_size: int = 256
-    pool: str = "auto"
-    autocast: bool = False
-    max_flat_dim: int = 4096
-    min_count: int | None = None  # classes with fewer samples are dropped (token classes: 2)
-
-    def __post_init__(self) -> None:
-        if self.pool not in POOL_CHOICES:
-            raise OptionError(f"pool must be one of {POOL_CHOICES}, got {self.pool!r}.")
-        if self.batch_size < 1:
-            raise OptionError(f"batch_size must be positive, got {self.batch_size}.")
-
-
-@dataclass
-class LayerFeatures:
-    """What extraction produced for one layer."""
-
-    name: str
-    dim: int
-    pooled: bool
-    statistics: CollapseStatistics | None = None
-    features: np.ndarray | None = None
-    cache_hit: bool = False
-
-
-def _reduce(output: torch.Tensor, pooled: bool) -> torch.Tensor:
-    """N×d features: spatial dims averaged (``pooled``) or flattened with the channels."""
-    if output.ndim > 2 and pooled:
-        output = output.mean(dim=tuple(range(2, output.ndim)))
-    return output.reshape(len(output), -1)
-
-
-class _Hooks:
-    """Forward (pre-)hooks that keep each chosen layer's output of the current batch."""
-
-    def __init__(self, model: nn.Module, layers: list[str]) -> None:
-        self.outputs: dict[str, torch.Tensor] = {}
-        self.pooled = dict.fromkeys(layers, False)
-        self.raw = False  # while probing, keep outputs unreduced to see their shapes
-        self._handles = [
-            hook_layer(model, layer, functools.partial(self._store, layer)) for layer in layers
-        ]
-
-    def _store(self, layer: str, tensor: torch.Tensor | None) -> None:
-        if tensor is None:
-            raise OptionError(f"layer {layer!r} produces no tensor; pick another layer.")
-        tensor = tensor.detach()
-        self.outputs[layer] = tensor if self.raw else _reduce(tensor, self.pooled[layer])
-
-    def close(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-
-
 def _numpy_dtype(dtype: torch.dtype) -> np.dtype:
     """Cache dtype: float16 stays float16; float32 and bfloat16 (exact in float32) as float32."""
     return np.dtype(np.float16) if dtype == torch.float16 else np.dtype(np.float32)
-
-
-def _plan(layer: str, shape: tuple[int, ...], options: ExtractOptions) -> LayerFeatures:
-    flat_dim = int(np.prod(shape)) if shape else 1
-    spatial = len(shape) > 1
-    pooled = spatial and (
-        options.pool == "avg" or (options.pool == "auto" and flat_dim > options.max_flat_dim)
-    )
-    if not pooled and flat_dim > 16 * options.max_flat_dim:
-        raise OptionError(
-            f"layer {layer!r} flattens to {flat_dim} dimensions (a {flat_dim}×{flat_dim} "
-            "scatter matrix); use pool='avg' for a layer this large."
-        )
-    return LayerFeatures(name=layer, dim=shape[0] if pooled else flat_dim, pooled=pooled)
-
-
-def _classifier_for(
-    layer: LayerFeatures, classifier: tuple[str, nn.Module] | None, classes: np.ndarray
-) -> dict:
-    """The statistics' classifier arguments (W, b, class rows) for ``layer`` if the classifier
-    reads it, else none."""
-    if classifier is None or layer.name != classifier[0] + INPUT_SUFFIX:
-        return {}
-    weight = classifier[1].weight.detach().to("cpu", torch.float64)
-    bias = getattr(classifier[1], "bias", None)
-    bias = None if bias is None else bias.detach().to("cpu", torch.float64)
-    if weight.shape[1] != layer.dim:
-        return {}
-    rows = class_rows_for(weight.shape[0], classes)
-    return {"weight": weight, "bias": bias, "class_rows": rows}
 
 
 def _class_names(dataset: Dataset) -> list:
@@ -157,6 +70,7 @@ def extract(
     checkpoint_id: str = "",
     keep_features: bool = False,
     progress: ProgressFn | None = None,
+    by_group: bool = True,
 ) -> dict[str, LayerFeatures]:
     """Run ``dataset`` through ``model``; per layer, the collapse statistics with both passes
     done (classification data) and/or the features themselves (regression, ``keep_features``).
@@ -165,14 +79,23 @@ def extract(
     ``"<name>:input"``. ``checkpoint_id`` (the checkpoint's content hash) keys the cache; without
     it nothing is cached. ``progress(done, total, stage)`` is called after every batch; raise from
     it to cancel (no partial cache entry is left).
+
+    Labelled data with groups (environments, domains) stream as batches (x, y, group) through
+    :func:`ncviz.extract.loader.capture` unless ``by_group`` is False: every group gets its own
+    exact statistics (:attr:`LayerFeatures.groups`) beside the pooled ones, without holding any
+    layer's N×d features (and without the activation cache).
     """
     options = options or ExtractOptions()
     device = best_device(device)
+    if by_group and dataset.groups is not None and dataset.labels is not None:
+        if keep_features:
+            raise OptionError("per-group statistics keep no features; pass by_group=False.")
+        return _grouped(model, dataset, layers, classifier, device, options, progress)
     rank, world_size = world()
     if world_size > 1:  # under torchrun: this rank's disjoint shard; sums are all-reduced below
         dataset = dataset.subset(shard_indices(len(dataset), rank, world_size))
     model = model.to(device).eval()
-    hooks = _Hooks(model, layers)
+    hooks = Hooks(model, layers)
     use_autocast = options.autocast and device.type == "cuda"
 
     def forward(inputs: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -186,7 +109,9 @@ def extract(
         probe_inputs = dataset.inputs[:2]
         probe, probe_flops = _counted(model, forward, probe_inputs)
         hooks.raw = False
-        plans = {layer: _plan(layer, tuple(probe[layer].shape[1:]), options) for layer in layers}
+        plans = {
+            layer: layer_plan(layer, tuple(probe[layer].shape[1:]), options) for layer in layers
+        }
         dtypes = {layer: probe[layer].dtype for layer in layers}
         for layer, plan in plans.items():
             hooks.pooled[layer] = plan.pooled
@@ -265,7 +190,7 @@ def _run(
         for plan in plans.values():
             plan.statistics = CollapseStatistics(
                 dataset.num_classes, plan.dim, device=device, min_count=options.min_count,
-                **_classifier_for(plan, classifier, np.array(_class_names(dataset))),
+                **classifier_arguments(plan, classifier, np.array(_class_names(dataset))),
             )  # fmt: skip
     kept: dict[str, list[np.ndarray]] = {layer: [] for layer in plans}
     passes = 2 if classification else 1
@@ -319,3 +244,34 @@ def _run(
         if chunks:
             plans[layer].features = np.concatenate(chunks)
     return plans
+
+
+def _grouped(
+    model: nn.Module,
+    dataset: Dataset,
+    layers: list[str],
+    classifier: tuple[str, nn.Module] | None,
+    device: torch.device,
+    options: ExtractOptions,
+    progress: ProgressFn | None,
+) -> dict[str, LayerFeatures]:
+    """:func:`extract` of labelled data with groups, through the capture loop (groups)."""
+    from ncviz.extract.loader import capture
+
+    size, labels, groups = options.batch_size, dataset.answers, dataset.groups
+    assert groups is not None  # the caller checked
+    batches = [(dataset.inputs[k : k + size], labels[k : k + size], groups[k : k + size])
+               for k in range(0, len(dataset), size)]  # fmt: skip
+    captured = capture(
+        model.to(device), batches, list(layers), classifier=classifier, task="classification",
+        num_classes=dataset.num_classes, min_count=options.min_count, sample_size=0,
+        options=options, progress=progress, groups=True,
+    )  # fmt: skip
+    found = {}
+    for name, item in captured.layers.items():
+        assert isinstance(item.statistics, CollapseStatistics)  # task "classification"
+        found[name] = LayerFeatures(
+            name, item.dim, item.pooled, item.statistics,
+            groups={g: per_layer[name] for g, per_layer in captured.groups.items()},
+        )  # fmt: skip
+    return found

@@ -23,15 +23,15 @@ from torch import nn
 
 from ncviz.distributed import all_reduce_statistics, world
 from ncviz.errors import DataError, InputError, OptionError
-from ncviz.extract.extractor import (
-    ExtractOptions,
-    ProgressFn,
-    _classifier_for,
-    _Hooks,
-    _plan,
-    _reduce,
-)
 from ncviz.extract.layers import INPUT_SUFFIX, block_names
+from ncviz.extract.plans import (
+    ExtractOptions,
+    Hooks,
+    ProgressFn,
+    classifier_arguments,
+    layer_plan,
+    reduce_output,
+)
 from ncviz.metrics import CollapseStatistics, RegressionStatistics
 
 BatchFn = Callable[[Any], tuple[Any, Any]]
@@ -285,7 +285,7 @@ def capture(
         names.append(clf_layer)
     if len(set(names)) != len(names):
         raise OptionError(f"layers are listed twice: {names}.")
-    hooks = _Hooks(net, names)
+    hooks = Hooks(net, names)
     use_autocast = options.autocast and device.type == "cuda"
     was_training = net.training
     state = _State(task, num_classes, min_count, sample_size, seed, classifier, options, device)
@@ -425,7 +425,7 @@ class _State:
                 if n == dedupe or not (raw[n].data_ptr() == final.data_ptr()
                                        and raw[n].shape == final.shape)
             ]  # fmt: skip
-        self.plans = {n: _plan(n, tuple(raw[n].shape[1:]), self.options) for n in names}
+        self.plans = {n: layer_plan(n, tuple(raw[n].shape[1:]), self.options) for n in names}
         y = torch.as_tensor(labels)
         if self.task == "auto":
             self.task = "regression" if y.is_floating_point() else "classification"
@@ -457,13 +457,13 @@ class _State:
         return {
             name: CollapseStatistics(
                 self.num_classes, plan.dim, min_count=min_count, device=self.device,
-                **_classifier_for(plan, self.classifier, classes),
+                **classifier_arguments(plan, self.classifier, classes),
             )
             for name, plan in self.plans.items()
         }  # fmt: skip
 
     def reduce(self, name: str, raw: torch.Tensor) -> torch.Tensor:
-        return _reduce(raw, self.plans[name].pooled)
+        return reduce_output(raw, self.plans[name].pooled)
 
     def update(self, pass_index: int, outputs: dict[str, torch.Tensor], labels: Any) -> None:
         y = _labels_tensor(labels, self.task)

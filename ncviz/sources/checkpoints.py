@@ -36,8 +36,6 @@ from ncviz.extract import (
     extract,
     list_layers,
 )
-from ncviz.extract.extractor import best_device
-from ncviz.extract.loader import capture
 from ncviz.feature_learning import feature_learning_rows
 from ncviz.load import (
     Dataset,
@@ -52,7 +50,7 @@ from ncviz.load import (
 from ncviz.load.checkpoints import CHECKPOINT_SUFFIXES
 from ncviz.load.runs import is_run, open_run, run_events
 from ncviz.load.server_folder import check_inside
-from ncviz.metrics import CollapseStatistics, RegressionResult, regression_result
+from ncviz.metrics import RegressionResult, regression_result
 from ncviz.metrics.groups import group_key, split_group_key
 from ncviz.sources.base import ProgressFn, Source, checkpoint_progress
 
@@ -173,19 +171,24 @@ class CheckpointsSource(Source):
         report = checkpoint_progress(state.progress, index, state.count, path.name)
         key = RowKey(self.run_name, path.name, checkpoint.epoch, checkpoint.step,
                      self.data.split_label)  # fmt: skip
-        if dataset.groups is not None and dataset.labels is not None:
-            rows, results = _grouped(net, (clf_name, clf), chosen, dataset, options, key, report)
-        else:
-            extracted = extract(
-                net, dataset, chosen, classifier=(clf_name, clf), device=options.device,
-                options=options.extract, cache=options.cache, checkpoint_id=checkpoint.sha256,
-                progress=report, keep_features=state.task == "regression",
-            )  # fmt: skip
-            rows, results = [], {}
-            for layer, features in extracted.items():
-                head = clf if layer == clf_name + INPUT_SUFFIX else None
-                results[layer] = extracted_result(features, dataset, head, options.metrics)
-                rows += result_rows(key, layer, results[layer])
+        extracted = extract(
+            net, dataset, chosen, classifier=(clf_name, clf), device=options.device,
+            options=options.extract, cache=options.cache, checkpoint_id=checkpoint.sha256,
+            progress=report, keep_features=state.task == "regression",
+        )  # fmt: skip
+        rows: list[dict[str, Any]] = []
+        results: dict[str, Result] = {}
+        # a group's own min_count (at least 2) was fixed when its statistics were created
+        per_group = {k: v for k, v in options.metrics.items() if k != "min_count"}
+        classes = np.array(dataset.classes)
+        for layer, features in extracted.items():
+            head = clf if layer == clf_name + INPUT_SUFFIX else None
+            results[layer] = extracted_result(features, dataset, head, options.metrics)
+            rows += result_rows(key, layer, results[layer])
+            for group, statistics in features.groups.items():
+                result = statistics.compute(classes=classes, **per_group)
+                results[group_key(layer, group)] = result
+                rows += result_rows(key, layer, result, group)
         if options.feature_learning and dataset.labels is not None:
             measured = feature_learning_rows(
                 net, dataset.inputs, dataset.labels, clf_name, options.feature_learning
@@ -228,8 +231,7 @@ class CheckpointsSource(Source):
         net, state = self.trained_model(checkpoint)
         extracted = extract(
             net, dataset, [layer], cache=ActivationCache() if cache else None,
-            checkpoint_id=state.sha256,
-            keep_features=True, progress=progress,
+            checkpoint_id=state.sha256, keep_features=True, progress=progress, by_group=False,
         )  # fmt: skip
         if dataset.labels is not None:
             labels = np.asarray(dataset.classes)[dataset.labels.numpy()]
@@ -325,45 +327,6 @@ def extracted_result(item: LayerFeatures, dataset: Dataset, head: Any, metrics: 
         return regression_result(item.features, dataset.answers, weight)
     assert item.statistics is not None  # both passes done for labelled data
     return item.statistics.compute(classes=np.array(dataset.classes), **metrics)
-
-
-def _grouped(
-    net: torch.nn.Module,
-    head: tuple[str, Any],
-    layers: list[str],
-    dataset: Dataset,
-    options: AnalysisOptions,
-    key: RowKey,
-    progress: ProgressFn | None,
-) -> tuple[list[dict[str, Any]], dict[str, Result]]:
-    """One checkpoint on data with groups: the dataset streamed as batches (x, y, group) through
-    :func:`ncviz.extract.loader.capture`, so every group gets its own exact statistics beside
-    the pooled ones without holding any layer's N×d features."""
-    size, labels, groups = options.extract.batch_size, dataset.answers, dataset.groups
-    assert groups is not None  # the caller checked
-    net = net.to(best_device(options.device))
-    batches = [(dataset.inputs[k : k + size], labels[k : k + size], groups[k : k + size])
-               for k in range(0, len(dataset), size)]  # fmt: skip
-    captured = capture(
-        net, batches, list(layers), classifier=head, task="classification",
-        num_classes=dataset.num_classes, min_count=options.metrics.get("min_count"),
-        sample_size=0, options=options.extract, progress=progress, groups=True,
-    )  # fmt: skip
-    classes = np.array(dataset.classes)
-    rows: list[dict[str, Any]] = []
-    results: dict[str, Result] = {}
-    for layer, item in captured.layers.items():
-        assert isinstance(item.statistics, CollapseStatistics)  # task "classification"
-        results[layer] = item.statistics.compute(classes=classes, **options.metrics)
-        rows += result_rows(key, layer, results[layer])
-    # a group's own min_count (at least 2) was fixed when its statistics were created
-    per_group = {k: v for k, v in options.metrics.items() if k != "min_count"}
-    for group, per_layer in captured.groups.items():
-        for layer, statistics in per_layer.items():
-            result = statistics.compute(classes=classes, **per_group)
-            results[group_key(layer, group)] = result
-            rows += result_rows(key, layer, result, group)
-    return rows, results
 
 
 def hookable_layers(model: ModelSpec, data: DataSpec) -> tuple[list[LayerInfo], list[str]]:

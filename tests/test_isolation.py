@@ -15,27 +15,31 @@ from ncviz.server.jobs import JobRunner
 from ncviz.server.requests import AnalysisRequest, embed_layer, run_request
 from ncviz.sources import detect
 
-# a wide second block: its 16,384-wide input to the head makes the AGOP 2 GiB in float64
+# a wide second block: its 8,192-wide input to the head makes the AGOP 0.5 GiB in float64
 SPEC = {"name": "mlp", "kwargs": {"in_features": 64, "num_classes": 10,
-                                  "widths": [1024, 16384]}}  # fmt: skip
-SAMPLES = 120_000  # blocks.0's features of every sample: 120k × 1024 float32 ≈ 0.46 GiB
-BUDGET_GB = 0.4
-pytestmark = pytest.mark.slow  # builds 120k samples and runs four budgeted workers
+                                  "widths": [1024, 8192]}}  # fmt: skip
+SAMPLES = 30_000  # blocks.0's features of every sample: 30k × 1024 float32 ≈ 0.12 GiB, twice
+BUDGET_GB = 0.2
+pytestmark = pytest.mark.slow  # runs a wide model on 30k samples in budgeted workers
+
+
+def _upload(folder, spec, samples):
+    """An 'uploaded' checkpoint and data file, as the Source page saves them."""
+    torch.manual_seed(0)
+    net = build_model(ModelSpec.parse(spec))
+    checkpoint = folder / "wide.safetensors"
+    save_safetensors(net.state_dict(), checkpoint)
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, samples)
+    inputs = (rng.standard_normal((samples, 64)) + labels[:, None]).astype(np.float32)
+    data = folder / "data.npz"
+    np.savez(data, inputs=inputs, labels=labels)
+    return checkpoint, data
 
 
 @pytest.fixture
 def upload(tmp_path):
-    """An 'uploaded' checkpoint and data file, as the Source page saves them."""
-    torch.manual_seed(0)
-    net = build_model(ModelSpec.parse(SPEC))
-    checkpoint = tmp_path / "wide.safetensors"
-    save_safetensors(net.state_dict(), checkpoint)
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 10, SAMPLES)
-    inputs = (rng.standard_normal((SAMPLES, 64)) + labels[:, None]).astype(np.float32)
-    data = tmp_path / "data.npz"
-    np.savez(data, inputs=inputs, labels=labels)
-    return checkpoint, data
+    return _upload(tmp_path, SPEC, SAMPLES)
 
 
 def _finished(job):
@@ -89,14 +93,15 @@ def test_follow_up_jobs_over_the_budget_fail_alone(upload, monkeypatch):
     assert shown.result.n_total == len(load_dataset(DataSpec.parse(done.result.data)))
 
 
-def test_a_source_travels_to_a_worker_and_reads_the_same_features(upload):
+def test_a_source_travels_to_a_worker_and_reads_the_same_features(tmp_path):
     """A source is a small picklable object: the worker reads exactly what this process reads."""
     import pickle
 
     from ncviz.server.workers import run_in_worker
 
-    checkpoint, data = upload
-    options = AnalysisOptions(data=DataSpec.parse(str(data)), model=ModelSpec.parse(SPEC))
+    small = {"name": "mlp", "kwargs": {"in_features": 64, "num_classes": 10, "widths": [32]}}
+    checkpoint, data = _upload(tmp_path, small, 600)
+    options = AnalysisOptions(data=DataSpec.parse(str(data)), model=ModelSpec.parse(small))
     source = detect(checkpoint, options)
     assert len(pickle.dumps(source)) < 4096
     here = embed_layer(source, "wide.safetensors", "blocks.0", max_points=500)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ncviz.errors import OptionError
+from ncviz.load.runs import Task
 from ncviz.metrics import CollapseResult, RegressionResult
 from ncviz.metrics.groups import GroupResult
 
@@ -34,7 +35,7 @@ class Analysis:
     results: dict[tuple[str, str], Result] = field(default_factory=dict)
     layers: list[str] = field(default_factory=list)
     checkpoints: list[str] = field(default_factory=list)
-    task: str = "classification"
+    task: Task = "classification"
     log: dict[str, list[Any]] = field(default_factory=dict)
     source: str = ""
     data: dict[str, Any] | None = None

@@ -27,14 +27,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 
 from ncviz.cache.store import atomic_write_bytes
 from ncviz.errors import DataError, OptionError
-from ncviz.load.runs import check_run_fields
+from ncviz.load.runs import Task, check_run_fields
 from ncviz.metrics import CollapseStatistics, RegressionStatistics
 
 RECORDED_FORMAT = "ncviz-recorded/1"
@@ -84,7 +84,7 @@ class Entry:
 class RecordedRun:
     path: Path
     name: str
-    task: str
+    task: Task
     layers: list[str]
     classes: list[Any]
     entries: list[Entry]
@@ -260,7 +260,7 @@ def open_recorded(path: str | Path) -> RecordedRun:
     return RecordedRun(
         path=folder,
         name=str(raw.get("name") or folder.name),
-        task=str(raw.get("task", "classification")),
+        task=cast(Task, raw.get("task", "classification")),  # checked above
         layers=list(raw.get("layers", [])),
         classes=list(raw.get("classes", [])),
         entries=entries,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 from ncviz.errors import DataError, OptionError
 from ncviz.load.architectures import ModelSpec
@@ -19,7 +19,8 @@ from ncviz.load.checkpoints import CHECKPOINT_SUFFIXES, number_from_name
 from ncviz.load.datasets import DataSpec
 from ncviz.metrics.options import CollapseOptions
 
-TASKS = ("classification", "regression", "language")
+Task = Literal["classification", "regression", "language"]
+TASKS: tuple[Task, ...] = ("classification", "regression", "language")
 RUN_FILE = "run.json"
 
 
@@ -29,7 +30,7 @@ class Run:
     name: str
     model: ModelSpec | None
     data: DataSpec | None
-    task: str
+    task: Task
     checkpoints: list[Path]
     notes: str = ""
     log: dict[str, Any] = field(default_factory=dict)
@@ -82,7 +83,7 @@ def open_run(path: str | Path) -> Run:
         if not isinstance(raw, dict):
             raise DataError(f"{path.name}/{RUN_FILE} must hold a JSON object (its fields).")
         check_run_fields(raw, f"{path.name}/{RUN_FILE}")
-    task = raw.get("task", "classification")
+    task = cast(Task, raw.get("task", "classification"))  # checked by check_run_fields
     checkpoints = list_checkpoints(path)
     if not checkpoints:
         raise DataError(f"run folder {path} holds no checkpoints (*.safetensors, *.pt, *.pth).")

@@ -48,7 +48,7 @@ from ncviz.load import (
     read_checkpoint,
 )
 from ncviz.load.checkpoints import CHECKPOINT_SUFFIXES
-from ncviz.load.runs import is_run, open_run, run_events
+from ncviz.load.runs import Task, is_run, open_run, run_events
 from ncviz.load.server_folder import check_inside
 from ncviz.metrics import RegressionResult, regression_result
 from ncviz.metrics.groups import group_key, split_group_key
@@ -62,7 +62,7 @@ class Measuring:
     options: AnalysisOptions
     progress: ProgressFn | None
     count: int
-    task: str
+    task: Task
     loaded: Any = None  # the dataset (or a language source's corpus), read on first need
 
 
@@ -76,7 +76,7 @@ class CheckpointsSource(Source):
     checkpoints: tuple[Path, ...]
     model: ModelSpec
     data: DataSpec
-    task: str = "classification"
+    task: Task = "classification"
     log: dict[str, list[Any]] = field(default_factory=dict, hash=False)
     events: tuple[dict[str, Any], ...] = ()
     run_file: dict[str, Any] = field(default_factory=dict, hash=False)  # run.json as read
@@ -274,7 +274,8 @@ class CheckpointsSource(Source):
 def checkpoint_fields(path: Path, options: AnalysisOptions) -> dict[str, Any] | None:
     """The fields of a checkpoints source at ``path`` (a run folder or a checkpoint file), with
     the model and data from ``options`` or else the run's ``run.json``; None for other files."""
-    run_name, run_task = path.stem, "classification"
+    run_name = path.stem
+    run_task: Task = "classification"
     log: dict[str, Any] = {}
     events: tuple[dict[str, Any], ...] = ()
     raw: dict[str, Any] = {}

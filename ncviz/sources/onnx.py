@@ -19,7 +19,7 @@ from ncviz.extract.loader import capture_outputs
 from ncviz.load import Dataset, DataSpec, load_dataset, read_checkpoint
 from ncviz.load.checkpoints import number_from_name
 from ncviz.load.onnx import OnnxGraph, OnnxRunner, read_onnx, with_weights
-from ncviz.load.runs import list_checkpoints
+from ncviz.load.runs import Task, list_checkpoints
 from ncviz.metrics import CollapseStatistics
 from ncviz.sources.base import ProgressFn, Source, checkpoint_progress
 
@@ -83,7 +83,7 @@ class OnnxSource(Source):
         rows: list[dict[str, Any]] = []
         results: dict[tuple[str, str], Result] = {}
         chosen = list(options.layers or base.default_layers())
-        task = "classification" if dataset.labels is not None else "regression"
+        task: Task = "classification" if dataset.labels is not None else "regression"
         for index, path in enumerate(self.checkpoints):
             graph, epoch, step = self._graph_at(base, path)
             head = None

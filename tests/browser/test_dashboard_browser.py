@@ -129,9 +129,17 @@ def _screenshot_on_failure(name: str, *pages):
 
 
 def _upload(page, index: int, path) -> None:
-    """Put ``path`` into the ``index``-th file uploader and wait until the upload's rerun is done
-    (a click during that rerun can be dropped by Streamlit)."""
-    page.locator("input[type='file']").nth(index).set_input_files(str(path))
+    """Put ``path`` into the ``index``-th file uploader and wait until its bytes have reached the
+    server and the upload's rerun is done. The file's chip shows at once, while a large file is
+    still being sent: an Analyse click before the server has it runs with no file, and its
+    "upload at least one checkpoint" error satisfies the click's wait (then nothing clicks again;
+    the error vanishes with the upload's own rerun)."""
+    with page.expect_response(
+        lambda r: "/_stcore/upload_file/" in r.url and r.request.method == "PUT",
+        timeout=WAIT_MS,
+    ) as sent:
+        page.locator("input[type='file']").nth(index).set_input_files(str(path))
+    assert sent.value.ok, f"the upload of {Path(path).name} failed ({sent.value.status})"
     page.locator("[data-testid='stFileChip']").nth(index).wait_for(timeout=WAIT_MS)
     _wait_idle(page)
 

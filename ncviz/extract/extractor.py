@@ -20,6 +20,7 @@ from ncviz.cache import ActivationCache, cache_key
 from ncviz.distributed import all_reduce_statistics, shard_indices, world
 from ncviz.errors import OptionError
 from ncviz.extract.layers import first_tensor
+from ncviz.extract.loader import capture
 from ncviz.extract.plans import (
     ExtractOptions,
     Hooks,
@@ -256,8 +257,6 @@ def _grouped(
     progress: ProgressFn | None,
 ) -> dict[str, LayerFeatures]:
     """:func:`extract` of labelled data with groups, through the capture loop (groups)."""
-    from ncviz.extract.loader import capture
-
     size, labels, groups = options.batch_size, dataset.answers, dataset.groups
     assert groups is not None  # the caller checked
     batches = [(dataset.inputs[k : k + size], labels[k : k + size], groups[k : k + size])

@@ -370,10 +370,12 @@ def group_layer_result(
     return stats.compute(classes=classes, **options)
 
 
-def recorded_sample(entry_path: Path, layer: str, target: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The sampled feature rows of ``layer`` in one entry and their labels (class names, or
-    target number ``target`` for regression) — what the embedding views draw."""
-    run = open_recorded(entry_path.parent)
+def recorded_sample(
+    run: RecordedRun, entry: Entry, layer: str, target: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The sampled feature rows of ``layer`` in one entry of ``run`` and their labels (class
+    names, or target number ``target`` for regression) — what the embedding views draw."""
+    entry_path = run.path / entry.file
     data = read_entry(entry_path)
     if layer not in data.samples:
         raise DataError(f"recorded entry {entry_path.name} has no sample of layer {layer!r}.")

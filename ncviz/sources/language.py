@@ -105,9 +105,6 @@ class LanguageSource(CheckpointsSource):
         features, ids = token_features(net, corpus, layer, device="auto")
         return features, class_names(corpus, vocabulary_size(head))[ids]
 
-    def training_counts(self) -> dict[str, int] | None:
-        return None
-
 
 def vocabulary_size(head: nn.Module) -> int:
     """V: the rows of an LM head's weight (one per token)."""

@@ -120,4 +120,4 @@ class RecordedSource(Source):
         entry = next((e for e in run.entries if e.split == wanted and e.label == checkpoint), None)
         if entry is None:
             raise DataError(f"the recorded run has no entry {checkpoint!r} on split {wanted!r}.")
-        return recorded_sample(self.path / entry.file, layer, target)
+        return recorded_sample(run, entry, layer, target)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from torch import nn
 from ncviz.errors import DataError, OptionError
 from ncviz.extract.extractor import ProgressFn, best_device
 from ncviz.extract.layers import INPUT_SUFFIX, hook_layer
+from ncviz.extract.passes import Capture, CapturedLayer, PassSettings, run_passes
 from ncviz.load.datasets import DataSpec
 from ncviz.load.limits import check_data_file
 from ncviz.metrics import CollapseStatistics
@@ -406,9 +407,14 @@ def next_token_pairs(
             f"hidden states {tuple(hidden.shape)} do not match token ids {tuple(ids.shape)} "
             "(expected B×L×d and B×L)."
         )
-    valid = torch.ones_like(ids, dtype=torch.bool) if mask is None else mask.bool()
-    keep = valid[:, :-1] & valid[:, 1:]
+    keep = _next_token_positions(ids, mask)
     return hidden[:, :-1][keep], ids[:, 1:][keep]
+
+
+def _next_token_positions(ids: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """B×(L−1) mask of the positions t with a real token at t and t+1."""
+    valid = torch.ones_like(ids, dtype=torch.bool) if mask is None else mask.bool()
+    return valid[:, :-1] & valid[:, 1:]
 
 
 def token_layers(model: nn.Module, classifier: str) -> list[str]:
@@ -449,9 +455,11 @@ def token_statistics(
     Classes are the rows of the LM head (C = V); the head's weight (and bias) is the classifier
     of the layer that feeds it (``<head>:input``). ``batch_size`` counts sequences. ``device``:
     move the model there ("auto": CUDA when present); None runs it where it is. The model's
-    training mode is restored afterwards.
+    training mode is restored afterwards. An adapter of the one pass driver
+    (:func:`ncviz.extract.passes.run_passes`): a batch is (ids, mask) with the next tokens as
+    labels, and a layer's output is the features of the positions that have a next token.
     """
-    head_name, head = classifier
+    head = classifier[1]
     vocab = head.weight.shape[0]
     if int(corpus.ids.max()) >= vocab:
         raise DataError(
@@ -465,47 +473,52 @@ def token_statistics(
         for layer in layers
     ]
     run = _caller(model)
+    starts = range(0, len(corpus.ids), batch_size)
+
+    def batches(_pass: int) -> Iterator[tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]]:
+        for start in starts:
+            ids = corpus.ids[start : start + batch_size].to(target)
+            mask = corpus.mask[start : start + batch_size].to(target)
+            yield (ids, mask), ids[:, 1:][_next_token_positions(ids, mask)]
+
+    def forward(inputs: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+        ids, mask = inputs
+        outputs.clear()
+        with torch.inference_mode():
+            run(ids, mask)
+        found = {}
+        for layer in layers:
+            hidden = outputs.get(layer)
+            if hidden is None or hidden.ndim != 3:
+                raise OptionError(
+                    f"layer {layer!r} gives no B×L×d hidden states; pick a block of the "
+                    "transformer or the LM head's input."
+                )
+            found[layer] = next_token_pairs(hidden, ids, mask)[0]
+        return found
+
+    settings = PassSettings(
+        task="classification", num_classes=vocab, class_names=class_names(corpus, vocab),
+        min_count=min_count, classifier=classifier, device=target, check_repeat=False,
+        stage=f"over {corpus.name}",
+    )  # fmt: skip
+    flops = 2 * sum(p.numel() for p in model.parameters()) * batch_size * corpus.ids.shape[1]
     was_training = model.training
     model.eval()
-    starts = range(0, len(corpus.ids), batch_size)
-    statistics: dict[str, CollapseStatistics] = {}
-    total, done = 2 * len(starts), 0
-    head_input = head_name + INPUT_SUFFIX
-    flops = 2 * sum(p.numel() for p in model.parameters()) * batch_size * corpus.ids.shape[1]
     try:
-        for pass_index in range(2):
-            for start in starts:
-                ids = corpus.ids[start : start + batch_size].to(target)
-                mask = corpus.mask[start : start + batch_size].to(target)
-                outputs.clear()
-                with torch.inference_mode(), threads_for(flops):
-                    run(ids, mask)
-                    for layer in layers:
-                        hidden = outputs.get(layer)
-                        if hidden is None or hidden.ndim != 3:
-                            raise OptionError(
-                                f"layer {layer!r} gives no B×L×d hidden states; pick a block "
-                                "of the transformer or the LM head's input."
-                            )
-                        features, labels = next_token_pairs(hidden, ids, mask)
-                        if layer not in statistics:
-                            statistics[layer] = _statistics(
-                                layer == head_input, head, features.shape[1], min_count, target
-                            )
-                        if len(labels):
-                            statistics[layer].update(features, labels, labels_checked=True)
-                done += 1
-                if progress is not None:
-                    progress(done, total, f"pass {pass_index + 1}/2 over {corpus.name}")
-            if pass_index == 0:
-                for layer, stats in statistics.items():
-                    stats.require_finite_sums(f"layer {layer!r}")
-                    stats.start_second_pass(class_names(corpus, vocab))
+        with threads_for(flops):
+            captured = run_passes(
+                forward, batches, list(layers), settings, total=len(starts), progress=progress
+            )
     finally:
         for handle in handles:
             handle.remove()
         model.train(was_training)
-    return statistics
+    found = {}
+    for layer, item in captured.layers.items():
+        assert isinstance(item.statistics, CollapseStatistics)  # task "classification"
+        found[layer] = item.statistics
+    return found
 
 
 def token_features(
@@ -556,8 +569,6 @@ def capture_tokens(
     """What ``ncviz.Recorder`` stores for a language model (its task "language"): the
     statistics of the next-token classes at each layer (``"auto"``: :func:`token_layers`) and
     the feature rows of the first ``sample_size`` positions with their next tokens."""
-    from ncviz.extract.loader import Capture, CapturedLayer
-
     chosen = token_layers(model, head[0]) if isinstance(layers, str) else list(layers)
     statistics = token_statistics(
         model, corpus, chosen, head, min_count=min_count, progress=progress
@@ -577,20 +588,6 @@ def _device(model: nn.Module, device: str | None) -> torch.device:
         return target
     parameter = next(model.parameters(), None)
     return parameter.device if parameter is not None else torch.device("cpu")
-
-
-def _statistics(
-    reads_head: bool, head: nn.Module, dim: int, min_count: int | None, device: torch.device
-) -> CollapseStatistics:
-    """Statistics over the V next-token classes; the head is the classifier of its own input."""
-    vocab = head.weight.shape[0]
-    if not reads_head:
-        return CollapseStatistics(vocab, dim, min_count=min_count, device=device)
-    bias = getattr(head, "bias", None)
-    return CollapseStatistics(
-        vocab, dim, head.weight.detach(), None if bias is None else bias.detach(),
-        min_count=min_count, device=device,
-    )  # fmt: skip
 
 
 def class_names(corpus: TokenCorpus, vocab: int) -> np.ndarray:

@@ -236,7 +236,7 @@ class Recorder:
         self._adopt(result)
         file = entry_file_name(step, split)
         if world()[0] == 0:  # under DDP every rank measures (all-reduced sums); rank 0 writes
-            states = {name: layer.statistics.state_dict() for name, layer in result.layers.items()}
+            states = {name: layer.measured.state_dict() for name, layer in result.layers.items()}
             for group, per_layer in result.groups.items():
                 states.update({group_key(name, group): stats.state_dict()
                                for name, stats in per_layer.items()})  # fmt: skip

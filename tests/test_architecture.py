@@ -191,3 +191,26 @@ def test_a_new_source_kind_is_one_class_and_one_registry_line(tmp_path, monkeypa
     expected = collapse_result(frame.to_numpy(), labels, tau=0.1).metrics["nc1"]
     assert analysis.metrics_at("mine.csv", "csv")["nc1"] == expected
     assert analysis.origin == CsvFeatures(tmp_path / "mine.csv")
+
+
+def _calls(path: Path, attribute: str) -> int:
+    """How many calls ``….attribute(…)`` the module at ``path`` makes."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return sum(
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == attribute
+        for node in ast.walk(tree)
+    )
+
+
+def test_one_pass_loop_turns_batches_into_statistics():
+    """Outside the metrics engine (and its in-memory helpers), only the pass driver starts a
+    second pass: extraction of datasets, user loaders, ONNX graphs and token corpora are
+    adapters of ``run_passes``, not loops of their own."""
+    starters = {
+        name
+        for name, path in _modules().items()
+        if not name.startswith("ncviz.metrics") and _calls(path, "start_second_pass")
+    }
+    assert starters == {"ncviz.extract.passes"}

@@ -1,34 +1,30 @@
-"""Batched feature extraction with forward hooks, reduced into collapse statistics as it streams.
+"""Extraction of a :class:`~ncviz.load.datasets.Dataset` with forward hooks: an adapter of the one
+pass driver (:func:`ncviz.extract.passes.run_passes`).
 
 Two passes over the data (:class:`~ncviz.metrics.CollapseStatistics`): pass 1 accumulates class
-means, pass 2 the scatter around them. Pass 1 also writes each layer's activations to the cache;
-pass 2 then reads them back instead of running the model again. Batches run on the best device
-(CUDA when available), under ``torch.inference_mode`` and optionally autocast; statistics stay on
-that device.
+means, pass 2 the scatter around them. The activation cache is part of the forward: pass 1 writes
+each layer's activations to it, and pass 2 reads them back instead of running the model again.
+Batches run on the best device (CUDA when available), under ``torch.inference_mode`` and
+optionally autocast; statistics stay on that device.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from ncviz.cache import ActivationCache, cache_key
-from ncviz.distributed import all_reduce_statistics, shard_indices, world
+from ncviz.cache.activations import RowWriter
+from ncviz.distributed import shard_indices, world
 from ncviz.errors import OptionError
 from ncviz.extract.layers import first_tensor
-from ncviz.extract.loader import capture
-from ncviz.extract.plans import (
-    ExtractOptions,
-    Hooks,
-    LayerFeatures,
-    ProgressFn,
-    classifier_arguments,
-    layer_plan,
-)
+from ncviz.extract.passes import PassSettings, run_passes
+from ncviz.extract.plans import ExtractOptions, Hooks, LayerFeatures, ProgressFn, layer_plan
 from ncviz.load.datasets import Dataset
 from ncviz.metrics import CollapseStatistics
 from ncviz.metrics.threads import threads_for
@@ -47,16 +43,6 @@ def best_device(requested: str | torch.device | None = None) -> torch.device:
 def _numpy_dtype(dtype: torch.dtype) -> np.dtype:
     """Cache dtype: float16 stays float16; float32 and bfloat16 (exact in float32) as float32."""
     return np.dtype(np.float16) if dtype == torch.float16 else np.dtype(np.float32)
-
-
-def _class_names(dataset: Dataset) -> list:
-    names: list = []
-    for name in dataset.classes:
-        try:
-            names.append(int(name))
-        except ValueError:
-            return list(dataset.classes)
-    return names
 
 
 def extract(
@@ -81,19 +67,17 @@ def extract(
     it nothing is cached. ``progress(done, total, stage)`` is called after every batch; raise from
     it to cancel (no partial cache entry is left).
 
-    Labelled data with groups (environments, domains) stream as batches (x, y, group) through
-    :func:`ncviz.extract.loader.capture` unless ``by_group`` is False: every group gets its own
-    exact statistics (:attr:`LayerFeatures.groups`) beside the pooled ones, without holding any
-    layer's N×d features (and without the activation cache).
+    Labelled data with groups (environments, domains) also give every group its own exact
+    statistics (:attr:`LayerFeatures.groups`) beside the pooled ones, unless ``by_group`` is
+    False.
     """
     options = options or ExtractOptions()
     device = best_device(device)
-    if by_group and dataset.groups is not None and dataset.labels is not None:
-        if keep_features:
-            raise OptionError("per-group statistics keep no features; pass by_group=False.")
-        return _grouped(model, dataset, layers, classifier, device, options, progress)
+    grouped = by_group and dataset.groups is not None and dataset.labels is not None
+    if grouped and keep_features:
+        raise OptionError("per-group statistics keep no features; pass by_group=False.")
     rank, world_size = world()
-    if world_size > 1:  # under torchrun: this rank's disjoint shard; sums are all-reduced below
+    if world_size > 1:  # under torchrun: this rank's disjoint shard; sums are all-reduced
         dataset = dataset.subset(shard_indices(len(dataset), rank, world_size))
     model = model.to(device).eval()
     hooks = Hooks(model, layers)
@@ -113,16 +97,134 @@ def extract(
         plans = {
             layer: layer_plan(layer, tuple(probe[layer].shape[1:]), options) for layer in layers
         }
-        dtypes = {layer: probe[layer].dtype for layer in layers}
         for layer, plan in plans.items():
             hooks.pooled[layer] = plan.pooled
+        stream = _DatasetBatches(dataset, forward, options.batch_size, device, grouped)
+        if cache is not None and checkpoint_id:
+            dtypes = {layer: _numpy_dtype(probe[layer].dtype) for layer in layers}
+            stream.use_cache(cache, checkpoint_id, plans, dtypes, use_autocast)
+        classification = dataset.labels is not None
+        settings = PassSettings(
+            task="classification" if classification else "regression",
+            num_classes=dataset.num_classes if classification else None,
+            class_names=np.array(dataset.classes) if classification else None,
+            min_count=options.min_count, classifier=classifier, options=options, device=device,
+            keep_features=keep_features or not classification, statistics=classification,
+            check_repeat=False, grouped=grouped,
+        )  # fmt: skip
         # a small model's forward pass runs on one thread: faster, and immune to a busy machine
         batch_flops = probe_flops / max(1, len(probe_inputs)) * options.batch_size
         with threads_for(batch_flops, device):
-            return _run(plans, dtypes, dataset, forward, classifier, device, options, cache,
-                        checkpoint_id, keep_features, progress)  # fmt: skip
+            captured = run_passes(
+                stream.forward, stream.batches, list(layers), settings, plans=plans,
+                total=stream.num_batches, progress=progress,
+            )  # fmt: skip
     finally:
         hooks.close()
+    found = {}
+    for layer, item in captured.layers.items():
+        statistics = item.statistics
+        assert statistics is None or isinstance(statistics, CollapseStatistics)
+        found[layer] = LayerFeatures(
+            layer, item.dim, item.pooled, statistics, item.features,
+            cache_hit=layer in stream.hits,
+            groups={g: per_layer[layer] for g, per_layer in captured.groups.items()},
+        )  # fmt: skip
+    return found
+
+
+class _DatasetBatches:
+    """A dataset's batches in order, the activation cache folded into the forward: in pass 1 the
+    model runs for the layers not in the cache and their rows are written to it; from then on
+    (and for the layers already cached) each batch's rows are read back by their offset, and
+    the model does not run again. Batches are ((offset, inputs), labels[, groups])."""
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        model_forward: Callable[[torch.Tensor], dict[str, torch.Tensor]],
+        batch_size: int,
+        device: torch.device,
+        grouped: bool,
+    ) -> None:
+        self.dataset, self.model_forward, self.device = dataset, model_forward, device
+        self.size, self.grouped = batch_size, grouped
+        self.starts = range(0, len(dataset), batch_size)
+        self.cache: ActivationCache | None = None
+        self.keys: dict[str, str] = {}
+        self.shapes: dict[str, tuple[int, int]] = {}
+        self.dtypes: dict[str, np.dtype] = {}
+        self.cached: dict[str, np.ndarray] = {}
+        self.writers: dict[str, RowWriter] = {}
+        self.hits: set[str] = set()
+
+    @property
+    def num_batches(self) -> int:
+        return len(self.starts)
+
+    def use_cache(
+        self,
+        cache: ActivationCache,
+        checkpoint_id: str,
+        plans: dict[str, LayerFeatures],
+        dtypes: dict[str, np.dtype],
+        autocast: bool,
+    ) -> None:
+        """Read (and write) the layers' rows through ``cache``, keyed by checkpoint and data."""
+        fingerprint = self.dataset.fingerprint()
+        self.cache, self.dtypes = cache, dtypes
+        for layer, plan in plans.items():
+            self.keys[layer] = cache_key(
+                checkpoint=checkpoint_id, data=fingerprint, layer=layer, pooled=plan.pooled,
+                autocast=autocast,
+            )  # fmt: skip
+            self.shapes[layer] = (len(self.dataset), plan.dim)
+            if (array := cache.get(self.keys[layer])) is not None:
+                self.cached[layer] = array
+        self.hits = set(self.cached)
+
+    def batches(self, pass_index: int) -> Iterator[tuple[Any, ...]]:
+        """The batches of one pass; pass 1 writes the missing layers' cache entries, published
+        when it ends (an interrupted pass leaves none)."""
+        data, size = self.dataset, self.size
+        labels = data.labels if data.labels is not None else data.targets
+        with contextlib.ExitStack() as stack:
+            if pass_index == 0 and self.cache is not None:
+                self.writers = {
+                    layer: stack.enter_context(
+                        self.cache.writer(key, self.shapes[layer], self.dtypes[layer])
+                    )
+                    for layer, key in self.keys.items()
+                    if layer not in self.cached
+                }
+            try:
+                for start in self.starts:
+                    stop = start + size
+                    batch: tuple[Any, ...] = (
+                        (start, data.inputs[start:stop]),
+                        None if labels is None else labels[start:stop],
+                    )
+                    if self.grouped:
+                        assert data.groups is not None
+                        batch += (data.groups[start:stop],)
+                    yield batch
+            finally:
+                written, self.writers = self.writers, {}
+        if self.cache is not None:  # the entries just published are read from now on
+            for layer in written:
+                if (array := self.cache.get(self.keys[layer])) is not None:
+                    self.cached[layer] = array
+
+    def forward(self, inputs: tuple[int, torch.Tensor]) -> dict[str, torch.Tensor]:
+        start, x = inputs
+        needed = len(self.cached) < len(self.keys) or not self.keys
+        outputs = self.model_forward(x) if needed else {}
+        for layer, writer in self.writers.items():
+            writer.write(outputs[layer].cpu().numpy())
+        for layer, array in self.cached.items():
+            rows = np.array(array[start : start + len(x)])
+            outputs[layer] = torch.from_numpy(rows).to(self.device)
+        return outputs
 
 
 def _counted(
@@ -153,124 +255,3 @@ def _counted(
         for handle in handles:
             handle.remove()
     return outputs, 2.0 * macs
-
-
-def _run(
-    plans: dict[str, LayerFeatures],
-    dtypes: dict[str, torch.dtype],
-    dataset: Dataset,
-    forward: Callable[[torch.Tensor], dict[str, torch.Tensor]],
-    classifier: tuple[str, nn.Module] | None,
-    device: torch.device,
-    options: ExtractOptions,
-    cache: ActivationCache | None,
-    checkpoint_id: str,
-    keep_features: bool,
-    progress: ProgressFn | None,
-) -> dict[str, LayerFeatures]:
-    n, size = len(dataset), options.batch_size
-    starts = list(range(0, n, size))
-    classification = dataset.labels is not None
-    labels = dataset.labels.to(device, torch.int64) if classification else None
-    keys: dict[str, str] = {}
-    if cache is not None and checkpoint_id:
-        fingerprint = dataset.fingerprint()
-        autocast = options.autocast and device.type == "cuda"
-        keys = {
-            layer: cache_key(
-                checkpoint=checkpoint_id, data=fingerprint, layer=layer, pooled=plan.pooled,
-                autocast=autocast,
-            )
-            for layer, plan in plans.items()
-        }  # fmt: skip
-    cached = {layer: cache.get(key) for layer, key in keys.items()} if cache else {}
-    cached = {layer: array for layer, array in cached.items() if array is not None}
-    for layer in cached:
-        plans[layer].cache_hit = True
-    if classification:
-        for plan in plans.values():
-            plan.statistics = CollapseStatistics(
-                dataset.num_classes, plan.dim, device=device, min_count=options.min_count,
-                **classifier_arguments(plan, classifier, np.array(_class_names(dataset))),
-            )  # fmt: skip
-    kept: dict[str, list[np.ndarray]] = {layer: [] for layer in plans}
-    passes = 2 if classification else 1
-    forwards_needed = len(cached) < len(plans)
-    total = len(starts) * passes
-    done = 0
-
-    def from_cache(layer: str, start: int) -> torch.Tensor:
-        return torch.from_numpy(np.array(cached[layer][start : start + size])).to(device)
-
-    for pass_index in range(passes):
-        with contextlib.ExitStack() as stack:
-            writers = {}
-            if pass_index == 0 and cache is not None:
-                writers = {
-                    layer: stack.enter_context(
-                        cache.writer(key, (n, plans[layer].dim), _numpy_dtype(dtypes[layer]))
-                    )
-                    for layer, key in keys.items()
-                    if layer not in cached
-                }
-            for start in starts:
-                outputs = forward(dataset.inputs[start : start + size]) if forwards_needed else {}
-                y = None if labels is None else labels[start : start + size]
-                for layer, plan in plans.items():
-                    feats = from_cache(layer, start) if layer in cached else outputs[layer]
-                    if layer in writers:
-                        writers[layer].write(feats.cpu().numpy())
-                    if plan.statistics is not None:  # dataset labels are valid class indices
-                        plan.statistics.update(feats, y, labels_checked=True, check_finite=False)
-                    if pass_index == 0 and (keep_features or not classification):
-                        kept[layer].append(feats.float().cpu().numpy())
-                done += 1
-                if progress is not None:
-                    progress(done, total, f"pass {pass_index + 1}/{passes}")
-        if pass_index == 0:
-            for layer, key in keys.items():
-                if layer not in cached and (array := cache.get(key)) is not None:
-                    cached[layer] = array
-            forwards_needed = len(cached) < len(plans)
-            if classification:
-                for layer, plan in plans.items():
-                    all_reduce_statistics(plan.statistics)
-                    plan.statistics.require_finite_sums(f"layer {layer!r}")
-                    plan.statistics.start_second_pass(np.array(dataset.classes))
-    if classification:
-        for layer, plan in plans.items():
-            all_reduce_statistics(plan.statistics)
-            plan.statistics.require_finite_sums(f"layer {layer!r}")
-    for layer, chunks in kept.items():
-        if chunks:
-            plans[layer].features = np.concatenate(chunks)
-    return plans
-
-
-def _grouped(
-    model: nn.Module,
-    dataset: Dataset,
-    layers: list[str],
-    classifier: tuple[str, nn.Module] | None,
-    device: torch.device,
-    options: ExtractOptions,
-    progress: ProgressFn | None,
-) -> dict[str, LayerFeatures]:
-    """:func:`extract` of labelled data with groups, through the capture loop (groups)."""
-    size, labels, groups = options.batch_size, dataset.answers, dataset.groups
-    assert groups is not None  # the caller checked
-    batches = [(dataset.inputs[k : k + size], labels[k : k + size], groups[k : k + size])
-               for k in range(0, len(dataset), size)]  # fmt: skip
-    captured = capture(
-        model.to(device), batches, list(layers), classifier=classifier, task="classification",
-        num_classes=dataset.num_classes, min_count=options.min_count, sample_size=0,
-        options=options, progress=progress, groups=True,
-    )  # fmt: skip
-    found = {}
-    for name, item in captured.layers.items():
-        assert isinstance(item.statistics, CollapseStatistics)  # task "classification"
-        found[name] = LayerFeatures(
-            name, item.dim, item.pooled, item.statistics,
-            groups={g: per_layer[name] for g, per_layer in captured.groups.items()},
-        )  # fmt: skip
-    return found

@@ -97,7 +97,7 @@ class OnnxSource(Source):
             )  # fmt: skip
             key = RowKey(self.run_name, path.name, epoch, step, data.split_label)
             for layer, item in captured.layers.items():
-                statistics = item.statistics
+                statistics = item.measured
                 if isinstance(statistics, CollapseStatistics):
                     result: Result = statistics.compute(
                         classes=np.array(dataset.classes), **options.metrics

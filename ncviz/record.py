@@ -47,7 +47,6 @@ from ncviz.load.recorded import (
     write_run_file,
 )
 from ncviz.metrics import CollapseStatistics
-from ncviz.metrics.groups import group_key
 
 AUTO = "auto"
 
@@ -236,16 +235,16 @@ class Recorder:
         self._adopt(result)
         file = entry_file_name(step, split)
         if world()[0] == 0:  # under DDP every rank measures (all-reduced sums); rank 0 writes
-            states = {name: layer.measured.state_dict() for name, layer in result.layers.items()}
-            for group, per_layer in result.groups.items():
-                states.update({group_key(name, group): stats.state_dict()
-                               for name, stats in per_layer.items()})  # fmt: skip
             write_entry(
                 self.path / file,
-                states,
+                {name: layer.measured.state_dict() for name, layer in result.layers.items()},
                 {name: layer.sample for name, layer in result.layers.items()},
                 result.sample_labels,
                 {"step": str(step), "split": split, "task": result.task},
+                group_states={
+                    group: {name: stats.state_dict() for name, stats in per_layer.items()}
+                    for group, per_layer in result.groups.items()
+                },
             )
         extra = self._feature_learning(net, loader) if self.feature_learning else {}
         entry = Entry(step, split, file, result.num_samples, tuple(result.warnings), extra)

@@ -1,6 +1,7 @@
 """Per-group results (environments, domains) beside the pooled ones: a source measures every
-group's statistics under a group key; these helpers separate them, assemble each (checkpoint,
-layer)'s :class:`~ncviz.metrics.groups.GroupResult` and add the cross-group rows."""
+group's own result of a (checkpoint, layer) (:data:`GroupParts`, the group a field of the key,
+never a string inside the layer name); these helpers assemble each (checkpoint, layer)'s
+:class:`~ncviz.metrics.groups.GroupResult` and add the cross-group rows."""
 
 from __future__ import annotations
 
@@ -9,46 +10,44 @@ from typing import Any
 import numpy as np
 
 from ncviz.metrics import CollapseResult
-from ncviz.metrics.groups import GroupResult, assemble_groups, split_group_key
+from ncviz.metrics.groups import GroupResult, assemble_groups
 
 CROSS_GROUP_KEYS = ("etf_alignment", "prototype_distance")
 
+#: Where a result belongs: (checkpoint, layer).
+ResultKey = tuple[str, str]
+#: Every group's own result of a (checkpoint, layer), by group name.
+GroupParts = dict[ResultKey, dict[str, CollapseResult]]
+
 
 def split_groups(
-    rows: list[dict[str, Any]], results: dict[tuple[str, str], Any]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict, dict[tuple[str, str], GroupResult]]:
-    """(plain rows, group rows, plain results, group results) of one split: per-group rows and
-    results (keyed by :func:`group_key`) apart from the plain ones, each (checkpoint, layer)'s
-    :class:`GroupResult` assembled, and its cross-group rows added."""
+    rows: list[dict[str, Any]], results: dict[ResultKey, Any], parts: GroupParts
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[ResultKey, GroupResult]]:
+    """(plain rows, group rows, group results) of one split: the per-group rows (those with a
+    ``group``) apart from the plain ones, each (checkpoint, layer)'s :class:`GroupResult`
+    assembled from its groups' ``parts``, and its cross-group rows added."""
     plain_rows = [r for r in rows if "group" not in r]
-    plain, assembled = assemble_group_results(results)
+    assembled = assemble_group_results(results, parts)
     group_rows = [r for r in rows if "group" in r] + cross_group_rows(assembled, plain_rows)
-    return plain_rows, group_rows, plain, assembled
+    return plain_rows, group_rows, assembled
 
 
 def assemble_group_results(
-    results: dict[tuple[str, str], Any],
-) -> tuple[dict[tuple[str, str], Any], dict[tuple[str, str], GroupResult]]:
-    """The plain results, and per (checkpoint, layer) the groups' results assembled into a
-    :class:`GroupResult` (cross-group distances and ETF from their class means)."""
-    plain: dict[tuple[str, str], Any] = {}
-    parts: dict[tuple[str, str], dict[str, CollapseResult]] = {}
-    for (checkpoint, key), result in results.items():
-        layer, group = split_group_key(key)
-        if group is None:
-            plain[(checkpoint, layer)] = result
-        else:
-            parts.setdefault((checkpoint, layer), {})[group] = result
+    results: dict[ResultKey, Any], parts: GroupParts
+) -> dict[ResultKey, GroupResult]:
+    """Per (checkpoint, layer), the groups' own results (``parts``) assembled into a
+    :class:`GroupResult` (cross-group distances and ETF from their class means) against the
+    pooled result in ``results``."""
     assembled = {}
     for where, per_group in parts.items():
-        pooled = plain.get(where)
-        if pooled is None:
+        pooled = results.get(where)
+        if pooled is None or not per_group:
             continue
         assembled[where] = assemble_groups(
             per_group, sorted(per_group), np.asarray(pooled.classes),
             pooled_means=pooled.arrays["class_means"],
         )  # fmt: skip
-    return plain, assembled
+    return assembled
 
 
 def cross_group_rows(

@@ -39,7 +39,8 @@ class AnalysisOptions:
         layers: layer names; None = each source's default.
         device: "cuda", "cpu" or None (CUDA when available).
         extract: batch size, pooling, autocast and min_count of the extraction.
-        metrics: options of the collapse metrics (validated by :func:`metric_options`).
+        metrics: options of the collapse metrics, one validated
+            :class:`~ncviz.metrics.CollapseOptions` handed whole to the statistics.
         cache: the activation cache, or None.
         checkpoint_filter: keep only the checkpoints for which it returns True.
         trust_remote_code: let a model spec (or a ``.pt2``) run code from its files.
@@ -53,7 +54,7 @@ class AnalysisOptions:
     layers: tuple[str, ...] | None = None
     device: str | None = None
     extract: ExtractOptions = field(default_factory=ExtractOptions)
-    metrics: Mapping[str, Any] = field(default_factory=dict)
+    metrics: CollapseOptions = field(default_factory=CollapseOptions)
     cache: ActivationCache | None = None
     checkpoint_filter: Callable[[Path], bool] | None = None
     trust_remote_code: bool = False
@@ -68,12 +69,20 @@ class AnalysisOptions:
                 f"unknown feature-learning measure(s) {unknown}; choose from {FEATURE_LEARNING}."
             )
 
-    def with_metrics(self, metrics: Mapping[str, Any]) -> AnalysisOptions:
+    def with_metrics(self, metrics: Mapping[str, Any] | CollapseOptions) -> AnalysisOptions:
         """These options with other metric options (validated; ``min_count`` reaches the
         extraction too)."""
-        checked = metric_options(**metrics)
-        extract = replace(self.extract, min_count=checked.get("min_count"))
+        if isinstance(metrics, CollapseOptions):
+            checked = CollapseOptions.of(metrics)
+        else:
+            checked = CollapseOptions.from_kwargs(**metrics)
+        extract = replace(self.extract, min_count=checked.min_count)
         return replace(self, metrics=checked, extract=extract)
+
+    def with_run_metrics(self, run_options: Mapping[str, Any]) -> AnalysisOptions:
+        """A run's own metric options (run.json's ``metric_options``) under these: each fills
+        in an option the user left at its default."""
+        return self.with_metrics({**run_options, **self.metrics.changes()})
 
     @classmethod
     def parse(
@@ -95,7 +104,7 @@ class AnalysisOptions:
         **metrics: Any,
     ) -> AnalysisOptions:
         """The options from the loose keywords of :func:`ncviz.analysis.analyze`."""
-        checked = metric_options(**metrics)
+        checked = CollapseOptions.from_kwargs(**metrics)
         return cls(
             data=None if data is None else DataSpec.parse(data),
             model=None if model is None else ModelSpec.parse(model),
@@ -105,7 +114,7 @@ class AnalysisOptions:
                 batch_size=batch_size,
                 pool=pool,
                 autocast=autocast,
-                min_count=checked.get("min_count"),
+                min_count=checked.min_count,
             ),
             metrics=checked,
             cache=ActivationCache() if cache is True else (cache or None),

@@ -9,6 +9,7 @@ written atomically and counted in the cache's one budget (:class:`~ncviz.cache.s
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,9 @@ from ncviz.metrics import CollapseResult, RegressionResult
 from ncviz.metrics.options import CollapseOptions
 
 Result = CollapseResult | RegressionResult
-RESULTS_VERSION = 2  # 2: per-group results, accuracy_minority/majority
+#: (table rows, {layer: result}, {layer: {group: that group's own result}}) of one checkpoint.
+Cached = tuple[list[dict[str, Any]], dict[str, Result], dict[str, dict[str, CollapseResult]]]
+RESULTS_VERSION = 3  # 2: per-group results, accuracy_minority/majority; 3: groups typed
 
 
 def checkpoint_stamp(path: Path) -> dict[str, Any]:
@@ -76,8 +79,9 @@ class ResultCache:
     def path(self, key: str) -> Path:
         return self.store.folder("results") / f"{key}.npz"
 
-    def get(self, key: str) -> tuple[list[dict[str, Any]], dict[str, Result]] | None:
-        """(table rows, {layer: result}) of a cached checkpoint analysis, or None."""
+    def get(self, key: str) -> Cached | None:
+        """(table rows, {layer: result}, {layer: {group: result}}) of a cached checkpoint
+        analysis, or None."""
         try:
             with np.load(self.path(key), allow_pickle=False) as archive:
                 payload = json.loads(str(archive["__payload"]))
@@ -85,19 +89,35 @@ class ResultCache:
         except (FileNotFoundError, OSError, ValueError, KeyError):
             return None
         self.store.touch(self.path(key))
-        results = {}
-        for index, (layer, meta) in enumerate(payload["results"]):
+        results: dict[str, Result] = {}
+        groups: dict[str, dict[str, CollapseResult]] = {}
+        for index, (layer, group, meta) in enumerate(payload["results"]):
             prefix = f"{index}|"
             arrays = {k[len(prefix) :]: v for k, v in stored.items() if k.startswith(prefix)}
-            results[layer] = _decode(meta, arrays)
-        return payload["rows"], results
+            result = _decode(meta, arrays)
+            if group is None:
+                results[layer] = result
+            elif isinstance(result, CollapseResult):  # groups are classification only
+                groups.setdefault(layer, {})[group] = result
+        return payload["rows"], results, groups
 
-    def put(self, key: str, rows: list[dict[str, Any]], results: dict[str, Result]) -> None:
+    def put(
+        self,
+        key: str,
+        rows: list[dict[str, Any]],
+        results: Mapping[str, Result],
+        groups: Mapping[str, Mapping[str, CollapseResult]] | None = None,
+    ) -> None:
+        """Store a checkpoint's rows, layer results and (``groups[layer][group]``) its groups'
+        own results."""
         arrays: dict[str, np.ndarray] = {}
         metas = []
-        for index, (layer, result) in enumerate(results.items()):
+        entries = [(layer, None, result) for layer, result in results.items()]
+        for layer, per_group in (groups or {}).items():
+            entries += [(layer, group, result) for group, result in per_group.items()]
+        for index, (layer, group, result) in enumerate(entries):
             meta, result_arrays = _encode(result)
-            metas.append((layer, meta))
+            metas.append((layer, group, meta))
             arrays.update({f"{index}|{name}": value for name, value in result_arrays.items()})
         payload = json.dumps({"rows": rows, "results": metas}, default=_json_default)
         with self.store.atomic(self.path(key), suffix=".npz") as handle:

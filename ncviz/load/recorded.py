@@ -25,7 +25,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -35,7 +35,7 @@ import torch
 from ncviz.cache.store import atomic_write_bytes
 from ncviz.errors import DataError, OptionError
 from ncviz.load.runs import Task, check_run_fields
-from ncviz.metrics import CollapseStatistics, RegressionStatistics
+from ncviz.metrics import CollapseOptions, CollapseStatistics, RegressionStatistics
 
 RECORDED_FORMAT = "ncviz-recorded/1"
 MAX_STEP = 2**53  # steps are integers a JSON reader keeps exactly
@@ -106,12 +106,19 @@ class RecordedRun:
 
 @dataclass
 class EntryData:
-    """The tensors of one entry: ``layers[name]`` = that layer's state (without the sample)."""
+    """The tensors of one entry: ``layers[name]`` = that layer's state (without the sample),
+    ``groups[group][name]`` = a group's own state of the layer."""
 
     layers: dict[str, dict[str, torch.Tensor]]
     samples: dict[str, np.ndarray]
     sample_labels: np.ndarray
     metadata: dict[str, str]
+    groups: dict[str, dict[str, dict[str, torch.Tensor]]] = field(default_factory=dict)
+
+
+# A group's state of a layer is stored as ``<layer>|group=<group>/<field>`` (group names hold
+# neither "|" nor "/"); only write_entry and read_entry know it.
+_GROUP_MARK = "|group="
 
 
 def entry_file_name(step: int, split: str) -> str:
@@ -124,22 +131,27 @@ def write_entry(
     samples: Mapping[str, np.ndarray],
     sample_labels: np.ndarray,
     metadata: Mapping[str, str],
+    group_states: Mapping[str, Mapping[str, Mapping[str, torch.Tensor]]] | None = None,
 ) -> int:
-    """Write one entry atomically; returns its size in bytes."""
+    """Write one entry atomically; returns its size in bytes. ``group_states[group][layer]``:
+    each group's own state of a layer (``Recorder(groups=True)``)."""
     from safetensors.torch import save
 
     tensors: dict[str, torch.Tensor] = {}
     stored: set[int] = set()
-    for layer, state in layer_states.items():
+    named = dict(layer_states)
+    for group, per_layer in (group_states or {}).items():
+        named.update({f"{layer}{_GROUP_MARK}{group}": state for layer, state in per_layer.items()})
+    for name, state in named.items():
         for key, value in state.items():
             value = value.detach().cpu().contiguous()
             if value.data_ptr() in stored:  # one W shared by a layer and its groups
                 value = value.clone()
             stored.add(value.data_ptr())
-            tensors[f"{layer}/{key}"] = value
-        if layer in samples:  # a group's statistics (``<layer>|group=<g>``) have no sample
-            sample = np.ascontiguousarray(samples[layer])
-            tensors[f"{layer}/{SAMPLE_KEY}"] = torch.from_numpy(sample)
+            tensors[f"{name}/{key}"] = value
+        if name in samples:  # a group's statistics have no sample
+            sample = np.ascontiguousarray(samples[name])
+            tensors[f"{name}/{SAMPLE_KEY}"] = torch.from_numpy(sample)
     tensors[SAMPLE_LABELS] = torch.from_numpy(np.ascontiguousarray(sample_labels))
     data = save(tensors, metadata={"format": RECORDED_FORMAT, **metadata})
     atomic_write_bytes(path, data)
@@ -164,12 +176,16 @@ def read_entry(path: Path) -> EntryData:
     if metadata.get("format") != RECORDED_FORMAT:
         raise DataError(f"{path.name} is not an ncviz recorded entry (format {RECORDED_FORMAT}).")
     layers: dict[str, dict[str, torch.Tensor]] = {}
+    groups: dict[str, dict[str, dict[str, torch.Tensor]]] = {}
     samples: dict[str, np.ndarray] = {}
     for key, value in tensors.items():
         if key == SAMPLE_LABELS:
             continue
-        layer, _, field_name = key.rpartition("/")
-        if field_name == SAMPLE_KEY:
+        name, _, field_name = key.rpartition("/")
+        layer, mark, group = name.partition(_GROUP_MARK)
+        if mark:
+            groups.setdefault(group, {}).setdefault(layer, {})[field_name] = value
+        elif field_name == SAMPLE_KEY:
             samples[layer] = value.numpy()
         else:
             layers.setdefault(layer, {})[field_name] = value
@@ -179,6 +195,7 @@ def read_entry(path: Path) -> EntryData:
         samples=samples,
         sample_labels=np.zeros(0) if labels is None else labels.numpy(),
         metadata=dict(metadata),
+        groups=groups,
     )
 
 
@@ -336,15 +353,15 @@ def layer_result(
     state: Mapping[str, torch.Tensor],
     run: RecordedRun,
     where: str = "",
-    **metric_options: Any,
+    options: CollapseOptions | None = None,
 ) -> Any:
-    """Every metric of one recorded layer: a ``CollapseResult`` (``metric_options`` as for
-    :func:`ncviz.collapse_result`, except ``min_count``, fixed when recording) or, for a
-    regression run, a ``RegressionResult``."""
+    """Every metric of one recorded layer: a ``CollapseResult`` (``options`` as for
+    :func:`ncviz.collapse_result`, except ``min_count``, fixed when recording: left at None, or
+    the recorded one) or, for a regression run, a ``RegressionResult``."""
     check_state(state, where or "a recorded layer", run.task, len(run.classes))
+    options = options or CollapseOptions()
     recorded_min_count = run.options.get("min_count")
-    asked = metric_options.pop("min_count", recorded_min_count)
-    if asked != recorded_min_count:
+    if options.min_count is not None and options.min_count != recorded_min_count:
         raise OptionError(
             f"min_count is fixed when a run is recorded (this run: {recorded_min_count}); "
             "pass min_count to the Recorder instead."
@@ -353,21 +370,23 @@ def layer_result(
         return RegressionStatistics.from_state_dict(dict(state)).compute()
     stats = CollapseStatistics.from_state_dict(dict(state), min_count=recorded_min_count)
     classes = np.asarray(run.classes) if run.classes else None
-    return stats.compute(classes=classes, **metric_options)
+    return stats.compute(classes, replace(options, min_count=None))
 
 
 def group_layer_result(
-    state: Mapping[str, torch.Tensor], run: RecordedRun, where: str = "", **metric_options: Any
+    state: Mapping[str, torch.Tensor],
+    run: RecordedRun,
+    where: str = "",
+    options: CollapseOptions | None = None,
 ) -> Any:
-    """One group's metrics of a recorded layer (``<layer>|group=<g>``): classes with fewer than
+    """One group's metrics of a recorded layer (:attr:`EntryData.groups`): classes with fewer than
     2 samples in the group were left out when recording, and ``classes_dropped`` says so."""
     check_state(state, where or "a recorded layer", run.task, len(run.classes))
     recorded = run.options.get("min_count")
     min_count = max(int(recorded or 2), 2)
-    options = {k: v for k, v in metric_options.items() if k != "min_count"}
     stats = CollapseStatistics.from_state_dict(dict(state), min_count=min_count)
     classes = np.asarray(run.classes) if run.classes else None
-    return stats.compute(classes=classes, **options)
+    return stats.compute(classes, replace(options or CollapseOptions(), min_count=None))
 
 
 def recorded_sample(

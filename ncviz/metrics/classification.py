@@ -15,7 +15,7 @@ class means and Σ_B = (1/C) M Mᵀ:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -229,17 +229,28 @@ class CollapseStatistics:
         kept = kept_classes(self.first.counts, self.min_count, classes)
         self.second = ScatterStats.empty(self.first.means(), kept, self.classifier)
 
-    def compute(self, classes: ArrayLike | None = None, **options: Any) -> CollapseResult:
-        """Finish: every metric the inputs allow. ``classes`` names the classes (default 0..C−1)."""
+    def compute(
+        self,
+        classes: ArrayLike | None = None,
+        options: CollapseOptions | None = None,
+        **kwargs: Any,
+    ) -> CollapseResult:
+        """Finish: every metric the inputs allow. ``classes`` names the classes (default 0..C−1);
+        the metric options as one :class:`CollapseOptions` or as keywords. Their ``min_count``
+        must be the one the statistics were created with (it decided which classes entered the
+        second pass)."""
         if self.second is None:
             raise InputError("call start_second_pass() and feed the data again before compute().")
-        asked = options.pop("min_count", self.min_count)
+        opts = CollapseOptions.of(options, **kwargs)
+        # an options object leaves min_count open when it is None (its default)
+        chosen = self.min_count if opts.min_count is None else opts.min_count
+        asked = kwargs.get("min_count", chosen)
         if asked != self.min_count:
             raise InputError(
                 f"min_count is fixed when the statistics are created (here {self.min_count}); "
                 "pass min_count to CollapseStatistics (or the extraction) instead."
             )
-        opts = CollapseOptions.from_kwargs(min_count=self.min_count, **options)
+        opts = replace(opts, min_count=self.min_count)
         names = np.arange(self.first.num_classes) if classes is None else np.asarray(classes)
         return finalize(self.first, self.second, opts, names)
 

@@ -27,7 +27,8 @@ def collapse_result(
     *,
     device: torch.device | str | None = None,
     groups: ArrayLike | None = None,
-    **options: Any,
+    options: CollapseOptions | None = None,
+    **kwargs: Any,
 ) -> CollapseResult:
     """Every classification metric of docs/metrics.md, with per-class arrays, for data in memory.
 
@@ -41,9 +42,10 @@ def collapse_result(
         groups: one group per sample (environment, domain): ``result.groups`` then holds each
             group's metrics and the cross-group prototype distance and ETF alignment
             (:func:`ncviz.metrics.groups.group_result`).
-        options: see :class:`~ncviz.metrics.options.CollapseOptions`.
+        options, kwargs: the metric options, as one
+            :class:`~ncviz.metrics.options.CollapseOptions` or as keywords.
     """
-    opts = CollapseOptions.from_kwargs(**options)
+    opts = CollapseOptions.of(options, **kwargs)
     if device is None:
         device = features.device if isinstance(features, torch.Tensor) else "cpu"
     # kept in its dtype: the statistics upcast one chunk at a time; NaN/Inf checked per chunk
@@ -66,7 +68,7 @@ def collapse_result(
     assert stats.second is not None  # started above
     result = finalize(stats.first, stats.second, opts, encoded.classes)
     if groups is not None:
-        result.groups = group_result(h, labels, groups, weight, bias, **options)
+        result.groups = group_result(h, labels, groups, weight, bias, options=opts)
     return result
 
 

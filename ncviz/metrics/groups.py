@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -174,6 +174,16 @@ def group_labels(groups: ArrayLike, count: int) -> tuple[np.ndarray, list[str]]:
     return codes, [str(n) for n in names]
 
 
+def group_min_count(options: CollapseOptions) -> int:
+    """A group's min_count: the options' own, and at least 2 (a group need not hold every
+    class; one that holds a class once cannot measure its variance).
+
+    >>> group_min_count(CollapseOptions()), group_min_count(CollapseOptions(min_count=5))
+    (2, 5)
+    """
+    return max(int(options.min_count or GROUP_MIN_COUNT), GROUP_MIN_COUNT)
+
+
 def group_result(
     features: ArrayLike,
     labels: ArrayLike,
@@ -182,7 +192,8 @@ def group_result(
     bias: ArrayLike | None = None,
     *,
     etf: ArrayLike | None = None,
-    **options: Any,
+    options: CollapseOptions | None = None,
+    **kwargs: Any,
 ) -> GroupResult:
     """Collapse per group and across groups for data in memory (see the module docstring).
 
@@ -192,14 +203,16 @@ def group_result(
         groups: one group per sample (environment index, domain name, …).
         etf: the common ETF (C×d, one row per class) for ``etf_alignment``; default: the best
             fit to the groups.
-        options: collapse options; ``min_count`` defaults to 2 within a group.
+        options, kwargs: collapse options (one object, or keywords); ``min_count`` is at
+            least 2 within a group.
     """
+    opts = CollapseOptions.of(options, **kwargs)
     h = features_matrix(features, check_finite=False, keep_dtype=True)
     encoded = encode_labels(labels, h.shape[0])
     codes, names = group_labels(groups, h.shape[0])
     class_rows = weight_class_rows(weight, encoded.classes)
     statistics: dict[str, CollapseStatistics] = {}
-    min_count = max(int(options.get("min_count") or GROUP_MIN_COUNT), GROUP_MIN_COUNT)
+    min_count = group_min_count(opts)
     for index, name in enumerate(names):
         rows = torch.from_numpy(np.flatnonzero(codes == index))
         stats = CollapseStatistics(
@@ -221,7 +234,7 @@ def group_result(
     pooled_means.index_add_(0, encoded.codes, pooled.cpu())
     pooled_means = (pooled_means / counts.clamp(min=1)[:, None]).numpy()
     return group_result_from_statistics(
-        statistics, encoded.classes, etf=etf, pooled_means=pooled_means, **options
+        statistics, encoded.classes, etf=etf, pooled_means=pooled_means, options=opts
     )
 
 
@@ -231,19 +244,19 @@ def group_result_from_statistics(
     *,
     etf: ArrayLike | None = None,
     pooled_means: np.ndarray | None = None,
-    **options: Any,
+    options: CollapseOptions | None = None,
+    **kwargs: Any,
 ) -> GroupResult:
     """:class:`GroupResult` from per-group statistics (both passes done) over one class
     numbering (``classes``) — in memory or read back from a recorded run."""
-    opts = {k: v for k, v in options.items() if k != "min_count"}
-    min_count = max(int(options.get("min_count") or GROUP_MIN_COUNT), GROUP_MIN_COUNT)
+    opts = CollapseOptions.of(options, **kwargs)
+    settings = replace(opts, min_count=group_min_count(opts))
     results: dict[str, CollapseResult] = {}
     warnings: list[str] = []
     for name, stats in statistics.items():
         try:
             if stats.second is None:  # its first pass already failed the class check
                 stats.start_second_pass(classes)
-            settings = CollapseOptions.from_kwargs(min_count=min_count, **opts)
             results[name] = finalize(stats.first, stats.second, settings, np.asarray(classes))
         except InputError as error:
             warnings.append(f"group {name}: {error}")
@@ -322,17 +335,3 @@ def assemble_groups(
         etf_source=source,
         warnings=warnings,
     )
-
-
-GROUP_MARK = "|group="
-
-
-def group_key(layer: str, group: str) -> str:
-    """How a group's result of ``layer`` is keyed beside the layer's own (caches, entries)."""
-    return f"{layer}{GROUP_MARK}{group}"
-
-
-def split_group_key(key: str) -> tuple[str, str | None]:
-    """(layer, group) of a key from :func:`group_key`; (key, None) for a plain layer."""
-    layer, mark, group = key.partition(GROUP_MARK)
-    return (layer, group) if mark else (key, None)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from numbers import Real
 from typing import Any
 
@@ -70,3 +70,44 @@ class CollapseOptions:
                 f"known options: {', '.join(sorted(known))}."
             )
         return cls(**options)
+
+    @classmethod
+    def of(cls, options: CollapseOptions | None = None, **kwargs: Any) -> CollapseOptions:
+        """``options`` (an object) or the keyword ``kwargs`` — not both.
+
+        >>> CollapseOptions.of(tau=0.05) == CollapseOptions.of(CollapseOptions(tau=0.05))
+        True
+        """
+        if options is None:
+            return cls.from_kwargs(**kwargs)
+        if kwargs:
+            raise OptionError(
+                f"pass the metric options as one CollapseOptions or as keywords, not both "
+                f"(got options and {', '.join(sorted(kwargs))})."
+            )
+        if not isinstance(options, CollapseOptions):
+            raise OptionError(f"options must be a CollapseOptions, got {type(options).__name__}.")
+        return options
+
+    def changes(self) -> dict[str, Any]:
+        """The options that differ from the defaults (what a user chose): for cache keys, and
+        for a run's own options, which fill in only what the user left at its default.
+
+        >>> CollapseOptions(tau=0.05, dist_exp=1.0).changes()
+        {'tau': 0.05}
+        """
+        default = CollapseOptions()
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if getattr(self, f.name) != getattr(default, f.name)
+        }
+
+    def updated(self, **options: Any) -> CollapseOptions:
+        """These options with some replaced, validated again (an unknown name is one line).
+
+        >>> CollapseOptions(tau=0.05).updated(min_count=2).changes()
+        {'tau': 0.05, 'min_count': 2}
+        """
+        CollapseOptions.from_kwargs(**options)  # names and values checked alone first
+        return replace(self, **options)

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ncviz.analysis.groups import split_groups
+from ncviz.analysis.groups import GroupParts, ResultKey, split_groups
 from ncviz.analysis.options import AnalysisOptions
 from ncviz.analysis.table import (
     Analysis,
@@ -50,8 +50,7 @@ from ncviz.load import (
 from ncviz.load.checkpoints import CHECKPOINT_SUFFIXES
 from ncviz.load.runs import Task, is_run, open_run, run_events
 from ncviz.load.server_folder import check_inside
-from ncviz.metrics import RegressionResult, regression_result
-from ncviz.metrics.groups import group_key, split_group_key
+from ncviz.metrics import CollapseOptions, CollapseResult, RegressionResult, regression_result
 from ncviz.sources.base import ProgressFn, Source, checkpoint_progress
 
 
@@ -64,6 +63,26 @@ class Measuring:
     count: int
     task: Task
     loaded: Any = None  # the dataset (or a language source's corpus), read on first need
+
+
+@dataclass
+class Measured:
+    """One checkpoint measured: its table rows, each layer's result, and each layer's groups'
+    own results (``groups[layer][group]``)."""
+
+    rows: list[dict[str, Any]]
+    results: dict[str, Result]
+    groups: dict[str, dict[str, CollapseResult]] = field(default_factory=dict)
+
+    def add(self, key: RowKey, layer: str, result: Result) -> None:
+        """A layer's result and its rows."""
+        self.results[layer] = result
+        self.rows += result_rows(key, layer, result)
+
+    def add_group(self, key: RowKey, layer: str, group: str, result: CollapseResult) -> None:
+        """One group's own result of a layer and its rows."""
+        self.groups.setdefault(layer, {})[group] = result
+        self.rows += result_rows(key, layer, result, group)
 
 
 @dataclass(frozen=True)
@@ -90,7 +109,7 @@ class CheckpointsSource(Source):
     # --- analysis -------------------------------------------------------------------------
 
     def analyze(self, options: AnalysisOptions, progress: ProgressFn | None = None) -> Analysis:
-        options = options.with_metrics({**self.metrics, **options.metrics})
+        options = options.with_run_metrics(self.metrics)
         checkpoints = [
             c for c in self.checkpoints
             if options.checkpoint_filter is None or options.checkpoint_filter(c)
@@ -105,38 +124,41 @@ class CheckpointsSource(Source):
             data_identity["file"] = checkpoint_stamp(Path(self.data.source))
         state = Measuring(options, progress, len(checkpoints), self.task)
         rows: list[dict[str, Any]] = []
-        results: dict[tuple[str, str], Result] = {}
+        results: dict[ResultKey, Result] = {}
+        parts: GroupParts = {}
         chosen_layers: list[str] = []
         for index, path in enumerate(checkpoints):
             key = results_key(
                 checkpoint=checkpoint_stamp(path), data=data_identity, model=self.model.to_dict(),
                 layers=list(options.layers) if options.layers else None, task=state.task,
                 pool=options.extract.pool, autocast=options.extract.autocast,
-                options=dict(options.metrics),
+                options=options.metrics.changes(),
                 **({"feature_learning": options.feature_learning}
                    if options.feature_learning else {}),
             )  # fmt: skip
             hit = result_cache.get(key) if result_cache is not None else None
             if hit is None:
-                new_rows, layer_results = self.measure(path, index, state)
+                measured = self.measure(path, index, state)
                 if result_cache is not None:
-                    result_cache.put(key, new_rows, layer_results)
+                    result_cache.put(key, measured.rows, measured.results, measured.groups)
             else:
-                new_rows, layer_results = hit
+                measured = Measured(*hit)
                 if progress is not None:
                     progress(index + 1, len(checkpoints), f"{path.name}: cached")
-            rows += new_rows
-            results.update({(path.name, layer): r for layer, r in layer_results.items()})
-            chosen_layers = list(layer_results)
-            if isinstance(next(iter(layer_results.values())), RegressionResult):
+            rows += measured.rows
+            results.update({(path.name, layer): r for layer, r in measured.results.items()})
+            for layer, per_group in measured.groups.items():
+                parts[(path.name, layer)] = dict(per_group)
+            chosen_layers = list(measured.results)
+            if isinstance(next(iter(measured.results.values())), RegressionResult):
                 state.task = "regression"
-        rows, group_rows, results, group_results = split_groups(rows, results)
+        rows, group_rows, group_results = split_groups(rows, results, parts)
         split = self.data.split_label
         return Analysis(
             run=self.run_name,
             table=make_table(rows),
             results=results,
-            layers=[layer for layer in chosen_layers if split_group_key(layer)[1] is None],
+            layers=chosen_layers,
             checkpoints=[p.name for p in checkpoints],
             task=state.task,
             log=dict(self.log),
@@ -158,9 +180,7 @@ class CheckpointsSource(Source):
                 state.task = "regression"
         return state.loaded
 
-    def measure(
-        self, path: Path, index: int, state: Measuring
-    ) -> tuple[list[dict[str, Any]], dict[str, Result]]:
+    def measure(self, path: Path, index: int, state: Measuring) -> Measured:
         """Load one checkpoint, extract its layers and compute every metric."""
         dataset, options = self.dataset(state), state.options
         checkpoint = read_checkpoint(path)
@@ -176,26 +196,24 @@ class CheckpointsSource(Source):
             options=options.extract, cache=options.cache, checkpoint_id=checkpoint.sha256,
             progress=report, keep_features=state.task == "regression",
         )  # fmt: skip
-        rows: list[dict[str, Any]] = []
-        results: dict[str, Result] = {}
+        measured = Measured([], {})
         # a group's own min_count (at least 2) was fixed when its statistics were created
-        per_group = {k: v for k, v in options.metrics.items() if k != "min_count"}
+        per_group = replace(options.metrics, min_count=None)
         classes = np.array(dataset.classes)
         for layer, features in extracted.items():
             head = clf if layer == clf_name + INPUT_SUFFIX else None
-            results[layer] = extracted_result(features, dataset, head, options.metrics)
-            rows += result_rows(key, layer, results[layer])
+            result = extracted_result(features, dataset, head, options.metrics)
+            measured.add(key, layer, result)
             for group, statistics in features.groups.items():
-                result = statistics.compute(classes=classes, **per_group)
-                results[group_key(layer, group)] = result
-                rows += result_rows(key, layer, result, group)
+                result = statistics.compute(classes, per_group)
+                measured.add_group(key, layer, group, result)
         if options.feature_learning and dataset.labels is not None:
-            measured = feature_learning_rows(
+            learned = feature_learning_rows(
                 net, dataset.inputs, dataset.labels, clf_name, options.feature_learning
             )
-            for layer, values in measured.items():
-                rows += metric_rows(key, layer, values)
-        return rows, results
+            for layer, values in learned.items():
+                measured.rows += metric_rows(key, layer, values)
+        return measured
 
     # --- follow-ups -----------------------------------------------------------------------
 
@@ -319,7 +337,9 @@ def checkpoint_fields(path: Path, options: AnalysisOptions) -> dict[str, Any] | 
     }  # fmt: skip
 
 
-def extracted_result(item: LayerFeatures, dataset: Dataset, head: Any, metrics: Any) -> Result:
+def extracted_result(
+    item: LayerFeatures, dataset: Dataset, head: Any, metrics: CollapseOptions
+) -> Result:
     """One extracted layer's metrics: collapse from its statistics, or NRC from its features
     for regression data (``head``: the module reading this layer, whose W NRC needs)."""
     if dataset.labels is None:
@@ -327,7 +347,7 @@ def extracted_result(item: LayerFeatures, dataset: Dataset, head: Any, metrics: 
         assert item.features is not None  # kept for regression data
         return regression_result(item.features, dataset.answers, weight)
     assert item.statistics is not None  # both passes done for labelled data
-    return item.statistics.compute(classes=np.array(dataset.classes), **metrics)
+    return item.statistics.compute(np.array(dataset.classes), metrics)
 
 
 def hookable_layers(model: ModelSpec, data: DataSpec) -> tuple[list[LayerInfo], list[str]]:

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ncviz.analysis.groups import split_groups
+from ncviz.analysis.groups import GroupParts, ResultKey, split_groups
 from ncviz.analysis.options import AnalysisOptions
 from ncviz.analysis.table import (
     Analysis,
@@ -23,8 +23,8 @@ from ncviz.analysis.table import (
 from ncviz.errors import DataError
 from ncviz.load import is_features_file, read_features_file
 from ncviz.load.features_file import features_file_step, features_folder
-from ncviz.metrics import collapse_result, regression_result
-from ncviz.metrics.groups import group_key, group_result, split_group_key
+from ncviz.metrics import CollapseResult, collapse_result, regression_result
+from ncviz.metrics.groups import group_result
 from ncviz.sources.base import ProgressFn, Source
 
 SPLIT = "features"
@@ -52,24 +52,27 @@ class FeaturesFilesSource(Source):
 
     def analyze(self, options: AnalysisOptions, progress: ProgressFn | None = None) -> Analysis:
         rows: list[dict[str, Any]] = []
-        results: dict[tuple[str, str], Result] = {}
+        results: dict[ResultKey, Result] = {}
+        parts: GroupParts = {}
         layers: list[str] = []
         regression = False
         for path in self.files:
             step = features_file_step(path) if len(self.files) > 1 else None
-            file_results, regression = _file_results(path, options)
+            file_results, file_groups, regression = _file_results(path, options)
             layers = layers or list(file_results)
             key = RowKey(self.run_name, path.name, step, step, SPLIT)
-            for name, result in file_results.items():
-                results[(path.name, name)] = result
-                layer, group = split_group_key(name)
-                rows += result_rows(key, layer, result, group)
-        rows, group_rows, results, group_results = split_groups(rows, results)
+            for layer, result in file_results.items():
+                results[(path.name, layer)] = result
+                rows += result_rows(key, layer, result)
+                for group, own in file_groups.get(layer, {}).items():
+                    parts.setdefault((path.name, layer), {})[group] = own
+                    rows += result_rows(key, layer, own, group)
+        rows, group_rows, group_results = split_groups(rows, results, parts)
         return Analysis(
             run=self.run_name,
             table=make_table(rows),
             results=results,
-            layers=[layer for layer in layers if split_group_key(layer)[1] is None],
+            layers=layers,
             checkpoints=[p.name for p in self.files],
             task="regression" if regression else "classification",
             source=str(self.path),
@@ -103,11 +106,14 @@ class FeaturesFilesSource(Source):
         return features.layers[layer].numpy(), features.targets[:, target].numpy()
 
 
-def _file_results(path: Path, options: AnalysisOptions) -> tuple[dict[str, Result], bool]:
-    """Every layer's result of one features file (per group too, under group keys), and whether
-    it holds regression targets."""
+def _file_results(
+    path: Path, options: AnalysisOptions
+) -> tuple[dict[str, Result], dict[str, dict[str, CollapseResult]], bool]:
+    """Every layer's result of one features file, every group's own result of each layer (by
+    layer, then group), and whether the file holds regression targets."""
     features = read_features_file(path)
     results: dict[str, Result] = {}
+    groups: dict[str, dict[str, CollapseResult]] = {}
     weight_layer = None
     if features.weight is not None:
         matching = [n for n, t in features.layers.items() if t.shape[1] == features.weight.shape[1]]
@@ -124,9 +130,10 @@ def _file_results(path: Path, options: AnalysisOptions) -> tuple[dict[str, Resul
             results[layer] = regression_result(tensor, features.targets, w)
             continue
         b = features.bias if layer == weight_layer else None
-        results[layer] = collapse_result(tensor, features.labels, w, b, **options.metrics)
+        results[layer] = collapse_result(tensor, features.labels, w, b, options=options.metrics)
         if features.groups is not None:
-            grouped = group_result(tensor, features.labels, features.groups, w, b,
-                                   **options.metrics)  # fmt: skip
-            results.update({group_key(layer, g): r for g, r in grouped.results.items()})
-    return results, regression
+            grouped = group_result(
+                tensor, features.labels, features.groups, w, b, options=options.metrics
+            )
+            groups[layer] = dict(grouped.results)
+    return results, groups, regression

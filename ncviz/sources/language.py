@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
 from ncviz.analysis.options import AnalysisOptions
-from ncviz.analysis.table import Result, RowKey, result_rows
+from ncviz.analysis.table import RowKey
 from ncviz.language import (
     DEFAULT_MIN_COUNT,
     TokenCorpus,
@@ -28,7 +28,7 @@ from ncviz.language import (
 )
 from ncviz.load import build_model, load_weights, read_checkpoint
 from ncviz.sources.base import ProgressFn, checkpoint_progress
-from ncviz.sources.checkpoints import CheckpointsSource, Measuring, checkpoint_fields
+from ncviz.sources.checkpoints import CheckpointsSource, Measured, Measuring, checkpoint_fields
 
 
 @dataclass(frozen=True)
@@ -60,9 +60,7 @@ class LanguageSource(CheckpointsSource):
             state.loaded = corpus
         return corpus
 
-    def measure(
-        self, path: Path, index: int, state: Measuring
-    ) -> tuple[list[dict[str, Any]], dict[str, Result]]:
+    def measure(self, path: Path, index: int, state: Measuring) -> Measured:
         """One checkpoint: next-token class statistics at each layer."""
         options = state.options
         corpus = self.corpus(state)
@@ -81,12 +79,10 @@ class LanguageSource(CheckpointsSource):
         # an LM is checkpointed by optimiser step: the step is its position on the training axis
         epoch = checkpoint.epoch if checkpoint.epoch is not None else checkpoint.step
         key = RowKey(self.run_name, path.name, epoch, checkpoint.step, self.data.split_label)
-        rows: list[dict[str, Any]] = []
-        results: dict[str, Result] = {}
+        measured = Measured([], {})
         for layer in chosen:
-            results[layer] = statistics[layer].compute(classes=names, **options.metrics)
-            rows += result_rows(key, layer, results[layer])
-        return rows, results
+            measured.add(key, layer, statistics[layer].compute(names, options.metrics))
+        return measured
 
     def features(
         self,

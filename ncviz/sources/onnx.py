@@ -92,16 +92,14 @@ class OnnxSource(Source):
             captured = capture_outputs(
                 OnnxRunner(graph, chosen), data_batches, chosen, classifier=head, task=task,
                 num_classes=dataset.num_classes if task == "classification" else None,
-                min_count=options.metrics.get("min_count"), sample_size=0,
+                min_count=options.metrics.min_count, sample_size=0,
                 progress=checkpoint_progress(progress, index, len(self.checkpoints), path.name),
             )  # fmt: skip
             key = RowKey(self.run_name, path.name, epoch, step, data.split_label)
             for layer, item in captured.layers.items():
                 statistics = item.measured
                 if isinstance(statistics, CollapseStatistics):
-                    result: Result = statistics.compute(
-                        classes=np.array(dataset.classes), **options.metrics
-                    )
+                    result: Result = statistics.compute(np.array(dataset.classes), options.metrics)
                 else:
                     result = statistics.compute()
                 results[(path.name, layer)] = result

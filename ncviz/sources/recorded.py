@@ -9,7 +9,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ncviz.analysis.groups import assemble_group_results, cross_group_rows
+from ncviz.analysis.groups import (
+    GroupParts,
+    ResultKey,
+    assemble_group_results,
+    cross_group_rows,
+)
 from ncviz.analysis.options import AnalysisOptions
 from ncviz.analysis.table import (
     Analysis,
@@ -29,7 +34,7 @@ from ncviz.load.recorded import (
     read_entry,
     recorded_sample,
 )
-from ncviz.metrics.groups import GroupResult, split_group_key
+from ncviz.metrics.groups import GroupResult
 from ncviz.sources.base import ProgressFn, Source
 
 
@@ -47,7 +52,8 @@ class RecordedSource(Source):
     def analyze(self, options: AnalysisOptions, progress: ProgressFn | None = None) -> Analysis:
         run = open_recorded(self.path)
         rows: list[dict[str, Any]] = []
-        by_split: dict[str, dict[tuple[str, str], Result]] = {}
+        by_split: dict[str, dict[ResultKey, Result]] = {}
+        parts_by_split: dict[str, GroupParts] = {}
         files: dict[tuple[str, str], str] = {}
         for index, entry in enumerate(run.entries):
             data = read_entry(self.path / entry.file)
@@ -59,15 +65,17 @@ class RecordedSource(Source):
             results = by_split.setdefault(entry.split, {})
             for layer in run.layers:
                 where = f"{entry.file}, layer {layer!r}"
-                result = layer_result(data.layers[layer], run, where, **options.metrics)
+                result = layer_result(data.layers[layer], run, where, options.metrics)
                 results[(entry.label, layer)] = result
                 rows += result_rows(key, layer, result)
-            for name, state in data.layers.items():
-                layer, group = split_group_key(name)
-                if group is not None and layer in run.layers:
-                    result = group_layer_result(state, run, f"{entry.file}, layer {name!r}",
-                                                **options.metrics)  # fmt: skip
-                    results[(entry.label, name)] = result
+            parts = parts_by_split.setdefault(entry.split, {})
+            for group, per_layer in data.groups.items():
+                for layer, state in per_layer.items():
+                    if layer not in run.layers:
+                        continue
+                    where = f"{entry.file}, layer {layer!r} of group {group!r}"
+                    result = group_layer_result(state, run, where, options.metrics)
+                    parts.setdefault((entry.label, layer), {})[group] = result
                     rows += result_rows(key, layer, result, group)
             for layer, values in entry.extra.items():
                 rows += metric_rows(key, layer, values)
@@ -75,9 +83,10 @@ class RecordedSource(Source):
                 progress(index + 1, len(run.entries), entry.file)
         plain_rows = [r for r in rows if "group" not in r]
         group_rows = [r for r in rows if "group" in r]
-        split_groups: dict[str, dict[tuple[str, str], GroupResult]] = {}
+        split_groups: dict[str, dict[ResultKey, GroupResult]] = {}
         for split in list(by_split):
-            by_split[split], split_groups[split] = assemble_group_results(by_split[split])
+            parts = parts_by_split.get(split, {})
+            split_groups[split] = assemble_group_results(by_split[split], parts)
             group_rows += cross_group_rows(
                 split_groups[split], [r for r in plain_rows if r["split"] == split]
             )

@@ -333,10 +333,11 @@ def as_corpus(data: Any, name: str = "corpus") -> TokenCorpus:
         ids, mask = single
     else:
         try:
-            batches = [_as_batch(batch) for batch in data]
+            found = [_as_batch(batch) for batch in data]
         except TypeError:
-            batches = [None]
-        if not batches or any(b is None for b in batches):
+            found = [None]
+        batches = [b for b in found if b is not None]
+        if not found or len(batches) < len(found):
             raise DataError(
                 "token data must be ids (B×L), (ids, mask), a dict with input_ids, or batches "
                 "of these."
@@ -379,10 +380,11 @@ def lm_head(model: nn.Module, name: str | None = None) -> tuple[str, nn.Module]:
     (transformers' ``get_output_embeddings``), else its last linear layer."""
     from ncviz.load.architectures import classifier_module
 
-    if name is None and hasattr(model, "get_output_embeddings"):
-        output = model.get_output_embeddings()
+    embeddings = getattr(model, "get_output_embeddings", None)
+    if name is None and callable(embeddings):
+        output = embeddings()
         found = [n for n, m in model.named_modules() if output is not None and m is output]
-        if found:
+        if found and isinstance(output, nn.Module):
             return found[0], output
     return classifier_module(model, name)
 
@@ -439,6 +441,24 @@ def _caller(model: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], Any]:
     return lambda ids, mask: model(ids)
 
 
+def vocabulary_rows(head: nn.Module) -> int:
+    """V: the rows of an LM head's weight (one per token)."""
+    weight = getattr(head, "weight", None)
+    if not isinstance(weight, torch.Tensor) or weight.ndim != 2:
+        raise OptionError("the LM head has no 2-D weight; name the linear layer that reads tokens.")
+    return int(weight.shape[0])
+
+
+def _keeper(store: dict[str, torch.Tensor], key: str) -> Callable[[torch.Tensor | None], None]:
+    """A hook callback that keeps a layer's output as ``store[key]``."""
+
+    def keep(tensor: torch.Tensor | None) -> None:
+        if tensor is not None:
+            store[key] = tensor
+
+    return keep
+
+
 def token_statistics(
     model: nn.Module,
     corpus: TokenCorpus,
@@ -459,8 +479,7 @@ def token_statistics(
     (:func:`ncviz.extract.passes.run_passes`): a batch is (ids, mask) with the next tokens as
     labels, and a layer's output is the features of the positions that have a next token.
     """
-    head = classifier[1]
-    vocab = head.weight.shape[0]
+    vocab = vocabulary_rows(classifier[1])
     if int(corpus.ids.max()) >= vocab:
         raise DataError(
             f"{corpus.name} holds token id {int(corpus.ids.max())} but the LM head has {vocab} "
@@ -468,10 +487,7 @@ def token_statistics(
         )
     target = _device(model, device)
     outputs: dict[str, torch.Tensor] = {}
-    handles = [
-        hook_layer(model, layer, lambda tensor, layer=layer: outputs.__setitem__(layer, tensor))
-        for layer in layers
-    ]
+    handles = [hook_layer(model, layer, _keeper(outputs, layer)) for layer in layers]
     run = _caller(model)
     starts = range(0, len(corpus.ids), batch_size)
 
@@ -534,7 +550,7 @@ def token_features(
     ``layer`` (for embeddings of the token features)."""
     target = _device(model, device)
     seen: dict[str, torch.Tensor] = {}
-    handle = hook_layer(model, layer, lambda tensor: seen.__setitem__("h", tensor))
+    handle = hook_layer(model, layer, _keeper(seen, "h"))
     run, features, labels, count = _caller(model), [], [], 0
     was_training = model.training
     model.eval()

@@ -130,8 +130,9 @@ MODEL = {"name": "mlp", "kwargs": {"in_features": 64, "num_classes": 5, "widths"
 
 def _classes(spec: str, keep: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
     data = load_dataset(spec)
-    mask = torch.isin(data.labels, torch.tensor(keep))
-    return data.inputs[mask], data.labels[mask]
+    labels = data.answers  # digits: class labels
+    mask = torch.isin(labels, torch.tensor(keep))
+    return data.inputs[mask], labels[mask]
 
 
 def _gc_penalty(model: nn.Module, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -112,7 +112,9 @@ class ResultCache:
         own results."""
         arrays: dict[str, np.ndarray] = {}
         metas = []
-        entries = [(layer, None, result) for layer, result in results.items()]
+        entries: list[tuple[str, str | None, Result]] = [
+            (layer, None, result) for layer, result in results.items()
+        ]
         for layer, per_group in (groups or {}).items():
             entries += [(layer, group, result) for group, result in per_group.items()]
         for index, (layer, group, result) in enumerate(entries):
@@ -121,7 +123,7 @@ class ResultCache:
             arrays.update({f"{index}|{name}": value for name, value in result_arrays.items()})
         payload = json.dumps({"rows": rows, "results": metas}, default=_json_default)
         with self.store.atomic(self.path(key), suffix=".npz") as handle:
-            np.savez(handle, __payload=np.array(payload), **arrays)
+            np.savez(handle, __payload=np.array(payload), **arrays)  # type: ignore[arg-type]
 
 
 def _json_default(value: Any) -> Any:

@@ -241,13 +241,14 @@ def _counted(
     def count(module: nn.Module, _inputs: object, output: object) -> None:
         nonlocal macs
         tensor = first_tensor(output)
-        if tensor is not None:
-            macs += tensor.numel() * module.weight[0].numel()
+        weight = getattr(module, "weight", None)
+        if tensor is not None and isinstance(weight, torch.Tensor):
+            macs += tensor.numel() * weight[0].numel()
 
     handles = [
         module.register_forward_hook(count)
         for module in model.modules()
-        if isinstance(getattr(module, "weight", None), torch.Tensor) and module.weight.ndim >= 2
+        if isinstance(weight := getattr(module, "weight", None), torch.Tensor) and weight.ndim >= 2
     ]
     try:
         outputs = forward(inputs)

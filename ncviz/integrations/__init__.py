@@ -55,8 +55,11 @@ class EpochRecording:
         """Capture every loader at ``epoch`` if it is one to record (default: the train loader)."""
         if epoch % self.every_n_epochs and not last:
             return
-        loaders = self.loaders or {"train": train_loader}
-        if any(loader is None for loader in loaders.values()):
+        if self.loaders:
+            loaders = dict(self.loaders)
+        elif train_loader is not None:
+            loaders = {"train": train_loader}
+        else:
             raise OptionError("the trainer gave no train loader; pass loaders={...}.")
         for split, loader in loaders.items():
             self.recorder.capture(model, loader, step=epoch, split=split)

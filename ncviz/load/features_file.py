@@ -109,7 +109,7 @@ def read_features_file(path: str | Path) -> FeaturesFile:
     targets = arrays.get("targets")
     if labels is None and targets is None:
         raise DataError(f"{path.name} needs `labels` (N) or `targets` (N×n) beside the features.")
-    n = len(labels) if labels is not None else len(targets)
+    n = len(labels) if labels is not None else len(targets)  # type: ignore[arg-type]
     wrong = {k: v for k, v in sizes.items() if v != n}
     if wrong:
         raise DataError(

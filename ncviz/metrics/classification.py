@@ -170,7 +170,7 @@ class CollapseStatistics:
             raise InputError(
                 "cannot merge statistics from different passes; merge after each pass."
             )
-        if self.second is None:
+        if self.second is None or other.second is None:  # both in pass 1 (checked above)
             self.first.merge(other.first)
         else:
             self.second.merge(other.second)

@@ -230,9 +230,9 @@ def group_result(
         statistics[name] = stats
     pooled = h.to(torch.float64)
     counts = torch.bincount(encoded.codes, minlength=len(encoded.classes)).to(torch.float64)
-    pooled_means = torch.zeros(len(encoded.classes), h.shape[1], dtype=torch.float64)
-    pooled_means.index_add_(0, encoded.codes, pooled.cpu())
-    pooled_means = (pooled_means / counts.clamp(min=1)[:, None]).numpy()
+    sums = torch.zeros(len(encoded.classes), h.shape[1], dtype=torch.float64)
+    sums.index_add_(0, encoded.codes, pooled.cpu())
+    pooled_means = (sums / counts.clamp(min=1)[:, None]).numpy()
     return group_result_from_statistics(
         statistics, encoded.classes, etf=etf, pooled_means=pooled_means, options=opts
     )
@@ -257,6 +257,7 @@ def group_result_from_statistics(
         try:
             if stats.second is None:  # its first pass already failed the class check
                 stats.start_second_pass(classes)
+            assert stats.second is not None  # started above, or raised
             results[name] = finalize(stats.first, stats.second, settings, np.asarray(classes))
         except InputError as error:
             warnings.append(f"group {name}: {error}")

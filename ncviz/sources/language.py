@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
-import torch
-from torch import nn
 
 from ncviz.analysis.options import AnalysisOptions
 from ncviz.analysis.table import RowKey
@@ -25,6 +23,7 @@ from ncviz.language import (
     token_features,
     token_layers,
     token_statistics,
+    vocabulary_rows,
 )
 from ncviz.load import build_model, load_weights, read_checkpoint
 from ncviz.sources.base import ProgressFn, checkpoint_progress
@@ -75,7 +74,7 @@ class LanguageSource(CheckpointsSource):
             min_count=options.extract.min_count,
             progress=checkpoint_progress(state.progress, index, state.count, path.name),
         )  # fmt: skip
-        names = class_names(corpus, vocabulary_size(head))
+        names = class_names(corpus, vocabulary_rows(head))
         # an LM is checkpointed by optimiser step: the step is its position on the training axis
         epoch = checkpoint.epoch if checkpoint.epoch is not None else checkpoint.step
         key = RowKey(self.run_name, path.name, epoch, checkpoint.step, self.data.split_label)
@@ -99,11 +98,4 @@ class LanguageSource(CheckpointsSource):
         net, _ = self.trained_model(checkpoint)
         _, head = lm_head(net, self.model.classifier)
         features, ids = token_features(net, corpus, layer, device="auto")
-        return features, class_names(corpus, vocabulary_size(head))[ids]
-
-
-def vocabulary_size(head: nn.Module) -> int:
-    """V: the rows of an LM head's weight (one per token)."""
-    weight = head.weight
-    assert isinstance(weight, torch.Tensor)
-    return int(weight.shape[0])
+        return features, class_names(corpus, vocabulary_rows(head))[ids]

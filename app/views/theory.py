@@ -20,6 +20,7 @@ from ncviz.theory import (
     UFMSettings,
     run_deep_rfm,
     sweep,
+    sweep_summary,
     train_deep_ufm,
     train_regression_ufm,
     train_ufm,
@@ -248,7 +249,4 @@ if kind == "Deep UFM":
         if job is not None and common.job_panel(job, "Sweep", "sweep"):
             table = job.result
             st.dataframe(table, hide_index=True, width="stretch")
-            summary = table.groupby(parameter).agg(
-                min_rank=("min_rank", "mean"), share_dnc=("reached_dnc", "mean")
-            )
-            st.dataframe(summary, width="stretch")
+            st.dataframe(sweep_summary(table, parameter), width="stretch")

@@ -8,7 +8,7 @@ from ncviz.theory.regression_ufm import (
     RegressionUFMSettings,
     train_regression_ufm,
 )
-from ncviz.theory.sweeps import sweep
+from ncviz.theory.sweeps import sweep, sweep_summary
 from ncviz.theory.ufm import UFMResult, UFMSettings, train_ufm
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "dnc_reference_loss",
     "run_deep_rfm",
     "sweep",
+    "sweep_summary",
     "train_deep_ufm",
     "train_regression_ufm",
     "train_ufm",

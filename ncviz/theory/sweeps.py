@@ -67,3 +67,17 @@ def sweep(
         with store.atomic(path, suffix=".parquet") as handle:
             table.to_parquet(handle, index=False)
     return table
+
+
+def sweep_summary(table: pd.DataFrame, parameter: str) -> pd.DataFrame:
+    """Per value of the swept setting, over seeds: the mean minimal intermediate rank and the
+    share of runs that reached deep neural collapse.
+
+    >>> table = pd.DataFrame({"width": [8, 8, 16], "min_rank": [3, 5, 10],
+    ...                       "reached_dnc": [False, True, True]})
+    >>> sweep_summary(table, "width").to_dict("index")
+    {8: {'min_rank': 4.0, 'share_dnc': 0.5}, 16: {'min_rank': 10.0, 'share_dnc': 1.0}}
+    """
+    return table.groupby(parameter).agg(
+        min_rank=("min_rank", "mean"), share_dnc=("reached_dnc", "mean")
+    )

@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
+# The dashboard answers this machine only; `make run ADDRESS=0.0.0.0` shares it on your network
+# (for a shared server use the Docker image: its upload limits and worker budgets are on).
+ADDRESS ?= 127.0.0.1
 
 .PHONY: run test test-fast lint format clean-venv browser
 
@@ -22,7 +25,7 @@ $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed-run
 
 run: $(VENV)/.installed-run
 	$(BIN)/streamlit run app/main.py --server.headless=true --server.port=$(PORT) \
-		--browser.gatherUsageStats=false
+		--server.address=$(ADDRESS) --browser.gatherUsageStats=false
 
 # The browser test drives Debian's chromium; install it when we can (root + apt), else it is skipped.
 browser:

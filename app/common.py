@@ -218,13 +218,19 @@ def over_training(
     layers: list[str],
     references: dict[str, float] | None = None,
     table=None,
+    scale: str = "auto",
 ):
     """``metric`` over training with everything the run knows: the terminal-phase onset, its
     events and learning-rate drops, and ``references`` — the one way pages draw such a curve."""
     return plots.training_figure(
-        analysis.table if table is None else table, metric, layers,
-        analysis.terminal_phase_onset(), analysis.events, references,
-    )  # fmt: skip
+        analysis.table if table is None else table,
+        metric,
+        layers,
+        analysis.terminal_phase_onset(),
+        analysis.events,
+        references,
+        scale=scale,
+    )
 
 
 def checkpoint_label(analysis: Analysis, name: str) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -35,3 +37,15 @@ def test_links_in_readme_and_code_resolve():
         for name in re.findall(r"\b[\w/]*metrics\.md\b", path.read_text()):
             assert (ROOT / name).is_file() or name == "docs/metrics.md", (path, name)
             assert name == "docs/metrics.md", f"{path.relative_to(ROOT)} points to {name}"
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="GNU make is not installed")
+def test_make_run_answers_this_machine_only_unless_asked():
+    def command(*args: str) -> str:
+        found = subprocess.run(
+            ["make", "-n", "run", *args], cwd=ROOT, capture_output=True, text=True, check=True
+        )
+        return found.stdout.replace("\\\n", " ")
+
+    assert "--server.address=127.0.0.1" in command()
+    assert "--server.address=0.0.0.0" in command("ADDRESS=0.0.0.0")

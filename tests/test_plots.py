@@ -185,3 +185,30 @@ def test_geometry_states_its_variance_share_and_plays_over_checkpoints(etf_resul
     animation = plots.geometry_animation({"early": shrunk, "late": etf_result})
     assert [f.name for f in animation.frames] == ["early", "late"]
     assert animation.layout.updatemenus[0].buttons[0].label == "▶ play"
+
+
+def test_a_short_run_is_drawn_on_a_linear_epoch_axis_and_any_run_on_the_asked_one():
+    short = _table()
+    short["epoch"] = short["epoch"].map({0: 0, 10: 7, 100: 14})
+    events = [{"step": 10, "text": "lr ×0.1"}]
+    fig = plots.training_figure(short, "nc1", ["a"], onset=7, events=events)
+    assert fig.layout.xaxis.type == "linear" and list(fig.data[0].x) == [0, 7, 14]
+    assert {a.x for a in fig.layout.annotations} == {7, 10}  # data coordinates on a linear axis
+    forced = plots.training_figure(short, "nc1", ["a"], scale="log")
+    assert forced.layout.xaxis.type == "log" and list(forced.data[0].x) == [1, 8, 15]
+    long = plots.training_figure(_table(), "nc1", ["a"], scale="linear")
+    assert long.layout.xaxis.type == "linear" and list(long.data[0].x) == [0, 10, 100]
+    with pytest.raises(ValueError, match="epoch axis must be one of"):
+        plots.training_figure(short, "nc1", ["a"], scale="square")
+
+
+def test_logged_losses_are_drawn_beside_accuracies():
+    log = {"epoch": [0, 1, 2], "train_acc": [0.5, 0.8, 0.9], "loss": [2.0, 1.0, 0.5]}
+    log["lr"] = [0.1, 0.1, 0.01]
+    fig = plots.accuracy_figure(log)
+    drawn = {trace.name: trace for trace in fig.data}
+    assert set(drawn) == {"train acc", "loss"}  # the learning rate is a setting, not a curve
+    assert drawn["loss"].yaxis == "y2" and fig.layout.yaxis2.type == "log"
+    assert list(drawn["loss"].y) == [2.0, 1.0, 0.5] and list(drawn["loss"].x) == [0, 1, 2]
+    only_losses = plots.accuracy_figure({"epoch": [0, 1], "loss": [2.0, 1.0]})
+    assert only_losses.layout.yaxis.type == "log" and only_losses.data[0].yaxis in (None, "y")

@@ -18,8 +18,16 @@ if analysis:
         ]
         chosen = st.multiselect("Metrics", metrics, default=default[:4], key="train_metrics")
         layers = st.multiselect("Layers", analysis.layers, default=[layer], key="train_layers")
+        chosen_scale = st.segmented_control(
+            "Epoch axis",
+            list(plots.EPOCH_SCALES),
+            default="auto",
+            key="train_scale",
+            help="auto: a log axis from 50 epochs on (the terminal phase), linear below.",
+        )
+        scale = chosen_scale or "auto"
         if analysis.log:
-            common.chart(plots.accuracy_figure(analysis.log), "accuracy")
+            common.chart(plots.accuracy_figure(analysis.log, scale), "accuracy")
         overlay = analysis.task == "classification" and st.toggle(
             "Overlay the test split", value=False, key="train_overlay_test",
             help="Each metric on the training and the held-out data (Hui et al. 2022).",
@@ -29,7 +37,7 @@ if analysis:
         for index, metric in enumerate(chosen):
             with columns[index % 2]:
                 if tables is not None:
-                    fig = plots.compare_figure(tables, metric, layer)
+                    fig = plots.compare_figure(tables, metric, layer, scale)
                 else:
-                    fig = common.over_training(analysis, metric, layers or [layer])
+                    fig = common.over_training(analysis, metric, layers or [layer], scale=scale)
                 common.chart(fig, f"train-{metric}")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ncviz.errors import OptionError
+from ncviz.errors import OptionError, did_you_mean
 
 INPUT_SUFFIX = ":input"
 
@@ -57,8 +57,11 @@ def resolve_module(model: nn.Module, layer: str) -> tuple[nn.Module, bool]:
     )
     modules = dict(model.named_modules())
     if name not in modules:
+        known = [n for n in modules if n]
+        known += [n + INPUT_SUFFIX for n in known]
         raise OptionError(
-            f"model has no layer {layer!r}; list the hookable layers with `ncviz layers`."
+            f"model has no layer {layer!r}; {did_you_mean(layer, known)} — `ncviz layers` lists "
+            "them with their shapes."
         )
     return modules[name], wants_input
 

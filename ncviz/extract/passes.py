@@ -377,6 +377,14 @@ class _State:
             weight = None
             if classifier is not None and name == classifier[0] + INPUT_SUFFIX:
                 weight = classifier[1].weight.detach().to("cpu", torch.float64)
+                if self.settings.task == "auto" and weight.shape[0] != y.shape[1]:
+                    raise DataError(
+                        f"the labels are {str(torch.as_tensor(labels).dtype)[6:]} numbers, so "
+                        f"the run was taken for a regression, but the head {classifier[0]!r} "
+                        f"has {weight.shape[0]} outputs for {y.shape[1]} target(s); pass "
+                        "integer class labels (labels.long()), or task='regression' with "
+                        "targets as wide as the head."
+                    )
             self.stats[name] = RegressionStatistics(
                 plan.dim, y.shape[1], weight, device=self.settings.device
             )

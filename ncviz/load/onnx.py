@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ncviz.errors import CheckpointError, DataError, OptionError
+from ncviz.errors import CheckpointError, DataError, OptionError, did_you_mean
 from ncviz.extract.layers import INPUT_SUFFIX
 
 SCOPES_KEY = "pkg.torch.onnx.name_scopes"
@@ -277,8 +277,7 @@ class OnnxRunner:
         unknown = [layer for layer in layers if layer not in graph.outputs]
         if unknown:
             raise OptionError(
-                f"the graph has no layer {unknown[0]!r}; its layers: "
-                f"{', '.join(graph.layers[:12])}{' …' if len(graph.layers) > 12 else ''}."
+                f"the graph has no layer {unknown[0]!r}; {did_you_mean(unknown[0], graph.layers)}."
             )
         model = type(graph.model)()
         model.CopyFrom(graph.model)

@@ -59,10 +59,13 @@ from ncviz.plots.tables import (
     side_by_side,
 )
 from ncviz.plots.training import (
+    EPOCH_SCALES,
     accuracy_figure,
     compare_figure,
     depth_figure,
+    epoch_axis,
     epoch_curves,
+    epoch_scale,
     history_figure,
     log_columns,
     mark_epoch,
@@ -73,6 +76,7 @@ from ncviz.plots.training import (
 
 __all__ = [
     "DENSITY_THRESHOLD",
+    "EPOCH_SCALES",
     "GROUP_SYMBOLS",
     "HEATMAP_IMAGE_THRESHOLD",
     "PALETTE",
@@ -94,7 +98,9 @@ __all__ = [
     "depth_figure",
     "distance_matrix_figure",
     "embedding_figure",
+    "epoch_axis",
     "epoch_curves",
+    "epoch_scale",
     "etf_colorscale",
     "geometry_animation",
     "geometry_figure",

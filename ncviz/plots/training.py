@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from ncviz.errors import OptionError
 from ncviz.plots.style import PALETTE, layout, log_axis, metric_label
 
 
@@ -39,6 +40,28 @@ def depth_figure(table: pd.DataFrame, metric: str, checkpoints: Sequence[str]) -
     return layout(fig, f"{metric_label(metric)} across depth")
 
 
+EPOCH_SCALES = ("auto", "log", "linear")
+#: "auto" draws epochs on a log axis only when the run spans at least this many epochs.
+LOG_EPOCHS_FROM = 50
+
+
+def epoch_scale(epochs: Sequence[float], asked: str = "auto") -> str:
+    """The epoch axis: ``asked``, or for "auto" a log axis (of epoch + 1, so that epoch 0 is
+    shown) when the run spans at least :data:`LOG_EPOCHS_FROM` epochs — the terminal phase of a
+    600-epoch run — and a linear one for a short run, whose late epochs a log axis would squeeze
+    into its right edge.
+
+    >>> epoch_scale([0, 5, 14]), epoch_scale([0, 10, 600]), epoch_scale([0, 600], "linear")
+    ('linear', 'log', 'linear')
+    """
+    if asked not in EPOCH_SCALES:
+        raise OptionError(f"the epoch axis must be one of {EPOCH_SCALES}, got {asked!r}.")
+    if asked != "auto":
+        return asked
+    finite = [float(e) for e in epochs if e is not None and np.isfinite(float(e))]
+    return "log" if finite and max(finite) >= LOG_EPOCHS_FROM else "linear"
+
+
 def training_figure(
     table: pd.DataFrame,
     metric: str,
@@ -46,42 +69,52 @@ def training_figure(
     onset: int | None = None,
     events: Sequence[Mapping[str, Any]] = (),
     references: Mapping[str, float] | None = None,
+    scale: str = "auto",
 ) -> go.Figure:
     """``metric`` against epoch for each layer; the terminal-phase onset and the run's events
     (``{"step": 30, "text": "lr ×0.1"}``) as vertical lines, ``references`` (label → value,
-    e.g. the ETF cosine) as horizontal ones. Epochs are drawn on a log axis as epoch + 1 so that
-    epoch 0 is shown."""
+    e.g. the ETF cosine) as horizontal ones. ``scale``: the epoch axis (:func:`epoch_scale`)."""
     rows = table[table["metric"] == metric]
     curves = {layer: rows[rows["layer"] == layer] for layer in layers}
-    fig = epoch_curves(curves, metric, f"{metric_label(metric)} over training", onset)
+    scale = epoch_scale(list(rows["epoch"].dropna()), scale)
+    fig = epoch_curves(curves, metric, f"{metric_label(metric)} over training", onset, scale)
     for event in events:
-        mark_epoch(fig, int(event["step"]), str(event.get("text", "")), "dot", "bottom")
+        mark_epoch(fig, int(event["step"]), str(event.get("text", "")), "dot", "bottom", scale)
     for label, value in (references or {}).items():
         fig.add_hline(y=value, line_dash="dash", line_color="grey", annotation_text=label,
                       annotation_position="bottom right")  # fmt: skip
     return fig
 
 
-def compare_figure(tables: dict[str, pd.DataFrame], metric: str, layer: str) -> go.Figure:
+def compare_figure(
+    tables: dict[str, pd.DataFrame], metric: str, layer: str, scale: str = "auto"
+) -> go.Figure:
     """``metric`` at ``layer`` over training for several runs (name → tidy table)."""
     curves = {
         name: table[(table["metric"] == metric) & (table["layer"] == layer)]
         for name, table in tables.items()
     }
-    return epoch_curves(curves, metric, f"{metric_label(metric)} at {layer}")
+    return epoch_curves(curves, metric, f"{metric_label(metric)} at {layer}", scale=scale)
 
 
 def epoch_curves(
-    curves: dict[str, pd.DataFrame], metric: str, title: str, onset: int | None = None
+    curves: dict[str, pd.DataFrame],
+    metric: str,
+    title: str,
+    onset: int | None = None,
+    scale: str = "auto",
 ) -> go.Figure:
-    """One line per named set of table rows, value against epoch + 1 on a log axis."""
+    """One line per named set of table rows, value against epoch (axis: :func:`epoch_scale`)."""
+    epochs = [e for rows in curves.values() for e in rows["epoch"].dropna()]
+    scale = epoch_scale(epochs, scale)
+    shift = 1.0 if scale == "log" else 0.0
     fig = go.Figure()
     values: list[float] = []
     for k, (name, rows) in enumerate(curves.items()):
         rows = rows.dropna(subset=["epoch"]).sort_values("epoch")
         fig.add_trace(
             go.Scatter(
-                x=rows["epoch"].astype(float) + 1,
+                x=rows["epoch"].astype(float) + shift,
                 y=rows["value"],
                 name=name,
                 mode="lines+markers",
@@ -90,20 +123,31 @@ def epoch_curves(
         )
         values += list(rows["value"])
     if onset is not None:
-        mark_epoch(fig, onset, f"zero train error (epoch {onset})", "dash", "top")
+        mark_epoch(fig, onset, f"zero train error (epoch {onset})", "dash", "top", scale)
     if log_axis(metric, values):
         fig.update_yaxes(type="log")
-    fig.update_xaxes(type="log", title="epoch + 1")
+    epoch_axis(fig, scale)
     fig.update_yaxes(title=metric_label(metric))
     return layout(fig, title)
 
 
-def mark_epoch(fig: go.Figure, epoch: int, text: str, dash: str, where: str) -> None:
-    """A vertical line at ``epoch`` on the log(epoch + 1) axis, labelled ``text``."""
-    fig.add_vline(x=epoch + 1, line_dash=dash, line_color="grey")
+def epoch_axis(fig: go.Figure, scale: str) -> None:
+    """The x axis of epochs: log of epoch + 1, or linear in the epoch."""
+    if scale == "log":
+        fig.update_xaxes(type="log", title="epoch + 1 (log)")
+    else:
+        fig.update_xaxes(type="linear", title="epoch")
+
+
+def mark_epoch(
+    fig: go.Figure, epoch: int, text: str, dash: str, where: str, scale: str = "log"
+) -> None:
+    """A vertical line at ``epoch`` on the epoch axis (``scale`` as drawn), labelled ``text``."""
+    x = epoch + 1 if scale == "log" else epoch
+    fig.add_vline(x=x, line_dash=dash, line_color="grey")
     # annotations on a log axis take log10 coordinates (add_vline's own would not)
     fig.add_annotation(
-        x=np.log10(epoch + 1),
+        x=np.log10(x) if scale == "log" else x,
         xref="x",
         y=1.0 if where == "top" else 0.0,
         yref="paper",
@@ -116,35 +160,49 @@ def mark_epoch(fig: go.Figure, epoch: int, text: str, dash: str, where: str) -> 
 
 
 def log_columns(log: Mapping[str, Sequence[Any]]) -> list[str]:
-    """The columns of a run's log worth drawing: accuracies if any, else losses, else every
-    numeric column (``epoch``/``step`` excluded)."""
+    """The columns of a run's log worth drawing: every numeric one (``epoch``/``step`` and
+    the learning rate, a setting rather than an outcome, excluded), accuracies first.
+
+    >>> log_columns({"epoch": [0, 1], "loss": [2.0, 1.0], "lr": [0.1, 0.1], "acc": [0.5, 0.9]})
+    ['acc', 'loss']
+    """
     numeric = [
         key
         for key, values in log.items()
-        if key not in ("epoch", "step")
+        if key not in ("epoch", "step", "lr")
         and any(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
     ]
-    for marker in ("acc", "loss"):
-        chosen = [key for key in numeric if marker in key]
-        if chosen:
-            return chosen
-    return numeric
+    return sorted(numeric, key=lambda key: "acc" not in key)
 
 
-def accuracy_figure(log: dict) -> go.Figure:
-    """The run's log over training: accuracy columns (e.g. train/test accuracy) if it has them,
-    else losses (log axis), else every numeric column."""
-    epochs = np.asarray(log["epoch"], dtype=float) + 1
+def accuracy_figure(log: dict, scale: str = "auto") -> go.Figure:
+    """The run's log over training: accuracies on the left axis, losses (``rec.log(step,
+    loss=…)``) on a log-scaled right axis when there are accuracies too, other numbers beside
+    the accuracies; ``scale``: the epoch axis (:func:`epoch_scale`)."""
+    scale = epoch_scale(list(log["epoch"]), scale)
+    epochs = np.asarray(log["epoch"], dtype=float) + (1.0 if scale == "log" else 0.0)
     columns = log_columns(log)
+    accuracies = [key for key in columns if "acc" in key]
+    losses = [key for key in columns if "loss" in key]
+    twin = bool(accuracies) and bool(losses)
     fig = go.Figure()
     for key in columns:
         values = [np.nan if v is None else v for v in log[key]]
-        fig.add_trace(go.Scatter(x=epochs, y=values, name=key.replace("_", " "), mode="lines"))
-    fig.update_xaxes(type="log", title="epoch + 1")
-    losses = bool(columns) and all("loss" in key for key in columns)
-    if losses:
+        right = twin and key in losses
+        line = dict(dash="dot") if right else None
+        trace = go.Scatter(x=epochs, y=values, name=key.replace("_", " "), mode="lines", line=line)
+        fig.add_trace(trace.update(yaxis="y2") if right else trace)
+    epoch_axis(fig, scale)
+    if twin:
+        fig.update_layout(
+            yaxis=dict(title="accuracy"),
+            yaxis2=dict(title="loss (log)", type="log", overlaying="y", side="right"),
+        )
+    elif columns and len(losses) == len(columns):
         fig.update_yaxes(type="log")
-    title = "Accuracy" if any("acc" in key for key in columns) else "Loss" if losses else "Log"
+    title = "Accuracy" if accuracies else "Loss" if losses else "Log"
+    if twin:
+        title = "Accuracy and loss"
     return layout(fig, f"{title} over training")
 
 

@@ -20,7 +20,7 @@ from ncviz.analysis.table import (
     make_table,
     result_rows,
 )
-from ncviz.errors import DataError
+from ncviz.errors import DataError, did_you_mean
 from ncviz.load import is_features_file, read_features_file
 from ncviz.load.features_file import features_file_step, features_folder
 from ncviz.metrics import CollapseResult, collapse_result, regression_result
@@ -99,7 +99,9 @@ class FeaturesFilesSource(Source):
             raise DataError(f"{checkpoint} is not a file of {self.run_name}.")
         features = read_features_file(path)
         if layer not in features.layers:
-            raise DataError(f"{path.name} has no layer {layer!r} ({sorted(features.layers)}).")
+            raise DataError(
+                f"{path.name} has no layer {layer!r}; {did_you_mean(layer, features.layers)}."
+            )
         if features.labels is not None:
             return features.layers[layer].numpy(), np.asarray(features.labels)
         assert features.targets is not None  # a features file holds labels or targets

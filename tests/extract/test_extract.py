@@ -237,3 +237,17 @@ def test_orphaned_temporary_files_are_swept(tmp_path):
     fresh.write_bytes(b"x")
     os.utime(stale, (1000, 1000))  # left by a process killed long ago
     assert store.evict() == [stale] and fresh.exists()
+
+
+def test_a_mistyped_layer_is_answered_with_the_closest_names():
+    from ncviz.errors import OptionError
+    from ncviz.extract.layers import resolve_module
+
+    model = torch.nn.Sequential()
+    for index in range(30):  # more modules than a message lists
+        model.add_module(f"block{index:02d}", torch.nn.Linear(2, 2))
+    model.add_module("classifier", torch.nn.Linear(2, 2))
+    with pytest.raises(OptionError, match=r"did you mean 'classifier:input'\?"):
+        resolve_module(model, "clasifier:input")
+    with pytest.raises(OptionError, match=r"did you mean 'block29'\?"):
+        resolve_module(model, "blok29")

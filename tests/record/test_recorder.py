@@ -262,6 +262,13 @@ def test_bad_use_gives_one_line_errors(tmp_path, digits):
         ncviz.Recorder(tmp_path / "t", layers=["penult"], task="classification").capture(
             model, [(x, y.float())], step=0
         )
+    # float labels on a classification head: say why it became a regression and what to pass
+    with pytest.raises(
+        DataError, match=r"float32 numbers, so the run was taken for a regression.*labels\.long\(\)"
+    ):
+        ncviz.Recorder(tmp_path / "f", layers=["penult"], classifier="tail").capture(
+            model, [(x, y.float())], step=0
+        )
     with pytest.raises(OptionError, match="split must be"):
         rec.capture(model, [(x, y)], step=0, split="../up")
     with pytest.raises(OptionError, match="non-negative integer"):

@@ -60,10 +60,15 @@ try:
     left, right = st.columns(2)
     with left:
         defaults = ["agreement=hits/(hits+misses)"] if {"hits", "misses"} <= set(frame) else []
+        # one box per set of columns: a formula typed for one table never lingers, unseen,
+        # over another (the bundled table's hits/misses over an upload without them)
+        columns = hashlib.sha256("\0".join(sorted(map(str, frame.columns))).encode())
         derived_text = st.text_area(
-            "Derived columns (one name=expression per line)", "\n".join(defaults),
-            key="study_derive", help="Arithmetic on columns: + − × ÷ ** and log, log10, exp, sqrt.",
-        )  # fmt: skip
+            "Derived columns (one name=expression per line)",
+            "\n".join(defaults),
+            key=f"study_derive_{columns.hexdigest()[:12]}",
+            help="Arithmetic on columns: + − × ÷ ** and log, log10, exp, sqrt.",
+        )
         pattern = st.text_input(
             "Run-name pattern (named groups become attributes)", DEFAULT_NAME_PATTERN,
             key="study_pattern",

@@ -554,3 +554,17 @@ def test_study_page_shows_the_authors_correlations():
     assert round(at.dataframe[0].value.set_index("metric").loc["cdnv", "rho"], 2) == -0.94
     at.text_area[0].set_value("bad = hits.__class__").run()
     assert len(at.error) == 1 and "only numbers" in at.error[0].value
+
+
+def test_study_uploads_do_not_inherit_the_bundled_table_s_formula():
+    at = _visit(_app().run(), "study")
+    assert at.text_area[0].value == "agreement=hits/(hits+misses)"
+    at.radio(key="study_source").set_value("Upload tables").run()
+    table = (
+        "run,cdnv,nc1,val_loss\nr1,0.5,2.0,3.1\nr2,0.4,1.5,3.0\nr3,0.3,1.0,2.9\nr4,0.2,0.9,2.5\n"
+    )
+    at.file_uploader(key="study_upload").set_value([("mine.csv", table.encode(), "text/csv")])
+    at.run()
+    _assert_clean(at, "study upload without hits")
+    assert at.text_area[0].value == ""  # no formula left over from the bundled table
+    assert set(at.dataframe[0].value["metric"]) >= {"cdnv", "nc1"}

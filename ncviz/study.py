@@ -337,8 +337,9 @@ class Study:
     attributes: list[str] = field(default_factory=list)
 
     def save(self, out: str | Path) -> list[Path]:
-        """``correlations.csv`` (columns metric, rho, rho_low, rho_high, pearson, n) and
-        ``study.csv`` (the table the correlations were computed from) in ``out``."""
+        """``correlations.csv`` (columns metric, rho, rho_low, rho_high, pearson, n, kind:
+        "statistic" or "outcome") and ``study.csv`` (the table the correlations were computed
+        from) in ``out``."""
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
         paths = [folder / "correlations.csv", folder / "study.csv"]
@@ -348,6 +349,8 @@ class Study:
 
     def summary(self, top: int = 10) -> str:
         rows = self.correlations.dropna(subset=["rho"])
+        if "kind" in rows:  # outcomes (other losses, accuracies) are not ranked as statistics
+            rows = rows[rows["kind"] != "outcome"]
         rows = rows.reindex(rows["rho"].abs().sort_values(ascending=False).index).head(top)
         lines = [f"Spearman ρ with {self.against} ({len(self.frame)} runs; {PAPER}):"]
         width = max((len(m) for m in rows["metric"]), default=6)
@@ -395,7 +398,25 @@ def run_study(
             frame = pd.concat([frame, parts[attributes]], axis=1)
     metrics = numeric_columns(frame, exclude=[against, *attributes])
     table = correlations(frame, against, metrics, resamples=resamples)
+    table["kind"] = ["outcome" if is_outcome(m) else "statistic" for m in table["metric"]]
     return Study(frame, against, table, name, attributes)
+
+
+#: Parts of a column name that mark a training outcome (what a statistic may predict), not a
+#: collapse statistic: losses, accuracies, perplexities, NC4's raw hit and miss counts (not the
+#: ETF or dual "errors", which are statistics).
+OUTCOME_MARKERS = ("loss", "acc", "perplex", "ppl")
+OUTCOME_COLUMNS = ("hits", "misses")
+
+
+def is_outcome(column: str) -> bool:
+    """Whether ``column`` is a training outcome rather than a collapse statistic.
+
+    >>> [is_outcome(c) for c in ("val_loss", "train_acc", "perplexity", "hits", "cdnv", "nc1")]
+    [True, True, True, True, False, False]
+    """
+    name = str(column).lower()
+    return name in OUTCOME_COLUMNS or any(marker in name for marker in OUTCOME_MARKERS)
 
 
 def imbalance_ratio(train_data: Mapping | str | None) -> float:

@@ -45,7 +45,10 @@ def test_authors_table_correlations_equal_pandas_spearman_and_pearson(tmp_path):
     ])  # fmt: skip
     assert code == 0
     written = pd.read_csv(tmp_path / "correlations.csv")
-    assert tuple(written.columns) == CORRELATION_COLUMNS
+    assert tuple(written.columns) == (*CORRELATION_COLUMNS, "kind")
+    kinds = dict(zip(written["metric"], written["kind"]))
+    assert {kinds[c] for c in ("val_acc", "hits", "misses")} == {"outcome"}
+    assert {kinds[c] for c in ("cdnv", "etf_error", "agreement")} == {"statistic"}
     table = pd.read_csv(LINGUISTIC_COLLAPSE_TABLE)
     table["agreement"] = table["hits"] / (table["hits"] + table["misses"])
     numeric = table.drop(columns=["model"])
@@ -143,3 +146,20 @@ def test_ncviz_metrics_tables_become_one_row_per_run(tmp_path):
     tidy.to_parquet(tmp_path / "metrics.parquet")
     study = run_study(load_study([tmp_path / "metrics.parquet"]), "test_accuracy", resamples=50)
     assert study.name_column == "run" and set(study.correlations["metric"]) >= {"nc1"}
+
+
+def test_outcomes_are_kept_apart_from_the_collapse_statistics():
+    from ncviz import plots
+    from ncviz.study import run_study
+
+    frame = pd.DataFrame({
+        "run": ["a", "b", "c", "d"], "val_loss": [3.0, 2.5, 2.0, 1.5],
+        "perplex": [20.0, 12.0, 7.0, 4.5], "cdnv": [0.4, 0.3, 0.35, 0.1],
+        "etf_error": [0.9, 0.8, 0.7, 0.5],
+    })  # fmt: skip
+    study = run_study(frame, "val_loss", pattern=None, resamples=100)
+    kinds = dict(zip(study.correlations["metric"], study.correlations["kind"]))
+    assert kinds == {"perplex": "outcome", "cdnv": "statistic", "etf_error": "statistic"}
+    figure = plots.correlation_figure(study.correlations, "val_loss")
+    assert set(figure.data[0].y) == {"cdnv", "etf_error"}  # perplexity is not ranked
+    assert "perplex" not in study.summary()

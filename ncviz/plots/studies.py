@@ -85,7 +85,11 @@ def study_scatter(
 
 
 def correlation_figure(table: pd.DataFrame, against: str) -> go.Figure:
-    """Spearman ρ of each metric with ``against`` and its bootstrap interval, sorted by |ρ|."""
+    """Spearman ρ of each collapse statistic with ``against`` and its bootstrap interval, sorted
+    by |ρ|; outcome columns (``kind`` "outcome": losses, accuracies, …) stay in the table only,
+    so they are never ranked among the statistics."""
+    if "kind" in table:
+        table = table[table["kind"] != "outcome"]
     rows = table.dropna(subset=["rho"]).iloc[::-1]
     rows = rows.reindex(rows["rho"].abs().sort_values().index)
     fig = go.Figure(go.Bar(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -107,5 +108,7 @@ def analysis_report(
     """The HTML report of :func:`standard_views` (what the Export page and ``ncviz analyze
     --report`` write); ``views`` when they are already built."""
     figures, tables = views or standard_views(analysis, checkpoint, layer, label)
-    return html_report(f"ncviz report — {analysis.run}", figures, tables,
-                       notes=f"Source: {analysis.source}")  # fmt: skip
+    # the source's own name, never where it lies (a shared server's folders are not for sharing)
+    source = Path(str(analysis.source)).name or analysis.run
+    notes = f"Source: {source} · checkpoint {checkpoint} · layer {layer}"
+    return html_report(f"ncviz report — {analysis.run}", figures, tables, notes=notes)

@@ -130,7 +130,8 @@ def test_uploads_are_stored_by_content(tmp_path):
     assert first == again and first != other and other.read_bytes() == b"b" * 100
     assert save_upload("../../etc/x.npz", b"c", tmp_path).parent.parent == tmp_path
     run, label = save_uploads([("e_1.npz", b"1"), ("e_2.npz", b"2")], tmp_path)
-    assert label == "2 uploaded files" and sorted(p.name for p in run.iterdir()) == [
+    assert label == "e (2 uploaded files)" and run.name == "e"
+    assert sorted(p.name for p in run.iterdir()) == [
         "e_1.npz",
         "e_2.npz",
     ]

@@ -104,12 +104,28 @@ def save_uploads(files: Sequence[tuple[str, bytes | memoryview]], folder: Path) 
     if len(set(names)) != len(names):
         raise DataError("two uploaded files have the same name; rename one of them.")
     saved = [save_upload(n, d, folder) for n, d in files]
-    run = folder / (
-        "run-" + hashlib.sha256("".join(p.parent.name for p in saved).encode()).hexdigest()[:20]
-    )
-    run.mkdir(exist_ok=True)
+    digest = hashlib.sha256("".join(p.parent.name for p in saved).encode()).hexdigest()[:20]
+    run = folder / f"run-{digest}" / run_name(names)  # its folder name is the run's name
+    run.mkdir(parents=True, exist_ok=True)
     for path in saved:
         link = run / path.name
         if not link.exists():  # a copy, not a hard link: ONNX refuses linked data files
             shutil.copyfile(path, link)
-    return run, f"{len(saved)} uploaded files"
+    return run, f"{run.name} ({len(saved)} uploaded files)"
+
+
+def run_name(names: Sequence[str]) -> str:
+    """The name of a run uploaded as several files: its ONNX graph's, else what the files'
+    names share (``epoch_``), else "run".
+
+    >>> run_name(["resnet.onnx", "epoch_1.safetensors"]), run_name(["e_1.npz", "e_2.npz"])
+    ('resnet', 'e')
+    >>> run_name(["a.pt", "b.pt"])
+    'run'
+    """
+    graphs = sorted(Path(n).stem for n in names if n.lower().endswith(".onnx"))
+    if graphs:
+        return _safe_name(graphs[0])
+    stems = [Path(n).stem for n in names]
+    common = os.path.commonprefix(stems).strip("_-. ")  # noqa: RUF071 (characters, not paths)
+    return _safe_name(common) if common else "run"

@@ -25,7 +25,12 @@ if analysis:
     metrics = set(analysis.table["metric"])
     request = st.session_state.get("request")
     if "agop_nfa_corr" not in metrics:
-        if analysis.model is None or request is None or analysis.task != "classification":
+        if analysis.task != "classification":
+            st.info(
+                f"These measures are defined for classification (class labels and a linear "
+                f"classifier); this is a {analysis.task} run."
+            )
+        elif analysis.model is None or request is None:
             st.info(
                 "These measures need checkpoints with a model and labelled data (a bundled "
                 "run, or an upload with its architecture), or a run recorded with "

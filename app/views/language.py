@@ -22,6 +22,12 @@ if selected:
             f"**{analysis.run}** is a {analysis.task} run. Pick the bundled **markov-lm** run on "
             "the Source page, or analyse a causal LM with `ncviz analyze RUN --language`."
         )
+        if analysis.task != "classification" or not st.toggle(
+            "Show the token views for its classes anyway",
+            key="language_anyway",
+            help="Frequency buckets and class heatmaps read any classification run's classes.",
+        ):
+            st.stop()
     metrics = analysis.metrics_at(checkpoint, layer)
     if "classes_kept" in metrics:
         st.caption(

@@ -83,6 +83,8 @@ def test_every_page_renders_for_every_bundled_run(run):
             assert len(json.loads(at.get("plotly_chart")[0].proto.spec)["data"]) == 1
         if page == "training" and "-R" not in run:
             assert charts >= 2, (run, charts)
+        if page == "language" and run != "markov-lm":  # the note, and no chart under it
+            assert charts == 0 and any("run." in i.value for i in at.info), run
         if page == "feature_learning" and (regression or run == "markov-lm"):
             assert any("run." in i.value and "bundled" not in i.value for i in at.info), run
     if not regression:

@@ -71,14 +71,15 @@ def ensure_analysis() -> Analysis | None:
             start_analysis(bundled_request(run))
         elif DEFAULT_RUN in bundled_runs():
             start_analysis(bundled_request(DEFAULT_RUN))
-    if note := st.session_state.pop("link_note", None):
-        st.warning(note)
+    if note := st.session_state.get("link_note"):
+        st.warning(note)  # until the demo it opens instead is shown (reruns while it loads)
     job = current_job()
     if job is None:
         st.info("Choose a run or upload checkpoints on the **Source** page.")
         return None
     if not job_panel(job, f"Analysis of {job.label}", "analysis"):
         return None
+    st.session_state.pop("link_note", None)
     analysis: Analysis = job.result
     if st.session_state.get("analysis_key") != job.key:
         st.session_state["analysis_key"] = job.key

@@ -103,8 +103,8 @@ def test_training_and_depth_figures():
 
 def test_per_class_table_columns(etf_result):
     frame = plots.per_class_table(etf_result)
-    assert list(frame["n_c (analysed)"]) == [3] * 5
-    counts = plots.per_class_table(etf_result, "test", {"0": 7, "3": 1})["n_c (training)"]
+    assert list(frame["n_c (analysed: data)"]) == [3] * 5
+    counts = plots.per_class_table(etf_result, "test", {"0": 7, "3": 1})["n_c (trained on)"]
     assert list(counts.fillna(-1)) == [7, -1, -1, 1, -1]
     np.testing.assert_allclose(frame["cos(w_c, μ_c − μ_G)"], 1.0)
 

@@ -80,9 +80,9 @@ def minority_tab(analysis, checkpoint: str, layer: str, result) -> None:
     table = plots.per_class_table(result, split, job.result)
     st.dataframe(table, hide_index=True, width="stretch")
     st.caption(
-        f"n_c ({split}) counts the samples of the analysed data; a run trained on imbalanced "
-        "data is usually measured on balanced data, so its training counts are shown beside "
-        "them when run.json names the training data."
+        f"n_c (analysed: {split}) counts the samples of the analysed data; a run trained on "
+        f"imbalanced data is usually measured on balanced data, so the counts it was trained on "
+        f"are shown beside them ({plots.TRAINED_ON}) when run.json names its training data."
     )
     m = result.metrics
     if not current:

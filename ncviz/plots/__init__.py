@@ -52,6 +52,7 @@ from ncviz.plots.style import (
     metric_label,
 )
 from ncviz.plots.tables import (
+    TRAINED_ON,
     decay_table,
     group_metrics_table,
     multicentre_table,
@@ -83,6 +84,7 @@ __all__ = [
     "SPECTRA",
     "SPECTRUM_FLOOR",
     "TEMPLATE",
+    "TRAINED_ON",
     "accuracy_figure",
     "agop_figure",
     "bars",

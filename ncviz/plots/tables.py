@@ -11,10 +11,14 @@ import pandas as pd
 from ncviz.metrics import CollapseResult
 from ncviz.metrics.summaries import decay_rate
 
+#: The column of the per-class table with the counts a run was trained on (its run.json's
+#: ``train_data``), beside the analysed ones: an imbalanced run is often measured on balanced data.
+TRAINED_ON = "n_c (trained on)"
+
 
 def per_class_table(
     result: CollapseResult,
-    split: str = "analysed",
+    split: str = "data",
     training_counts: Mapping[str, int] | None = None,
 ) -> pd.DataFrame:
     """n_c (on the analysed ``split``; the training counts beside it when known), ‖μ_c − μ_G‖,
@@ -25,7 +29,7 @@ def per_class_table(
         {
             "class": [str(c) for c in result.classes],
             "minority": [str(c) in minority for c in result.classes],
-            f"n_c ({split})": a["class_counts"],
+            f"n_c (analysed: {split})": a["class_counts"],
             "‖μ_c − μ_G‖": a["mean_norms"],
             "‖w_c‖": a.get("weight_norms", np.full(len(result.classes), np.nan)),
             "σ_c²/‖μ_c − μ_G‖²": a["variability"],
@@ -35,7 +39,7 @@ def per_class_table(
     )
     if training_counts:
         counts = [training_counts.get(str(c)) for c in result.classes]
-        frame.insert(3, "n_c (training)", pd.array(counts, dtype="Int64"))
+        frame.insert(3, TRAINED_ON, pd.array(counts, dtype="Int64"))
     return frame
 
 

@@ -236,7 +236,7 @@ def test_upload_a_dataset_file(tmp_path):
     _assert_clean(at, "dataset upload")
     _visit(at, "imbalance")
     _assert_clean(at, "imbalance after dataset upload")
-    assert at.dataframe[0].value["n_c (digits-test)"].sum() == 397
+    assert at.dataframe[0].value["n_c (analysed: digits-test)"].sum() == 397
 
 
 def test_a_shared_link_reopens_its_run_checkpoint_and_layer():
@@ -323,8 +323,8 @@ def test_imbalance_page_shows_training_counts_and_reference_levels():
 
     trained_on = open_run(ROOT / "checkpoints" / "digits-mlp-imbalanced").raw["train_data"]
     counts = torch.bincount(load_dataset(trained_on).labels).tolist()
-    assert table["n_c (training)"].tolist() == counts  # step:5:50: 135 × 5, then 2 × 5
-    assert table.loc["9", "n_c (training)"] * 10 < table.loc["9", "n_c (train)"]
+    assert table["n_c (trained on)"].tolist() == counts  # step:5:50: 135 × 5, then 2 × 5
+    assert table.loc["9", "n_c (trained on)"] * 10 < table.loc["9", "n_c (analysed: train)"]
     curve = json.loads(at.get("plotly_chart")[0].proto.spec)
     lines = {a["text"] for a in curve["layout"]["annotations"]}
     assert "ETF −1/(C−1) = -0.111" in lines and "total collapse 1" in lines

@@ -212,3 +212,13 @@ def test_logged_losses_are_drawn_beside_accuracies():
     assert list(drawn["loss"].y) == [2.0, 1.0, 0.5] and list(drawn["loss"].x) == [0, 1, 2]
     only_losses = plots.accuracy_figure({"epoch": [0, 1], "loss": [2.0, 1.0]})
     assert only_losses.layout.yaxis.type == "log" and only_losses.data[0].yaxis in (None, "y")
+
+
+def test_reference_levels_are_named_in_the_legend_and_never_written_over_the_curves():
+    fig = plots.training_figure(
+        _table(), "nc1", ["a"], onset=10, references={"total collapse 1": 1.0, "ETF": -0.1}
+    )
+    named = [(s.name, s.y0) for s in fig.layout.shapes if s.showlegend]
+    assert named == [("total collapse 1", 1.0), ("ETF", -0.1)]
+    texts = [a.text for a in fig.layout.annotations]
+    assert not any("collapse" in t or "ETF" in t for t in texts)  # only the onset is written

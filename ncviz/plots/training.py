@@ -78,12 +78,40 @@ def training_figure(
     curves = {layer: rows[rows["layer"] == layer] for layer in layers}
     scale = epoch_scale(list(rows["epoch"].dropna()), scale)
     fig = epoch_curves(curves, metric, f"{metric_label(metric)} over training", onset, scale)
-    for event in events:
-        mark_epoch(fig, int(event["step"]), str(event.get("text", "")), "dot", "bottom", scale)
-    for label, value in (references or {}).items():
-        fig.add_hline(y=value, line_dash="dash", line_color="grey", annotation_text=label,
-                      annotation_position="bottom right")  # fmt: skip
+    mark_events(fig, events, scale)
+    add_references(fig, references or {})
     return fig
+
+
+def mark_events(fig: go.Figure, events: Sequence[Mapping[str, Any]], scale: str = "log") -> None:
+    """A dotted vertical line per event; a text repeated at several steps (``lr ×0.1`` at each
+    drop) is written once, at its first line, with every step it marks.
+
+    >>> fig = go.Figure()
+    >>> mark_events(fig, [{"step": 30, "text": "lr ×0.1"}, {"step": 60, "text": "lr ×0.1"}])
+    >>> [a.text.strip() for a in fig.layout.annotations], len(fig.layout.shapes)
+    (['lr ×0.1 (epochs 30, 60)'], 2)
+    """
+    steps: dict[str, list[int]] = {}
+    for event in events:
+        steps.setdefault(str(event.get("text", "")), []).append(int(event["step"]))
+    for text, marked in steps.items():
+        label = text if len(marked) == 1 else f"{text} (epochs {', '.join(map(str, marked))})"
+        for index, step in enumerate(marked):
+            mark_epoch(fig, step, label if index == 0 else "", "dot", "bottom", scale)
+
+
+def add_references(fig: go.Figure, references: Mapping[str, float]) -> None:
+    """Horizontal dashed lines at reference levels (label → value), named in the legend: a
+    label written beside its line collides with the curves' and events' labels."""
+    for k, (label, value) in enumerate(references.items()):
+        fig.add_hline(
+            y=value,
+            line_dash="dash" if k % 2 == 0 else "dashdot",
+            line_color="grey",
+            showlegend=True,
+            name=label,
+        )
 
 
 def compare_figure(
@@ -145,6 +173,8 @@ def mark_epoch(
     """A vertical line at ``epoch`` on the epoch axis (``scale`` as drawn), labelled ``text``."""
     x = epoch + 1 if scale == "log" else epoch
     fig.add_vline(x=x, line_dash=dash, line_color="grey")
+    if not text:
+        return
     # annotations on a log axis take log10 coordinates (add_vline's own would not)
     fig.add_annotation(
         x=np.log10(x) if scale == "log" else x,
@@ -275,7 +305,6 @@ def sweep_figure(
             name=metric_label(metric), text=frame["run"].tolist() if "run" in frame else None,
             line=dict(color=PALETTE[k % len(PALETTE)]),
         ))  # fmt: skip
-    for label, value in (references or {}).items():
-        fig.add_hline(y=value, line_dash="dash", line_color="grey", annotation_text=label)
+    add_references(fig, references or {})
     fig.update_xaxes(type="log", title=x)
     return layout(fig, f"Across the sweep's runs (last checkpoint) against {x}")

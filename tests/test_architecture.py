@@ -175,7 +175,7 @@ def test_a_new_source_kind_is_one_class_and_one_registry_line(tmp_path, monkeypa
         def analyze(self, options, progress=None):
             frame = pd.read_csv(self.path)
             result = collapse_result(frame.drop(columns="label").to_numpy(), frame["label"],
-                                     **options.metrics)  # fmt: skip
+                                     options=options.metrics)  # fmt: skip
             rows = result_rows(RowKey(self.path.stem, self.path.name, None, None, "csv"), "csv",
                                result)  # fmt: skip
             return Analysis(run=self.path.stem, table=make_table(rows), layers=["csv"],

@@ -115,8 +115,9 @@ def test_embedding_subsamples_and_marks_centres():
     assert emb.n_total == 300 and emb.n_shown == 60 and emb.centres.shape == (3, 2)
     idx = stratified_subsample(np.repeat(["a", "b"], [90, 10]), 20)
     assert len(idx) == 20
-    fig = plots.embedding_figure(emb.coords, emb.labels, "t", emb.centres)
+    fig = plots.embedding_figure(emb.coords, emb.labels, "t", emb.centres, axes=("PC1", "PC2"))
     assert len(fig.data) == 4
+    assert (fig.layout.xaxis.title.text, fig.layout.yaxis.title.text) == ("PC1", "PC2")
     many = np.random.default_rng(0).standard_normal((plots.DENSITY_THRESHOLD + 1, 2))
     dense = plots.embedding_figure(many, np.zeros(len(many), int), "d", np.zeros((1, 2)))
     assert [type(t).__name__ for t in dense.data] == ["Histogram2d", "Scatter"]

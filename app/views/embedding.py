@@ -32,6 +32,11 @@ if analysis:
     if targets > 1:
         target = st.selectbox("Colour by target", range(targets), key="emb_target",
                               format_func=lambda t: f"target {t + 1}")  # fmt: skip
+    if method == "umap":
+        st.caption(
+            "The first UMAP in a server process compiles numba code: up to a few minutes on a "
+            "busy machine (the Docker image compiles it when built); later ones take seconds."
+        )
     key = (f"embed-{st.session_state['analysis_key']}-{checkpoint}-{layer}-{method}-"
            f"{max_points}-{target}")  # fmt: skip
     job = default_runner().submit(
@@ -45,8 +50,9 @@ if analysis:
             f"{method.upper()} of {layer} at {common.checkpoint_label(analysis, checkpoint)}"
             f" — {emb.n_shown:,} of {emb.n_total:,} samples"
         )
+        axes = ("PC1", "PC2") if method == "pca" else ("UMAP 1", "UMAP 2")
         figure = plots.embedding_figure(
-            emb.coords, emb.labels, title, emb.centres, emb.values, f"target {target + 1}"
+            emb.coords, emb.labels, title, emb.centres, emb.values, f"target {target + 1}", axes
         )
         common.chart(figure, "emb")
         st.caption(
@@ -58,8 +64,5 @@ if analysis:
                 "A recorded run keeps a uniform random sample of feature rows per layer and step "
                 "(5,000 unless the Recorder was told otherwise); the plot shows that sample."
             )
-        if method == "pca":
-            st.caption(
-                "PCA to 50 dimensions first for UMAP; the first UMAP run in a process "
-                "compiles numba code (tens of seconds)."
-            )
+        if method == "umap":
+            st.caption("UMAP runs on the features' first 50 principal components.")

@@ -162,11 +162,15 @@ def embedding_figure(
     centres: np.ndarray | None = None,
     values: np.ndarray | None = None,
     value_name: str = "target",
+    axes: tuple[str, str] = ("dimension 1", "dimension 2"),
 ) -> go.Figure:
     """2-D embedding of samples coloured by class, class centres as large crosses — or, with
     ``values`` (a continuous target), on a colour scale. Beyond ``DENSITY_THRESHOLD`` points the
-    samples are drawn as a 2-D density image instead."""
+    samples are drawn as a 2-D density image instead. ``axes``: the axis titles (``("PC1",
+    "PC2")``, ``("UMAP 1", "UMAP 2")``)."""
     fig = go.Figure()
+    fig.update_xaxes(title=axes[0])
+    fig.update_yaxes(title=axes[1])
     if values is not None and len(coords) <= DENSITY_THRESHOLD:
         fig.add_trace(go.Scattergl(
             x=coords[:, 0], y=coords[:, 1], mode="markers", name=value_name,

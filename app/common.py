@@ -31,9 +31,12 @@ def submit_analysis(request: AnalysisRequest, label: str | None = None) -> Job:
     runs in a worker process with a memory and time budget (the runner isolates it), so an
     upload that needs too much fails for its own session, never for the server."""
     return default_runner().submit(
-        request.key, label or request.label, run_request, request,
+        request.key,
+        label or request.label,
+        run_request,
+        request,
         isolated=not is_bundled(request.source),
-    )  # fmt: skip
+    )
 
 
 def start_analysis(request: AnalysisRequest) -> Job:
@@ -104,8 +107,9 @@ def split_tables(analysis: Analysis) -> dict[str, Any] | None:
     test_data = open_run(request.source).raw.get("test_data")
     if not test_data:
         return None
-    test = AnalysisRequest(request.source, request.label, test_data, None, request.layers,
-                           request.options)  # fmt: skip
+    test = AnalysisRequest(
+        request.source, request.label, test_data, None, request.layers, request.options
+    )
     job = submit_analysis(test, f"{request.label} (test)")
     if not job_panel(job, f"Analysis of {request.label} on its test split", "test-split"):
         return None
@@ -134,11 +138,17 @@ def _open_link(analysis: Analysis) -> None:
         return
     st.session_state["link_opened"] = True
     view = resolve_view(
-        st.query_params.to_dict(), analysis.checkpoints, analysis.epochs(), analysis.layers,
+        st.query_params.to_dict(),
+        analysis.checkpoints,
+        analysis.epochs(),
+        analysis.layers,
         analysis.splits,
-    )  # fmt: skip
-    for key, value in (("checkpoint", view.checkpoint), ("layer", view.layer),
-                       ("split", view.split)):  # fmt: skip
+    )
+    for key, value in (
+        ("checkpoint", view.checkpoint),
+        ("layer", view.layer),
+        ("split", view.split),
+    ):
         if value is not None:
             st.session_state[key] = value
 

@@ -50,8 +50,10 @@ def timing(num_classes: int) -> None:
         floor.append(synced(lambda: x64.T @ x64))
         engine.append(synced(lambda: collapse_result(features, labels, weight, bias)))
     ratio = min(engine) / min(floor)
-    print(f"C={num_classes:>5}: floor {min(floor) * 1e3:.1f} ms, engine "
-          f"{min(engine) * 1e3:.1f} ms = {ratio:.2f}× the floor")  # fmt: skip
+    print(
+        f"C={num_classes:>5}: floor {min(floor) * 1e3:.1f} ms, engine "
+        f"{min(engine) * 1e3:.1f} ms = {ratio:.2f}× the floor"
+    )
 
 
 def main() -> int:
@@ -68,8 +70,10 @@ def main() -> int:
         exact = gpu["nc4"] == cpu["nc4"] and gpu["accuracy"] == cpu["accuracy"]
         ok = worst <= 1e-10 and exact
         failures += not ok
-        print(f"CUDA vs CPU (allow_tf32={tf32}): max rel. diff {worst:.1e}, nc4/accuracy "
-              f"{'equal' if exact else 'DIFFER'} — {'ok' if ok else 'FAIL'}")  # fmt: skip
+        print(
+            f"CUDA vs CPU (allow_tf32={tf32}): max rel. diff {worst:.1e}, nc4/accuracy "
+            f"{'equal' if exact else 'DIFFER'} — {'ok' if ok else 'FAIL'}"
+        )
     torch.backends.cuda.matmul.allow_tf32 = False
 
     rng = np.random.default_rng(0)
@@ -85,8 +89,10 @@ def main() -> int:
     wrong = int((got != expected).sum())
     failures += wrong > 0
     verdict = "ok" if not wrong else "FAIL"
-    print(f"near ties on CUDA: {wrong} of 5000 differ from float64 "
-          f"({decider.rows_needing_float64} re-checked) — {verdict}")  # fmt: skip
+    print(
+        f"near ties on CUDA: {wrong} of 5000 differ from float64 "
+        f"({decider.rows_needing_float64} re-checked) — {verdict}"
+    )
 
     for num_classes in (10, 100, 1000):
         timing(num_classes)

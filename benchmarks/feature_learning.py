@@ -91,8 +91,9 @@ def on_cuda() -> None:
     for device in ("cpu", "cuda"):
         model = copy.deepcopy(net).to(device)
         start = time.perf_counter()
-        rows[device] = feature_learning_rows(model, data.inputs.to(device), data.labels,
-                                             "classifier", ("agop", "gc"))  # fmt: skip
+        rows[device] = feature_learning_rows(
+            model, data.inputs.to(device), data.labels, "classifier", ("agop", "gc")
+        )
         times[device] = time.perf_counter() - start
     worst = max(
         abs(value - rows["cuda"][layer][key]) / max(abs(value), 1e-12)

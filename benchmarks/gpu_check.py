@@ -58,8 +58,10 @@ def main() -> int:
     print(f"model still on CUDA and in train mode after capture: {on_gpu}")
     amp = record(gpu_model, record_train, folder / "amp", autocast=True)
     worst = max(abs(amp[k] - cpu[k]) / max(abs(cpu[k]), 1e-12) for k in ("nc1", "accuracy"))
-    print(f"autocast (bf16/fp16) vs fp32: nc1 {amp['nc1']:.4f} vs {cpu['nc1']:.4f}, "
-          f"max relative difference {worst:.2e}")  # fmt: skip
+    print(
+        f"autocast (bf16/fp16) vs fp32: nc1 {amp['nc1']:.4f} vs {cpu['nc1']:.4f}, "
+        f"max relative difference {worst:.2e}"
+    )
     print("all checks passed" if failures == 0 else f"{failures} check(s) failed")
     return int(failures > 0)
 

@@ -28,8 +28,13 @@ from ncviz.metrics.multicentre import multicentre_result
 
 def recorder_ratio(device: str, samples: int, repeats: int) -> None:
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(256, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
-                          nn.Linear(512, 100)).to(device).eval()  # fmt: skip
+    model = (
+        nn.Sequential(
+            nn.Linear(256, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 100)
+        )
+        .to(device)
+        .eval()
+    )
     x, y = torch.randn(samples, 256), torch.randint(0, 100, (samples,))
     g = torch.randint(0, 4, (samples,))
     plain = [(x[k : k + 1024], y[k : k + 1024]) for k in range(0, samples, 1024)]
@@ -42,8 +47,10 @@ def recorder_ratio(device: str, samples: int, repeats: int) -> None:
     with_groups.capture(model, grouped, step=next(steps))
     t_plain = best_of(lambda: without.capture(model, plain, step=next(steps)), repeats)
     t_groups = best_of(lambda: with_groups.capture(model, grouped, step=next(steps)), repeats)
-    print(f"Recorder capture, N={samples}, d=512, C=100, 4 groups: {t_plain:.3f} s without, "
-          f"{t_groups:.3f} s with groups — ratio {t_groups / t_plain:.2f}×")  # fmt: skip
+    print(
+        f"Recorder capture, N={samples}, d=512, C=100, 4 groups: {t_plain:.3f} s without, "
+        f"{t_groups:.3f} s with groups — ratio {t_groups / t_plain:.2f}×"
+    )
 
 
 def in_memory_ratio(samples: int, repeats: int) -> None:
@@ -53,8 +60,10 @@ def in_memory_ratio(samples: int, repeats: int) -> None:
     g = rng.integers(0, 4, samples)
     t_pooled = best_of(lambda: collapse_result(h, y), repeats)
     t_groups = best_of(lambda: group_result(h, y, g), repeats)
-    print(f"in memory, N={samples}, d=128, C=10, 4 groups: collapse_result {t_pooled:.3f} s, "
-          f"group_result {t_groups:.3f} s — ratio {t_groups / t_pooled:.2f}×")  # fmt: skip
+    print(
+        f"in memory, N={samples}, d=128, C=10, 4 groups: collapse_result {t_pooled:.3f} s, "
+        f"group_result {t_groups:.3f} s — ratio {t_groups / t_pooled:.2f}×"
+    )
     t_centres = best_of(lambda: multicentre_result(h, y, max_centres=5), 1)
     print(f"multicentre_result (k-means k ≤ 5 per class, ≤ 2,000 rows each): {t_centres:.2f} s")
 

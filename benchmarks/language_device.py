@@ -36,10 +36,13 @@ def bundled_cpu_vs_cuda() -> None:
     print(f"markov-lm: {len(cpu)} values, max relative CPU/CUDA difference {rel.max():.2e}")
     print(f"markov-lm analysis: CPU {times['cpu']:.1f} s, CUDA {times['cuda']:.1f} s")
     for key in ("nc4", "cdnv"):
-        print(f"  {key} at lm_head:input, first → last checkpoint (CUDA):", [
-            round(float(cuda[(c, "lm_head:input", key)]), 4)
-            for c in (cuda.index.levels[0][0], cuda.index.levels[0][-1])
-        ])  # fmt: skip
+        print(
+            f"  {key} at lm_head:input, first → last checkpoint (CUDA):",
+            [
+                round(float(cuda[(c, "lm_head:input", key)]), 4)
+                for c in (cuda.index.levels[0][0], cuda.index.levels[0][-1])
+            ],
+        )
 
 
 def vocabulary_scale(vocab: int = 32_000, dim: int = 768, tokens: int = 1 << 18) -> None:
@@ -53,8 +56,9 @@ def vocabulary_scale(vocab: int = 32_000, dim: int = 768, tokens: int = 1 << 18)
     torch.cuda.reset_peak_memory_stats()
     torch.cuda.synchronize()
     start = time.perf_counter()
-    stats = token_statistics(model, corpus, ["lm_head:input"], ("lm_head", model.lm_head),
-                             batch_size=64)  # fmt: skip
+    stats = token_statistics(
+        model, corpus, ["lm_head:input"], ("lm_head", model.lm_head), batch_size=64
+    )
     result = stats["lm_head:input"].compute()
     torch.cuda.synchronize()
     seconds = time.perf_counter() - start

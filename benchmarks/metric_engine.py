@@ -230,10 +230,20 @@ def cli_seconds(cache: Path) -> float:
     env = {**os.environ, "NCVIZ_CACHE_DIR": str(cache)}
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "ncviz", "analyze", "checkpoints/digits-mlp", "--out",
-         str(cache.parent / "out")],
-        cwd=ROOT, env=env, check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "ncviz",
+            "analyze",
+            "checkpoints/digits-mlp",
+            "--out",
+            str(cache.parent / "out"),
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - start
 
 

@@ -42,8 +42,15 @@ def main() -> None:
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (x[:2],), str(path), dynamo=True, optimize=False,
-                          dynamic_shapes=({0: "batch"},), verbose=False)  # fmt: skip
+        torch.onnx.export(
+            model,
+            (x[:2],),
+            str(path),
+            dynamo=True,
+            optimize=False,
+            dynamic_shapes=({0: "batch"},),
+            verbose=False,
+        )
     graph = read_onnx(path)
     layers = ["stem", "head:input"]
     runner = OnnxRunner(graph, layers)

@@ -30,15 +30,19 @@ def main() -> None:
         args = {"cache": False, "checkpoint_filter": checkpoint_filter}
         here = best_of(lambda args=args: analyze(run, **args))
         there = best_of(lambda args=args: run_in_worker(analyze, run, **args))
-        print(f"{label:<30} in-process {here:6.2f} s  worker {there:6.2f} s  "
-              f"ratio {there / here:5.2f}×  (+{there - here:.2f} s)")  # fmt: skip
+        print(
+            f"{label:<30} in-process {here:6.2f} s  worker {there:6.2f} s  "
+            f"ratio {there / here:5.2f}×  (+{there - here:.2f} s)"
+        )
     source = analyze(run, cache=False, checkpoint_filter=_final).origin
     where = (source, "epoch_0600.safetensors", "classifier:input")
     here = best_of(lambda: embed_layer(*where))
     there = best_of(lambda: run_in_worker(embed_layer, *where))
     label = "embedding job (PCA, 1,400 rows)"
-    print(f"{label:<30} in-process {here:6.2f} s  worker {there:6.2f} s  "
-          f"ratio {there / here:5.2f}×  (+{there - here:.2f} s)")  # fmt: skip
+    print(
+        f"{label:<30} in-process {here:6.2f} s  worker {there:6.2f} s  "
+        f"ratio {there / here:5.2f}×  (+{there - here:.2f} s)"
+    )
 
 
 def _final(path) -> bool:

@@ -54,12 +54,21 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     bar, update = _progress_bar() if rank == 0 else (None, None)
     try:
         result = analyze(
-            args.path, args.data, model=args.model, layers=args.layers, device=device,
-            batch_size=args.batch_size, pool=args.pool, autocast=args.autocast, cache=cache,
-            progress=update, trust_remote_code=args.trust_remote_code, language=args.language,
+            args.path,
+            args.data,
+            model=args.model,
+            layers=args.layers,
+            device=device,
+            batch_size=args.batch_size,
+            pool=args.pool,
+            autocast=args.autocast,
+            cache=cache,
+            progress=update,
+            trust_remote_code=args.trust_remote_code,
+            language=args.language,
             feature_learning=[m for m in ("agop", "gc") if getattr(args, m)],
             **({} if args.min_count is None else {"min_count": args.min_count}),
-        )  # fmt: skip
+        )
     finally:
         if bar is not None:
             bar.close()
@@ -169,9 +178,12 @@ def _cmd_study(args: argparse.Namespace) -> int:
     frame = load_study(args.tables, layer=args.layer, split=args.split)
     pattern = DEFAULT_NAME_PATTERN if args.pattern is None else args.pattern or None
     study = run_study(
-        frame, args.against, derived=args.derive, pattern=pattern,
+        frame,
+        args.against,
+        derived=args.derive,
+        pattern=pattern,
         resamples=args.bootstrap,
-    )  # fmt: skip
+    )
     paths = study.save(args.out)
     print(study.summary())
     print(f"wrote {', '.join(str(p) for p in paths)}")
@@ -214,37 +226,46 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--pool", choices=("auto", "flatten", "avg"), default="auto")
     analyze.add_argument("--autocast", action="store_true", help="mixed precision on GPU")
     analyze.add_argument(
-        "--min-count", type=int, metavar="N",
+        "--min-count",
+        type=int,
+        metavar="N",
         help="drop classes with fewer than N samples (token classes: 2); the table reports "
         "classes_kept, classes_dropped and samples_dropped",
-    )  # fmt: skip
+    )
     analyze.add_argument(
-        "--language", action="store_true",
+        "--language",
+        action="store_true",
         help="next-token classes of a causal LM over a token corpus (--data: .txt/.jsonl text, "
-        ".npy/.safetensors token ids; ?context=N); implied by a run's task \"language\"",
-    )  # fmt: skip
+        '.npy/.safetensors token ids; ?context=N); implied by a run\'s task "language"',
+    )
     analyze.add_argument(
-        "--agop", action="store_true",
+        "--agop",
+        action="store_true",
         help="per linear layer: NFA correlation of WᵀW with the AGOP (agop_nfa_corr, "
         "agop_nfa_corr_sqrt) and NC1 of its stages (stage_nc1_*) (Beaglehole et al. 2024)",
-    )  # fmt: skip
+    )
     analyze.add_argument(
-        "--gc", action="store_true",
+        "--gc",
+        action="store_true",
         help="geometric complexity of the embedding and geometric collapse at the classifier "
         "input (Munn et al. 2024); both on at most 1,000 samples",
-    )  # fmt: skip
+    )
     analyze.add_argument("--out", default="ncviz-out", help="output folder (default ncviz-out)")
     analyze.add_argument(
-        "--multicentre", type=int, metavar="K", default=0,
+        "--multicentre",
+        type=int,
+        metavar="K",
+        default=0,
         help="add mc_nc_ave, mc_nc_std, mc_alignment, mc_centres at the last layer of every "
         "checkpoint: per-class k-means with k ≤ K by silhouette, or the run's own fixed centres "
         "(NCMC)",
-    )  # fmt: skip
+    )
     analyze.add_argument(
-        "--report", action="store_true",
+        "--report",
+        action="store_true",
         help="also write report.html: the Export page's offline report of the last checkpoint "
         "and layer",
-    )  # fmt: skip
+    )
     analyze.add_argument("--cache-dir", help="activation cache folder (default $NCVIZ_CACHE_DIR)")
     analyze.add_argument("--no-cache", action="store_true", help="do not use the cache")
     analyze.add_argument(
@@ -280,14 +301,17 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("tables", nargs="+", help="CSV or Parquet tables")
     study.add_argument("--against", required=True, help="target column, e.g. val_loss")
     study.add_argument(
-        "--derive", action="append", default=[], metavar="NAME=EXPR",
+        "--derive",
+        action="append",
+        default=[],
+        metavar="NAME=EXPR",
         help='add a column, e.g. "agreement=hits/(hits+misses)" (repeatable)',
-    )  # fmt: skip
+    )
     study.add_argument(
         "--pattern",
         help="regular expression with named groups that splits run names into attributes "
         "(default: <depth>x<width>_<epochs><variant>@<seed>; empty to skip)",
-    )  # fmt: skip
+    )
     study.add_argument("--layer", help="layer of ncviz metrics tables (default: the last)")
     study.add_argument("--split", help="split of ncviz metrics tables (default: the first)")
     study.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples")

@@ -59,6 +59,9 @@ def convert_checkpoint(
     state, counters = _unwrap(obj, path.name)
     target = Path(out) if out else path.with_suffix(".safetensors")
     return save_safetensors(
-        strip_prefixes(state), target, source=path.name, architecture=architecture or None,
+        strip_prefixes(state),
+        target,
+        source=path.name,
+        architecture=architecture or None,
         **{k: v for k, v in counters.items()},
-    )  # fmt: skip
+    )

@@ -185,9 +185,12 @@ def stage_decomposition(
     if "z" in seen:
         activation = _trace_ratio(seen["z"].reshape(len(inputs), -1), labels)
     return Stages(
-        layer, _trace_ratio(h, labels), _trace_ratio(h @ vt.T * s, labels),
-        _trace_ratio(after, labels), activation,
-    )  # fmt: skip
+        layer,
+        _trace_ratio(h, labels),
+        _trace_ratio(h @ vt.T * s, labels),
+        _trace_ratio(after, labels),
+        activation,
+    )
 
 
 def _block_of(model: nn.Module, module: nn.Module) -> nn.Module | None:
@@ -320,13 +323,18 @@ def geometric_collapse(
     means /= counts[:, None]
     class_gc = torch.zeros(len(classes), dtype=torch.float64).index_add_(0, index, gc) / counts
     centred = means - means.mean(dim=0)
-    scalars, _, _ = geometry_metrics(centred, None, class_gc, 1.0, max_matrix_classes=0,
-                                     means=means)  # fmt: skip
+    scalars, _, _ = geometry_metrics(
+        centred, None, class_gc, 1.0, max_matrix_classes=0, means=means
+    )
     return float(scalars["cdnv"])
 
 
-STAGE_KEYS = {"input": "stage_nc1_input", "S Vᵀ": "stage_nc1_svt", "U S Vᵀ": "stage_nc1_usvt",
-              "nonlinearity": "stage_nc1_activation"}  # fmt: skip
+STAGE_KEYS = {
+    "input": "stage_nc1_input",
+    "S Vᵀ": "stage_nc1_svt",
+    "U S Vᵀ": "stage_nc1_usvt",
+    "nonlinearity": "stage_nc1_activation",
+}
 FEATURE_LEARNING = ("agop", "gc")
 
 

@@ -354,9 +354,11 @@ def _as_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
     if isinstance(batch, dict) and "input_ids" in batch:
         ids, mask = batch["input_ids"], batch.get("attention_mask")
     elif (
-        isinstance(batch, tuple) and len(batch) == 2 and _is_ids(batch[0])
+        isinstance(batch, tuple)
+        and len(batch) == 2
+        and _is_ids(batch[0])
         and tuple(batch[0].shape) == tuple(np.shape(batch[1]))
-    ):  # fmt: skip
+    ):
         ids, mask = batch
     elif _is_ids(batch):
         ids = batch
@@ -514,10 +516,15 @@ def token_statistics(
         return found
 
     settings = PassSettings(
-        task="classification", num_classes=vocab, class_names=class_names(corpus, vocab),
-        min_count=min_count, classifier=classifier, device=target, check_repeat=False,
+        task="classification",
+        num_classes=vocab,
+        class_names=class_names(corpus, vocab),
+        min_count=min_count,
+        classifier=classifier,
+        device=target,
+        check_repeat=False,
         stage=f"over {corpus.name}",
-    )  # fmt: skip
+    )
     flops = 2 * sum(p.numel() for p in model.parameters()) * batch_size * corpus.ids.shape[1]
     was_training = model.training
     model.eval()

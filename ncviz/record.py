@@ -226,12 +226,21 @@ class Recorder:
         else:
             clf = self._classifier(net)
             result = capture(
-                net, loader, layers, classifier=clf, task=self.task,
-                num_classes=self.num_classes, min_count=self.min_count,
-                sample_size=self.sample_size, seed=self.seed + step, batch_fn=self.batch_fn,
-                forward_fn=self.forward_fn, options=self.options, progress=self.progress,
+                net,
+                loader,
+                layers,
+                classifier=clf,
+                task=self.task,
+                num_classes=self.num_classes,
+                min_count=self.min_count,
+                sample_size=self.sample_size,
+                seed=self.seed + step,
+                batch_fn=self.batch_fn,
+                forward_fn=self.forward_fn,
+                options=self.options,
+                progress=self.progress,
                 groups=self.groups,
-            )  # fmt: skip
+            )
         self._adopt(result)
         file = entry_file_name(step, split)
         if world()[0] == 0:  # under DDP every rank measures (all-reduced sums); rank 0 writes
@@ -313,9 +322,13 @@ class Recorder:
         was_training = net.training
         try:
             return feature_learning_rows(
-                net, x, y, self.classifier_name, self.feature_learning,
+                net,
+                x,
+                y,
+                self.classifier_name,
+                self.feature_learning,
                 max_samples=self.feature_learning_samples,
-            )  # fmt: skip
+            )
         finally:
             net.train(was_training)
 
@@ -328,9 +341,14 @@ class Recorder:
         head = lm_head(net, name)
         self.classifier_name = head[0]
         return capture_tokens(
-            net, as_corpus(data), layers, head, min_count=self.min_count,
-            sample_size=self.sample_size, progress=self.progress,
-        )  # fmt: skip
+            net,
+            as_corpus(data),
+            layers,
+            head,
+            min_count=self.min_count,
+            sample_size=self.sample_size,
+            progress=self.progress,
+        )
 
     def _adopt(self, result: Capture) -> None:
         """The first capture fixes the run's layers, task and classes; later ones must match."""

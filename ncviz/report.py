@@ -73,24 +73,30 @@ def standard_views(analysis: Any, checkpoint: str, layer: str, label: str | None
         ]
         if "cos_means" in result.arrays:
             labels = [str(c) for c in result.classes]
-            matrix = plots.cosine_heatmap(result.arrays["cos_means"], labels,
-                                          "cos of centred class means")  # fmt: skip
+            matrix = plots.cosine_heatmap(
+                result.arrays["cos_means"], labels, "cos of centred class means"
+            )
             figures.append(("Angles", matrix))
     table = analysis.table
     if len(analysis.checkpoints) > 1:
         onset = analysis.terminal_phase_onset()
         present = set(table["metric"])
         figures += [
-            (f"{metric} over training",
-             plots.training_figure(table, metric, analysis.layers, onset, analysis.events))
-            for metric in TRAINING_CURVES if metric in present
-        ]  # fmt: skip
+            (
+                f"{metric} over training",
+                plots.training_figure(table, metric, analysis.layers, onset, analysis.events),
+            )
+            for metric in TRAINING_CURVES
+            if metric in present
+        ]
     current = table[(table["checkpoint"] == checkpoint) & (table["layer"] == layer)]
     tables = [(f"Metrics at {label or checkpoint}, layer {layer}", current[["metric", "value"]])]
     grouped = analysis.group_results.get((checkpoint, layer))
     if grouped is not None:
-        figures += [("Prototypes per group", plots.prototype_figure(grouped)),
-                    ("Prototype distances", plots.distance_matrix_figure(grouped))]  # fmt: skip
+        figures += [
+            ("Prototypes per group", plots.prototype_figure(grouped)),
+            ("Prototype distances", plots.distance_matrix_figure(grouped)),
+        ]
         rows = analysis.group_table
         at = rows[(rows["checkpoint"] == checkpoint) & (rows["layer"] == layer)]
         wide = at.pivot_table(index="group", columns="metric", values="value").reset_index()

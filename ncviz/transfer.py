@@ -87,8 +87,11 @@ def transfer_row(
     with torch.no_grad():
         embedding = _embedding_fn(model, layer)(target_inputs).double().numpy()
     target = collapse_metrics(embedding, target_labels)
-    row = {"source_gc": gc, "target_cdnv": target["cdnv"],
-           "target_nc1_trace_ratio": target["nc1_trace_ratio"]}  # fmt: skip
+    row = {
+        "source_gc": gc,
+        "target_cdnv": target["cdnv"],
+        "target_nc1_trace_ratio": target["nc1_trace_ratio"],
+    }
     for shots in SHOTS:
         mean, sd = few_shot_accuracy(embedding, target_labels, shots, episodes=episodes)
         row[f"shot{shots}_acc"], row[f"shot{shots}_acc_sd"] = mean, sd
@@ -147,8 +150,9 @@ def _gc_penalty(model: nn.Module, x: torch.Tensor, generator: torch.Generator) -
 def train_source(settings: SourceSettings, x: torch.Tensor, y: torch.Tensor) -> nn.Module:
     torch.manual_seed(settings.seed)
     model = build_model(MODEL).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=0.9,
-                                weight_decay=settings.weight_decay)  # fmt: skip
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=settings.lr, momentum=0.9, weight_decay=settings.weight_decay
+    )
     generator = torch.Generator().manual_seed(settings.seed)
     for _ in range(settings.epochs):
         order = torch.randperm(len(x), generator=generator)
@@ -190,11 +194,20 @@ def train_transfer_sweep(
             progress(TRANSFER_SWEEP, index + 1, len(settings))
     table = pd.DataFrame(rows)
     table.to_csv(folder / SWEEP_FILE, index=False)
-    (folder / "sweep.json").write_text(json.dumps({
-        "model": MODEL, "source_classes": list(SOURCE_CLASSES), "target_classes": [5, 6, 7, 8, 9],
-        "notes": "MLPs pre-trained on digits 0–4 (training split) with the settings of each "
-        "row, embeddings (classifier input) of digits 5–9 (training split) for the transfer.",
-    }, indent=2) + "\n")  # fmt: skip
+    (folder / "sweep.json").write_text(
+        json.dumps(
+            {
+                "model": MODEL,
+                "source_classes": list(SOURCE_CLASSES),
+                "target_classes": [5, 6, 7, 8, 9],
+                "notes": "MLPs pre-trained on digits 0–4 (training split) with the settings of "
+                "each row, embeddings (classifier input) of digits 5–9 (training split) for the "
+                "transfer.",
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     return folder
 
 

@@ -159,10 +159,28 @@ def test_token_like_features_with_min_count_equal_the_naive_pair_metrics(tmp_pat
     features = centres[labels] + 0.5 * rng.standard_normal((len(labels), dim))
     weight = centres + 0.2 * rng.standard_normal(centres.shape)
     bias = 0.1 * rng.standard_normal(num_classes)
-    np.savez(tmp_path / "tokens.npz", **{"features.final": features, "labels": labels,
-             "classifier.weight": weight, "classifier.bias": bias})  # fmt: skip
-    assert main(["analyze", str(tmp_path / "tokens.npz"), "--min-count", "2",
-                 "--out", str(tmp_path / "out")]) == 0  # fmt: skip
+    np.savez(
+        tmp_path / "tokens.npz",
+        **{
+            "features.final": features,
+            "labels": labels,
+            "classifier.weight": weight,
+            "classifier.bias": bias,
+        },
+    )
+    assert (
+        main(
+            [
+                "analyze",
+                str(tmp_path / "tokens.npz"),
+                "--min-count",
+                "2",
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 0
+    )
     table = pd.read_parquet(tmp_path / "out" / "metrics.parquet").set_index("metric")["value"]
     counts = np.bincount(labels, minlength=num_classes)
     kept = np.flatnonzero(counts >= 2)
@@ -172,10 +190,21 @@ def test_token_like_features_with_min_count_equal_the_naive_pair_metrics(tmp_pat
     assert table["samples_dropped"] == counts[counts == 1].sum()
     mask = np.isin(labels, kept)
     expected = naive_metrics(features[mask], labels[mask], weight[kept], bias[kept])
-    pair_keys = ["cdnv", "gnc2_log_mean", "gnc2_log_var", "nc2_equiangle_means",
-                 "nc2_maxangle_means", "nc2_equinorm_means", "nc2_etf_distance",
-                 "nc2_equiangle_weights", "nc2_maxangle_weights", "nc3", "nc3_gram",
-                 "unc3_mean", "unc3_var"]  # fmt: skip
+    pair_keys = [
+        "cdnv",
+        "gnc2_log_mean",
+        "gnc2_log_var",
+        "nc2_equiangle_means",
+        "nc2_maxangle_means",
+        "nc2_equinorm_means",
+        "nc2_etf_distance",
+        "nc2_equiangle_weights",
+        "nc2_maxangle_weights",
+        "nc3",
+        "nc3_gram",
+        "unc3_mean",
+        "unc3_var",
+    ]
     for key in pair_keys:
         assert table[key] == pytest.approx(expected[key], rel=1e-9), key
     assert "nc1" not in table  # C − 1 > d

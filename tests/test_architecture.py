@@ -49,8 +49,10 @@ def _imported(path: Path, known: set[str]) -> set[str]:
             elif isinstance(node, ast.ImportFrom):
                 base = node.module or ""
                 if node.level:
-                    base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1]
-                                    + ([base] if base else []))  # fmt: skip
+                    base = ".".join(
+                        package.split(".")[: len(package.split(".")) - node.level + 1]
+                        + ([base] if base else [])
+                    )
                 for alias in node.names:
                     if f"{base}.{alias.name}" in known:
                         found.add(f"{base}.{alias.name}")
@@ -128,8 +130,12 @@ def test_ncviz_never_imports_streamlit():
 
 
 def test_the_dashboard_imports_the_demo_catalog_not_the_trainers():
-    trainers = ("ncviz.demos.classification", "ncviz.demos.environments",
-                "ncviz.demos.language", "ncviz.demos.build")  # fmt: skip
+    trainers = (
+        "ncviz.demos.classification",
+        "ncviz.demos.environments",
+        "ncviz.demos.language",
+        "ncviz.demos.build",
+    )
     used = [
         (path.name, node.module)
         for path in (ROOT / "app").rglob("*.py")
@@ -174,13 +180,20 @@ def test_a_new_source_kind_is_one_class_and_one_registry_line(tmp_path, monkeypa
 
         def analyze(self, options, progress=None):
             frame = pd.read_csv(self.path)
-            result = collapse_result(frame.drop(columns="label").to_numpy(), frame["label"],
-                                     options=options.metrics)  # fmt: skip
-            rows = result_rows(RowKey(self.path.stem, self.path.name, None, None, "csv"), "csv",
-                               result)  # fmt: skip
-            return Analysis(run=self.path.stem, table=make_table(rows), layers=["csv"],
-                            results={(self.path.name, "csv"): result},
-                            checkpoints=[self.path.name], origin=self)  # fmt: skip
+            result = collapse_result(
+                frame.drop(columns="label").to_numpy(), frame["label"], options=options.metrics
+            )
+            rows = result_rows(
+                RowKey(self.path.stem, self.path.name, None, None, "csv"), "csv", result
+            )
+            return Analysis(
+                run=self.path.stem,
+                table=make_table(rows),
+                layers=["csv"],
+                results={(self.path.name, "csv"): result},
+                checkpoints=[self.path.name],
+                origin=self,
+            )
 
     monkeypatch.setattr(sources, "SOURCES", (CsvFeatures, *sources.SOURCES))  # the one line
     rng = np.random.default_rng(0)

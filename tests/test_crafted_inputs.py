@@ -148,8 +148,10 @@ def _checkpoint_run(tmp_path: Path, fields: dict) -> Path:
     return folder
 
 
-MLP = {"name": "mlp", "kwargs": {"in_features": 64, "num_classes": 10,
-                                 "widths": [128, 128, 128], "batchnorm": True}}  # fmt: skip
+MLP = {
+    "name": "mlp",
+    "kwargs": {"in_features": 64, "num_classes": 10, "widths": [128, 128, 128], "batchnorm": True},
+}
 RUN_JSON = {
     "a list": ([1, 2], "must hold a JSON object"),
     "model a list": ({"model": [1], "data": "builtin:digits"}, "'model' must be a str or dict"),
@@ -219,10 +221,15 @@ def test_the_report_is_written_when_metrics_are_infinite_or_nan(tmp_path):
     rng = np.random.default_rng(0)
     base = rng.standard_normal((20, 4))
     path = tmp_path / "same-means.npz"
-    np.savez(path, **{"features.fc": np.concatenate([base] * 3),
-                      "labels": np.repeat(np.arange(3), 20),
-                      "classifier.weight": rng.standard_normal((3, 4)),
-                      "classifier.bias": np.zeros(3)})  # fmt: skip
+    np.savez(
+        path,
+        **{
+            "features.fc": np.concatenate([base] * 3),
+            "labels": np.repeat(np.arange(3), 20),
+            "classifier.weight": rng.standard_normal((3, 4)),
+            "classifier.bias": np.zeros(3),
+        },
+    )
     assert main(["analyze", str(path), "--out", str(tmp_path / "out"), "--report"]) == 0
     table = __import__("pandas").read_csv(tmp_path / "out" / "metrics.csv")
     values = dict(zip(table["metric"], table["value"]))

@@ -165,9 +165,11 @@ def test_relations_between_bundled_runs_come_from_their_run_json(tmp_path, monke
     assert comparison_partner("digits-env-aligned") == "digits-env-erm"
     assert comparison_partner("digits-mlp") is None
     assert sweep_family("digits-mlp-imbalanced-R10") == [
-        "digits-mlp-imbalanced", "digits-mlp-imbalanced-R1", "digits-mlp-imbalanced-R10",
+        "digits-mlp-imbalanced",
+        "digits-mlp-imbalanced-R1",
+        "digits-mlp-imbalanced-R10",
         "digits-mlp-imbalanced-R100",
-    ]  # fmt: skip
+    ]
     assert sweep_family("digits-mlp") == []
     # a name that looks like a sweep member but whose run.json says nothing is in no sweep
     monkeypatch.setenv("NCVIZ_DEMO_DIR", str(tmp_path))

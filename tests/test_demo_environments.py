@@ -31,8 +31,10 @@ def test_colored_digits_paint_the_label_colour_at_each_environments_rate():
     data = load_dataset("builtin:colored-digits?split=all&envs=0.9,0.6&test=0.0&shape=image")
     assert data.inputs.shape == (1797, 3, 8, 8)
     labels, colours = data.labels.numpy(), _colour_index(data.inputs.numpy())
-    rates = {g: float(np.mean(colours[data.groups == g] == labels[data.groups == g]))
-             for g in ("env1", "env2", "test")}  # fmt: skip
+    rates = {
+        g: float(np.mean(colours[data.groups == g] == labels[data.groups == g]))
+        for g in ("env1", "env2", "test")
+    }
     assert rates["env1"] == pytest.approx(0.9, abs=0.04)
     assert rates["env2"] == pytest.approx(0.6, abs=0.04)
     assert rates["test"] == 0.0
@@ -64,8 +66,11 @@ def bundled():
 
 def _at_end(analysis, group, metric):
     table = analysis.group_table
-    rows = table[(table["checkpoint"] == analysis.checkpoints[-1]) & (table["group"] == group)
-                 & (table["metric"] == metric)]  # fmt: skip
+    rows = table[
+        (table["checkpoint"] == analysis.checkpoints[-1])
+        & (table["group"] == group)
+        & (table["metric"] == metric)
+    ]
     assert len(rows) == 1, (group, metric)
     return float(rows["value"].iloc[0])
 
@@ -176,8 +181,9 @@ def test_streamed_group_rows_equal_group_result_on_the_layer_features(bundled):
     expected = group_result(features, labels, groups, weight, bias)
     table = erm.group_table
     for group in expected.groups:
-        rows = table[(table["checkpoint"] == last) & (table["group"] == group)
-                     & (table["layer"] == LAYER)]  # fmt: skip
+        rows = table[
+            (table["checkpoint"] == last) & (table["group"] == group) & (table["layer"] == LAYER)
+        ]
         got = dict(zip(rows["metric"], rows["value"]))
         for key, value in expected.group_metrics(group).items():
             assert got[key] == pytest.approx(value, rel=1e-6, abs=1e-9), (group, key)

@@ -65,8 +65,12 @@ def test_recorder_hooks_the_deq_through_forward_fn(tmp_path):
     net, _ = origin_of(analysis).trained_model(analysis.checkpoints[-1])
     data = load_dataset("builtin:digits")
     batches = [(data.inputs[k : k + 256], data.labels[k : k + 256]) for k in range(0, 1400, 256)]
-    with Recorder(tmp_path / "deq", layers=["equilibrium"], classifier="classifier",
-                  forward_fn=lambda model, x: model(x, max_iter=300)) as rec:  # fmt: skip
+    with Recorder(
+        tmp_path / "deq",
+        layers=["equilibrium"],
+        classifier="classifier",
+        forward_fn=lambda model, x: model(x, max_iter=300),
+    ) as rec:
         summary = rec.capture(net, batches, step=300)
     assert net.last_converged
     expected = analysis.metrics_at(analysis.checkpoints[-1], LAYER)
@@ -82,8 +86,10 @@ def test_long_tailed_heads_measured_directions():
     # ETF 0.783 > NCMC centres 0.761; k-means finds one sub-cluster in almost every class of all
     # three (mc_centres 1.1, 1.1, 1.0), and the NCMC run's features sit on one or two of the
     # 20 centres of their class (1.3 used on average, cosine 0.94 to it)
-    accuracy = {head: analyze(CHECKPOINTS / f"digits-longtail-{head}").log["test_acc"][-1]
-                for head in ("learned", "etf", "ncmc")}  # fmt: skip
+    accuracy = {
+        head: analyze(CHECKPOINTS / f"digits-longtail-{head}").log["test_acc"][-1]
+        for head in ("learned", "etf", "ncmc")
+    }
     assert accuracy["learned"] > accuracy["etf"] > accuracy["ncmc"]
     ncmc = analyze(CHECKPOINTS / "digits-longtail-ncmc", layers=[LAYER])
     centres = given_centres(ncmc)
@@ -106,8 +112,9 @@ def test_cli_multicentre_rows_over_training(tmp_path):
 
     out = tmp_path / "out"
     run = CHECKPOINTS / "digits-longtail-ncmc"
-    assert main(["analyze", str(run), "--layers", LAYER, "--multicentre", "5", "--out",
-                 str(out)]) == 0  # fmt: skip
+    assert (
+        main(["analyze", str(run), "--layers", LAYER, "--multicentre", "5", "--out", str(out)]) == 0
+    )
     table = pd.read_csv(out / "metrics.csv")
     rows = table[table["metric"] == "mc_alignment"]
     assert len(rows) == 12  # one per checkpoint, the run's fixed centres

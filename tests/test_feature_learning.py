@@ -99,10 +99,12 @@ def _naive_gc(fn, inputs):
     for x in inputs:
         x = x[None].clone().requires_grad_(True)
         e = fn(x)[0]
-        values.append(sum(
-            float((torch.autograd.grad(e[k], x, retain_graph=True)[0] ** 2).sum())
-            for k in range(len(e))
-        ))  # fmt: skip
+        values.append(
+            sum(
+                float((torch.autograd.grad(e[k], x, retain_graph=True)[0] ** 2).sum())
+                for k in range(len(e))
+            )
+        )
     return np.array(values)
 
 
@@ -139,9 +141,9 @@ def test_geometric_collapse_is_cdnv_with_class_gc():
     means = np.stack([features[labels == c].mean(axis=0) for c in range(3)])
     class_gc = np.array([gc[labels == c].mean() for c in range(3)])
     pairs = [(i, j) for i in range(3) for j in range(i + 1, 3)]
-    expected = np.mean([
-        (class_gc[i] + class_gc[j]) / (2 * np.sum((means[i] - means[j]) ** 2)) for i, j in pairs
-    ])  # fmt: skip
+    expected = np.mean(
+        [(class_gc[i] + class_gc[j]) / (2 * np.sum((means[i] - means[j]) ** 2)) for i, j in pairs]
+    )
     assert geometric_collapse(gc, features, labels) == pytest.approx(expected, rel=1e-12)
 
 
@@ -178,8 +180,12 @@ def test_the_bundled_mlp_learns_features_as_the_nfa_says():
 
     run = Path(__file__).resolve().parents[1] / "checkpoints" / "digits-mlp"
     ends = ("epoch_0000.safetensors", "epoch_0600.safetensors")
-    analysis = analyze(run, cache=False, feature_learning=("agop", "gc"),
-                       checkpoint_filter=lambda p: p.name in ends)  # fmt: skip
+    analysis = analyze(
+        run,
+        cache=False,
+        feature_learning=("agop", "gc"),
+        checkpoint_filter=lambda p: p.name in ends,
+    )
     first, last = (analysis.metrics_at(c, "blocks.2.0:input") for c in analysis.checkpoints)
     for layer in ("blocks.1.0:input", "blocks.2.0:input"):
         start, end = (analysis.metrics_at(c, layer) for c in analysis.checkpoints)
@@ -199,12 +205,17 @@ def test_the_recorder_records_agop_and_gc_beside_each_capture(tmp_path):
     from ncviz.load import build_model, load_dataset
 
     torch.manual_seed(0)
-    net = build_model({"name": "mlp", "kwargs": {"in_features": 64, "num_classes": 10,
-                                                 "widths": [32, 32]}}).train()  # fmt: skip
+    net = build_model(
+        {"name": "mlp", "kwargs": {"in_features": 64, "num_classes": 10, "widths": [32, 32]}}
+    ).train()
     data = load_dataset("builtin:digits")
     loader = [(data.inputs[i : i + 100], data.labels[i : i + 100]) for i in range(0, 400, 100)]
-    with Recorder(tmp_path / "run", classifier="classifier", feature_learning=("agop", "gc"),
-                  feature_learning_samples=250) as recorder:  # fmt: skip
+    with Recorder(
+        tmp_path / "run",
+        classifier="classifier",
+        feature_learning=("agop", "gc"),
+        feature_learning_samples=250,
+    ) as recorder:
         recorder.capture(net, loader, step=3)
     analysis = analyze(tmp_path / "run")
     expected = feature_learning_rows(

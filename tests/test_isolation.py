@@ -16,8 +16,7 @@ from ncviz.server.requests import AnalysisRequest, embed_layer, run_request
 from ncviz.sources import detect
 
 # a wide second block: its 8,192-wide input to the head makes the AGOP 0.5 GiB in float64
-SPEC = {"name": "mlp", "kwargs": {"in_features": 64, "num_classes": 10,
-                                  "widths": [1024, 8192]}}  # fmt: skip
+SPEC = {"name": "mlp", "kwargs": {"in_features": 64, "num_classes": 10, "widths": [1024, 8192]}}
 SAMPLES = 30_000  # blocks.0's features of every sample: 30k × 1024 float32 ≈ 0.12 GiB, twice
 BUDGET_GB = 0.2
 pytestmark = pytest.mark.slow  # runs a wide model on 30k samples in budgeted workers
@@ -53,8 +52,9 @@ def test_follow_up_jobs_over_the_budget_fail_alone(upload, monkeypatch):
     runner = JobRunner()
     # the analysis itself streams (O(d²) per layer) and fits the budget: the first layer only
     request = AnalysisRequest(str(checkpoint), "wide", str(data), SPEC, ("blocks.0",))
-    analysis = _finished(runner.submit(request.key, "analysis", run_request, request,
-                                       isolated=True)).result  # fmt: skip
+    analysis = _finished(
+        runner.submit(request.key, "analysis", run_request, request, isolated=True)
+    ).result
     assert analysis.metrics_at("wide.safetensors", "blocks.0")["nc1"] > 0
     source, name = analysis.origin, "wide.safetensors"
 
@@ -79,16 +79,25 @@ def test_follow_up_jobs_over_the_budget_fail_alone(upload, monkeypatch):
 
     # the same runner serves another session: a bundled run analysed in this process
     bystander = AnalysisRequest(str(bundled_runs_dir() / "digits-mlp"), "digits-mlp")
-    done = _finished(runner.submit(bystander.key, "digits-mlp", run_request, bystander,
-                                   isolated=False))  # fmt: skip
+    done = _finished(
+        runner.submit(bystander.key, "digits-mlp", run_request, bystander, isolated=False)
+    )
     assert (
         done.status == "done"
         and done.result.metrics_at("epoch_0600.safetensors", "classifier:input")["accuracy"] == 1.0
     )
     # and the worker pool still serves: an embedding of that run in a worker
-    shown = _finished(runner.submit("emb-bystander", "embedding", embed_layer,
-                                    done.result.origin, "epoch_0600.safetensors",
-                                    "classifier:input", isolated=True))  # fmt: skip
+    shown = _finished(
+        runner.submit(
+            "emb-bystander",
+            "embedding",
+            embed_layer,
+            done.result.origin,
+            "epoch_0600.safetensors",
+            "classifier:input",
+            isolated=True,
+        )
+    )
     assert shown.status == "done", shown.error
     assert shown.result.n_total == len(load_dataset(DataSpec.parse(done.result.data)))
 

@@ -26,8 +26,18 @@ from ncviz.metrics import collapse_result
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "checkpoints" / "markov-lm"
-PAIR_METRICS = ("cdnv", "gnc2_log_mean", "gnc2_log_var", "unc3_mean", "unc3_var", "nc1", "nc4",
-                "accuracy", "nc2_equiangle_means", "nc3")  # fmt: skip
+PAIR_METRICS = (
+    "cdnv",
+    "gnc2_log_mean",
+    "gnc2_log_var",
+    "unc3_mean",
+    "unc3_var",
+    "nc1",
+    "nc4",
+    "accuracy",
+    "nc2_equiangle_means",
+    "nc3",
+)
 
 
 def test_next_token_pairs_skip_padding_and_the_last_position():
@@ -57,9 +67,13 @@ def test_corpora_from_ids_text_and_jsonl(tmp_path):
 
     from safetensors.numpy import save_file
 
-    save_file({"input_ids": np.array([[5, 6, 7], [1, 2, 0]]),
-               "attention_mask": np.array([[1, 1, 1], [1, 1, 0]])},
-              str(tmp_path / "ids.safetensors"))  # fmt: skip
+    save_file(
+        {
+            "input_ids": np.array([[5, 6, 7], [1, 2, 0]]),
+            "attention_mask": np.array([[1, 1, 1], [1, 1, 0]]),
+        },
+        str(tmp_path / "ids.safetensors"),
+    )
     corpus = read_corpus(tmp_path / "ids.safetensors")
     assert corpus.num_samples == 3 and corpus.counts(8).tolist() == [0, 0, 1, 0, 0, 0, 1, 1]
 
@@ -102,8 +116,14 @@ def test_token_statistics_equal_a_naive_reference_with_padding_and_rare_tokens(t
     np.save(tmp_path / "ids.npy", stream)
     corpus = read_corpus(f"{tmp_path / 'ids.npy'}?context=12")  # the last window is padded
     assert not bool(corpus.mask[-1].all())
-    stats = token_statistics(model, corpus, ["blocks.1", "lm_head:input"],
-                             ("lm_head", model.lm_head), batch_size=5, min_count=2)  # fmt: skip
+    stats = token_statistics(
+        model,
+        corpus,
+        ["blocks.1", "lm_head:input"],
+        ("lm_head", model.lm_head),
+        batch_size=5,
+        min_count=2,
+    )
     modules = {"blocks.1": (model.blocks[1], False), "lm_head:input": (model.lm_head, True)}
     for layer, (module, wants_input) in modules.items():
         features, labels = _naive_pairs(model, corpus, module, wants_input)
@@ -136,13 +156,19 @@ def test_the_bundled_lm_run_collapses_as_it_trains():
 
 def test_training_the_lm_run_writes_a_run_the_cli_analyses(tmp_path):
     settings = LanguageDemoSettings(
-        vocab=64, d_model=16, heads=2, train_tokens=20_000, analysed_tokens=4_096, steps=20,
+        vocab=64,
+        d_model=16,
+        heads=2,
+        train_tokens=20_000,
+        analysed_tokens=4_096,
+        steps=20,
         checkpoints=(0, 20),
-    )  # fmt: skip
+    )
     folder = train_language_run(tmp_path, settings)
     assert sorted(p.name for p in folder.glob("*.safetensors")) == [
-        "step_0000.safetensors", "step_0020.safetensors"
-    ]  # fmt: skip
+        "step_0000.safetensors",
+        "step_0020.safetensors",
+    ]
     out = tmp_path / "out"
     assert cli_main(["analyze", str(folder), "--out", str(out), "--no-cache"]) == 0
     import pandas as pd
@@ -156,22 +182,28 @@ def test_an_hf_causal_lm_with_its_own_tokenizer_reads_text(tmp_path):
     transformers = pytest.importorskip("transformers")
     tokenizers = pytest.importorskip("tokenizers")
     words = ["[PAD]", "[UNK]", "a", "b", "c", "d"]
-    backend = tokenizers.Tokenizer(tokenizers.models.WordLevel(
-        {w: i for i, w in enumerate(words)}, unk_token="[UNK]"))  # fmt: skip
+    backend = tokenizers.Tokenizer(
+        tokenizers.models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]")
+    )
     backend.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
     tokenizer = transformers.PreTrainedTokenizerFast(
         tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]"
     )
     folder = tmp_path / "gpt"
-    config = transformers.GPT2Config(vocab_size=len(words), n_embd=8, n_layer=2, n_head=2,
-                                      n_positions=16)  # fmt: skip
+    config = transformers.GPT2Config(
+        vocab_size=len(words), n_embd=8, n_layer=2, n_head=2, n_positions=16
+    )
     torch.manual_seed(0)
     transformers.GPT2LMHeadModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     (tmp_path / "text.txt").write_text("a b c d " * 30)
     checkpoint = folder / "model.safetensors"
-    analysis = analyze(checkpoint, f"{tmp_path / 'text.txt'}?context=8",
-                       model={"name": f"hf:{folder}"}, cache=False)  # fmt: skip
+    analysis = analyze(
+        checkpoint,
+        f"{tmp_path / 'text.txt'}?context=8",
+        model={"name": f"hf:{folder}"},
+        cache=False,
+    )
     assert analysis.task == "language"
     assert analysis.layers == ["transformer.h.0", "transformer.h.1", "lm_head:input"]
     result = analysis.results[(checkpoint.name, "lm_head:input")]

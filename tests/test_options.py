@@ -21,9 +21,12 @@ def test_the_options_object_reaches_every_result_unchanged():
     options = AnalysisOptions.parse(tau=0.05, dist_exp=2.0)
     assert options.metrics == CollapseOptions(tau=0.05, dist_exp=2.0)
     analysis = analyze(
-        bundled_runs_dir() / "digits-mlp-imbalanced", cache=False,
-        checkpoint_filter=_last_checkpoint, tau=0.05, dist_exp=2.0,
-    )  # fmt: skip
+        bundled_runs_dir() / "digits-mlp-imbalanced",
+        cache=False,
+        checkpoint_filter=_last_checkpoint,
+        tau=0.05,
+        dist_exp=2.0,
+    )
     assert analysis.results
     for result in analysis.results.values():
         assert result.options.tau == 0.05 and result.options.dist_exp == 2.0
@@ -33,9 +36,11 @@ def test_the_options_object_reaches_every_result_unchanged():
 
 def test_a_run_s_options_fill_in_only_what_the_user_left_at_its_default():
     analysis = analyze(
-        bundled_runs_dir() / "digits-mlp-imbalanced", cache=False,
-        checkpoint_filter=_last_checkpoint, minority_classes=["0", "1"],
-    )  # fmt: skip
+        bundled_runs_dir() / "digits-mlp-imbalanced",
+        cache=False,
+        checkpoint_filter=_last_checkpoint,
+        minority_classes=["0", "1"],
+    )
     for result in analysis.results.values():
         assert sorted(result.minority_classes.tolist()) == ["0", "1"]
     merged = AnalysisOptions.parse(tau=0.05).with_run_metrics({"tau": 0.2, "dist_exp": 2.0})

@@ -34,8 +34,11 @@ def test_geometry_overlay_coincides_with_etf_means(etf_result):
     means = [t for t in fig.data if t.legendgroup == "means"]
     etf = next(t for t in fig.data if "simplex ETF" in (t.name or ""))
     tips = {(round(t.x[1], 9), round(t.y[1], 9), round(t.z[1], 9)) for t in means}
-    vertices = {(round(x, 9), round(y, 9), round(z, 9))
-                for x, y, z in zip(etf.x, etf.y, etf.z) if x is not None}  # fmt: skip
+    vertices = {
+        (round(x, 9), round(y, 9), round(z, 9))
+        for x, y, z in zip(etf.x, etf.y, etf.z)
+        if x is not None
+    }
     assert tips == vertices and len(tips) == 5
     w = next(t for t in fig.data if t.name and "classifier" in t.name)
     np.testing.assert_allclose(sorted(w.x), sorted(t.x[1] for t in means), atol=1e-9)
@@ -82,9 +85,18 @@ def _table():
     rows = []
     for epoch, value in ((0, 1.0), (10, 0.1), (100, 0.01)):
         for layer, scale in (("a", 1.0), ("b", 0.5)):
-            rows.append({"run": "r", "checkpoint": f"e{epoch}", "epoch": epoch, "step": None,
-                         "layer": layer, "split": "train", "metric": "nc1",
-                         "value": value * scale})  # fmt: skip
+            rows.append(
+                {
+                    "run": "r",
+                    "checkpoint": f"e{epoch}",
+                    "epoch": epoch,
+                    "step": None,
+                    "layer": layer,
+                    "split": "train",
+                    "metric": "nc1",
+                    "value": value * scale,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -129,9 +141,11 @@ def test_embedding_subsamples_and_marks_centres():
 
 
 def test_html_report_is_self_contained(etf_result):
-    text = html_report("R", [("g", plots.norms_figure(etf_result)),
-                             ("s", plots.spectrum_figure(etf_result))],
-                       [("t", pd.DataFrame({"metric": ["nc1"], "value": [0.5]}))])  # fmt: skip
+    text = html_report(
+        "R",
+        [("g", plots.norms_figure(etf_result)), ("s", plots.spectrum_figure(etf_result))],
+        [("t", pd.DataFrame({"metric": ["nc1"], "value": [0.5]}))],
+    )
     assert "<script src=" not in text and "nc1" in text  # no external script
     assert (
         text.count("Plotly.newPlot") == 2 and 3_000_000 < len(text) < 6_000_000

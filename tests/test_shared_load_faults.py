@@ -64,8 +64,9 @@ analyze(sys.argv[1], progress=progress)
 def test_a_killed_analysis_leaves_a_consistent_cache(tmp_path, monkeypatch):
     cache_dir = tmp_path / "cache"
     monkeypatch.setenv("NCVIZ_CACHE_DIR", str(cache_dir))
-    child = subprocess.Popen([sys.executable, "-c", KILLED_CHILD, str(RUN)], stdout=subprocess.PIPE,
-                             text=True, cwd=ROOT)  # fmt: skip
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_CHILD, str(RUN)], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
     for line in child.stdout:
         if int(line) >= 40:  # a few checkpoints in: kill it mid-way, without any cleanup
             child.kill()

@@ -39,10 +39,20 @@ def test_the_bundled_table_is_the_authors_table():
 
 
 def test_authors_table_correlations_equal_pandas_spearman_and_pearson(tmp_path):
-    code = main([
-        "study", str(LINGUISTIC_COLLAPSE_TABLE), "--against", "val_loss",
-        "--derive", "agreement=hits/(hits+misses)", "--bootstrap", "200", "--out", str(tmp_path),
-    ])  # fmt: skip
+    code = main(
+        [
+            "study",
+            str(LINGUISTIC_COLLAPSE_TABLE),
+            "--against",
+            "val_loss",
+            "--derive",
+            "agreement=hits/(hits+misses)",
+            "--bootstrap",
+            "200",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     written = pd.read_csv(tmp_path / "correlations.csv")
     assert tuple(written.columns) == (*CORRELATION_COLUMNS, "kind")
@@ -152,11 +162,15 @@ def test_outcomes_are_kept_apart_from_the_collapse_statistics():
     from ncviz import plots
     from ncviz.study import run_study
 
-    frame = pd.DataFrame({
-        "run": ["a", "b", "c", "d"], "val_loss": [3.0, 2.5, 2.0, 1.5],
-        "perplex": [20.0, 12.0, 7.0, 4.5], "cdnv": [0.4, 0.3, 0.35, 0.1],
-        "etf_error": [0.9, 0.8, 0.7, 0.5],
-    })  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "run": ["a", "b", "c", "d"],
+            "val_loss": [3.0, 2.5, 2.0, 1.5],
+            "perplex": [20.0, 12.0, 7.0, 4.5],
+            "cdnv": [0.4, 0.3, 0.35, 0.1],
+            "etf_error": [0.9, 0.8, 0.7, 0.5],
+        }
+    )
     study = run_study(frame, "val_loss", pattern=None, resamples=100)
     kinds = dict(zip(study.correlations["metric"], study.correlations["kind"]))
     assert kinds == {"perplex": "outcome", "cdnv": "statistic", "etf_error": "statistic"}

@@ -28,8 +28,9 @@ def test_few_shot_accuracy_equals_a_naive_episode_loop():
         for i in range(len(labels)):
             if i in chosen:
                 continue
-            distance = {c: np.sum((features[i] - features[s].mean(axis=0)) ** 2)
-                        for c, s in support.items()}  # fmt: skip
+            distance = {
+                c: np.sum((features[i] - features[s].mean(axis=0)) ** 2) for c, s in support.items()
+            }
             correct += min(distance, key=distance.get) == labels[i]
             total += 1
         episodes.append(correct / total)

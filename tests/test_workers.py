@@ -87,8 +87,15 @@ def test_an_analysis_too_big_for_its_budget_fails_alone():
     from ncviz.demos.catalog import bundled_runs_dir
 
     checkpoint = bundled_runs_dir() / "digits-mlp" / "epoch_0600.safetensors"
-    spec = {"name": "mlp", "kwargs": {"in_features": 64, "num_classes": 10,
-                                      "widths": [128, 128, 128], "batchnorm": True}}  # fmt: skip
+    spec = {
+        "name": "mlp",
+        "kwargs": {
+            "in_features": 64,
+            "num_classes": 10,
+            "widths": [128, 128, 128],
+            "batchnorm": True,
+        },
+    }
     huge = "builtin:gaussian?classes=10&dim=64&n=1000000"  # 10 M × 64 floats ≈ 2.4 GB
     with pytest.raises(WorkerError, match=r"needed more than 0\.5 GB") as info:
         run_in_worker(analyze, checkpoint, huge, model=spec, cache=False, memory_bytes=2**29)

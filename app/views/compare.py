@@ -8,8 +8,19 @@ from ncviz.demos.catalog import bundled_runs, comparison_partner
 from ncviz.metrics import CollapseResult
 
 # shown first when comparing runs (NC1–NC3, minority collapse and what it costs)
-HEADLINE = ["nc1", "nc2_etf_distance", "nc3", "nc4", "minority_cos", "accuracy_minority",
-            "accuracy_majority", "accuracy", "nrc1", "nrc2", "nrc3"]  # fmt: skip
+HEADLINE = [
+    "nc1",
+    "nc2_etf_distance",
+    "nc3",
+    "nc4",
+    "minority_cos",
+    "accuracy_minority",
+    "accuracy_majority",
+    "accuracy",
+    "nrc1",
+    "nrc2",
+    "nrc3",
+]
 
 st.title("Compare")
 analysis = common.ensure_analysis()
@@ -30,8 +41,9 @@ if analysis:
         theirs = analysis.metrics_at(other_checkpoint, layer)
         a_label = common.checkpoint_label(analysis, checkpoint)
         b_label = common.checkpoint_label(analysis, other_checkpoint)
-        st.dataframe(plots.side_by_side(mine, theirs, (a_label, b_label)), hide_index=True,
-                     width="stretch")  # fmt: skip
+        st.dataframe(
+            plots.side_by_side(mine, theirs, (a_label, b_label)), hide_index=True, width="stretch"
+        )
         first = analysis.results[(checkpoint, layer)]
         second = analysis.results[(other_checkpoint, layer)]
         if isinstance(first, CollapseResult) and isinstance(second, CollapseResult):
@@ -56,8 +68,9 @@ if analysis:
     bundled.sort(key=lambda r: ("regression" in r) != regression)
     for name in bundled:
         choices.setdefault(common.bundled_request(name).key, name)
-    picked = st.selectbox("Compare with", list(choices), key="compare_with",
-                          format_func=choices.get)  # fmt: skip
+    picked = st.selectbox(
+        "Compare with", list(choices), key="compare_with", format_func=choices.get
+    )
     history = st.session_state.get("history", {})
     request = history.get(picked) or common.bundled_request(choices[picked])
     other_name = request.label
@@ -83,15 +96,20 @@ if analysis:
         "checkpoint."
     )
     st.dataframe(frame, hide_index=True, width="stretch")
-    pair = [(analysis.run, analysis.results.get((checkpoint, at_layer))),
-            (other.run, other.results.get((other.checkpoints[-1], at_layer)))]  # fmt: skip
+    pair = [
+        (analysis.run, analysis.results.get((checkpoint, at_layer))),
+        (other.run, other.results.get((other.checkpoints[-1], at_layer))),
+    ]
     if all(isinstance(r, CollapseResult) for _, r in pair):
         grams = [k for k in ("cos_weights", "cos_means") if all(k in r.arrays for _, r in pair)]
         if grams:
             gram = st.segmented_control(
-                "Gram matrices side by side", grams, default=grams[0], key="compare_gram",
+                "Gram matrices side by side",
+                grams,
+                default=grams[0],
+                key="compare_gram",
                 format_func={"cos_weights": "classifier rows W", "cos_means": "class means"}.get,
-            )  # fmt: skip
+            )
             columns = st.columns(2)
             for index, (column, (name, result)) in enumerate(zip(columns, pair)):
                 with column:

@@ -30,20 +30,34 @@ if analysis:
     targets = len(result.arrays["target_cov"]) if isinstance(result, RegressionResult) else 0
     target = 0
     if targets > 1:
-        target = st.selectbox("Colour by target", range(targets), key="emb_target",
-                              format_func=lambda t: f"target {t + 1}")  # fmt: skip
+        target = st.selectbox(
+            "Colour by target",
+            range(targets),
+            key="emb_target",
+            format_func=lambda t: f"target {t + 1}",
+        )
     if method == "umap":
         st.caption(
             "The first UMAP in a server process compiles numba code: up to a few minutes on a "
             "busy machine (the Docker image compiles it when built); later ones take seconds."
         )
-    key = (f"embed-{st.session_state['analysis_key']}-{checkpoint}-{layer}-{method}-"
-           f"{max_points}-{target}")  # fmt: skip
+    key = (
+        f"embed-{st.session_state['analysis_key']}-{checkpoint}-{layer}-{method}-"
+        f"{max_points}-{target}"
+    )
     job = default_runner().submit(
-        key, f"{method} of {layer}", embed_layer, origin_of(analysis), checkpoint, layer,
-        split=analysis.split, method=method, max_points=max_points, target=target,
+        key,
+        f"{method} of {layer}",
+        embed_layer,
+        origin_of(analysis),
+        checkpoint,
+        layer,
+        split=analysis.split,
+        method=method,
+        max_points=max_points,
+        target=target,
         isolated=common.isolated(analysis),
-    )  # fmt: skip
+    )
     if common.job_panel(job, "Embedding", "embedding"):
         emb = job.result
         title = (

@@ -24,9 +24,11 @@ if selected:
         against_head = groups_against_head(analysis, checkpoint, layer)
         if against_head is not None:
             reference = st.segmented_control(
-                "Common ETF", ["best fit to the groups", "the classifier rows W"],
-                default="best fit to the groups", key="env_etf",
-            )  # fmt: skip
+                "Common ETF",
+                ["best fit to the groups", "the classifier rows W"],
+                default="best fit to the groups",
+                key="env_etf",
+            )
             if reference == "the classifier rows W":
                 grouped = against_head
         table = analysis.group_table

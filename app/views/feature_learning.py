@@ -41,8 +41,10 @@ if analysis:
             common.start_analysis(replace(request, options=options))
             st.rerun()
         else:
-            st.caption("On at most 1,000 samples per checkpoint; about a second per checkpoint "
-                       "for the digits runs.")  # fmt: skip
+            st.caption(
+                "On at most 1,000 samples per checkpoint; about a second per checkpoint "
+                "for the digits runs."
+            )
     else:
         table = analysis.table
         linear = list(dict.fromkeys(table[table["metric"] == "agop_nfa_corr"]["layer"]))
@@ -55,8 +57,9 @@ if analysis:
                 figure = common.over_training(analysis, "geometric_collapse", linear[-1:])
                 common.chart(figure, "gc-over-training")
         common.chart(plots.stages_figure(table, checkpoint), "stages")
-        chosen = st.selectbox("Linear layer (its input)", linear, index=len(linear) - 1,
-                              key="agop_layer")  # fmt: skip
+        chosen = st.selectbox(
+            "Linear layer (its input)", linear, index=len(linear) - 1, key="agop_layer"
+        )
         values = analysis.metrics_at(checkpoint, chosen)
         st.caption(
             f"NFA correlation at {common.checkpoint_label(analysis, checkpoint)}: "
@@ -68,8 +71,13 @@ if analysis:
         else:
             key = f"agop-{st.session_state['analysis_key']}-{checkpoint}-{chosen}"
             job = default_runner().submit(
-                key, f"AGOP at {chosen}", source_agop, origin_of(analysis), checkpoint, chosen,
+                key,
+                f"AGOP at {chosen}",
+                source_agop,
+                origin_of(analysis),
+                checkpoint,
+                chosen,
                 isolated=common.isolated(analysis),
-            )  # fmt: skip
+            )
             if common.job_panel(job, "AGOP", "agop"):
                 common.chart(plots.agop_figure(job.result, chosen), "agop")

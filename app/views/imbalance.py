@@ -22,8 +22,9 @@ def multicentre_tab(analysis, checkpoint: str, layer: str, result) -> None:
     given = origin_of(analysis).has_given_centres() and layer.endswith(":input")
     left, middle, right = st.columns(3)
     cap = left.slider("Most centres per class (k-means)", 1, 10, 5, key="mc_cap")
-    use_given = middle.toggle("Use the run's fixed centres", value=given, disabled=not given,
-                              key="mc_given")  # fmt: skip
+    use_given = middle.toggle(
+        "Use the run's fixed centres", value=given, disabled=not given, key="mc_given"
+    )
     key = f"multicentre-{st.session_state.get('job_key')}-{checkpoint}-{layer}-{cap}-{use_given}"
     job = default_runner().get(key)
     if job is None and not right.button("Find the centres", key="mc_run"):
@@ -35,10 +36,17 @@ def multicentre_tab(analysis, checkpoint: str, layer: str, result) -> None:
         )
         return
     job = default_runner().submit(
-        key, "multi-centre", source_multicentre, origin_of(analysis), checkpoint, layer,
-        split=analysis.split, max_centres=cap, use_given=use_given,
+        key,
+        "multi-centre",
+        source_multicentre,
+        origin_of(analysis),
+        checkpoint,
+        layer,
+        split=analysis.split,
+        max_centres=cap,
+        use_given=use_given,
         isolated=common.isolated(analysis),
-    )  # fmt: skip
+    )
     if not common.job_panel(job, "Multi-centre analysis", "multicentre"):
         return
     found = job.result
@@ -72,9 +80,12 @@ def minority_tab(analysis, checkpoint: str, layer: str, result) -> None:
             st.rerun()
     split = analysis.split or (analysis.table["split"].iloc[0] if len(analysis.table) else "data")
     job = default_runner().submit(
-        f"training-counts-{st.session_state.get('job_key')}", "training counts",
-        training_counts_of, origin_of(analysis), isolated=common.isolated(analysis),
-    )  # fmt: skip
+        f"training-counts-{st.session_state.get('job_key')}",
+        "training counts",
+        training_counts_of,
+        origin_of(analysis),
+        isolated=common.isolated(analysis),
+    )
     if not common.job_panel(job, "Reading the training data's counts", "training-counts"):
         return
     table = plots.per_class_table(result, split, job.result)
@@ -112,10 +123,11 @@ def minority_tab(analysis, checkpoint: str, layer: str, result) -> None:
         st.subheader("Minority collapse against the imbalance ratio")
         key = f"imbalance-sweep-{'-'.join(family)}-{layer}"
         job = default_runner().submit(
-            key, "imbalance sweep",
+            key,
+            "imbalance sweep",
             lambda progress: imbalance_sweep(bundled_runs_dir(), family, layer, SWEPT),
             isolated=False,  # the bundled sweep: our own runs
-        )  # fmt: skip
+        )
         if common.job_panel(job, "Imbalance sweep", "sweep"):
             etf = -1.0 / (result.num_classes - 1)
             references = {f"ETF −1/(C−1) = {etf:.3f}": etf, "total collapse 1": 1.0}

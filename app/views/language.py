@@ -67,8 +67,11 @@ if selected:
 
     st.subheader("Most frequent tokens")
     most = min(200, result.num_classes)
-    k = most if most <= 2 else st.slider("Tokens shown (top k by frequency)", 2, most,
-                                         min(30, most), key="top_k")  # fmt: skip
+    k = (
+        most
+        if most <= 2
+        else st.slider("Tokens shown (top k by frequency)", 2, most, min(30, most), key="top_k")
+    )
     tabs = st.tabs(["Class means", "LM head rows"])
     for tab, of, title in zip(
         tabs, ("means", "weights"), ("cos(μ_c − μ_G, μ_c′ − μ_G)", "cos(w_c, w_c′)")

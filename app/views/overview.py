@@ -34,8 +34,9 @@ def headline(metrics: dict, keys: list[str], chance: dict) -> None:
             help_text = f"{info.meaning}. Source: {info.source}."
             if info.collapsed is not None:
                 help_text += f" Exact collapse: {info.collapsed:g}."
-            column.metric(f"{info.label} · {key}", f"{metrics[key]:.4g}", help=help_text,
-                          border=True)  # fmt: skip
+            column.metric(
+                f"{info.label} · {key}", f"{metrics[key]:.4g}", help=help_text, border=True
+            )
             if key in chance:
                 column.caption(f"chance {chance[key]:.3g} · {info.meaning}")
             else:
@@ -67,15 +68,20 @@ if analysis is not None:
         if onset is not None:
             st.caption(f"Zero training error (terminal phase) from epoch {onset}.")
     if analysis.task == "classification" and st.toggle(
-        "Train vs test", value=False, key="train_vs_test",
+        "Train vs test",
+        value=False,
+        key="train_vs_test",
         help="The same checkpoint and layer measured on the held-out split (Hui et al. 2022).",
-    ):  # fmt: skip
+    ):
         tables = common.split_tables(analysis)
         if tables is not None:
             keys = ["nc1", "nc1_trace_ratio", "cdnv", "nc2_etf_distance", "nc4", "accuracy"]
             frame = train_vs_test(tables, checkpoint, layer, keys)
             if "nc1" in frame.index and {"train", "test"} <= set(frame.columns):
-                st.metric("NC1 on test data", f"{frame.loc['nc1', 'test']:.4g}",
-                          delta=f"{frame.loc['nc1', 'test'] - frame.loc['nc1', 'train']:+.4g} "
-                          "vs train", delta_color="inverse")  # fmt: skip
+                st.metric(
+                    "NC1 on test data",
+                    f"{frame.loc['nc1', 'test']:.4g}",
+                    delta=f"{frame.loc['nc1', 'test'] - frame.loc['nc1', 'train']:+.4g} vs train",
+                    delta_color="inverse",
+                )
             st.dataframe(frame, width="stretch")

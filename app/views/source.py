@@ -219,8 +219,9 @@ def server_section(root: Path) -> None:
             data_spec = str(resolve_inside(root, data_spec))
         model = _model_dict(arch, kwargs_text)
         options = {"confine_to": str(root)}
-        common.start_analysis(common.AnalysisRequest(str(source), choice, data_spec, model, None,
-                                                     options))  # fmt: skip
+        common.start_analysis(
+            common.AnalysisRequest(str(source), choice, data_spec, model, None, options)
+        )
     except NcvizError as error:
         st.error(str(error))
 

@@ -16,8 +16,14 @@ if selected:
     tau = left.select_slider(
         "Rank threshold τ (s_k > τ·s₁)", [1e-4, 1e-3, 1e-2, 3e-2, 1e-1, 0.3], value=1e-2, key="tau"
     )
-    top = int(right.number_input("Show the top k singular values (0 = all)", 0, 100_000, 0,
-                                 key="spectrum_top")) or None  # fmt: skip
+    top = (
+        int(
+            right.number_input(
+                "Show the top k singular values (0 = all)", 0, 100_000, 0, key="spectrum_top"
+            )
+        )
+        or None
+    )
     numerical, effective = ranks(result.arrays["sv_means"], tau)
     cols = st.columns(3)
     cols[0].metric("numerical rank of M", numerical)
@@ -27,10 +33,16 @@ if selected:
     with one:
         common.chart(plots.spectrum_figure(result, tau, top), "spectrum")
     with across:
-        which = st.segmented_control(
-            "Spectrum", list(plots.SPECTRA), default="sv_means", key="spectrum_kind",
-            format_func=plots.SPECTRA.get,
-        ) or "sv_means"  # fmt: skip
+        which = (
+            st.segmented_control(
+                "Spectrum",
+                list(plots.SPECTRA),
+                default="sv_means",
+                key="spectrum_kind",
+                format_func=plots.SPECTRA.get,
+            )
+            or "sv_means"
+        )
         per_layer = analysis.layer_results(checkpoint)
         common.chart(plots.layers_spectrum_figure(per_layer, which, tau, top), "spectra-layers")
     ranks = ranks_at(analysis, tau)

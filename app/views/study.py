@@ -44,9 +44,11 @@ try:
         digest = "bundled-linguistic-collapse"
     else:
         files = st.file_uploader(
-            "Result tables", type=["csv", "parquet"], accept_multiple_files=True,
+            "Result tables",
+            type=["csv", "parquet"],
+            accept_multiple_files=True,
             key="study_upload",
-        )  # fmt: skip
+        )
         if not files:
             st.info("Upload one table with a row per run, or several ncviz metrics tables.")
             st.stop()
@@ -70,9 +72,10 @@ try:
             help="Arithmetic on columns: + − × ÷ ** and log, log10, exp, sqrt.",
         )
         pattern = st.text_input(
-            "Run-name pattern (named groups become attributes)", DEFAULT_NAME_PATTERN,
+            "Run-name pattern (named groups become attributes)",
+            DEFAULT_NAME_PATTERN,
             key="study_pattern",
-        )  # fmt: skip
+        )
     derived = tuple(line.strip() for line in derived_text.splitlines() if line.strip())
     targets = numeric_columns(frame)
     with right:
@@ -113,7 +116,13 @@ if metrics:
     with left:
         rho = float(table.set_index("metric").loc[metric, "rho"])
         figure = plots.study_scatter(
-            study.frame, metric, against, None if colour == "(none)" else colour,
-            names=study.name_column, rho=rho, log_x=log_x, log_y=log_y,
-        )  # fmt: skip
+            study.frame,
+            metric,
+            against,
+            None if colour == "(none)" else colour,
+            names=study.name_column,
+            rho=rho,
+            log_x=log_x,
+            log_y=log_y,
+        )
         common.chart(figure, "study-scatter")

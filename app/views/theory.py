@@ -26,8 +26,12 @@ from ncviz.theory import (
     train_ufm,
 )
 
-TRAINERS = {"Deep UFM": train_deep_ufm, "UFM": train_ufm, "Regression UFM": train_regression_ufm,
-            "Deep RFM": run_deep_rfm}  # fmt: skip
+TRAINERS = {
+    "Deep UFM": train_deep_ufm,
+    "UFM": train_ufm,
+    "Regression UFM": train_regression_ufm,
+    "Deep RFM": run_deep_rfm,
+}
 
 
 def _key(kind: str, settings) -> str:
@@ -110,8 +114,9 @@ def show_rfm(result) -> None:
     ):
         series = {"Deep RFM (AGOP projection)": rfm, "random features only": control}
         with column:
-            common.chart(plots.history_figure(layers, series, title, x_title="layer"),
-                         f"f-{title[:3]}")  # fmt: skip
+            common.chart(
+                plots.history_figure(layers, series, title, x_title="layer"), f"f-{title[:3]}"
+            )
     st.caption(
         f"Layer {len(layers)}: NC1 {result.nc1[-1]:.4f} with the AGOP projection vs "
         f"{result.nc1_features_only[-1]:.4f} with random features only (layer 1: "
@@ -179,8 +184,12 @@ def show_regression(result) -> None:
             common.chart(plots.heatmap(result.ww_optimum, "UFM optimum"), "r-opt")
 
 
-SHOW = {DeepUFMResult: show_deep, UFMResult: show_ufm, RegressionUFMResult: show_regression,
-        DeepRFMResult: show_rfm}  # fmt: skip
+SHOW = {
+    DeepUFMResult: show_deep,
+    UFMResult: show_ufm,
+    RegressionUFMResult: show_regression,
+    DeepRFMResult: show_rfm,
+}
 
 st.title("Theory lab")
 st.write(
@@ -193,8 +202,12 @@ kind = (
     st.segmented_control("Model", list(TRAINERS), default="Deep UFM", key="theory_kind")
     or "Deep UFM"
 )
-settings = {"Deep UFM": deep_settings, "UFM": ufm_settings, "Regression UFM": regression_settings,
-            "Deep RFM": rfm_settings}[kind]()  # fmt: skip
+settings = {
+    "Deep UFM": deep_settings,
+    "UFM": ufm_settings,
+    "Regression UFM": regression_settings,
+    "Deep RFM": rfm_settings,
+}[kind]()
 key = _key(kind, settings)
 runner = default_runner()
 if st.button("Train", type="primary", key="theory_train"):
@@ -241,9 +254,15 @@ if kind == "Deep UFM":
             else:
                 sweep_key = _key("sweep", settings) + f"-{parameter}-{values}-{seeds}"
                 runner.submit(
-                    sweep_key, "sweep", sweep, settings, parameter, values,
-                    list(range(int(seeds))), isolated=False,  # numbers from bounded sliders
-                )  # fmt: skip
+                    sweep_key,
+                    "sweep",
+                    sweep,
+                    settings,
+                    parameter,
+                    values,
+                    list(range(int(seeds))),
+                    isolated=False,  # numbers from bounded sliders
+                )
                 st.session_state["sweep_job"] = sweep_key
         job = runner.get(st.session_state.get("sweep_job", ""))
         if job is not None and common.job_panel(job, "Sweep", "sweep"):

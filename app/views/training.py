@@ -29,9 +29,11 @@ if analysis:
         if analysis.log:
             common.chart(plots.accuracy_figure(analysis.log, scale), "accuracy")
         overlay = analysis.task == "classification" and st.toggle(
-            "Overlay the test split", value=False, key="train_overlay_test",
+            "Overlay the test split",
+            value=False,
+            key="train_overlay_test",
             help="Each metric on the training and the held-out data (Hui et al. 2022).",
-        )  # fmt: skip
+        )
         tables = common.split_tables(analysis) if overlay else None
         columns = st.columns(2)
         for index, metric in enumerate(chosen):

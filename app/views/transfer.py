@@ -19,15 +19,18 @@ st.caption(
     "per pre-training run; ρ is Spearman's, with a 95% bootstrap interval."
 )
 choice = st.segmented_control(
-    "Sweep", ["Bundled (digits 0–4 → 5–9)", "Upload a table"], default="Bundled (digits 0–4 → 5–9)",
+    "Sweep",
+    ["Bundled (digits 0–4 → 5–9)", "Upload a table"],
+    default="Bundled (digits 0–4 → 5–9)",
     key="transfer_source",
-)  # fmt: skip
+)
 table = None
 if choice == "Upload a table":
     upload = st.file_uploader(
         "One row per run: source_gc plus target_cdnv and/or shot<k>_acc columns (CSV/Parquet)",
-        type=["csv", "parquet"], key="transfer_upload",
-    )  # fmt: skip
+        type=["csv", "parquet"],
+        key="transfer_upload",
+    )
     if upload is not None:
         try:
             table = read_table_bytes(upload.name, upload.getvalue())
@@ -51,9 +54,14 @@ if table is not None:
         for index, target in enumerate([t for t in ("target_cdnv", "shot5_acc") if t in present]):
             value = float(rho.set_index("metric").loc[target, "rho"])
             figure = plots.study_scatter(
-                table, "source_gc", target, color, names=names, rho=value,
+                table,
+                "source_gc",
+                target,
+                color,
+                names=names,
+                rho=value,
                 log_x=spans_decades(table["source_gc"]),
-            )  # fmt: skip
+            )
             with columns[index % 2]:
                 common.chart(figure, f"transfer-{target}")
         if names and any(c.startswith("shot") for c in table.columns):

@@ -60,11 +60,21 @@ def analyze(
             :class:`~ncviz.metrics.CollapseOptions`), validated here once.
     """
     options = AnalysisOptions.parse(
-        data, model=model, layers=layers, device=device, batch_size=batch_size, pool=pool,
-        autocast=autocast, cache=cache, checkpoint_filter=checkpoint_filter,
-        trust_remote_code=trust_remote_code, confine_to=confine_to, language=language,
-        feature_learning=feature_learning, **metric_options,
-    )  # fmt: skip
+        data,
+        model=model,
+        layers=layers,
+        device=device,
+        batch_size=batch_size,
+        pool=pool,
+        autocast=autocast,
+        cache=cache,
+        checkpoint_filter=checkpoint_filter,
+        trust_remote_code=trust_remote_code,
+        confine_to=confine_to,
+        language=language,
+        feature_learning=feature_learning,
+        **metric_options,
+    )
     return analyze_with(source, options, progress)
 
 

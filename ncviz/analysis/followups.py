@@ -102,9 +102,14 @@ def multicentre_at(
 ) -> Any:
     """:func:`source_multicentre` of one analysed checkpoint and layer."""
     return source_multicentre(
-        origin_of(analysis), checkpoint, layer, split=analysis.split, max_centres=max_centres,
-        use_given=use_given, progress=progress,
-    )  # fmt: skip
+        origin_of(analysis),
+        checkpoint,
+        layer,
+        split=analysis.split,
+        max_centres=max_centres,
+        use_given=use_given,
+        progress=progress,
+    )
 
 
 def with_multicentre(
@@ -125,11 +130,22 @@ def with_multicentre(
     split = analysis.split or analysis.table["split"].iloc[0]
     rows = []
     for index, checkpoint in enumerate(analysis.checkpoints):
-        found = source_multicentre(source, checkpoint, layer, split=analysis.split,
-                                   max_centres=max_centres, use_given=use_given)  # fmt: skip
+        found = source_multicentre(
+            source,
+            checkpoint,
+            layer,
+            split=analysis.split,
+            max_centres=max_centres,
+            use_given=use_given,
+        )
         step = steps.get(checkpoint)
-        key = RowKey(analysis.run, checkpoint, epochs.get(checkpoint),
-                     None if pd.isna(step) else int(step), split)  # fmt: skip
+        key = RowKey(
+            analysis.run,
+            checkpoint,
+            epochs.get(checkpoint),
+            None if pd.isna(step) else int(step),
+            split,
+        )
         rows += metric_rows(key, layer, found.metrics)
         if progress is not None:
             progress(index + 1, len(analysis.checkpoints), f"{checkpoint}: multi-centre")
@@ -170,8 +186,7 @@ def ranks_at(analysis: Analysis, tau: float) -> pd.DataFrame:
     for (checkpoint, layer), result in analysis.results.items():
         if isinstance(result, CollapseResult) and "sv_means" in result.arrays:
             rank = numerical_rank(torch.as_tensor(result.arrays["sv_means"]), tau)
-            key = RowKey(analysis.run, checkpoint, epochs.get(checkpoint), None,
-                         analysis.split)  # fmt: skip
+            key = RowKey(analysis.run, checkpoint, epochs.get(checkpoint), None, analysis.split)
             rows += metric_rows(key, layer, {"rank_means": float(rank)})
     return make_table(rows)
 
@@ -187,9 +202,11 @@ def groups_against_head(analysis: Analysis, checkpoint: str, layer: str) -> Grou
     if "class_weight" not in pooled.arrays:
         return None
     return assemble_groups(
-        grouped.results, grouped.groups, np.asarray(pooled.classes),
+        grouped.results,
+        grouped.groups,
+        np.asarray(pooled.classes),
         etf=pooled.arrays["class_weight"],
-    )  # fmt: skip
+    )
 
 
 def hookable_layers(

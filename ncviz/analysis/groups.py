@@ -44,9 +44,11 @@ def assemble_group_results(
         if pooled is None or not per_group:
             continue
         assembled[where] = assemble_groups(
-            per_group, sorted(per_group), np.asarray(pooled.classes),
+            per_group,
+            sorted(per_group),
+            np.asarray(pooled.classes),
             pooled_means=pooled.arrays["class_means"],
-        )  # fmt: skip
+        )
     return assembled
 
 

@@ -161,8 +161,9 @@ GROUP_SUMMARY = ("accuracy", "nc1", "nc2_etf_distance", "etf_alignment", "protot
 def group_summary_text(analysis: Analysis, keys: tuple[str, ...] = GROUP_SUMMARY) -> str:
     """Per group, the headline metrics at the last checkpoint and last layer."""
     table = analysis.group_table
-    rows = table[(table["checkpoint"] == analysis.checkpoints[-1])
-                 & (table["layer"] == analysis.layers[-1])]  # fmt: skip
+    rows = table[
+        (table["checkpoint"] == analysis.checkpoints[-1]) & (table["layer"] == analysis.layers[-1])
+    ]
     wide = rows.pivot_table(index="group", columns="metric", values="value", sort=False)
     shown = wide[[k for k in keys if k in wide.columns]]
     title = f"per group at {analysis.layers[-1]}"
@@ -201,8 +202,14 @@ def metric_rows(
     >>> metric_rows(RowKey("r", "c", 1, 1, "train"), "fc", {"nc1": 0.5})[0]["value"]
     0.5
     """
-    base = {"run": key.run, "checkpoint": key.checkpoint, "epoch": key.epoch, "step": key.step,
-            "layer": layer, "split": key.split}  # fmt: skip
+    base = {
+        "run": key.run,
+        "checkpoint": key.checkpoint,
+        "epoch": key.epoch,
+        "step": key.step,
+        "layer": layer,
+        "split": key.split,
+    }
     extra = {} if group is None else {"group": group}
     return [{**base, **extra, "metric": k, "value": float(v)} for k, v in values.items()]
 

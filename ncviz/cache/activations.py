@@ -69,8 +69,11 @@ class RowWriter:
 
     def __init__(self, handle: Any, shape: tuple[int, int], dtype: np.dtype) -> None:
         self._handle, self.shape, self.dtype = handle, tuple(shape), dtype
-        header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
-                  "shape": self.shape}  # fmt: skip
+        header = {
+            "descr": np.lib.format.dtype_to_descr(dtype),
+            "fortran_order": False,
+            "shape": self.shape,
+        }
         np.lib.format.write_array_header_1_0(handle, header)
         self.rows = 0
 

@@ -42,11 +42,15 @@ def _encode(result: Result) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         meta["kind"] = "collapse"
         opts = result.options
         meta["options"] = {
-            "global_mean": opts.global_mean, "dist_exp": opts.dist_exp, "tau": opts.tau,
-            "minority_classes": None if opts.minority_classes is None
+            "global_mean": opts.global_mean,
+            "dist_exp": opts.dist_exp,
+            "tau": opts.tau,
+            "minority_classes": None
+            if opts.minority_classes is None
             else [str(c) for c in opts.minority_classes],
-            "min_count": opts.min_count, "max_matrix_classes": opts.max_matrix_classes,
-        }  # fmt: skip
+            "min_count": opts.min_count,
+            "max_matrix_classes": opts.max_matrix_classes,
+        }
         arrays["__classes"] = np.asarray(result.classes).astype(str)
         arrays["__dropped"] = np.asarray(result.dropped_classes).astype(str)
         arrays["__minority"] = np.asarray(result.minority_classes).astype(str)

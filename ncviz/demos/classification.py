@@ -82,9 +82,12 @@ def _implicit(ratio: int, implicit: bool) -> DemoSettings:
     name, twin = f"digits-deq-R{ratio}", f"digits-mlp-tanh-R{ratio}"
     if not implicit:
         name, twin = twin, name
-    what = ("a tiny DEQ, z* = tanh(A z* + U x + b) with ‖A‖₂ ≤ 0.9, fixed-point iteration and "
-            "one-step (truncated) backprop" if implicit
-            else "the DEQ's explicit twin: two tanh layers of the same width")  # fmt: skip
+    what = (
+        "a tiny DEQ, z* = tanh(A z* + U x + b) with ‖A‖₂ ≤ 0.9, fixed-point iteration and "
+        "one-step (truncated) backprop"
+        if implicit
+        else "the DEQ's explicit twin: two tanh layers of the same width"
+    )
     return DemoSettings(
         name=name,
         model={"name": "tiny_deq", "kwargs": DEQ} if implicit else {"name": "mlp", "kwargs": TWIN},
@@ -262,8 +265,12 @@ def train_run(
         else checkpoint_epochs(settings.epochs, settings.checkpoints)
     )
     log: dict[str, list[float | None]] = {
-        "epoch": [], "train_loss": [], "train_acc": [], "test_loss": [], "test_acc": []
-    }  # fmt: skip
+        "epoch": [],
+        "train_loss": [],
+        "train_acc": [],
+        "test_loss": [],
+        "test_acc": [],
+    }
     generator = torch.Generator().manual_seed(settings.seed)
     for epoch in range(settings.epochs + 1):
         if epoch > 0:
@@ -287,8 +294,9 @@ def train_run(
             log[key].append(value)
         if epoch in saves:
             model.eval()
-            save_safetensors(model.state_dict(), folder / f"epoch_{epoch:04d}.safetensors",
-                             epoch=epoch)  # fmt: skip
+            save_safetensors(
+                model.state_dict(), folder / f"epoch_{epoch:04d}.safetensors", epoch=epoch
+            )
             model.train()
         if progress is not None:
             progress(settings.name, epoch, settings.epochs)

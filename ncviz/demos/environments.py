@@ -104,9 +104,11 @@ def train_environment_run(
     captured: dict[str, torch.Tensor] = {}
     hook = head.register_forward_hook(lambda m, i, o: captured.__setitem__("h", i[0]))
     optimizer = torch.optim.SGD(
-        [p for p in model.parameters() if p.requires_grad], lr=settings.lr,
-        momentum=settings.momentum, weight_decay=settings.weight_decay,
-    )  # fmt: skip
+        [p for p in model.parameters() if p.requires_grad],
+        lr=settings.lr,
+        momentum=settings.momentum,
+        weight_decay=settings.weight_decay,
+    )
     log: dict[str, list[float]] = {"epoch": [], "train_loss": [], "train_acc": [], "test_acc": []}
     for step in range(settings.steps + 1):
         if step > 0:
@@ -127,8 +129,9 @@ def train_environment_run(
                 test_acc = float((model(test.inputs).argmax(1) == test.labels).float().mean())
             for key, value in zip(log, (step, train_loss, train_acc, test_acc)):
                 log[key].append(value)
-            save_safetensors(model.state_dict(), folder / f"step_{step:04d}.safetensors",
-                             epoch=step, step=step)  # fmt: skip
+            save_safetensors(
+                model.state_dict(), folder / f"step_{step:04d}.safetensors", epoch=step, step=step
+            )
             model.train()
         if progress is not None:
             progress(settings.name, step, settings.steps)

@@ -46,8 +46,13 @@ class LanguageDemoSettings:
 
     @property
     def model(self) -> dict:
-        kwargs = {"vocab_size": self.vocab, "d_model": self.d_model, "layers": self.layers,
-                  "heads": self.heads, "context": self.context}  # fmt: skip
+        kwargs = {
+            "vocab_size": self.vocab,
+            "d_model": self.d_model,
+            "layers": self.layers,
+            "heads": self.heads,
+            "context": self.context,
+        }
         return {"name": "tiny_lm", "kwargs": kwargs}
 
 
@@ -104,8 +109,7 @@ def train_language_run(
                 val_loss = float(_loss(model, validation))
             for key, value in zip(log, (step, train_loss, val_loss)):
                 log[key].append(value)
-            save_safetensors(model.state_dict(), folder / f"step_{step:04d}.safetensors",
-                             step=step)  # fmt: skip
+            save_safetensors(model.state_dict(), folder / f"step_{step:04d}.safetensors", step=step)
             model.train()
         if progress is not None and step % 100 == 0:
             progress(settings.name, step, settings.steps)
@@ -115,8 +119,14 @@ def train_language_run(
         model=settings.model,
         data={"source": "corpus.npy", "params": {"context": settings.context}},
         task="language",
-        optimizer={"name": "AdamW", **{k: v for k, v in asdict(settings).items()
-                                       if k in ("steps", "batch_size", "lr", "weight_decay")}},
+        optimizer={
+            "name": "AdamW",
+            **{
+                k: v
+                for k, v in asdict(settings).items()
+                if k in ("steps", "batch_size", "lr", "weight_decay")
+            },
+        },
         notes=(
             "A 2-block causal transformer (d = 64, tied embeddings) trained on a synthetic "
             f"Markov language of {settings.vocab} words with Zipfian frequencies; next tokens "
@@ -124,5 +134,5 @@ def train_language_run(
             f"{settings.analysed_tokens:,} tokens of the training language."
         ),
         log=log,
-    )  # fmt: skip
+    )
     return folder

@@ -108,17 +108,27 @@ def extract(
             task="classification" if classification else "regression",
             num_classes=dataset.num_classes if classification else None,
             class_names=np.array(dataset.classes) if classification else None,
-            min_count=options.min_count, classifier=classifier, options=options, device=device,
-            keep_features=keep_features or not classification, statistics=classification,
-            check_repeat=False, grouped=grouped,
-        )  # fmt: skip
+            min_count=options.min_count,
+            classifier=classifier,
+            options=options,
+            device=device,
+            keep_features=keep_features or not classification,
+            statistics=classification,
+            check_repeat=False,
+            grouped=grouped,
+        )
         # a small model's forward pass runs on one thread: faster, and immune to a busy machine
         batch_flops = probe_flops / max(1, len(probe_inputs)) * options.batch_size
         with threads_for(batch_flops, device):
             captured = run_passes(
-                stream.forward, stream.batches, list(layers), settings, plans=plans,
-                total=stream.num_batches, progress=progress,
-            )  # fmt: skip
+                stream.forward,
+                stream.batches,
+                list(layers),
+                settings,
+                plans=plans,
+                total=stream.num_batches,
+                progress=progress,
+            )
     finally:
         hooks.close()
     found = {}
@@ -126,10 +136,14 @@ def extract(
         statistics = item.statistics
         assert statistics is None or isinstance(statistics, CollapseStatistics)
         found[layer] = LayerFeatures(
-            layer, item.dim, item.pooled, statistics, item.features,
+            layer,
+            item.dim,
+            item.pooled,
+            statistics,
+            item.features,
             cache_hit=layer in stream.hits,
             groups={g: per_layer[layer] for g, per_layer in captured.groups.items()},
-        )  # fmt: skip
+        )
     return found
 
 
@@ -175,9 +189,12 @@ class _DatasetBatches:
         self.cache, self.dtypes = cache, dtypes
         for layer, plan in plans.items():
             self.keys[layer] = cache_key(
-                checkpoint=checkpoint_id, data=fingerprint, layer=layer, pooled=plan.pooled,
+                checkpoint=checkpoint_id,
+                data=fingerprint,
+                layer=layer,
+                pooled=plan.pooled,
                 autocast=autocast,
-            )  # fmt: skip
+            )
             self.shapes[layer] = (len(self.dataset), plan.dim)
             if (array := cache.get(self.keys[layer])) is not None:
                 self.cached[layer] = array

@@ -145,9 +145,16 @@ def capture(
     net = unwrap(model)
     device = model_device(net)
     settings = PassSettings(
-        task=task, num_classes=num_classes, min_count=min_count, sample_size=sample_size,
-        seed=seed, classifier=classifier, options=options, device=device, grouped=groups,
-    )  # fmt: skip
+        task=task,
+        num_classes=num_classes,
+        min_count=min_count,
+        sample_size=sample_size,
+        seed=seed,
+        classifier=classifier,
+        options=options,
+        device=device,
+        grouped=groups,
+    )
     clf_layer = None if classifier is None else classifier[0] + INPUT_SUFFIX
     auto = layers == "auto"
     names = auto_layers(net, classifier and classifier[0]) if auto else list(layers)
@@ -179,9 +186,15 @@ def capture(
     try:
         with torch.inference_mode():
             return run_passes(
-                forward, lambda _pass: loader, names, settings, batch_fn=batch_fn,
-                progress=progress, dedupe=clf_layer if auto else None, on_plan=planned,
-            )  # fmt: skip
+                forward,
+                lambda _pass: loader,
+                names,
+                settings,
+                batch_fn=batch_fn,
+                progress=progress,
+                dedupe=clf_layer if auto else None,
+                on_plan=planned,
+            )
     finally:
         hooks.close()
         net.train(was_training)
@@ -207,9 +220,15 @@ def capture_outputs(
     session): the same plans, statistics, sample and checks. ``classifier`` = (name, object with
     ``weight`` and ``bias`` tensors)."""
     settings = PassSettings(
-        task=task, num_classes=num_classes, min_count=min_count, sample_size=sample_size,
-        seed=seed, classifier=classifier, options=options or ExtractOptions(),
+        task=task,
+        num_classes=num_classes,
+        min_count=min_count,
+        sample_size=sample_size,
+        seed=seed,
+        classifier=classifier,
+        options=options or ExtractOptions(),
         device=torch.device(device),
-    )  # fmt: skip
-    return run_passes(forward, lambda _pass: loader, list(layers), settings, batch_fn=batch_fn,
-                      progress=progress)  # fmt: skip
+    )
+    return run_passes(
+        forward, lambda _pass: loader, list(layers), settings, batch_fn=batch_fn, progress=progress
+    )

@@ -348,10 +348,11 @@ class _State:
         if dedupe is not None and dedupe in raw:
             final = raw[dedupe]
             names = [
-                n for n in names
-                if n == dedupe or not (raw[n].data_ptr() == final.data_ptr()
-                                       and raw[n].shape == final.shape)
-            ]  # fmt: skip
+                n
+                for n in names
+                if n == dedupe
+                or not (raw[n].data_ptr() == final.data_ptr() and raw[n].shape == final.shape)
+            ]
         options = self.settings.options
         self.plans = {n: layer_plan(n, tuple(raw[n].shape[1:]), options) for n in names}
         return self.plans
@@ -400,11 +401,14 @@ class _State:
         rows = classifier_classes(self.class_names)
         return {
             name: CollapseStatistics(
-                self.num_classes, plan.dim, min_count=min_count, device=self.settings.device,
+                self.num_classes,
+                plan.dim,
+                min_count=min_count,
+                device=self.settings.device,
                 **classifier_arguments(plan, self.settings.classifier, rows),
             )
             for name, plan in self.plans.items()
-        }  # fmt: skip
+        }
 
     def reduce(self, name: str, raw: torch.Tensor) -> torch.Tensor:
         assert self.plans is not None
@@ -481,9 +485,12 @@ class _State:
             index = rows.to(y.device)
             for layer, stats in per_layer.items():
                 # the groups split the pooled rows, whose sums are checked for NaN once a pass
-                stats.update(outputs[layer][index.to(outputs[layer].device)],
-                             y[index].to(self.settings.device), labels_checked=True,
-                             check_finite=False)  # fmt: skip
+                stats.update(
+                    outputs[layer][index.to(outputs[layer].device)],
+                    y[index].to(self.settings.device),
+                    labels_checked=True,
+                    check_finite=False,
+                )
 
     def _finish_groups(self, pass_index: int) -> None:
         """After pass 1, every group's second pass starts (a group with fewer than 2 classes

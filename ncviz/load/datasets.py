@@ -414,10 +414,20 @@ def _digits(spec: DataSpec) -> Dataset:
 
 # one colour (RGB) per digit class: the spurious feature of builtin:colored-digits
 DIGIT_COLOURS = np.array(
-    [[1.0, 0.1, 0.1], [0.1, 1.0, 0.1], [0.1, 0.1, 1.0], [1.0, 1.0, 0.1], [1.0, 0.1, 1.0],
-     [0.1, 1.0, 1.0], [1.0, 0.55, 0.1], [0.55, 0.1, 1.0], [0.1, 0.55, 0.25], [0.6, 0.6, 0.6]],
+    [
+        [1.0, 0.1, 0.1],
+        [0.1, 1.0, 0.1],
+        [0.1, 0.1, 1.0],
+        [1.0, 1.0, 0.1],
+        [1.0, 0.1, 1.0],
+        [0.1, 1.0, 1.0],
+        [1.0, 0.55, 0.1],
+        [0.55, 0.1, 1.0],
+        [0.1, 0.55, 0.25],
+        [0.6, 0.6, 0.6],
+    ],
     dtype=np.float32,
-)  # fmt: skip
+)
 
 
 def _correlations(text: Any, name: str) -> list[float]:

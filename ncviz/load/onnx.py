@@ -72,9 +72,10 @@ class OnnxGraph:
         classifier input is listed once, as the classifier input)."""
         clf = self.classifier + INPUT_SUFFIX if self.classifier else None
         top = [
-            n for n in self.outputs
+            n
+            for n in self.outputs
             if "." not in n and not n.endswith(INPUT_SUFFIX) and n != self.classifier
-        ]  # fmt: skip
+        ]
         if clf is None:
             return top
         return [n for n in top if self.outputs[n] != self.outputs[clf]] + [clf]
@@ -147,9 +148,10 @@ def _module_values(model: Any, initializers: set[str]) -> dict[str, str]:
         inside = set(indices)
         produced = [v for i in indices for v in nodes[i].output]
         leaving = [
-            v for v in produced
+            v
+            for v in produced
             if v in graph_outputs or any(c not in inside for c in consumers.get(v, []))
-        ]  # fmt: skip
+        ]
         # a linear module's input (the classifier input, for its head): its own Gemm/MatMul's
         # data operand, as torch's forward pre-hook on that module sees it
         linear = [
@@ -265,8 +267,17 @@ def with_weights(graph: OnnxGraph, state_dict: dict[str, torch.Tensor], source: 
             )
         tensor.CopyFrom(numpy_helper.from_array(value, tensor.name))
     module, weight, bias = _classifier(model, graph.classifier)
-    return OnnxGraph(graph.path, model, graph.input_name, graph.input_type, graph.outputs,
-                     module, weight, bias, graph.initializers)  # fmt: skip
+    return OnnxGraph(
+        graph.path,
+        model,
+        graph.input_name,
+        graph.input_type,
+        graph.outputs,
+        module,
+        weight,
+        bias,
+        graph.initializers,
+    )
 
 
 class OnnxRunner:

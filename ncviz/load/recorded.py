@@ -43,17 +43,36 @@ MAX_STEP = 2**53  # steps are integers a JSON reader keeps exactly
 # K (classifier rows) and T (regression targets)
 Shape = tuple[str | int, ...]
 COLLAPSE_FIELDS: dict[str, Shape] = {
-    "counts": ("C",), "sums": ("C", "d"), "kept": ("C",), "scatter": ("d", "d"),
-    "sq_dist": ("C",), "ncc_hits": ("C",), "classifier_hits": ("C",), "agreement": ("C",),
-}  # fmt: skip
+    "counts": ("C",),
+    "sums": ("C", "d"),
+    "kept": ("C",),
+    "scatter": ("d", "d"),
+    "sq_dist": ("C",),
+    "ncc_hits": ("C",),
+    "classifier_hits": ("C",),
+    "agreement": ("C",),
+}
 CLASSIFIER_FIELDS: dict[str, Shape] = {"weight": ("K", "d"), "bias": ("K",), "class_rows": ("C",)}
 REGRESSION_FIELDS: dict[str, Shape] = {
-    "count": (1,), "feature_sum": ("d",), "target_sum": ("T",), "unit_sum": ("d",),
-    "unit_gram": ("d", "d"), "feature_scatter": ("d", "d"), "target_scatter": ("T", "T"),
-    "zero_rows": (1,), "weight": ("T", "d"),
-}  # fmt: skip
-COUNT_FIELDS = ("counts", "count", "ncc_hits", "classifier_hits", "agreement", "zero_rows",
-                "class_rows")  # fmt: skip
+    "count": (1,),
+    "feature_sum": ("d",),
+    "target_sum": ("T",),
+    "unit_sum": ("d",),
+    "unit_gram": ("d", "d"),
+    "feature_scatter": ("d", "d"),
+    "target_scatter": ("T", "T"),
+    "zero_rows": (1,),
+    "weight": ("T", "d"),
+}
+COUNT_FIELDS = (
+    "counts",
+    "count",
+    "ncc_hits",
+    "classifier_hits",
+    "agreement",
+    "zero_rows",
+    "class_rows",
+)
 RUN_FILE = "run.json"
 ENTRY_SUFFIX = ".safetensors"
 SAMPLE_KEY = "sample"

@@ -125,11 +125,24 @@ def check_run_fields(raw: dict[str, Any], where: str) -> None:
     rely on; else one line naming the field. Fields this version does not know are allowed."""
     spec = (str, dict)
     expected: dict[str, tuple[type, ...]] = {
-        "name": (str,), "task": (str,), "layers": (list,), "classes": (list,), "log": (dict,),
-        "events": (list,), "notes": (str,), "options": (dict,), "classifier": (str, type(None)),
-        "model": spec, "data": spec, "train_data": spec, "test_data": spec,
-        "metric_options": (dict,), "centres": (str,), "partner": (str,), "sweep": (str,),
-    }  # fmt: skip
+        "name": (str,),
+        "task": (str,),
+        "layers": (list,),
+        "classes": (list,),
+        "log": (dict,),
+        "events": (list,),
+        "notes": (str,),
+        "options": (dict,),
+        "classifier": (str, type(None)),
+        "model": spec,
+        "data": spec,
+        "train_data": spec,
+        "test_data": spec,
+        "metric_options": (dict,),
+        "centres": (str,),
+        "partner": (str,),
+        "sweep": (str,),
+    }
     for key, types in expected.items():
         if key in raw and not isinstance(raw[key], types):
             kind = " or ".join("null" if t is type(None) else t.__name__ for t in types)
@@ -143,16 +156,18 @@ def check_run_fields(raw: dict[str, Any], where: str) -> None:
             raise DataError(f"{where}: metric_options: {error}") from None
     if not all(isinstance(layer, str) for layer in raw.get("layers", [])):
         raise DataError(f"{where}: 'layers' must list module names (strings).")
-    if not all(isinstance(c, (str, int)) and not isinstance(c, bool)
-               for c in raw.get("classes", [])):  # fmt: skip
+    if not all(
+        isinstance(c, (str, int)) and not isinstance(c, bool) for c in raw.get("classes", [])
+    ):
         raise DataError(f"{where}: 'classes' must list class names (strings or integers).")
     if not all(isinstance(values, list) for values in raw.get("log", {}).values()):
         raise DataError(f"{where}: every 'log' entry must be a list of values.")
     if not all(isinstance(event, dict) for event in raw.get("events", [])):
         raise DataError(f"{where}: 'events' must be a list of objects.")
     min_count = raw.get("options", {}).get("min_count")
-    if min_count is not None and (isinstance(min_count, bool) or not isinstance(min_count, int)
-                                  or min_count < 1):  # fmt: skip
+    if min_count is not None and (
+        isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1
+    ):
         raise DataError(f"{where}: options.min_count must be a whole number ≥ 1 or null.")
 
 

@@ -88,9 +88,13 @@ def frequency_buckets(
         if len(members) >= 2:
             w = None if weight is None else torch.from_numpy(np.asarray(weight)[members])
             scalars, _, _ = geometry_metrics(
-                centred[index], w, variances[index], result.options.dist_exp,
-                max_matrix_classes=0, means=means[index],
-            )  # fmt: skip
+                centred[index],
+                w,
+                variances[index],
+                result.options.dist_exp,
+                max_matrix_classes=0,
+                means=means[index],
+            )
             row.update({key: scalars[key] for key in BUCKET_KEYS if key in scalars})
         if "agreement" in arrays:
             row["nc4"] = float(1.0 - (np.asarray(arrays["agreement"])[members] * n).sum() / n.sum())

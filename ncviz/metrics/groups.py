@@ -216,9 +216,14 @@ def group_result(
     for index, name in enumerate(names):
         rows = torch.from_numpy(np.flatnonzero(codes == index))
         stats = CollapseStatistics(
-            len(encoded.classes), h.shape[1], weight, bias, class_rows=class_rows,
-            min_count=min_count, device=h.device,
-        )  # fmt: skip
+            len(encoded.classes),
+            h.shape[1],
+            weight,
+            bias,
+            class_rows=class_rows,
+            min_count=min_count,
+            device=h.device,
+        )
         part, part_labels = h[rows.to(h.device)], encoded.codes[rows].to(h.device)
         stats.update(part, part_labels)
         try:

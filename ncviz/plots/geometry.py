@@ -33,25 +33,42 @@ def _geometry_traces(
     colours = [PALETTE[k % len(PALETTE)] for k in range(len(labels))]
     traces, shown = [], [np.zeros((1, 3)), points]
     for k, (point, label) in enumerate(zip(points, labels)):
-        traces.append(go.Scatter3d(
-            x=[0.0, point[0]], y=[0.0, point[1]], z=[0.0, point[2]],
-            mode="lines+markers+text", text=["", label], textposition="top center",
-            line=dict(color=colours[k], width=5), marker=dict(size=[0, 6], color=colours[k]),
-            name="class means (from μ_G)", legendgroup="means", showlegend=k == 0,
-            hovertext=f"class {label}",
-        ))  # fmt: skip
+        traces.append(
+            go.Scatter3d(
+                x=[0.0, point[0]],
+                y=[0.0, point[1]],
+                z=[0.0, point[2]],
+                mode="lines+markers+text",
+                text=["", label],
+                textposition="top center",
+                line=dict(color=colours[k], width=5),
+                marker=dict(size=[0, 6], color=colours[k]),
+                name="class means (from μ_G)",
+                legendgroup="means",
+                showlegend=k == 0,
+                hovertext=f"class {label}",
+            )
+        )
     if show_weights and "class_weight" in result.arrays:
         weight = result.arrays["class_weight"]
         scale = np.linalg.norm(centred, axis=1).mean() / np.linalg.norm(weight, axis=1).mean()
         w_points = (weight * scale) @ axes.T
         shown.append(w_points)
-        traces.append(go.Scatter3d(
-            x=w_points[:, 0], y=w_points[:, 1], z=w_points[:, 2], mode="markers+text",
-            marker=dict(symbol="diamond", size=5, color=colours,
-                        line=dict(color="black", width=1)),
-            text=[f"w{label}" for label in labels], textposition="bottom center",
-            textfont=dict(size=10), name="classifier rows (scaled)",
-        ))  # fmt: skip
+        traces.append(
+            go.Scatter3d(
+                x=w_points[:, 0],
+                y=w_points[:, 1],
+                z=w_points[:, 2],
+                mode="markers+text",
+                marker=dict(
+                    symbol="diamond", size=5, color=colours, line=dict(color="black", width=1)
+                ),
+                text=[f"w{label}" for label in labels],
+                textposition="bottom center",
+                textfont=dict(size=10),
+                name="classifier rows (scaled)",
+            )
+        )
     if show_etf and len(centred) > 2:
         etf_points = fitted_simplex_etf(centred) @ axes.T
         shown.append(etf_points)
@@ -60,11 +77,17 @@ def _geometry_traces(
             for j in range(i + 1, len(etf_points)):
                 for seq, coord in ((xs, 0), (ys, 1), (zs, 2)):
                     seq += [etf_points[i, coord], etf_points[j, coord], None]
-        traces.append(go.Scatter3d(
-            x=xs, y=ys, z=zs, mode="lines+markers",
-            marker=dict(size=6, symbol="circle-open", color="rgb(90,90,90)"),
-            line=dict(color="rgba(90,90,90,0.6)", width=1.5), name="ideal simplex ETF (best fit)",
-        ))  # fmt: skip
+        traces.append(
+            go.Scatter3d(
+                x=xs,
+                y=ys,
+                z=zs,
+                mode="lines+markers",
+                marker=dict(size=6, symbol="circle-open", color="rgb(90,90,90)"),
+                line=dict(color="rgba(90,90,90,0.6)", width=1.5),
+                name="ideal simplex ETF (best fit)",
+            )
+        )
     return traces, np.vstack(shown)
 
 
@@ -98,8 +121,9 @@ def geometry_figure(
     fig = go.Figure(traces)
     fig.update_layout(scene=_fitted_scene(points), height=560)
     share = _variance_share(centred)
-    return layout(fig, f"Class means in their top-3 principal directions ({share:.0%} of "
-                        "their variance)")  # fmt: skip
+    return layout(
+        fig, f"Class means in their top-3 principal directions ({share:.0%} of their variance)"
+    )
 
 
 def geometry_animation(
@@ -116,21 +140,44 @@ def geometry_animation(
         everything.append(points)
     fig = go.Figure(frames[0].data, frames=frames)
     steps = [
-        dict(method="animate", label=name,
-             args=[[name], dict(mode="immediate", frame=dict(duration=0, redraw=True))])
+        dict(
+            method="animate",
+            label=name,
+            args=[[name], dict(mode="immediate", frame=dict(duration=0, redraw=True))],
+        )
         for name in names
-    ]  # fmt: skip
+    ]
     fig.update_layout(
         scene=_fitted_scene(np.vstack(everything)),
         height=600,
-        updatemenus=[dict(
-            type="buttons", showactive=False, x=0.0, y=0.0, xanchor="left", yanchor="top",
-            buttons=[dict(label="▶ play", method="animate", args=[None, dict(
-                frame=dict(duration=500, redraw=True), fromcurrent=True)])],
-        )],
-        sliders=[dict(active=0, steps=steps, x=0.12, len=0.88, y=0.0,
-                      currentvalue=dict(prefix="checkpoint: "))],
-    )  # fmt: skip
+        updatemenus=[
+            dict(
+                type="buttons",
+                showactive=False,
+                x=0.0,
+                y=0.0,
+                xanchor="left",
+                yanchor="top",
+                buttons=[
+                    dict(
+                        label="▶ play",
+                        method="animate",
+                        args=[None, dict(frame=dict(duration=500, redraw=True), fromcurrent=True)],
+                    )
+                ],
+            )
+        ],
+        sliders=[
+            dict(
+                active=0,
+                steps=steps,
+                x=0.12,
+                len=0.88,
+                y=0.0,
+                currentvalue=dict(prefix="checkpoint: "),
+            )
+        ],
+    )
     return layout(fig, "Class means over training (projection of the last checkpoint)")
 
 
@@ -172,11 +219,21 @@ def embedding_figure(
     fig.update_xaxes(title=axes[0])
     fig.update_yaxes(title=axes[1])
     if values is not None and len(coords) <= DENSITY_THRESHOLD:
-        fig.add_trace(go.Scattergl(
-            x=coords[:, 0], y=coords[:, 1], mode="markers", name=value_name,
-            marker=dict(size=4, opacity=0.8, color=np.asarray(values), colorscale="Viridis",
-                        colorbar=dict(title=value_name)),
-        ))  # fmt: skip
+        fig.add_trace(
+            go.Scattergl(
+                x=coords[:, 0],
+                y=coords[:, 1],
+                mode="markers",
+                name=value_name,
+                marker=dict(
+                    size=4,
+                    opacity=0.8,
+                    color=np.asarray(values),
+                    colorscale="Viridis",
+                    colorbar=dict(title=value_name),
+                ),
+            )
+        )
         return layout(fig, title, height=560)
     labels = np.asarray([str(x) for x in labels])
     classes = sorted(set(labels), key=lambda s: (len(s), s))

@@ -25,13 +25,20 @@ def group_curves(table: pd.DataFrame, metric: str, layer: str) -> go.Figure:
 
 def group_bars(table: pd.DataFrame, checkpoint: str, layer: str, metric: str) -> go.Figure:
     """``metric`` of every group at one checkpoint and layer."""
-    rows = table[(table["checkpoint"] == checkpoint) & (table["layer"] == layer)
-                 & (table["metric"] == metric)]  # fmt: skip
+    rows = table[
+        (table["checkpoint"] == checkpoint)
+        & (table["layer"] == layer)
+        & (table["metric"] == metric)
+    ]
     fig = go.Figure(
-        go.Bar(x=[str(g) for g in rows["group"]], y=rows["value"],
-               marker_color=[PALETTE[k % len(PALETTE)] for k in range(len(rows))],
-               texttemplate="%{y:.3g}", textposition="outside")
-    )  # fmt: skip
+        go.Bar(
+            x=[str(g) for g in rows["group"]],
+            y=rows["value"],
+            marker_color=[PALETTE[k % len(PALETTE)] for k in range(len(rows))],
+            texttemplate="%{y:.3g}",
+            textposition="outside",
+        )
+    )
     fig.update_xaxes(title="group", type="category")
     fig.update_yaxes(title=metric_label(metric))
     return layout(fig, metric_label(metric), height=340)
@@ -46,8 +53,10 @@ def prototype_figure(result: Any) -> go.Figure:
     group, a grey line joins a class's prototypes across groups (``result``: a GroupResult)."""
     from ncviz.metrics.groups import normalised_prototypes
 
-    blocks = {g: (names, normalised_prototypes(means)) for g, (names, means)
-              in result.prototypes().items()}  # fmt: skip
+    blocks = {
+        g: (names, normalised_prototypes(means))
+        for g, (names, means) in result.prototypes().items()
+    }
     if result.common_etf is not None:
         blocks["ETF"] = (np.asarray(result.classes), normalised_prototypes(result.common_etf))
     stacked = np.vstack([rows for _, rows in blocks.values()])
@@ -61,14 +70,22 @@ def prototype_figure(result: Any) -> go.Figure:
         labels = [str(n) for n in names]
         for label, (x, y) in zip(labels, xy):
             points.setdefault(label, []).append((x, y))
-        fig.add_trace(go.Scatter(
-            x=xy[:, 0], y=xy[:, 1], mode="markers", name=group, text=labels,
-            marker=dict(size=13 if group == "ETF" else 11, color=[colour[n] for n in labels],
-                        symbol="star-open" if group == "ETF"
-                        else GROUP_SYMBOLS[k % len(GROUP_SYMBOLS)],
-                        line=dict(width=1, color="black")),
-            hovertemplate=f"{group} · class %{{text}}<extra></extra>",
-        ))  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=xy[:, 0],
+                y=xy[:, 1],
+                mode="markers",
+                name=group,
+                text=labels,
+                marker=dict(
+                    size=13 if group == "ETF" else 11,
+                    color=[colour[n] for n in labels],
+                    symbol="star-open" if group == "ETF" else GROUP_SYMBOLS[k % len(GROUP_SYMBOLS)],
+                    line=dict(width=1, color="black"),
+                ),
+                hovertemplate=f"{group} · class %{{text}}<extra></extra>",
+            )
+        )
     for xy in points.values():
         if len(xy) > 1:
             line = np.asarray(xy)
@@ -92,10 +109,17 @@ def distance_matrix_figure(result: Any) -> go.Figure:
     z = np.asarray(result.prototype_distances, dtype=float)
     groups = [str(g) for g in result.groups]
     fig = go.Figure(
-        go.Heatmap(z=z, x=groups, y=groups, zmin=0, colorscale="Blues",
-                   texttemplate="%{z:.3f}", colorbar=dict(title="‖M̂_g − M̂_g′‖_F"),
-                   hovertemplate="%{y} · %{x}: %{z:.4f}<extra></extra>")
-    )  # fmt: skip
+        go.Heatmap(
+            z=z,
+            x=groups,
+            y=groups,
+            zmin=0,
+            colorscale="Blues",
+            texttemplate="%{z:.3f}",
+            colorbar=dict(title="‖M̂_g − M̂_g′‖_F"),
+            hovertemplate="%{y} · %{x}: %{z:.4f}<extra></extra>",
+        )
+    )
     fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain", type="category")
     fig.update_xaxes(constrain="domain", type="category")
     return layout(fig, "Prototype distance between groups", height=400)
@@ -109,8 +133,14 @@ def multicentre_figure(result: Any, minority: Sequence[str] = ()) -> go.Figure:
     classes = [str(c) for c in result.classes]
     rare = set(map(str, minority))
     colours = ["#d62728" if c in rare else "#1f77b4" for c in classes]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=(
-        "per-class collapse to the nearest centre", "centres used against class size"))  # fmt: skip
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=(
+            "per-class collapse to the nearest centre",
+            "centres used against class size",
+        ),
+    )
     fig.add_trace(
         go.Bar(
             x=classes,
@@ -122,11 +152,20 @@ def multicentre_figure(result: Any, minority: Sequence[str] = ()) -> go.Figure:
         row=1,
         col=1,
     )
-    fig.add_trace(go.Scatter(
-        x=result.counts, y=result.centres, mode="markers+text", text=classes,
-        textposition="top center", marker=dict(size=11, color=colours), showlegend=False,
-        hovertemplate="class %{text}: %{x} samples, %{y} centre(s)<extra></extra>",
-    ), row=1, col=2)  # fmt: skip
+    fig.add_trace(
+        go.Scatter(
+            x=result.counts,
+            y=result.centres,
+            mode="markers+text",
+            text=classes,
+            textposition="top center",
+            marker=dict(size=11, color=colours),
+            showlegend=False,
+            hovertemplate="class %{text}: %{x} samples, %{y} centre(s)<extra></extra>",
+        ),
+        row=1,
+        col=2,
+    )
     fig.update_xaxes(title="class", type="category", row=1, col=1)
     fig.update_yaxes(title="(1/n_c)Σ‖h − s_a(i)‖² / Tr Σ_B", type="log", row=1, col=1)
     fig.update_xaxes(title="samples n_c", type="log", row=1, col=2)

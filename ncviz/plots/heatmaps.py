@@ -44,8 +44,9 @@ def etf_colorscale(etf: float, steps: int = 10) -> list[list]:
     below, red above, so that departures from the ETF show in either direction."""
     middle = (etf + 1.0) / 2.0
     left = [[middle * i / steps, _rdbu(0.5 * i / steps)] for i in range(steps)]
-    right = [[middle + (1 - middle) * i / steps, _rdbu(0.5 + 0.5 * i / steps)]
-             for i in range(steps + 1)]  # fmt: skip
+    right = [
+        [middle + (1 - middle) * i / steps, _rdbu(0.5 + 0.5 * i / steps)] for i in range(steps + 1)
+    ]
     return left + right
 
 
@@ -121,12 +122,26 @@ def cosine_heatmap(
         bound = bound or 1.0
         colorbar = dict(title="cos − ETF")
         if n > HEATMAP_IMAGE_THRESHOLD:
-            return layout(image_heatmap(z / bound, colorbar | dict(
-                tickvals=[-1, 0, 1], ticktext=[f"{-bound:.2g}", "0", f"{bound:.2g}"])),
-                title, height=520)  # fmt: skip
-        trace = go.Heatmap(z=z, x=xs, y=ys, zmin=-bound, zmax=bound, zmid=0.0,
-                           colorscale="RdBu_r", colorbar=colorbar,
-                           hovertemplate="%{y} · %{x}: %{z:+.4f}<extra></extra>")  # fmt: skip
+            return layout(
+                image_heatmap(
+                    z / bound,
+                    colorbar
+                    | dict(tickvals=[-1, 0, 1], ticktext=[f"{-bound:.2g}", "0", f"{bound:.2g}"]),
+                ),
+                title,
+                height=520,
+            )
+        trace = go.Heatmap(
+            z=z,
+            x=xs,
+            y=ys,
+            zmin=-bound,
+            zmax=bound,
+            zmid=0.0,
+            colorscale="RdBu_r",
+            colorbar=colorbar,
+            hovertemplate="%{y} · %{x}: %{z:+.4f}<extra></extra>",
+        )
     else:
         colorbar = dict(
             title="cos",
@@ -135,9 +150,16 @@ def cosine_heatmap(
         )
         if n > HEATMAP_IMAGE_THRESHOLD:
             return layout(image_heatmap(z, colorbar, etf), title, height=520)
-        trace = go.Heatmap(z=z, x=xs, y=ys, zmin=-1, zmax=1, colorscale=etf_colorscale(etf),
-                           colorbar=colorbar,
-                           hovertemplate="%{y} · %{x}: %{z:.3f}<extra></extra>")  # fmt: skip
+        trace = go.Heatmap(
+            z=z,
+            x=xs,
+            y=ys,
+            zmin=-1,
+            zmax=1,
+            colorscale=etf_colorscale(etf),
+            colorbar=colorbar,
+            hovertemplate="%{y} · %{x}: %{z:.3f}<extra></extra>",
+        )
     fig = go.Figure(trace)
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_xaxes(type="category")
@@ -155,8 +177,9 @@ def cosine_histogram(matrix: np.ndarray, title: str, pairs_only: bool = True) ->
         values = z[~np.eye(n, dtype=bool)]
     etf = -1.0 / (n - 1)
     fig = go.Figure(go.Histogram(x=values[np.isfinite(values)], nbinsx=60))
-    fig.add_vline(x=etf, line_dash="dash", line_color="crimson",
-                  annotation_text=f"ETF −1/(C−1) = {etf:.3f}")  # fmt: skip
+    fig.add_vline(
+        x=etf, line_dash="dash", line_color="crimson", annotation_text=f"ETF −1/(C−1) = {etf:.3f}"
+    )
     fig.update_xaxes(title="cosine", range=[-1, 1])
     fig.update_yaxes(title="pairs")
     return layout(fig, title)
@@ -172,16 +195,28 @@ def agop_figure(matrix: np.ndarray, layer: str, top: int = 4) -> go.Figure:
     side = math.isqrt(len(matrix))
     square = side * side == len(matrix) and side > 2
     titles = ["AGOP"] + [f"eigenvector {i + 1} (λ = {values[j]:.3g})" for i, j in enumerate(order)]
-    fig = make_subplots(rows=1, cols=1 + len(order), subplot_titles=titles,
-                        column_widths=[0.4] + [0.6 / max(1, len(order))] * len(order))  # fmt: skip
+    fig = make_subplots(
+        rows=1,
+        cols=1 + len(order),
+        subplot_titles=titles,
+        column_widths=[0.4] + [0.6 / max(1, len(order))] * len(order),
+    )
     bound = float(np.abs(matrix).max()) or 1.0
-    fig.add_trace(go.Heatmap(z=matrix, zmin=-bound, zmax=bound, colorscale="RdBu_r",
-                             showscale=False), row=1, col=1)  # fmt: skip
+    fig.add_trace(
+        go.Heatmap(z=matrix, zmin=-bound, zmax=bound, colorscale="RdBu_r", showscale=False),
+        row=1,
+        col=1,
+    )
     for i, j in enumerate(order, start=2):
         vector = vectors[:, j] * np.sign(vectors[np.argmax(np.abs(vectors[:, j])), j])
         if square:
-            fig.add_trace(go.Heatmap(z=vector.reshape(side, side), colorscale="RdBu_r",
-                                     zmid=0, showscale=False), row=1, col=i)  # fmt: skip
+            fig.add_trace(
+                go.Heatmap(
+                    z=vector.reshape(side, side), colorscale="RdBu_r", zmid=0, showscale=False
+                ),
+                row=1,
+                col=i,
+            )
             fig.update_yaxes(autorange="reversed", row=1, col=i)
         else:
             fig.add_trace(go.Scatter(y=vector, mode="lines", showlegend=False), row=1, col=i)

@@ -15,8 +15,11 @@ from ncviz.plots.training import history_figure
 SPECTRUM_FLOOR = 1e-13  # s_k/s_1 below this is rounding noise of float64 sums, not signal
 
 
-SPECTRA = {"sv_means": "class means M", "sv_weights": "classifier W",
-           "sv_features": "features (cov.)"}  # fmt: skip
+SPECTRA = {
+    "sv_means": "class means M",
+    "sv_weights": "classifier W",
+    "sv_features": "features (cov.)",
+}
 
 
 def _spectra_figure(spectra: dict[str, np.ndarray], tau: float, title: str) -> go.Figure:
@@ -40,9 +43,15 @@ def _spectra_figure(spectra: dict[str, np.ndarray], tau: float, title: str) -> g
                 hovertemplate="k = %{x}: s_k/s_1 = %{customdata:.3g}<extra>" + name + "</extra>",
             )
         )
-    fig.add_hrect(y0=SPECTRUM_FLOOR / 3, y1=SPECTRUM_FLOOR, fillcolor="lightgrey", opacity=0.5,
-                  line_width=0, annotation_text="float64 precision: numerically zero",
-                  annotation_position="bottom left")  # fmt: skip
+    fig.add_hrect(
+        y0=SPECTRUM_FLOOR / 3,
+        y1=SPECTRUM_FLOOR,
+        fillcolor="lightgrey",
+        opacity=0.5,
+        line_width=0,
+        annotation_text="float64 precision: numerically zero",
+        annotation_position="bottom left",
+    )
     fig.add_hline(
         y=tau,
         line_dash="dash",
@@ -74,9 +83,12 @@ def layers_spectrum_figure(
     top: int | None = None,
 ) -> go.Figure:
     """One spectrum (``key``: sv_means, sv_weights or sv_features) for every layer, overlaid —
-    the low-rank bias across depth."""  # fmt: skip
-    spectra = {layer: r.arrays[key][:top] for layer, r in results.items()
-               if key in r.arrays and len(r.arrays[key])}  # fmt: skip
+    the low-rank bias across depth."""
+    spectra = {
+        layer: r.arrays[key][:top]
+        for layer, r in results.items()
+        if key in r.arrays and len(r.arrays[key])
+    }
     return _spectra_figure(spectra, tau, f"{SPECTRA.get(key, key)} across layers")
 
 

@@ -31,11 +31,15 @@ def shots_figure(table: pd.DataFrame, names: str = "model") -> go.Figure:
     shots = [c for c in table.columns if c.startswith("shot") and c.endswith("_acc")]
     for k, column in enumerate(shots):
         sd = table.get(f"{column}_sd")
-        fig.add_trace(go.Bar(
-            x=table[names].astype(str), y=table[column], name=column.removesuffix("_acc"),
-            error_y=None if sd is None else dict(type="data", array=sd),
-            marker_color=PALETTE[k % len(PALETTE)],
-        ))  # fmt: skip
+        fig.add_trace(
+            go.Bar(
+                x=table[names].astype(str),
+                y=table[column],
+                name=column.removesuffix("_acc"),
+                error_y=None if sd is None else dict(type="data", array=sd),
+                marker_color=PALETTE[k % len(PALETTE)],
+            )
+        )
     fig.update_yaxes(title="accuracy on the new classes", range=[0, 1])
     fig.update_xaxes(title=names, type="category")
     return layout(fig, "Few-shot accuracy (nearest class mean, mean ± sd over episodes)")
@@ -62,19 +66,34 @@ def study_scatter(
     fig = go.Figure()
     values = rows[color] if color is not None else None
     if values is not None and pd.api.types.is_numeric_dtype(values) and values.nunique() > 12:
-        fig.add_trace(go.Scatter(
-            x=rows[metric], y=rows[against], mode="markers", text=hover,
-            marker=dict(color=values.astype(float), colorscale="Viridis", showscale=True,
-                        colorbar=dict(title=color), size=8),
-        ))  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=rows[metric],
+                y=rows[against],
+                mode="markers",
+                text=hover,
+                marker=dict(
+                    color=values.astype(float),
+                    colorscale="Viridis",
+                    showscale=True,
+                    colorbar=dict(title=color),
+                    size=8,
+                ),
+            )
+        )
     elif values is not None:
         for k, value in enumerate(sorted(values.dropna().unique(), key=str)):
             group = rows[values == value]
-            fig.add_trace(go.Scatter(
-                x=group[metric], y=group[against], mode="markers", name=f"{color}={value}",
-                text=hover.loc[group.index] if hover is not None else None,
-                marker=dict(color=PALETTE[k % len(PALETTE)], size=8),
-            ))  # fmt: skip
+            fig.add_trace(
+                go.Scatter(
+                    x=group[metric],
+                    y=group[against],
+                    mode="markers",
+                    name=f"{color}={value}",
+                    text=hover.loc[group.index] if hover is not None else None,
+                    marker=dict(color=PALETTE[k % len(PALETTE)], size=8),
+                )
+            )
     else:
         fig.add_trace(go.Scatter(x=rows[metric], y=rows[against], mode="markers", text=hover))
     title = f"{against} vs {metric}" + ("" if rho is None else f" (Spearman ρ = {rho:.3f})")
@@ -92,13 +111,25 @@ def correlation_figure(table: pd.DataFrame, against: str) -> go.Figure:
         table = table[table["kind"] != "outcome"]
     rows = table.dropna(subset=["rho"]).iloc[::-1]
     rows = rows.reindex(rows["rho"].abs().sort_values().index)
-    fig = go.Figure(go.Bar(
-        x=rows["rho"], y=rows["metric"], orientation="h",
-        error_x=dict(type="data", symmetric=False, array=rows["rho_high"] - rows["rho"],
-                     arrayminus=rows["rho"] - rows["rho_low"]),
-        marker_color=[PALETTE[0] if r < 0 else PALETTE[1] for r in rows["rho"]],
-    ))  # fmt: skip
-    layout(fig, f"Spearman ρ with {against} (bootstrap 95% interval)",
-            xaxis_title="ρ", height=max(300, 22 * len(rows) + 120))  # fmt: skip
+    fig = go.Figure(
+        go.Bar(
+            x=rows["rho"],
+            y=rows["metric"],
+            orientation="h",
+            error_x=dict(
+                type="data",
+                symmetric=False,
+                array=rows["rho_high"] - rows["rho"],
+                arrayminus=rows["rho"] - rows["rho_low"],
+            ),
+            marker_color=[PALETTE[0] if r < 0 else PALETTE[1] for r in rows["rho"]],
+        )
+    )
+    layout(
+        fig,
+        f"Spearman ρ with {against} (bootstrap 95% interval)",
+        xaxis_title="ρ",
+        height=max(300, 22 * len(rows) + 120),
+    )
     fig.update_xaxes(range=[-1.05, 1.05])
     return fig

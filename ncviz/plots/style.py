@@ -49,10 +49,15 @@ def heatmap(matrix: np.ndarray, title: str, labels: Sequence[str] | None = None)
     legible = cols <= 12 and rows * cols <= 150
     fig = go.Figure(
         go.Heatmap(
-            z=z, x=x_labels, y=y_labels, zmin=-bound, zmax=bound, colorscale="RdBu_r",
+            z=z,
+            x=x_labels,
+            y=y_labels,
+            zmin=-bound,
+            zmax=bound,
+            colorscale="RdBu_r",
             texttemplate="%{z:.2f}" if legible else None,
         )
-    )  # fmt: skip
+    )
     fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain")
     fig.update_xaxes(constrain="domain")
     return layout(fig, title, height=int(np.clip(140 + 22 * rows, 320, 760)))

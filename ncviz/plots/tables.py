@@ -46,15 +46,17 @@ def per_class_table(
 def multicentre_table(result: Any, minority: Sequence[str] = ()) -> pd.DataFrame:
     """The per-class rows of a MultiCentreResult, minority classes marked."""
     rare = set(map(str, minority))
-    return pd.DataFrame({
-        "class": [str(c) for c in result.classes],
-        "minority": [str(c) in rare for c in result.classes],
-        "n_c": result.counts,
-        "centres": result.centres,
-        "nc (to nearest centre)": result.nc,
-        "silhouette": result.silhouette,
-        "cos to centre": result.alignment,
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "class": [str(c) for c in result.classes],
+            "minority": [str(c) in rare for c in result.classes],
+            "n_c": result.counts,
+            "centres": result.centres,
+            "nc (to nearest centre)": result.nc,
+            "silhouette": result.silhouette,
+            "cos to centre": result.alignment,
+        }
+    )
 
 
 def side_by_side(

@@ -239,17 +239,26 @@ def accuracy_figure(log: dict, scale: str = "auto") -> go.Figure:
 def stages_figure(table: pd.DataFrame, checkpoint: str) -> go.Figure:
     """NC1 through the stages of each linear layer at one checkpoint (input → S Vᵀ → U S Vᵀ →
     nonlinearity; Beaglehole et al. 2024), one line per layer, log scale."""
-    stages = [("stage_nc1_input", "input"), ("stage_nc1_svt", "S Vᵀ"),
-              ("stage_nc1_usvt", "U S Vᵀ"), ("stage_nc1_activation", "nonlinearity")]  # fmt: skip
+    stages = [
+        ("stage_nc1_input", "input"),
+        ("stage_nc1_svt", "S Vᵀ"),
+        ("stage_nc1_usvt", "U S Vᵀ"),
+        ("stage_nc1_activation", "nonlinearity"),
+    ]
     rows = table[(table["checkpoint"] == checkpoint) & table["metric"].str.startswith("stage_")]
     fig = go.Figure()
     for k, (layer, group) in enumerate(rows.groupby("layer", sort=False)):
         values = dict(zip(group["metric"], group["value"]))
         present = [(label, values[key]) for key, label in stages if key in values]
-        fig.add_trace(go.Scatter(
-            x=[label for label, _ in present], y=[v for _, v in present], name=layer,
-            mode="lines+markers", line=dict(color=PALETTE[k % len(PALETTE)]),
-        ))  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=[label for label, _ in present],
+                y=[v for _, v in present],
+                name=layer,
+                mode="lines+markers",
+                line=dict(color=PALETTE[k % len(PALETTE)]),
+            )
+        )
     fig.update_yaxes(type="log", title="NC1 (Tr Σ_W / Tr Σ_B)")
     fig.update_xaxes(title="stage of the layer", type="category")
     return layout(fig, "Where a layer removes within-class variability")
@@ -300,11 +309,16 @@ def sweep_figure(
     against the imbalance ratio R (Fang et al. 2021, Fig. 3); ``references`` as dashed lines."""
     fig = go.Figure()
     for k, metric in enumerate(metrics):
-        fig.add_trace(go.Scatter(
-            x=frame[x].tolist(), y=frame[metric].tolist(), mode="lines+markers",
-            name=metric_label(metric), text=frame["run"].tolist() if "run" in frame else None,
-            line=dict(color=PALETTE[k % len(PALETTE)]),
-        ))  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=frame[x].tolist(),
+                y=frame[metric].tolist(),
+                mode="lines+markers",
+                name=metric_label(metric),
+                text=frame["run"].tolist() if "run" in frame else None,
+                line=dict(color=PALETTE[k % len(PALETTE)]),
+            )
+        )
     add_references(fig, references or {})
     fig.update_xaxes(type="log", title=x)
     return layout(fig, f"Across the sweep's runs (last checkpoint) against {x}")

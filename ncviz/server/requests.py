@@ -33,9 +33,14 @@ class AnalysisRequest:
 
 def run_request(request: AnalysisRequest, progress: ProgressFn | None = None) -> Analysis:
     """The analysis ``request`` asks for."""
-    return analyze(request.source, request.data, model=request.model,
-                   layers=list(request.layers) if request.layers else None,
-                   progress=progress, **request.options)  # fmt: skip
+    return analyze(
+        request.source,
+        request.data,
+        model=request.model,
+        layers=list(request.layers) if request.layers else None,
+        progress=progress,
+        **request.options,
+    )
 
 
 def embed_layer(

@@ -111,9 +111,10 @@ class CheckpointsSource(Source):
     def analyze(self, options: AnalysisOptions, progress: ProgressFn | None = None) -> Analysis:
         options = options.with_run_metrics(self.metrics)
         checkpoints = [
-            c for c in self.checkpoints
+            c
+            for c in self.checkpoints
             if options.checkpoint_filter is None or options.checkpoint_filter(c)
-        ]  # fmt: skip
+        ]
         # finished results are cached per process only: under torchrun every rank must take
         # part in every all-reduce, so no rank may skip a checkpoint because of its own cache
         distributed = world()[1] > 1
@@ -129,13 +130,20 @@ class CheckpointsSource(Source):
         chosen_layers: list[str] = []
         for index, path in enumerate(checkpoints):
             key = results_key(
-                checkpoint=checkpoint_stamp(path), data=data_identity, model=self.model.to_dict(),
-                layers=list(options.layers) if options.layers else None, task=state.task,
-                pool=options.extract.pool, autocast=options.extract.autocast,
+                checkpoint=checkpoint_stamp(path),
+                data=data_identity,
+                model=self.model.to_dict(),
+                layers=list(options.layers) if options.layers else None,
+                task=state.task,
+                pool=options.extract.pool,
+                autocast=options.extract.autocast,
                 options=options.metrics.changes(),
-                **({"feature_learning": options.feature_learning}
-                   if options.feature_learning else {}),
-            )  # fmt: skip
+                **(
+                    {"feature_learning": options.feature_learning}
+                    if options.feature_learning
+                    else {}
+                ),
+            )
             hit = result_cache.get(key) if result_cache is not None else None
             if hit is None:
                 measured = self.measure(path, index, state)
@@ -189,13 +197,21 @@ class CheckpointsSource(Source):
         clf_name, clf = classifier_module(net, self.model.classifier)
         chosen = list(options.layers or default_layers(net, clf_name, dataset.inputs[:2]))
         report = checkpoint_progress(state.progress, index, state.count, path.name)
-        key = RowKey(self.run_name, path.name, checkpoint.epoch, checkpoint.step,
-                     self.data.split_label)  # fmt: skip
+        key = RowKey(
+            self.run_name, path.name, checkpoint.epoch, checkpoint.step, self.data.split_label
+        )
         extracted = extract(
-            net, dataset, chosen, classifier=(clf_name, clf), device=options.device,
-            options=options.extract, cache=options.cache, checkpoint_id=checkpoint.sha256,
-            progress=report, keep_features=state.task == "regression",
-        )  # fmt: skip
+            net,
+            dataset,
+            chosen,
+            classifier=(clf_name, clf),
+            device=options.device,
+            options=options.extract,
+            cache=options.cache,
+            checkpoint_id=checkpoint.sha256,
+            progress=report,
+            keep_features=state.task == "regression",
+        )
         measured = Measured([], {})
         # a group's own min_count (at least 2) was fixed when its statistics were created
         per_group = replace(options.metrics, min_count=None)
@@ -248,9 +264,15 @@ class CheckpointsSource(Source):
         dataset = load_dataset(self.data)
         net, state = self.trained_model(checkpoint)
         extracted = extract(
-            net, dataset, [layer], cache=ActivationCache() if cache else None,
-            checkpoint_id=state.sha256, keep_features=True, progress=progress, by_group=False,
-        )  # fmt: skip
+            net,
+            dataset,
+            [layer],
+            cache=ActivationCache() if cache else None,
+            checkpoint_id=state.sha256,
+            keep_features=True,
+            progress=progress,
+            by_group=False,
+        )
         if dataset.labels is not None:
             labels = np.asarray(dataset.classes)[dataset.labels.numpy()]
         else:
@@ -331,10 +353,17 @@ def checkpoint_fields(path: Path, options: AnalysisOptions) -> dict[str, Any] | 
             check_inside(options.confine_to, data_file)
         data = replace(data, source=str(data_file))
     return {
-        "path": path, "run_name": run_name, "checkpoints": tuple(checkpoints), "model": model,
-        "data": data, "task": run_task, "log": log, "events": events, "run_file": raw,
+        "path": path,
+        "run_name": run_name,
+        "checkpoints": tuple(checkpoints),
+        "model": model,
+        "data": data,
+        "task": run_task,
+        "log": log,
+        "events": events,
+        "run_file": raw,
         "metrics": dict(raw.get("metric_options", {})),
-    }  # fmt: skip
+    }
 
 
 def extracted_result(

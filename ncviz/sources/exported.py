@@ -29,8 +29,11 @@ def load_exported_program(path: Path) -> tuple[Any, str]:
             f"{path.name} is not a loadable torch.export archive "
             f"({str(error).splitlines()[0][:120]})."
         ) from None
-    heads = [n for n, m in net.named_modules() if getattr(m, "weight", None) is not None
-             and m.weight.ndim == 2]  # fmt: skip
+    heads = [
+        n
+        for n, m in net.named_modules()
+        if getattr(m, "weight", None) is not None and m.weight.ndim == 2
+    ]
     return net, heads[-1] if heads else ""
 
 
@@ -58,15 +61,23 @@ class ExportedSource(Source):
         if head and head not in modules:
             raise OptionError(f"{self.path.name} has no module {head!r} to use as the classifier.")
         dataset = load_dataset(self.data)
-        chosen = list(options.layers or [
-            *(n for n, _ in net.named_children() if n != head),
-            *([head + INPUT_SUFFIX] if head else []),
-        ])  # fmt: skip
+        chosen = list(
+            options.layers
+            or [
+                *(n for n, _ in net.named_children() if n != head),
+                *([head + INPUT_SUFFIX] if head else []),
+            ]
+        )
         extracted = extract(
-            net, dataset, chosen, classifier=(head, modules[head]) if head else None,
-            device=options.device, options=options.extract, progress=progress,
+            net,
+            dataset,
+            chosen,
+            classifier=(head, modules[head]) if head else None,
+            device=options.device,
+            options=options.extract,
+            progress=progress,
             keep_features=dataset.labels is None,
-        )  # fmt: skip
+        )
         rows: list[dict[str, Any]] = []
         results: dict[tuple[str, str], Result] = {}
         key = RowKey(self.path.stem, self.path.name, None, None, self.data.split_label)

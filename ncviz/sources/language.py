@@ -45,10 +45,13 @@ class LanguageSource(CheckpointsSource):
             options.language or fields["task"] == "language" or is_token_corpus(fields["data"])
         ):
             return None
-        return cls(**{
-            **fields, "task": "language",
-            "metrics": {"min_count": DEFAULT_MIN_COUNT, **fields["metrics"]},
-        })  # fmt: skip
+        return cls(
+            **{
+                **fields,
+                "task": "language",
+                "metrics": {"min_count": DEFAULT_MIN_COUNT, **fields["metrics"]},
+            }
+        )
 
     def corpus(self, state: Measuring | None = None) -> TokenCorpus:
         """The token corpus, read once per analysis."""
@@ -69,11 +72,15 @@ class LanguageSource(CheckpointsSource):
         head_name, head = lm_head(net, self.model.classifier)
         chosen = list(options.layers or token_layers(net, head_name))
         statistics = token_statistics(
-            net, corpus, chosen, (head_name, head), device=options.device or "auto",
+            net,
+            corpus,
+            chosen,
+            (head_name, head),
+            device=options.device or "auto",
             batch_size=max(1, options.extract.batch_size // 8),
             min_count=options.extract.min_count,
             progress=checkpoint_progress(state.progress, index, state.count, path.name),
-        )  # fmt: skip
+        )
         names = class_names(corpus, vocabulary_rows(head))
         # an LM is checkpointed by optimiser step: the step is its position on the training axis
         epoch = checkpoint.epoch if checkpoint.epoch is not None else checkpoint.step

@@ -90,11 +90,16 @@ class OnnxSource(Source):
             if graph.classifier is not None and graph.weight is not None:
                 head = (graph.classifier, SimpleNamespace(weight=graph.weight, bias=graph.bias))
             captured = capture_outputs(
-                OnnxRunner(graph, chosen), data_batches, chosen, classifier=head, task=task,
+                OnnxRunner(graph, chosen),
+                data_batches,
+                chosen,
+                classifier=head,
+                task=task,
                 num_classes=dataset.num_classes if task == "classification" else None,
-                min_count=options.metrics.min_count, sample_size=0,
+                min_count=options.metrics.min_count,
+                sample_size=0,
                 progress=checkpoint_progress(progress, index, len(self.checkpoints), path.name),
-            )  # fmt: skip
+            )
             key = RowKey(self.run_name, path.name, epoch, step, data.split_label)
             for layer, item in captured.layers.items():
                 statistics = item.measured
@@ -144,10 +149,13 @@ class OnnxSource(Source):
         graph, _, _ = self._graph_at(read_onnx(self.graph, classifier=self.classifier), path)
         dataset = load_dataset(self._data())
         captured = capture_outputs(
-            OnnxRunner(graph, [layer]), batches(dataset, 256), [layer],
+            OnnxRunner(graph, [layer]),
+            batches(dataset, 256),
+            [layer],
             num_classes=dataset.num_classes if dataset.labels is not None else None,
-            sample_size=len(dataset), progress=progress,
-        )  # fmt: skip
+            sample_size=len(dataset),
+            progress=progress,
+        )
         labels = captured.sample_labels
         if dataset.labels is not None:
             labels = np.asarray(dataset.classes)[labels]

@@ -85,13 +85,17 @@ def _data(settings: DeepRFMSettings) -> tuple[torch.Tensor, torch.Tensor]:
         if not 2 <= settings.num_classes <= 10:
             raise OptionError("digits have 2 to 10 classes.")
         data = load_dataset("builtin:digits")
-        rows = [torch.nonzero(data.labels == c).flatten()[: settings.per_class]
-                for c in range(settings.num_classes)]  # fmt: skip
+        rows = [
+            torch.nonzero(data.labels == c).flatten()[: settings.per_class]
+            for c in range(settings.num_classes)
+        ]
         index = torch.cat(rows)
         return data.inputs[index].double(), data.labels[index]
     if settings.data == "gaussian":
-        spec = (f"builtin:gaussian?classes={settings.num_classes}&dim=32&n={settings.per_class}"
-                f"&seed={settings.seed}")  # fmt: skip
+        spec = (
+            f"builtin:gaussian?classes={settings.num_classes}&dim=32&n={settings.per_class}"
+            f"&seed={settings.seed}"
+        )
         data = load_dataset(spec)
         return data.inputs.double(), data.labels
     raise OptionError(f"data must be 'digits' or 'gaussian', got {settings.data!r}.")
@@ -118,9 +122,10 @@ def run_deep_rfm(
     for layer in range(settings.depth):
         rfm = rfm / rfm.norm(dim=1, keepdim=True).clamp(min=1e-300)
         control = control / control.norm(dim=1, keepdim=True).clamp(min=1e-300)
-        for features, nc1, nc2 in ((rfm, result.nc1, result.nc2),
-                                   (control, result.nc1_features_only,
-                                    result.nc2_features_only)):  # fmt: skip
+        for features, nc1, nc2 in (
+            (rfm, result.nc1, result.nc2),
+            (control, result.nc1_features_only, result.nc2_features_only),
+        ):
             metrics = collapse_metrics(features, labels)
             nc1.append(float(metrics["nc1_trace_ratio"]))
             nc2.append(float(metrics["nc2_etf_distance"]))

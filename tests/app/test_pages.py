@@ -20,10 +20,26 @@ from ncviz.server.jobs import default_runner
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app" / "main.py")
-CLASSIFICATION_PAGES = {"overview": 0, "geometry": 2, "angles": 3, "spectra": 3, "depth": 1,
-                        "imbalance": 0, "embedding": 1, "export": 0, "environments": 0}  # fmt: skip
-COMMON_PAGES = ["training", "compare", "depth", "export", "language", "feature_learning",
-                "transfer"]  # fmt: skip
+CLASSIFICATION_PAGES = {
+    "overview": 0,
+    "geometry": 2,
+    "angles": 3,
+    "spectra": 3,
+    "depth": 1,
+    "imbalance": 0,
+    "embedding": 1,
+    "export": 0,
+    "environments": 0,
+}
+COMMON_PAGES = [
+    "training",
+    "compare",
+    "depth",
+    "export",
+    "language",
+    "feature_learning",
+    "transfer",
+]
 
 
 class SettledAppTest(AppTest):
@@ -248,8 +264,11 @@ def test_a_shared_link_reopens_its_run_checkpoint_and_layer():
     assert at.session_state["checkpoint"] == "epoch_0010.safetensors"
     assert at.session_state["layer"] == "blocks.1"
     assert at.selectbox(key="w_layer").value == "blocks.1"
-    assert dict(at.query_params) == {"run": "digits-mlp-imbalanced", "step": "10",
-                                     "layer": "blocks.1"}  # fmt: skip
+    assert dict(at.query_params) == {
+        "run": "digits-mlp-imbalanced",
+        "step": "10",
+        "layer": "blocks.1",
+    }
     at.selectbox(key="w_layer").set_value("classifier:input").run()
     assert at.query_params["layer"] == "classifier:input"  # the address follows the view
 
@@ -379,8 +398,14 @@ def test_compare_puts_a_deq_beside_its_explicit_twin():
     assert at.selectbox(key="compare_with").options[0] == "digits-mlp-tanh-R50"
     table = at.dataframe[0].value
     shown = set(table["metric"])
-    assert {"nc1", "nc2_etf_distance", "nc3", "minority_cos", "accuracy_minority",
-            "accuracy_majority"} <= shown  # fmt: skip
+    assert {
+        "nc1",
+        "nc2_etf_distance",
+        "nc3",
+        "minority_cos",
+        "accuracy_minority",
+        "accuracy_majority",
+    } <= shown
     row = table[table["metric"] == "minority_cos"].iloc[0]
     assert row["digits-deq-R50"] < row["digits-mlp-tanh-R50"]
     at.segmented_control(key="compare_gram").set_value("cos_means").run()

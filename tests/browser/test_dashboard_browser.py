@@ -26,20 +26,50 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--disable-dev-shm-usage",
-]  # fmt: skip
-PAGES = ["Overview", "Geometry", "Angles", "Spectra", "Depth", "Training", "Imbalance",
-         "Regression", "Language", "Embedding", "Feature learning", "Transfer", "Theory lab",
-         "Compare", "Export", "Study"]  # fmt: skip
+]
+PAGES = [
+    "Overview",
+    "Geometry",
+    "Angles",
+    "Spectra",
+    "Depth",
+    "Training",
+    "Imbalance",
+    "Regression",
+    "Language",
+    "Embedding",
+    "Feature learning",
+    "Transfer",
+    "Theory lab",
+    "Compare",
+    "Export",
+    "Study",
+]
 
 # the label of the dataset uploader, shown once "Upload a dataset" is chosen on the Source page
 DATASET_UPLOADER = "Dataset (inputs + labels/targets"
 
 # pages that draw charts for a single uploaded checkpoint (Training needs several)
-CHART_PAGES = {"Geometry", "Angles", "Spectra", "Depth", "Embedding", "Compare", "Study",
-               "Language", "Transfer"}  # fmt: skip
+CHART_PAGES = {
+    "Geometry",
+    "Angles",
+    "Spectra",
+    "Depth",
+    "Embedding",
+    "Compare",
+    "Study",
+    "Language",
+    "Transfer",
+}
 
 # Waits are on the page's state; the bound only stops a hung test. On a loaded machine a page may
 # take minutes, and that must make the test slower, never red.
@@ -69,11 +99,26 @@ def server(tmp_path_factory):
     log_path = tmp_path_factory.mktemp("server") / "server.log"
     log = log_path.open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"),
-         "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
-         "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "app" / "main.py"),
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + WAIT_MS / 1000  # a hang guard: health is polled, not timed
     while time.monotonic() < deadline:
@@ -286,8 +331,11 @@ def test_a_deep_link_opens_its_view_and_every_page_draws(server, run):
                 page.get_by_role("heading", name=name, exact=False).first.wait_for(timeout=WAIT_MS)
                 _wait_idle(page)
                 _assert_no_errors(page, f"{run}/{name}")
-                assert "epoch 10" in sidebar.inner_text() or name in ("Theory lab", "Study",
-                                                                       "Transfer")  # fmt: skip
+                assert "epoch 10" in sidebar.inner_text() or name in (
+                    "Theory lab",
+                    "Study",
+                    "Transfer",
+                )
                 shot = ARTIFACTS / f"link-{run}-{index:02d}-{name.lower().replace(' ', '-')}.png"
                 page.screenshot(path=str(shot), full_page=True)
         browser.close()
@@ -353,8 +401,9 @@ def test_recorded_run_uploaded_as_a_zip(server, tmp_path):
                 _wait_idle(page)
                 page.locator(".js-plotly-plot").first.wait_for(timeout=WAIT_MS)
                 _assert_no_errors(page, f"recorded {name}")
-                page.screenshot(path=str(ARTIFACTS / f"{index}-recorded-{name.lower()}.png"),
-                                full_page=True)  # fmt: skip
+                page.screenshot(
+                    path=str(ARTIFACTS / f"{index}-recorded-{name.lower()}.png"), full_page=True
+                )
             page.get_by_role("link", name="Overview").first.click()
             _wait_idle(page)
             _pick(page, "Split", "test", "N = 397")  # the example's held-out digits

@@ -67,13 +67,21 @@ def test_conv_maps_are_flattened_or_pooled():
     data = load_dataset("builtin:digits?shape=image&per_class=5")
     model = _randomised({"name": "cnn", "kwargs": {"in_channels": 1, "num_classes": 10}})
     flat = extract(
-        model, data, ["features.0"], options=ExtractOptions(pool="flatten"), keep_features=True,
+        model,
+        data,
+        ["features.0"],
+        options=ExtractOptions(pool="flatten"),
+        keep_features=True,
         device="cpu",
-    )["features.0"]  # fmt: skip
+    )["features.0"]
     pooled = extract(
-        model, data, ["features.0"], options=ExtractOptions(pool="avg"), keep_features=True,
+        model,
+        data,
+        ["features.0"],
+        options=ExtractOptions(pool="avg"),
+        keep_features=True,
         device="cpu",
-    )["features.0"]  # fmt: skip
+    )["features.0"]
     raw = _manual(model, data.inputs, "features.0")  # N × 32 × 4 × 4
     assert flat.dim == 32 * 4 * 4 and not flat.pooled
     np.testing.assert_array_equal(flat.features, raw.reshape(len(raw), -1).numpy())
@@ -136,8 +144,13 @@ def test_cache_hit_equals_miss_bit_for_bit(tmp_path):
     cache = ActivationCache(tmp_path)
     name, clf = classifier_module(model)
     # on the CPU: CUDA's index_add sums in no fixed order, so GPU metrics match only to ~1e-15
-    kwargs = dict(classifier=(name, clf), cache=cache, checkpoint_id="ckpt-a", keep_features=True,
-                  device="cpu")  # fmt: skip
+    kwargs = dict(
+        classifier=(name, clf),
+        cache=cache,
+        checkpoint_id="ckpt-a",
+        keep_features=True,
+        device="cpu",
+    )
     miss = extract(model, data, ["classifier:input"], **kwargs)["classifier:input"]
     hit = extract(model, data, ["classifier:input"], **kwargs)["classifier:input"]
     assert not miss.cache_hit and hit.cache_hit

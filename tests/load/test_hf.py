@@ -21,9 +21,13 @@ def bert_folder(tmp_path_factory):
     transformers.logging.set_verbosity_error()
     folder = tmp_path_factory.mktemp("bert")
     config = transformers.BertConfig(
-        vocab_size=30, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=32, num_labels=3,
-    )  # fmt: skip
+        vocab_size=30,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=3,
+    )
     torch.manual_seed(0)
     transformers.BertForSequenceClassification(config).save_pretrained(folder)
     return folder
@@ -37,8 +41,12 @@ def test_sequence_classifier_is_built_as_the_class_config_names(bert_folder, tmp
     np.savez(tmp_path / "tokens.npz", inputs=ids, labels=labels)
     data = load_dataset(f"{tmp_path / 'tokens.npz'}?shape=tokens")
     assert data.inputs.dtype == torch.int64  # token ids are not cast to float
-    analysis = analyze(bert_folder / "model.safetensors", f"{tmp_path / 'tokens.npz'}?shape=tokens",
-                       model={"name": f"hf:{bert_folder}"}, cache=False)  # fmt: skip
+    analysis = analyze(
+        bert_folder / "model.safetensors",
+        f"{tmp_path / 'tokens.npz'}?shape=tokens",
+        model={"name": f"hf:{bert_folder}"},
+        cache=False,
+    )
     assert analysis.layers[-1] == "classifier:input"
     assert 0.0 <= analysis.metrics_at("model.safetensors", "classifier:input")["accuracy"] <= 1
 

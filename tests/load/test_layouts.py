@@ -19,10 +19,18 @@ SPEC = {"name": "mlp", "kwargs": {"in_features": 8, "num_classes": 3, "widths": 
 
 @pytest.mark.parametrize(
     ("name", "number"),
-    [("epoch_12.pt", 12), ("model_ep12.pth", 12), ("step-300.safetensors", 300),
-     ("epoch=3-step=45.ckpt", 3), ("checkpoint-7.pth.tar", 7), ("resnet18.pt", None),
-     ("vit_tiny_patch16_224.pt", None), ("split3.pt", None), ("last.ckpt", None)],
-)  # fmt: skip
+    [
+        ("epoch_12.pt", 12),
+        ("model_ep12.pth", 12),
+        ("step-300.safetensors", 300),
+        ("epoch=3-step=45.ckpt", 3),
+        ("checkpoint-7.pth.tar", 7),
+        ("resnet18.pt", None),
+        ("vit_tiny_patch16_224.pt", None),
+        ("split3.pt", None),
+        ("last.ckpt", None),
+    ],
+)
 def test_epochs_come_only_from_explicit_tokens(name, number):
     assert number_from_name(name) == number
 
@@ -169,8 +177,10 @@ def test_a_trusted_torch_export_archive_runs_with_hooks(tmp_path):
     torch.export.save(program, tmp_path / "model.pt2")
     out = tmp_path / "out"
     data = "builtin:digits?per_class=30"
-    assert main(["analyze", str(tmp_path / "model.pt2"), "--data", data, "--trust",
-                 "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        main(["analyze", str(tmp_path / "model.pt2"), "--data", data, "--trust", "--out", str(out)])
+        == 0
+    )
     import pandas as pd
 
     table = pd.read_parquet(out / "metrics.parquet")

@@ -21,8 +21,10 @@ from ncviz.load.features_file import read_features_file
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKPOINT = ROOT / "checkpoints" / "digits-mlp" / "epoch_0600.safetensors"
-MLP = {"name": "mlp", "kwargs": {"in_features": 64, "num_classes": 10, "widths": [128] * 3,
-                                  "batchnorm": True}}  # fmt: skip
+MLP = {
+    "name": "mlp",
+    "kwargs": {"in_features": 64, "num_classes": 10, "widths": [128] * 3, "batchnorm": True},
+}
 
 
 def npz_declaring(path: Path, name: str, shape: tuple[int, ...]) -> Path:
@@ -48,8 +50,12 @@ def png_declaring(width: int, height: int) -> bytes:
         )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0"))
-            + chunk(b"IEND", b""))  # fmt: skip
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0"))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_npz_declaring_4_gib_is_refused_from_its_header(tmp_path):
@@ -86,10 +92,24 @@ def test_cli_refuses_bombs_in_one_line_with_small_peak_memory(tmp_path):
     peak_kib = 0
     for args, message in cases:
         done = subprocess.run(
-            [sys.executable, "-c", wrapper, sys.executable, "-m", "ncviz", "analyze",
-             str(CHECKPOINT), "--no-cache", "--out", str(tmp_path / "out"), *args],
-            capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-c",
+                wrapper,
+                sys.executable,
+                "-m",
+                "ncviz",
+                "analyze",
+                str(CHECKPOINT),
+                "--no-cache",
+                "--out",
+                str(tmp_path / "out"),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         *lines, peak = done.stderr.splitlines()
         peak_kib = max(peak_kib, int(peak))
         errors = [line for line in lines if line.startswith("ncviz:")]
@@ -132,6 +152,7 @@ def test_a_state_dict_with_a_features_module_is_a_checkpoint():
     """digits-cnn's CNN has a `features` module: its checkpoint is not a features file."""
     checkpoint = ROOT / "checkpoints" / "digits-cnn" / "epoch_0300.safetensors"
     spec = json.loads((checkpoint.parent / "run.json").read_text())["model"]
-    analysis = analyze(checkpoint, "builtin:digits?shape=image&per_class=20", model=spec,
-                       cache=False)  # fmt: skip
+    analysis = analyze(
+        checkpoint, "builtin:digits?shape=image&per_class=20", model=spec, cache=False
+    )
     assert analysis.metrics_at("epoch_0300.safetensors", analysis.layers[-1])["accuracy"] > 0.9

@@ -30,10 +30,15 @@ def test_paths_inside_resolve(tree):
 
 @pytest.mark.parametrize(
     ("path", "message"),
-    [("../secret.txt", "without '..'"), ("/etc/passwd", "relative"), ("runs/../../x", "'..'"),
-     ("escape.txt", "leaves the data folder"), ("up/secret.txt", "leaves the data folder"),
-     ("missing", "does not exist")],
-)  # fmt: skip
+    [
+        ("../secret.txt", "without '..'"),
+        ("/etc/passwd", "relative"),
+        ("runs/../../x", "'..'"),
+        ("escape.txt", "leaves the data folder"),
+        ("up/secret.txt", "leaves the data folder"),
+        ("missing", "does not exist"),
+    ],
+)
 def test_escapes_are_refused_with_one_line(tree, path, message):
     with pytest.raises(DataError, match=message) as info:
         resolve_inside(tree, path)

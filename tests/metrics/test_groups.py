@@ -48,8 +48,15 @@ def test_per_group_metrics_equal_a_naive_per_group_computation():
         rows = mask & np.isin(y, present)
         expected = naive_metrics(h[rows], y[rows], w[present], b[present])
         got = result.group_metrics(group)
-        for key in ("nc1", "nc1_trace_ratio", "cdnv", "nc2_etf_distance", "nc3",
-                    "nc2_equiangle_means", "unc3_mean"):  # fmt: skip
+        for key in (
+            "nc1",
+            "nc1_trace_ratio",
+            "cdnv",
+            "nc2_etf_distance",
+            "nc3",
+            "nc2_equiangle_means",
+            "unc3_mean",
+        ):
             assert got[key] == pytest.approx(expected[key], rel=1e-9, abs=1e-12), (group, key)
         # the model predicts over all C outputs (it may answer a class the group lacks); the
         # nearest class mean is among the group's own classes

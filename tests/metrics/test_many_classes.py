@@ -102,8 +102,9 @@ def test_frequency_buckets_equal_a_direct_computation_on_each_bucket():
     rng = np.random.default_rng(7)
     num_classes, dim = 300, 24
     probs = 1.0 / np.arange(1, num_classes + 1)
-    labels = np.concatenate([np.repeat(np.arange(num_classes), 2),
-                             rng.choice(num_classes, 3000, p=probs / probs.sum())])  # fmt: skip
+    labels = np.concatenate(
+        [np.repeat(np.arange(num_classes), 2), rng.choice(num_classes, 3000, p=probs / probs.sum())]
+    )
     centres = rng.standard_normal((num_classes, dim))
     features = centres[labels] + 0.7 * rng.standard_normal((len(labels), dim))
     weight = centres + 0.3 * rng.standard_normal(centres.shape)
@@ -114,8 +115,9 @@ def test_frequency_buckets_equal_a_direct_computation_on_each_bucket():
     counts = np.bincount(labels)
     order = np.argsort(-counts, kind="stable")
     mu = np.stack([features[labels == c].mean(axis=0) for c in range(num_classes)])
-    var = np.array([((features[labels == c] - mu[c]) ** 2).sum(axis=1).mean()
-                    for c in range(num_classes)])  # fmt: skip
+    var = np.array(
+        [((features[labels == c] - mu[c]) ** 2).sum(axis=1).mean() for c in range(num_classes)]
+    )
     m = mu - mu.mean(axis=0)
     ncc = ((features[:, None] - mu[None]) ** 2).sum(axis=2).argmin(axis=1)
     pred = (features @ weight.T + bias).argmax(axis=1)
@@ -124,8 +126,9 @@ def test_frequency_buckets_equal_a_direct_computation_on_each_bucket():
         cdnv = np.mean([(var[i] + var[j]) / (2 * ((mu[i] - mu[j]) ** 2).sum()) for i, j in pairs])
         unit = m / np.linalg.norm(m, axis=1, keepdims=True)
         logs = [-np.log(np.linalg.norm(unit[i] - unit[j])) for i, j in pairs]
-        cos = [(weight[c] @ m[c]) / np.linalg.norm(weight[c]) / np.linalg.norm(m[c])
-               for c in members]  # fmt: skip
+        cos = [
+            (weight[c] @ m[c]) / np.linalg.norm(weight[c]) / np.linalg.norm(m[c]) for c in members
+        ]
         in_bucket = np.isin(labels, members)
         assert row["classes"] == len(members) and row["samples"] == in_bucket.sum()
         assert row["cdnv"] == pytest.approx(cdnv, rel=1e-9)

@@ -13,8 +13,11 @@ from ncviz.metrics.multicentre import multicentre_result, ncmc_centres
 def _subclusters(seed=0):
     """Class 0: three far-apart sub-clusters; class 1: one; class 2: two; unequal sizes."""
     rng = np.random.default_rng(seed)
-    centres = {0: rng.standard_normal((3, 6)) * 8, 1: rng.standard_normal((1, 6)) * 8,
-               2: rng.standard_normal((2, 6)) * 8}  # fmt: skip
+    centres = {
+        0: rng.standard_normal((3, 6)) * 8,
+        1: rng.standard_normal((1, 6)) * 8,
+        2: rng.standard_normal((2, 6)) * 8,
+    }
     h, y, truth = [], [], []
     for cls, blocks in centres.items():
         for j, centre in enumerate(blocks):

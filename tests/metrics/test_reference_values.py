@@ -25,10 +25,21 @@ def test_exact_etf_has_every_collapse_metric_at_zero(exact_etf):
     result = collapse_result(features, labels, weight=means)
     m = result.metrics
     zero_keys = [
-        "nc1", "nc1_trace_ratio", "cdnv", "nc2_equinorm_means", "nc2_equinorm_weights",
-        "nc2_equiangle_means", "nc2_maxangle_means", "nc2_equiangle_weights",
-        "nc2_maxangle_weights", "nc2_etf_distance", "nc3", "nc3_gram", "unc3_var", "nc4",
-    ]  # fmt: skip
+        "nc1",
+        "nc1_trace_ratio",
+        "cdnv",
+        "nc2_equinorm_means",
+        "nc2_equinorm_weights",
+        "nc2_equiangle_means",
+        "nc2_maxangle_means",
+        "nc2_equiangle_weights",
+        "nc2_maxangle_weights",
+        "nc2_etf_distance",
+        "nc3",
+        "nc3_gram",
+        "unc3_var",
+        "nc4",
+    ]
     for key in zero_keys:
         assert abs(m[key]) < 1e-12, (key, m[key])
     assert m["gnc2_log_mean"] == pytest.approx(-0.5 * math.log(2 * C / (C - 1)), abs=1e-12)

@@ -104,12 +104,29 @@ def test_relabelling_classes_changes_nothing(imbalanced):
 
 
 SCALE_FREE = [
-    "nc1", "nc1_trace_ratio", "cdnv", "nc2_equinorm_means", "nc2_equiangle_means",
-    "nc2_maxangle_means", "nc2_etf_distance", "gnc2_log_mean", "gnc2_log_var", "nc3",
-    "nc3_gram", "unc3_mean", "unc3_var", "nc4", "accuracy", "rank_means",
-    "effective_rank_means", "nc2_equinorm_weights", "nc2_equiangle_weights", "minority_cos",
-    "minority_cos_means", "norm_ratio_weights",
-]  # fmt: skip
+    "nc1",
+    "nc1_trace_ratio",
+    "cdnv",
+    "nc2_equinorm_means",
+    "nc2_equiangle_means",
+    "nc2_maxangle_means",
+    "nc2_etf_distance",
+    "gnc2_log_mean",
+    "gnc2_log_var",
+    "nc3",
+    "nc3_gram",
+    "unc3_mean",
+    "unc3_var",
+    "nc4",
+    "accuracy",
+    "rank_means",
+    "effective_rank_means",
+    "nc2_equinorm_weights",
+    "nc2_equiangle_weights",
+    "minority_cos",
+    "minority_cos_means",
+    "norm_ratio_weights",
+]
 
 
 @pytest.mark.parametrize("scale", [1e-3, 7.0, 1e4])

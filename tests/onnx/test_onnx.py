@@ -43,9 +43,14 @@ def export(model: nn.Module, path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model.eval(), (torch.randn(2, 1, 8, 8),), str(path), dynamo=True, optimize=False,
-            dynamic_shapes=({0: "batch"},), verbose=False,
-        )  # fmt: skip
+            model.eval(),
+            (torch.randn(2, 1, 8, 8),),
+            str(path),
+            dynamo=True,
+            optimize=False,
+            dynamic_shapes=({0: "batch"},),
+            verbose=False,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -86,14 +91,17 @@ def test_layers_carry_module_names_and_the_head_is_found(exported):
 
 def test_cli_metrics_equal_torch_hooks(exported, tmp_path):
     folder, model, _, data = exported
-    assert main(["analyze", str(folder / "model.onnx"), "--data", DATA,
-                 "--out", str(tmp_path)]) == 0  # fmt: skip
+    assert (
+        main(["analyze", str(folder / "model.onnx"), "--data", DATA, "--out", str(tmp_path)]) == 0
+    )
     table = __import__("pandas").read_parquet(tmp_path / "metrics.parquet")
     got = table[table["layer"] == "head:input"].set_index("metric")["value"]
     expected = ncviz.collapse_metrics(
-        hooked(model, model.head, data.inputs), data.labels, model.head.weight.detach(),
+        hooked(model, model.head, data.inputs),
+        data.labels,
+        model.head.weight.detach(),
         model.head.bias.detach(),
-    )  # fmt: skip
+    )
     for key in ("nc1", "nc2_etf_distance", "nc3", "nc4", "cdnv", "accuracy"):
         assert got[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-8), key
     assert list(dict.fromkeys(table["layer"])) == ["stem", "head:input"]
@@ -112,9 +120,11 @@ def test_a_run_is_one_graph_and_a_checkpoint_per_epoch(exported, tmp_path):
     assert analysis.epochs() == [1, 5]
     model.load_state_dict(snapshots[1])
     expected = ncviz.collapse_metrics(
-        hooked(model, model.head, data.inputs), data.labels, snapshots[1]["head.weight"],
+        hooked(model, model.head, data.inputs),
+        data.labels,
+        snapshots[1]["head.weight"],
         snapshots[1]["head.bias"],
-    )  # fmt: skip
+    )
     got = analysis.metrics_at("epoch_1.safetensors", "head:input")
     assert got["nc1"] == pytest.approx(expected["nc1"], rel=1e-5)
     features, labels = layer_features(analysis, "epoch_5.safetensors", "body.mix")
@@ -149,9 +159,11 @@ def test_graph_without_module_names_is_explained(tmp_path):
 
     node = helper.make_node("Relu", ["x"], ["y"])
     graph = helper.make_graph(
-        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])],
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])],
-    )  # fmt: skip
+    )
     onnx.save(helper.make_model(graph), str(tmp_path / "plain.onnx"))
     with pytest.raises(CheckpointError, match="dynamo=True"):
         read_onnx(tmp_path / "plain.onnx")
@@ -161,8 +173,10 @@ def test_the_dashboard_analyses_an_uploaded_graph(exported):
     from tests.app.test_pages import _app, _assert_clean, _visit
 
     folder, _, _, _ = exported
-    files = [(p.name, p.read_bytes(), "application/octet-stream")
-             for p in sorted(folder.glob("model.onnx*"))]  # fmt: skip
+    files = [
+        (p.name, p.read_bytes(), "application/octet-stream")
+        for p in sorted(folder.glob("model.onnx*"))
+    ]
     at = _app().run()
     at.segmented_control(key="source_mode").set_value("Upload").run()
     at.file_uploader(key="upload_checkpoints").set_value(files).run()

@@ -44,8 +44,10 @@ def recorded(tmp_path_factory, digits):
     train_epoch(model, x[::2], y[::2], seed=0)  # trained on half, recorded on the other half
     held_x, held_y = x[1::2], y[1::2]
     groups = _held_out_groups(held_y.numpy())
-    batches = [(held_x[k : k + 37], held_y[k : k + 37], list(groups[k : k + 37]))
-               for k in range(0, len(held_y), 37)]  # fmt: skip
+    batches = [
+        (held_x[k : k + 37], held_y[k : k + 37], list(groups[k : k + 37]))
+        for k in range(0, len(held_y), 37)
+    ]
     folder = tmp_path_factory.mktemp("grouped")
     with Recorder(folder, layers=["penult"], classifier="tail", groups=True) as rec:
         rec.capture(model, batches, step=0, split="test")
@@ -60,14 +62,28 @@ def test_per_group_rows_equal_a_naive_per_group_computation(recorded):
     w, b = model.tail.weight.detach().numpy(), model.tail.bias.detach().numpy()
     table = analysis.group_table
     for group in analysis.groups:
-        got = dict(zip(*[table[(table["group"] == group) & (table["layer"] == LAYER)][c]
-                         for c in ("metric", "value")]))  # fmt: skip
+        got = dict(
+            zip(
+                *[
+                    table[(table["group"] == group) & (table["layer"] == LAYER)][c]
+                    for c in ("metric", "value")
+                ]
+            )
+        )
         mask = groups == group
         present = [c for c in range(10) if (y[mask] == c).sum() >= 2]
         rows = mask & np.isin(y, present)
         expected = naive_metrics(h[rows], y[rows], w[present], b[present])
-        for key in ("nc1", "nc1_trace_ratio", "cdnv", "nc2_etf_distance", "nc2_equinorm_means",
-                    "nc3", "unc3_mean", "gnc2_log_mean"):  # fmt: skip
+        for key in (
+            "nc1",
+            "nc1_trace_ratio",
+            "cdnv",
+            "nc2_etf_distance",
+            "nc2_equinorm_means",
+            "nc3",
+            "unc3_mean",
+            "gnc2_log_mean",
+        ):
             assert got[key] == pytest.approx(expected[key], rel=1e-9, abs=1e-12), (group, key)
         predicted = np.argmax(h[rows] @ w.T + b, axis=1)  # over all ten outputs
         assert got["accuracy"] == pytest.approx(np.mean(predicted == y[rows]), abs=1e-12)
@@ -77,10 +93,13 @@ def test_per_group_rows_equal_a_naive_per_group_computation(recorded):
     assert lab["value"].max() == 1 and field["value"].max() == 1  # class 9; the single 8
     # the cross-group geometry is assembled from the groups' class means
     result = analysis.group_results[("step 0", LAYER)]
-    means = {g: np.stack([h[(groups == g) & (y == c)].mean(axis=0) for c in range(8)])
-             for g in ("field", "lab")}  # fmt: skip
-    normed = {g: (m - m.mean(axis=0)) / np.linalg.norm(m - m.mean(axis=0))
-              for g, m in means.items()}  # fmt: skip
+    means = {
+        g: np.stack([h[(groups == g) & (y == c)].mean(axis=0) for c in range(8)])
+        for g in ("field", "lab")
+    }
+    normed = {
+        g: (m - m.mean(axis=0)) / np.linalg.norm(m - m.mean(axis=0)) for g, m in means.items()
+    }
     expected = np.linalg.norm(normed["field"] - normed["lab"])  # shared classes 0..7
     assert result.prototype_distances[1, 2] == pytest.approx(expected, rel=1e-9)
 
@@ -89,8 +108,9 @@ def test_the_pooled_rows_are_unchanged_by_groups(recorded):
     folder, model, x, y, _ = recorded
     analysis = analyze(folder)
     h = _features(model, x)
-    expected = naive_metrics(h, y, model.tail.weight.detach().numpy(),
-                             model.tail.bias.detach().numpy())  # fmt: skip
+    expected = naive_metrics(
+        h, y, model.tail.weight.detach().numpy(), model.tail.bias.detach().numpy()
+    )
     got = analysis.metrics_at("step 0", LAYER)
     assert got["nc1"] == pytest.approx(expected["nc1"], rel=1e-9)
     assert len(analysis.tidy()) == len(analysis.table) + len(analysis.group_table)
@@ -118,7 +138,7 @@ def test_a_group_with_one_class_is_left_out_with_a_warning(tmp_path, digits):
     y[80:] = 0  # "tiny" holds one class only
     with Recorder(
         tmp_path / "run", layers=["penult"], classifier="tail", groups=True, min_count=2
-    ) as rec:  # fmt: skip  (digits 3–9 are absent)
+    ) as rec:  # digits 3–9 are absent
         rec.capture(model, [(x, y, list(groups))], step=0)
     analysis = analyze(tmp_path / "run")
     assert analysis.groups == ["big"]

@@ -47,13 +47,19 @@ def test_lightning_callback_records_a_run_the_dashboard_opens(tmp_path):
     logging.getLogger("lightning").setLevel(logging.ERROR)
     x, y = blobs()
     train = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=32)
-    callback = NcvizCallback(tmp_path / "lit", layers=["net.0"], classifier="net.2",
-                             every_n_epochs=2)  # fmt: skip
+    callback = NcvizCallback(
+        tmp_path / "lit", layers=["net.0"], classifier="net.2", every_n_epochs=2
+    )
     trainer = lightning.Trainer(
-        max_epochs=3, callbacks=[callback], accelerator="cpu", logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        max_epochs=3,
+        callbacks=[callback],
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
         default_root_dir=tmp_path,
-    )  # fmt: skip
+    )
     trainer.fit(LitNet(), train)
     run = open_recorded(tmp_path / "lit")
     assert [e.step for e in run.entries] == [0, 2]  # every 2nd epoch and the last
@@ -86,17 +92,30 @@ def test_hf_trainer_callback_records_a_run_the_dashboard_opens(tmp_path):
     ids = torch.randint(4, 20, (240, 12), generator=generator)
     ids[:, :8] = 1 + labels[:, None]
     rows = [{"input_ids": i, "labels": int(c)} for i, c in zip(ids, labels)]
-    config = BertConfig(vocab_size=20, hidden_size=16, num_hidden_layers=1,
-                        num_attention_heads=2, intermediate_size=32, num_labels=3)  # fmt: skip
+    config = BertConfig(
+        vocab_size=20,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=3,
+    )
     torch.manual_seed(0)
     model = BertForSequenceClassification(config)
     args = TrainingArguments(
-        output_dir=str(tmp_path / "hf-out"), num_train_epochs=2, per_device_train_batch_size=16,
-        learning_rate=5e-3, report_to=[], save_strategy="no", logging_strategy="epoch",
-        use_cpu=True, disable_tqdm=True,
-    )  # fmt: skip
-    callback = NcvizTrainerCallback(tmp_path / "hf", layers=["bert.pooler"],
-                                    classifier="classifier")  # fmt: skip
+        output_dir=str(tmp_path / "hf-out"),
+        num_train_epochs=2,
+        per_device_train_batch_size=16,
+        learning_rate=5e-3,
+        report_to=[],
+        save_strategy="no",
+        logging_strategy="epoch",
+        use_cpu=True,
+        disable_tqdm=True,
+    )
+    callback = NcvizTrainerCallback(
+        tmp_path / "hf", layers=["bert.pooler"], classifier="classifier"
+    )
     Trainer(model=model, args=args, train_dataset=rows, callbacks=[callback]).train()
     run = open_recorded(tmp_path / "hf")
     assert [e.step for e in run.entries] == [0, 1]

@@ -144,8 +144,9 @@ def test_sample_rows_are_real_rows_with_their_labels(recorded, digits):
 def test_sample_is_capped_and_uniform(tmp_path):
     x = torch.arange(4000, dtype=torch.float32)[:, None].repeat(1, 3)
     y = torch.arange(4000) % 4
-    rec = ncviz.Recorder(tmp_path / "r", layers=["0"], classifier=None, num_classes=4,
-                         sample_size=500)  # fmt: skip
+    rec = ncviz.Recorder(
+        tmp_path / "r", layers=["0"], classifier=None, num_classes=4, sample_size=500
+    )
     rec.capture(nn.Sequential(nn.Identity()), loader_of(x, y, 64, shuffle=True), step=0)
     features, labels = layer_features(analyze(tmp_path / "r"), "step 0", "0")
     assert features.shape == (500, 3) and len(np.unique(features[:, 0])) == 500
@@ -176,9 +177,12 @@ def test_dict_batches_batch_fn_and_forward_fn(tmp_path, digits):
     ) == pytest.approx(expected, rel=1e-9)
     odd_batches = [{"img": x[k : k + 77], "cls": y[k : k + 77]} for k in range(0, 600, 77)]
     got = analyze_once(
-        tmp_path / "fn", model, odd_batches,
-        batch_fn=lambda b: (b["img"], b["cls"]), forward_fn=lambda m, inp: m(inp * 1.0),
-    )  # fmt: skip
+        tmp_path / "fn",
+        model,
+        odd_batches,
+        batch_fn=lambda b: (b["img"], b["cls"]),
+        forward_fn=lambda m, inp: m(inp * 1.0),
+    )
     assert got == pytest.approx(expected, rel=1e-9)
 
 

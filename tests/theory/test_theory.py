@@ -61,9 +61,10 @@ def deep_runs():
 def test_deep_ufm_finds_low_rank_solutions_below_the_dnc_loss(deep_runs):
     """Súkeník et al. 2024, Fig. 2 setting: K = 10, L = 4, width 30, λ = 0.004, lr 0.5."""
     low_rank = [
-        run for run in deep_runs
+        run
+        for run in deep_runs
         if max(run.final_ranks()[:-1]) < 10 and run.loss[-1] < run.dnc_reference
-    ]  # fmt: skip
+    ]
     assert len(low_rank) >= 3
     for run in deep_runs:
         assert run.final_ranks()[-1] == 10  # the post-ReLU last layer keeps full rank
@@ -129,8 +130,9 @@ def test_deep_rfm_kernel_agop_equals_autograd_and_collapses_with_depth():
         point = x[j : j + 1].clone().requires_grad_(True)
         others = torch.cat([x[:j], x[j + 1 :]])  # k(x_j, x_j) has no gradient: left out
         f = laplace_kernel(point, others, m, 0.7) @ torch.cat([alpha[:j], alpha[j + 1 :]])
-        jac = torch.stack([torch.autograd.grad(f[0, c], point, retain_graph=True)[0][0]
-                           for c in range(3)])  # fmt: skip
+        jac = torch.stack(
+            [torch.autograd.grad(f[0, c], point, retain_graph=True)[0][0] for c in range(3)]
+        )
         total += jac.T @ jac
     assert torch.allclose(kernel_agop(x, alpha, m, 0.7), total / 12, rtol=1e-10, atol=1e-14)
 

@@ -58,6 +58,9 @@ PAGES = [
 # the label of the dataset uploader, shown once "Upload a dataset" is chosen on the Source page
 DATASET_UPLOADER = "Dataset (inputs + labels/targets"
 
+# the Language page's toggle that shows the token views of a classification run
+TOKEN_VIEWS = "Show the token views for its classes anyway"
+
 # pages that draw charts for a single uploaded checkpoint (Training needs several)
 CHART_PAGES = {
     "Geometry",
@@ -292,6 +295,18 @@ def test_upload_analyse_and_visit_every_page(server, tmp_path):
                 page.wait_for_function(  # live updates until the progress bar goes away
                     "() => !document.querySelector('[data-testid=\"stProgress\"]')",
                     timeout=WAIT_MS,
+                )
+                _wait_idle(page)
+            if name == "Language":  # a classification upload: the note, charts only when asked
+                assert page.locator(".js-plotly-plot").count() == 0
+                _until_shown(  # a toggle is clicked only while off: a second click undoes it
+                    page,
+                    lambda: (
+                        page.get_by_label(TOKEN_VIEWS).is_checked()
+                        or page.get_by_text(TOKEN_VIEWS, exact=True).click()
+                    ),
+                    page.locator(".js-plotly-plot").first,
+                    "the token views of a classification run",
                 )
                 _wait_idle(page)
             if name in CHART_PAGES | {"Theory lab"}:

@@ -302,7 +302,7 @@ def test_upload_analyse_and_visit_every_page(server, tmp_path):
                 _until_shown(  # a toggle is clicked only while off: a second click undoes it
                     page,
                     lambda: (
-                        page.get_by_label(TOKEN_VIEWS).is_checked()
+                        page.get_by_role("switch", name=TOKEN_VIEWS).is_checked()
                         or page.get_by_text(TOKEN_VIEWS, exact=True).click()
                     ),
                     page.locator(".js-plotly-plot").first,

@@ -6,23 +6,37 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ncviz.errors import NcvizError
 
 
-def _progress_bar():
-    from tqdm import tqdm
+class _ProgressBar:
+    """A tqdm bar on stderr that appears with the first progress report: an error raised before
+    any batch ran (a mistyped layer, a bad file) is printed alone, not under an empty bar."""
 
-    bar = tqdm(total=0, unit="batch", dynamic_ncols=True, file=sys.stderr)
+    def __init__(self) -> None:
+        self.bar: Any = None
 
-    def update(done: int, total: int, message: str) -> None:
-        if bar.total != total:
-            bar.reset(total=total)
-        bar.n = done
-        bar.set_description(message, refresh=False)
-        bar.refresh()
+    def update(self, done: int, total: int, message: str) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
 
-    return bar, update
+            self.bar = tqdm(total=total, unit="batch", dynamic_ncols=True, file=sys.stderr)
+        if self.bar.total != total:
+            self.bar.reset(total=total)
+        self.bar.n = done
+        self.bar.set_description(message, refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _progress_bar() -> tuple[_ProgressBar, Any]:
+    bar = _ProgressBar()
+    return bar, bar.update
 
 
 def _init_distributed(device: str | None) -> tuple[int, str | None]:

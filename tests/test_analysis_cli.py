@@ -208,3 +208,10 @@ def test_token_like_features_with_min_count_equal_the_naive_pair_metrics(tmp_pat
     for key in pair_keys:
         assert table[key] == pytest.approx(expected[key], rel=1e-9), key
     assert "nc1" not in table  # C − 1 > d
+
+
+def test_a_mistyped_layer_is_one_line_with_the_fix_and_no_empty_progress_bar(tiny_run, capsys):
+    assert main(["analyze", str(tiny_run), "--layers", "blcks.0", "--no-cache"]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean 'blocks.0'?" in err
+    assert "batch" not in err  # no bar before the work started

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from ncviz.analysis.groups import GroupParts, ResultKey
 from ncviz.errors import OptionError
 from ncviz.load.runs import Task
 from ncviz.metrics import CollapseResult, RegressionResult
@@ -219,6 +220,40 @@ def result_rows(
 ) -> list[dict[str, Any]]:
     """The rows of one layer's result (every metric it holds)."""
     return metric_rows(key, layer, result.metrics, group)
+
+
+@dataclass
+class Measured:
+    """One checkpoint (or entry, or file) measured: its table rows, each layer's result, and
+    each layer's groups' own results (``groups[layer][group]``) — what every source collects
+    per checkpoint before :meth:`fold_into` adds it to the run's."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    results: dict[str, Result] = field(default_factory=dict)
+    groups: dict[str, dict[str, CollapseResult]] = field(default_factory=dict)
+
+    def add(self, key: RowKey, layer: str, result: Result) -> None:
+        """A layer's result and its rows."""
+        self.results[layer] = result
+        self.rows += result_rows(key, layer, result)
+
+    def add_group(self, key: RowKey, layer: str, group: str, result: CollapseResult) -> None:
+        """One group's own result of a layer and its rows."""
+        self.groups.setdefault(layer, {})[group] = result
+        self.rows += result_rows(key, layer, result, group)
+
+    def fold_into(
+        self,
+        checkpoint: str,
+        rows: list[dict[str, Any]],
+        results: dict[ResultKey, Result],
+        parts: GroupParts,
+    ) -> None:
+        """Add these rows, results (keyed (checkpoint, layer)) and groups' results to a run's."""
+        rows += self.rows
+        results.update({(checkpoint, layer): r for layer, r in self.results.items()})
+        for layer, per_group in self.groups.items():
+            parts.setdefault((checkpoint, layer), {}).update(per_group)
 
 
 def make_table(rows: list[dict[str, Any]]) -> pd.DataFrame:

@@ -18,12 +18,12 @@ from ncviz.analysis.groups import GroupParts, ResultKey, split_groups
 from ncviz.analysis.options import AnalysisOptions
 from ncviz.analysis.table import (
     Analysis,
+    Measured,
     Result,
     RowKey,
     make_group_table,
     make_table,
     metric_rows,
-    result_rows,
 )
 from ncviz.cache import ActivationCache, ResultCache, checkpoint_stamp, results_key
 from ncviz.distributed import world
@@ -50,7 +50,7 @@ from ncviz.load import (
 from ncviz.load.checkpoints import CHECKPOINT_SUFFIXES
 from ncviz.load.runs import Task, is_run, open_run, run_events
 from ncviz.load.server_folder import check_inside
-from ncviz.metrics import CollapseOptions, CollapseResult, RegressionResult, regression_result
+from ncviz.metrics import CollapseOptions, RegressionResult, regression_result
 from ncviz.sources.base import ProgressFn, Source, checkpoint_progress
 
 
@@ -63,26 +63,6 @@ class Measuring:
     count: int
     task: Task
     loaded: Any = None  # the dataset (or a language source's corpus), read on first need
-
-
-@dataclass
-class Measured:
-    """One checkpoint measured: its table rows, each layer's result, and each layer's groups'
-    own results (``groups[layer][group]``)."""
-
-    rows: list[dict[str, Any]]
-    results: dict[str, Result]
-    groups: dict[str, dict[str, CollapseResult]] = field(default_factory=dict)
-
-    def add(self, key: RowKey, layer: str, result: Result) -> None:
-        """A layer's result and its rows."""
-        self.results[layer] = result
-        self.rows += result_rows(key, layer, result)
-
-    def add_group(self, key: RowKey, layer: str, group: str, result: CollapseResult) -> None:
-        """One group's own result of a layer and its rows."""
-        self.groups.setdefault(layer, {})[group] = result
-        self.rows += result_rows(key, layer, result, group)
 
 
 @dataclass(frozen=True)
@@ -153,10 +133,7 @@ class CheckpointsSource(Source):
                 measured = Measured(*hit)
                 if progress is not None:
                     progress(index + 1, len(checkpoints), f"{path.name}: cached")
-            rows += measured.rows
-            results.update({(path.name, layer): r for layer, r in measured.results.items()})
-            for layer, per_group in measured.groups.items():
-                parts[(path.name, layer)] = dict(per_group)
+            measured.fold_into(path.name, rows, results, parts)
             chosen_layers = list(measured.results)
             if isinstance(next(iter(measured.results.values())), RegressionResult):
                 state.task = "regression"
@@ -212,7 +189,7 @@ class CheckpointsSource(Source):
             progress=report,
             keep_features=state.task == "regression",
         )
-        measured = Measured([], {})
+        measured = Measured()
         # a group's own min_count (at least 2) was fixed when its statistics were created
         per_group = replace(options.metrics, min_count=None)
         classes = np.array(dataset.classes)

@@ -14,11 +14,11 @@ from ncviz.analysis.groups import GroupParts, ResultKey, split_groups
 from ncviz.analysis.options import AnalysisOptions
 from ncviz.analysis.table import (
     Analysis,
+    Measured,
     Result,
     RowKey,
     make_group_table,
     make_table,
-    result_rows,
 )
 from ncviz.errors import DataError, did_you_mean
 from ncviz.load import is_features_file, read_features_file
@@ -61,12 +61,12 @@ class FeaturesFilesSource(Source):
             file_results, file_groups, regression = _file_results(path, options)
             layers = layers or list(file_results)
             key = RowKey(self.run_name, path.name, step, step, SPLIT)
+            measured = Measured()
             for layer, result in file_results.items():
-                results[(path.name, layer)] = result
-                rows += result_rows(key, layer, result)
+                measured.add(key, layer, result)
                 for group, own in file_groups.get(layer, {}).items():
-                    parts.setdefault((path.name, layer), {})[group] = own
-                    rows += result_rows(key, layer, own, group)
+                    measured.add_group(key, layer, group, own)
+            measured.fold_into(path.name, rows, results, parts)
         rows, group_rows, group_results = split_groups(rows, results, parts)
         return Analysis(
             run=self.run_name,

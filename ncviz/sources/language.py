@@ -11,7 +11,7 @@ from typing import ClassVar
 import numpy as np
 
 from ncviz.analysis.options import AnalysisOptions
-from ncviz.analysis.table import RowKey
+from ncviz.analysis.table import Measured, RowKey
 from ncviz.language import (
     DEFAULT_MIN_COUNT,
     TokenCorpus,
@@ -27,7 +27,7 @@ from ncviz.language import (
 )
 from ncviz.load import build_model, load_weights, read_checkpoint
 from ncviz.sources.base import ProgressFn, checkpoint_progress
-from ncviz.sources.checkpoints import CheckpointsSource, Measured, Measuring, checkpoint_fields
+from ncviz.sources.checkpoints import CheckpointsSource, Measuring, checkpoint_fields
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ class LanguageSource(CheckpointsSource):
         # an LM is checkpointed by optimiser step: the step is its position on the training axis
         epoch = checkpoint.epoch if checkpoint.epoch is not None else checkpoint.step
         key = RowKey(self.run_name, path.name, epoch, checkpoint.step, self.data.split_label)
-        measured = Measured([], {})
+        measured = Measured()
         for layer in chosen:
             measured.add(key, layer, statistics[layer].compute(names, options.metrics))
         return measured

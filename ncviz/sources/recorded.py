@@ -18,12 +18,12 @@ from ncviz.analysis.groups import (
 from ncviz.analysis.options import AnalysisOptions
 from ncviz.analysis.table import (
     Analysis,
+    Measured,
     Result,
     RowKey,
     make_group_table,
     make_table,
     metric_rows,
-    result_rows,
 )
 from ncviz.errors import DataError
 from ncviz.load.recorded import (
@@ -62,21 +62,25 @@ class RecordedSource(Source):
                 raise DataError(f"recorded entry {entry.file} lacks layers {missing[:3]}.")
             files[(entry.split, entry.label)] = str(self.path / entry.file)
             key = RowKey(run.name, entry.label, entry.step, entry.step, entry.split)
-            results = by_split.setdefault(entry.split, {})
+            measured = Measured()
             for layer in run.layers:
                 where = f"{entry.file}, layer {layer!r}"
-                result = layer_result(data.layers[layer], run, where, options.metrics)
-                results[(entry.label, layer)] = result
-                rows += result_rows(key, layer, result)
-            parts = parts_by_split.setdefault(entry.split, {})
+                measured.add(
+                    key, layer, layer_result(data.layers[layer], run, where, options.metrics)
+                )
             for group, per_layer in data.groups.items():
                 for layer, state in per_layer.items():
                     if layer not in run.layers:
                         continue
                     where = f"{entry.file}, layer {layer!r} of group {group!r}"
                     result = group_layer_result(state, run, where, options.metrics)
-                    parts.setdefault((entry.label, layer), {})[group] = result
-                    rows += result_rows(key, layer, result, group)
+                    measured.add_group(key, layer, group, result)
+            measured.fold_into(
+                entry.label,
+                rows,
+                by_split.setdefault(entry.split, {}),
+                parts_by_split.setdefault(entry.split, {}),
+            )
             for layer, values in entry.extra.items():
                 rows += metric_rows(key, layer, values)
             if progress is not None:

@@ -93,7 +93,7 @@ def minority_tab(analysis, checkpoint: str, layer: str, result) -> None:
     st.caption(
         f"n_c (analysed: {split}) counts the samples of the analysed data; a run trained on "
         f"imbalanced data is usually measured on balanced data, so the counts it was trained on "
-        f"are shown beside them ({plots.TRAINED_ON}) when run.json names its training data."
+        f"are shown beside them as “{plots.TRAINED_ON}” when run.json names its training data."
     )
     m = result.metrics
     if not current:

@@ -22,6 +22,7 @@ it, or the server folder), with one row per (step, split, layer) and every page 
 from __future__ import annotations
 
 import datetime as _dt
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from ncviz.load.recorded import (
     RUN_FILE as _RUN_FILE,
 )
 from ncviz.load.recorded import (
+    SAMPLE_COMPONENTS,
     SPLIT_NAME,
     Entry,
     entry_file_name,
@@ -116,7 +118,12 @@ class Recorder:
             ``(ids, mask)``, a dict with ``input_ids``/``attention_mask``, or batches of these;
             the head defaults to the LM head, ``min_count`` to 2; see :mod:`ncviz.language`)
             or "auto".
-        sample_size: feature rows kept per layer and entry (default 5,000).
+        sample_size: feature rows kept per layer and entry (default 5,000), for the embedding
+            and multi-centre views.
+        sample_components: the sample is stored as its coordinates on this many principal
+            directions (default 50, what the embedding views reduce to; float16, scaled), or
+            None for the raw float32 rows. With the compact statistics this keeps an entry
+            near 0.5 MB per layer of width 1,024 (C = 10); the metrics are exact either way.
         min_count: drop classes with fewer samples (default: every class needs 2).
         batch_fn: ``batch_fn(batch) -> (inputs, labels)`` for batches that are not ``(x, y)``
             or a dict with ``labels``.
@@ -144,6 +151,7 @@ class Recorder:
         class_names: Sequence[Any] | None = None,
         task: str = AUTO,
         sample_size: int = 5000,
+        sample_components: int | None = SAMPLE_COMPONENTS,
         min_count: int | None = None,
         batch_fn: BatchFn | None = None,
         forward_fn: ForwardFn | None = None,
@@ -174,6 +182,12 @@ class Recorder:
         self.class_names = None if class_names is None else list(class_names)
         self.task = task
         self.sample_size = int(sample_size)
+        if sample_components is not None and int(sample_components) < 1:
+            raise OptionError(
+                f"sample_components must be a whole number ≥ 1 or None, got {sample_components!r}."
+            )
+        self.sample_components = None if sample_components is None else int(sample_components)
+        self._size_warned = False
         # token classes: a class needs two occurrences (ncviz.language)
         self.min_count = 2 if min_count is None and task == "language" else min_count
         self.batch_fn, self.forward_fn = batch_fn, forward_fn
@@ -246,15 +260,17 @@ class Recorder:
         if world()[0] == 0:  # under DDP every rank measures (all-reduced sums); rank 0 writes
             write_entry(
                 self.path / file,
-                {name: layer.measured.state_dict() for name, layer in result.layers.items()},
+                {name: _saved(layer.measured) for name, layer in result.layers.items()},
                 {name: layer.sample for name, layer in result.layers.items()},
                 result.sample_labels,
                 {"step": str(step), "split": split, "task": result.task},
                 group_states={
-                    group: {name: stats.state_dict() for name, stats in per_layer.items()}
+                    group: {name: _saved(stats) for name, stats in per_layer.items()}
                     for group, per_layer in result.groups.items()
                 },
+                sample_components=self.sample_components,
             )
+            self._check_size()
         extra = self._feature_learning(net, loader) if self.feature_learning else {}
         entry = Entry(step, split, file, result.num_samples, tuple(result.warnings), extra)
         self.entries = [e for e in self.entries if (e.step, e.split) != (step, split)] + [entry]
@@ -369,6 +385,23 @@ class Recorder:
                     f"class_names has {len(self.class_names)} names for {count} classes."
                 )
 
+    def _check_size(self) -> None:
+        """Warn once when the run folder outgrows what the dashboard accepts as one upload."""
+        from ncviz.server.scratch import max_upload_bytes
+
+        limit = max_upload_bytes()
+        if self._size_warned:
+            return
+        size = sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
+        if size > limit:
+            self._size_warned = True
+            warnings.warn(
+                f"the recorded run {self.path} is {size / 2**20:.0f} MB, over the dashboard's "
+                f"{limit / 2**20:.0f} MB upload limit: open it with `ncviz analyze "
+                f"{self.path}` or from the server folder, or record fewer layers or steps.",
+                stacklevel=3,
+            )
+
     def _write_run(self) -> None:
         if world()[0] != 0:
             return
@@ -399,6 +432,7 @@ class Recorder:
                 "notes": self.notes,
                 "options": {
                     "sample_size": self.sample_size,
+                    "sample_components": self.sample_components,
                     "min_count": self.min_count,
                     "pool": self.options.pool,
                 },
@@ -420,6 +454,13 @@ class Recorder:
             self.log_rows[int(step)] = {
                 k: v[index] for k, v in run.log.items() if k != "step" and v[index] is not None
             }
+
+
+def _saved(statistics: Any) -> dict[str, Any]:
+    """What an entry keeps of a layer's statistics: the compact state where there is one."""
+    if isinstance(statistics, CollapseStatistics):
+        return statistics.state_dict(compact=True)
+    return statistics.state_dict()
 
 
 def _metrics(statistics: Any, recorder: Recorder) -> dict[str, float]:

@@ -35,6 +35,18 @@ def recorded(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def recorded_narrow(tmp_path_factory) -> Path:
+    """Layers of width 4 for 3 classes: the entries keep the whole 4×4 scatter (the compact
+    projection would be no smaller), as every entry did before the compact format."""
+    folder = tmp_path_factory.mktemp("recorded") / "narrow"
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 3))
+    x, y = torch.randn(60, 8), torch.arange(60) % 3
+    ncviz.Recorder(folder, layers=["0"], classifier="2").capture(net, [(x, y)], step=0)
+    return folder
+
+
 def _copy(recorded: Path, tmp_path: Path) -> Path:
     folder = tmp_path / "crafted"
     shutil.copytree(recorded, folder)
@@ -103,14 +115,24 @@ ENTRY_EDITS = {
     "negative counts": (_each("/counts", lambda v: -v), "whole numbers ≥ 0"),
     "infinite sums": (_each("/sums", lambda v: v * float("inf")), "NaN or infinite"),
     "narrow sums": (_each("/sums", lambda v: v[:, :2]), "does not match"),
-    "small scatter": (_each("/scatter", lambda v: v[:3, :3]), "does not match"),
-    "flat scatter": (_each("/scatter", lambda v: v.flatten()), "1 dimensions, expected 2"),
+    "small projection": (_each("/scatter_projected", lambda v: v[:1, :1]), "does not match"),
+    "flat basis": (_each("/scatter_basis", lambda v: v.flatten()), "1 dimensions, expected 2"),
+    "nan spectrum": (_each("/feature_spectrum", lambda v: v * float("nan")), "NaN or infinite"),
+    "no spectrum": (lambda t: [t.pop(k) for k in list(t) if k.endswith("_spectrum")], "lacks"),
     "2-D counts": (_each("/counts", lambda v: v[:, None]), "2 dimensions, expected 1"),
     "narrow weight": (_each("/weight", lambda v: v[:, :4]), "does not match"),
     "class rows past W": (_each("/class_rows", lambda v: v + 100), "points past"),
     "short kept": (_each("/kept", lambda v: v[:1]), "does not match"),
-    "no scatter": (lambda t: [t.pop(k) for k in list(t) if k.endswith("/scatter")], "lacks"),
+    "no basis": (lambda t: [t.pop(k) for k in list(t) if k.endswith("/scatter_basis")], "lacks"),
     "nan distances": (_each("/sq_dist", lambda v: v * float("nan")), "NaN or infinite"),
+    "short sample scale": (_each("/sample_scale", lambda v: v[:1]), "shapes do not fit"),
+    "nan sample": (_each("/sample_coords", lambda v: v * float("nan")), "NaN or infinite"),
+}
+# the whole d×d scatter of older (or narrow) entries
+WHOLE_SCATTER_EDITS = {
+    "small scatter": (_each("/scatter", lambda v: v[:3, :3]), "does not match"),
+    "flat scatter": (_each("/scatter", lambda v: v.flatten()), "1 dimensions, expected 2"),
+    "no scatter": (lambda t: [t.pop(k) for k in list(t) if k.endswith("/scatter")], "lacks"),
 }
 
 
@@ -121,6 +143,15 @@ def test_a_crafted_entry_is_refused_naming_the_field(recorded, tmp_path, name):
     _craft_entry(folder, edit)
     message = _refused(folder, expected)
     assert "step-" in message and "layer" in message  # names where
+
+
+@pytest.mark.parametrize("name", sorted(WHOLE_SCATTER_EDITS))
+def test_a_crafted_entry_with_the_whole_scatter_is_refused(recorded_narrow, tmp_path, name):
+    folder = _copy(recorded_narrow, tmp_path)
+    assert any(k.endswith("/scatter") for k in load_file(str(next(folder.glob("*.safet*")))))
+    edit, expected = WHOLE_SCATTER_EDITS[name]
+    _craft_entry(folder, edit)
+    assert "step-" in _refused(folder, expected)
 
 
 def test_run_classes_that_disagree_with_the_entries_are_refused(recorded, tmp_path):

@@ -11,12 +11,24 @@ With groups (``Recorder(groups=True)``), each group's statistics of a layer are 
 the layer's as ``<layer>|group=<name>/<field>``.
 
 An entry holds, per layer, the exact sums of both statistics passes (``<layer>/counts``,
-``<layer>/sums``, ``<layer>/scatter``, … — :meth:`CollapseStatistics.state_dict`, or
+``<layer>/sums``, … — :meth:`CollapseStatistics.state_dict`, or
 :meth:`RegressionStatistics.state_dict` for regression), W and b of the classifier for its input
-layer, and ``<layer>/sample``: a uniform random sample of feature rows (labels in
-``sample_labels``). O(C·d + d²) per layer, never the N×d features. Entries and ``run.json`` are
-written to a temporary file and renamed into place, so a killed job leaves a readable run of its
-complete entries. Entries are safetensors: reading one never runs code.
+layer, and a uniform random sample of feature rows for the views (labels in ``sample_labels``).
+Never the N×d features.
+
+Size (``compact``, the default): the within-class scatter is kept as what the metrics read of it
+(``scatter_basis`` k×d, ``scatter_projected`` k×k, ``feature_spectrum``; k ≤ min(C, d), see
+:class:`ncviz.metrics.stats.CompactScatter`) — O(C·d) float64 instead of d×d — and the sample as
+its coordinates on its top ``SAMPLE_COMPONENTS`` principal directions (``sample_coords``
+float16, scaled per component by ``sample_scale``; ``sample_basis``, ``sample_mean``; the
+variance kept in ``sample_variance``), which is what the embedding views use (UMAP runs on PCA-50
+anyway). A digits CNN layer of width 1,024 with C = 10 and 1,797 rows takes ≈ 0.55 MB per
+capture. Older entries with the full ``<layer>/scatter`` and raw ``<layer>/sample`` rows read
+the same way.
+
+Entries and ``run.json`` are written to a temporary file and renamed into place, so a killed job
+leaves a readable run of its complete entries. Entries are safetensors: reading one never runs
+code.
 """
 
 from __future__ import annotations
@@ -36,6 +48,7 @@ from ncviz.cache.store import atomic_write_bytes
 from ncviz.errors import DataError, OptionError
 from ncviz.load.runs import Task, check_run_fields
 from ncviz.metrics import CollapseOptions, CollapseStatistics, RegressionStatistics
+from ncviz.metrics.classification import COMPACT_FIELDS
 
 RECORDED_FORMAT = "ncviz-recorded/1"
 MAX_STEP = 2**53  # steps are integers a JSON reader keeps exactly
@@ -46,12 +59,16 @@ COLLAPSE_FIELDS: dict[str, Shape] = {
     "counts": ("C",),
     "sums": ("C", "d"),
     "kept": ("C",),
-    "scatter": ("d", "d"),
     "sq_dist": ("C",),
     "ncc_hits": ("C",),
     "classifier_hits": ("C",),
     "agreement": ("C",),
 }
+# the within-class scatter: whole (older entries, or when it is the smaller) or compact
+FULL_SCATTER_FIELDS: dict[str, Shape] = {"scatter": ("d", "d")}
+COMPACT_SCATTER_FIELDS: dict[str, Shape] = dict(
+    zip(COMPACT_FIELDS, [("k", "d"), ("k", "k"), ("s",)])
+)
 CLASSIFIER_FIELDS: dict[str, Shape] = {"weight": ("K", "d"), "bias": ("K",), "class_rows": ("C",)}
 REGRESSION_FIELDS: dict[str, Shape] = {
     "count": (1,),
@@ -77,6 +94,9 @@ RUN_FILE = "run.json"
 ENTRY_SUFFIX = ".safetensors"
 SAMPLE_KEY = "sample"
 SAMPLE_LABELS = "sample_labels"
+# principal directions kept of a layer's sample (the embedding views reduce to 50 first)
+SAMPLE_COMPONENTS = 50
+SAMPLE_FIELDS = ("sample_coords", "sample_scale", "sample_basis", "sample_mean", "sample_variance")
 SPLIT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 
 
@@ -144,6 +164,53 @@ def entry_file_name(step: int, split: str) -> str:
     return f"step-{step:08d}.{split}{ENTRY_SUFFIX}"
 
 
+def compress_sample(
+    rows: np.ndarray, components: int = SAMPLE_COMPONENTS
+) -> dict[str, torch.Tensor]:
+    """A sample of feature rows (n×d) as its coordinates on its top ``components`` principal
+    directions: ``sample_coords`` (n×r float16, each column divided by ``sample_scale`` so that
+    it lies in [−1, 1]), ``sample_basis`` (r×d), ``sample_mean`` (d), and ``sample_variance`` =
+    (variance kept, total variance). r = min(components, n, d); with r = d only float16 rounding
+    is lost. :func:`expand_sample` gives the rows back.
+
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).normal(size=(200, 3)) @ np.diag([5.0, 1.0, 0.01])
+    >>> stored = compress_sample(x, components=2)
+    >>> kept, total = stored["sample_variance"].tolist()
+    >>> tuple(stored["sample_coords"].shape), kept / total > 0.99999
+    ((200, 2), True)
+    >>> bool(np.abs(expand_sample(stored) - x).max() < 0.05)
+    True
+    """
+    x = torch.as_tensor(np.asarray(rows), dtype=torch.float64)
+    num_rows, dim = x.shape
+    mean = x.mean(dim=0) if num_rows else x.new_zeros(dim)
+    centred = x - mean
+    rank = min(components, num_rows, dim)
+    if dim <= num_rows:  # the d×d covariance's eigenvectors (one GEMM and a small solver)
+        _, vectors = torch.linalg.eigh(centred.T @ centred)
+        basis = vectors.flip(1)[:, :rank].T
+    else:  # fewer rows than features: through the rows' own Gram matrix
+        _, _, vh = torch.linalg.svd(centred, full_matrices=False)
+        basis = vh[:rank]
+    coords = centred @ basis.T
+    scale = coords.abs().amax(dim=0) if num_rows else coords.new_ones(rank)
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    return {
+        "sample_coords": (coords / scale).to(torch.float16),
+        "sample_scale": scale.to(torch.float32),
+        "sample_basis": basis.to(torch.float32),
+        "sample_mean": mean.to(torch.float32),
+        "sample_variance": torch.stack([(coords**2).sum(), (centred**2).sum()]),
+    }
+
+
+def expand_sample(stored: Mapping[str, torch.Tensor]) -> np.ndarray:
+    """The feature rows (float32) of a sample kept by :func:`compress_sample`."""
+    coords, scale, basis, mean = (stored[k].to(torch.float32) for k in SAMPLE_FIELDS[:4])
+    return ((coords * scale) @ basis + mean).numpy()
+
+
 def write_entry(
     path: Path,
     layer_states: Mapping[str, Mapping[str, torch.Tensor]],
@@ -151,9 +218,12 @@ def write_entry(
     sample_labels: np.ndarray,
     metadata: Mapping[str, str],
     group_states: Mapping[str, Mapping[str, Mapping[str, torch.Tensor]]] | None = None,
+    sample_components: int | None = SAMPLE_COMPONENTS,
 ) -> int:
     """Write one entry atomically; returns its size in bytes. ``group_states[group][layer]``:
-    each group's own state of a layer (``Recorder(groups=True)``)."""
+    each group's own state of a layer (``Recorder(groups=True)``); ``sample_components``: keep
+    each sample on that many principal directions (:func:`compress_sample`), or None for the
+    raw float32 rows."""
     from safetensors.torch import save
 
     tensors: dict[str, torch.Tensor] = {}
@@ -168,9 +238,14 @@ def write_entry(
                 value = value.clone()
             stored.add(value.data_ptr())
             tensors[f"{name}/{key}"] = value
-        if name in samples:  # a group's statistics have no sample
+        if name not in samples:  # a group's statistics have no sample
+            continue
+        if sample_components is None:
             sample = np.ascontiguousarray(samples[name])
             tensors[f"{name}/{SAMPLE_KEY}"] = torch.from_numpy(sample)
+        else:
+            stored_sample = compress_sample(samples[name], sample_components)
+            tensors.update({f"{name}/{k}": v.contiguous() for k, v in stored_sample.items()})
     tensors[SAMPLE_LABELS] = torch.from_numpy(np.ascontiguousarray(sample_labels))
     data = save(tensors, metadata={"format": RECORDED_FORMAT, **metadata})
     atomic_write_bytes(path, data)
@@ -197,6 +272,7 @@ def read_entry(path: Path) -> EntryData:
     layers: dict[str, dict[str, torch.Tensor]] = {}
     groups: dict[str, dict[str, dict[str, torch.Tensor]]] = {}
     samples: dict[str, np.ndarray] = {}
+    compressed: dict[str, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key == SAMPLE_LABELS:
             continue
@@ -206,8 +282,12 @@ def read_entry(path: Path) -> EntryData:
             groups.setdefault(group, {}).setdefault(layer, {})[field_name] = value
         elif field_name == SAMPLE_KEY:
             samples[layer] = value.numpy()
+        elif field_name in SAMPLE_FIELDS:
+            compressed.setdefault(layer, {})[field_name] = value
         else:
             layers.setdefault(layer, {})[field_name] = value
+    for layer, stored in compressed.items():
+        samples[layer] = _expanded(stored, f"{path.name}: the sample of layer {layer!r}")
     labels = tensors.get(SAMPLE_LABELS)
     return EntryData(
         layers=layers,
@@ -216,6 +296,27 @@ def read_entry(path: Path) -> EntryData:
         metadata=dict(metadata),
         groups=groups,
     )
+
+
+def _expanded(stored: Mapping[str, torch.Tensor], where: str) -> np.ndarray:
+    """:func:`expand_sample` after checking that the stored pieces fit together."""
+    missing = [k for k in SAMPLE_FIELDS if k not in stored]
+    if missing:
+        raise DataError(f"{where} lacks {missing[0]!r}; record the step again.")
+    coords, scale, basis, mean = (stored[k] for k in SAMPLE_FIELDS[:4])
+    shapes_fit = (
+        coords.ndim == 2
+        and basis.ndim == 2
+        and scale.shape == (coords.shape[1],)
+        and basis.shape[0] == coords.shape[1]
+        and mean.shape == (basis.shape[1],)
+    )
+    if not shapes_fit:
+        raise DataError(f"{where} has pieces whose shapes do not fit; record the step again.")
+    pieces = (coords, scale, basis, mean)
+    if not all(bool(torch.isfinite(t.to(torch.float32)).all()) for t in pieces):
+        raise DataError(f"{where} holds NaN or infinite values; record the step again.")
+    return expand_sample(stored)
 
 
 def is_recorded_run(path: str | Path) -> bool:
@@ -314,6 +415,10 @@ def check_state(state: Mapping[str, torch.Tensor], where: str, task: str, classe
     finite numbers, non-negative whole counts. One line naming the field otherwise."""
     fields = REGRESSION_FIELDS if task == "regression" else COLLAPSE_FIELDS
     required = [k for k in fields if k != "weight"] if task == "regression" else list(fields)
+    if task != "regression":
+        scatter = COMPACT_SCATTER_FIELDS if "scatter" not in state else FULL_SCATTER_FIELDS
+        fields = {**fields, **scatter}
+        required += list(scatter)
     missing = [k for k in required if k not in state]
     if missing:
         raise DataError(f"{where} lacks {missing[:3]}; record the step again.")
@@ -348,6 +453,8 @@ def check_state(state: Mapping[str, torch.Tensor], where: str, task: str, classe
             )
         if key in COUNT_FIELDS and (value.is_floating_point() or bool((value < 0).any())):
             raise DataError(f"{where}: {key!r} must hold whole numbers ≥ 0.")
+    if sizes.get("k", 0) > min(sizes.get("C", 0), sizes.get("d", 0)):
+        raise DataError(f"{where}: 'scatter_basis' has more rows than min(C, d).")
     if (
         "class_rows" in state
         and len(state["class_rows"])

@@ -15,6 +15,7 @@ class means and Σ_B = (1/C) M Mᵀ:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -31,11 +32,19 @@ from ncviz.metrics.spectra import (
     numerical_rank,
     singular_values,
 )
-from ncviz.metrics.stats import Classifier, ClassMeanStats, ScatterStats, sums_finite
+from ncviz.metrics.stats import (
+    Classifier,
+    ClassMeanStats,
+    CompactScatter,
+    ScatterStats,
+    sums_finite,
+)
 from ncviz.metrics.threads import threads_for
 
 NC1_EIGEN_RTOL = 1e-10
 STATE_SECOND_PASS = ("scatter", "sq_dist", "ncc_hits", "classifier_hits", "agreement")
+# a compact state keeps these instead of the d×d "scatter" (see CompactScatter)
+COMPACT_FIELDS = ("scatter_basis", "scatter_projected", "feature_spectrum")
 
 
 @dataclass
@@ -182,15 +191,30 @@ class CollapseStatistics:
             return [self.first.counts, self.first.sums]
         return [getattr(self.second, name) for name in STATE_SECOND_PASS]
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
+    def state_dict(self, compact: bool = False) -> dict[str, torch.Tensor]:
         """Every sum of both passes (and the classifier), for saving: O(C·d + d²) numbers that
-        :meth:`from_state_dict` turns back into statistics giving the same metrics."""
+        :meth:`from_state_dict` turns back into statistics giving the same metrics.
+
+        ``compact``: keep what the metrics read of the d×d within-class scatter — its
+        projection on the span of the class means and the feature spectrum
+        (:class:`~ncviz.metrics.stats.CompactScatter`, O(C·d)) — whenever that is smaller; the
+        metrics are the same to rounding, but the statistics then take no more data."""
         if self.second is None:
             raise InputError("finish both passes before saving the statistics.")
         state = {"counts": self.first.counts, "sums": self.first.sums, "kept": self.second.kept}
         state.update(zip(STATE_SECOND_PASS, self.pass_tensors()))
-        # saved whole (the accumulator holds only its upper triangle): files keep one meaning
-        state["scatter"] = self.second.within_scatter()
+        dim = int(self.first.sums.shape[1])
+        reduced = self.second.compact
+        if compact and reduced is None:
+            reduced = compact_scatter(self.first, self.second)
+            if reduced.basis.numel() + reduced.projected.numel() >= dim * dim:
+                reduced = None  # no smaller than the matrix itself
+        if reduced is None:
+            # saved whole (the accumulator holds only its upper triangle): one meaning in files
+            state["scatter"] = self.second.within_scatter()
+        else:
+            del state["scatter"]
+            state.update(zip(COMPACT_FIELDS, (reduced.basis, reduced.projected, reduced.spectrum)))
         if self.classifier is not None:
             state["weight"] = self.classifier.weight
             state["class_rows"] = self.classifier.class_rows
@@ -212,11 +236,17 @@ class CollapseStatistics:
                 bias=state["bias"].to(torch.float64) if "bias" in state else None,
                 class_rows=state["class_rows"].to(torch.int64),
             )
+        compact = None
+        if "scatter" not in state:
+            basis, projected, spectrum = (state[k].to(torch.float64) for k in COMPACT_FIELDS)
+            compact = CompactScatter(basis, projected, spectrum)
         stats.second = ScatterStats(
             centers=stats.first.means(),
             kept=state["kept"].to(torch.bool),
             classifier=stats.classifier,
-            **{name: state[name] for name in STATE_SECOND_PASS},
+            scatter=state.get("scatter"),
+            compact=compact,
+            **{name: state[name] for name in STATE_SECOND_PASS[1:]},
         )
         return stats
 
@@ -314,9 +344,10 @@ def mean_pairwise_cosine(vectors: torch.Tensor) -> float:
 
 
 def _nc1(
-    centred_means: torch.Tensor, within_cov: torch.Tensor
+    centred_means: torch.Tensor, within_along: Callable[[torch.Tensor], torch.Tensor]
 ) -> tuple[float | None, int, torch.Tensor]:
-    """Tr(Σ_W Σ_B⁺)/C with Σ_B⁺ from the top min(C−1, d) eigenpairs of Σ_B above 1e-10·λ_max.
+    """Tr(Σ_W Σ_B⁺)/C with Σ_B⁺ from the top min(C−1, d) eigenpairs of Σ_B above 1e-10·λ_max;
+    ``within_along(V)`` gives v_kᵀ Σ_W v_k for the rows of V.
 
     Returns (nc1 or None when C − 1 > d, the kept rank, the singular values of M). When nc1 is
     not reported only the singular values are computed (no singular vectors)."""
@@ -333,8 +364,53 @@ def _nc1(
     if directions is None:
         return None, rank, sv
     directions = directions[:keep][valid]
-    projected = ((directions @ within_cov) * directions).sum(dim=1)  # v_kᵀ Σ_W v_k
+    projected = within_along(directions)  # v_kᵀ Σ_W v_k
     return float((projected / eig[valid]).sum()) / num_classes, rank, sv
+
+
+def _kept_moments(
+    first: ClassMeanStats, second: ScatterStats
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """(counts n_c as float64, sums, means μ_c, N) of the kept classes."""
+    every_class = second.all_kept  # then no C×d copies of the kept rows
+    counts = first.counts if every_class else first.counts[second.kept]
+    n = counts.to(torch.float64)
+    sums = first.sums if every_class else first.sums[second.kept]
+    # the pass-2 centres are these means (same division); reuse them rather than copy C×d again
+    means = second.centers if every_class else sums / n[:, None]
+    return n, sums, means, float(n.sum())
+
+
+def _feature_spectrum(
+    within_cov: torch.Tensor, n: torch.Tensor, sums: torch.Tensor, means: torch.Tensor, total: float
+) -> torch.Tensor:
+    """``sv_features``: the spectrum of the total covariance Σ_W + Σ_c (n_c/N)(μ_c − μ̄)(μ_c − μ̄)ᵀ
+    of the kept samples (μ̄ their mean)."""
+    sample_mean = sums.sum(dim=0) / total
+    offsets = (means - sample_mean).mul_((n / total).sqrt()[:, None])  # √(n_c/N)(μ_c − μ̄)
+    total_cov = within_cov + offsets.T @ offsets
+    del offsets
+    return covariance_singular_values(total_cov)
+
+
+def compact_scatter(first: ClassMeanStats, second: ScatterStats) -> CompactScatter:
+    """The :class:`~ncviz.metrics.stats.CompactScatter` of finished statistics: an orthonormal
+    basis of the kept class means centred at the sample mean (right singular vectors; none when
+    C − 1 > d, where NC1 is not reported), the scatter projected on it, the feature spectrum.
+    Every global-mean convention centres the means inside that span, so NC1 reads only it."""
+    if second.compact is not None:
+        return second.compact
+    n, sums, means, total = _kept_moments(first, second)
+    scatter = second.within_scatter()
+    num_classes, dim = means.shape
+    if num_classes - 1 > dim:
+        basis = scatter.new_zeros(0, dim)
+    else:
+        _, _, basis = torch.linalg.svd(means - sums.sum(dim=0) / total, full_matrices=False)
+    projected = basis @ scatter @ basis.T
+    projected = (projected + projected.T) / 2
+    spectrum = _feature_spectrum(scatter / total, n, sums, means, total)
+    return CompactScatter(basis, projected, spectrum)
 
 
 def finalize(
@@ -354,13 +430,9 @@ def _finalize(
     first: ClassMeanStats, second: ScatterStats, options: CollapseOptions, names: np.ndarray
 ) -> CollapseResult:
     kept = second.kept
-    every_class = second.all_kept  # then no C×d copies of the kept rows
+    every_class = second.all_kept
     counts = first.counts if every_class else first.counts[kept]
-    n = counts.to(torch.float64)
-    total = float(n.sum())
-    sums = first.sums if every_class else first.sums[kept]
-    # the pass-2 centres are these means (same division); reuse them rather than copy C×d again
-    means = second.centers if every_class else sums / n[:, None]
+    n, sums, means, total = _kept_moments(first, second)
     second.release_workspace()  # the decision matrices are not needed to finish
     num_classes = means.shape[0]
     kept_np = kept.cpu().numpy()
@@ -371,7 +443,18 @@ def _finalize(
     else:
         global_mean = sums.sum(dim=0) / total
     centred = means - global_mean
-    within_cov = second.within_scatter() / total
+    compact = second.compact
+    if compact is None:
+        within_cov = second.within_scatter() / total
+
+        def within_along(directions: torch.Tensor) -> torch.Tensor:
+            return ((directions @ within_cov) * directions).sum(dim=1)
+
+    else:
+
+        def within_along(directions: torch.Tensor) -> torch.Tensor:
+            return compact.along(directions) / total
+
     class_var = second.sq_dist[kept] / n
     between_trace = float((centred**2).sum()) / num_classes
     if between_trace == 0.0:
@@ -385,7 +468,7 @@ def _finalize(
         metrics["classes_kept"] = float(num_classes)
         metrics["classes_dropped"] = float(len(kept) - num_classes)
         metrics["samples_dropped"] = float(first.counts.sum() - counts.sum())
-    nc1, nc1_rank, sv_means = _nc1(centred, within_cov)
+    nc1, nc1_rank, sv_means = _nc1(centred, within_along)
     if nc1 is not None:
         metrics["nc1"] = nc1
     metrics["nc1_rank"] = float(nc1_rank)
@@ -405,11 +488,10 @@ def _finalize(
         metrics["nc4"] = 1.0 - float(second.agreement[kept].sum()) / total
         metrics["accuracy"] = float(hits.sum()) / total
 
-    sample_mean = sums.sum(dim=0) / total
-    offsets = (means - sample_mean).mul_((n / total).sqrt()[:, None])  # √(n_c/N)(μ_c − μ̄)
-    total_cov = within_cov + offsets.T @ offsets
-    del offsets
-    sv_features = covariance_singular_values(total_cov)
+    if compact is None:
+        sv_features = _feature_spectrum(within_cov, n, sums, means, total)
+    else:
+        sv_features = compact.spectrum
     metrics["rank_means"] = float(numerical_rank(sv_means, options.tau))
     metrics["effective_rank_means"] = effective_rank(sv_means)
 

@@ -243,6 +243,36 @@ class Classifier:
 
 
 @dataclass
+class CompactScatter:
+    """What the metrics need of a finished within-class scatter S, in O(C·d) numbers.
+
+    NC1 reads S only along directions v in the span of the centred class means (vᵀSv for the
+    eigenvectors of Σ_B), and the feature spectrum is fixed once the passes end. So a saved
+    state may keep, instead of the d×d matrix: ``basis`` (k×d, orthonormal rows spanning the
+    class means centred at the sample mean, k ≤ min(C, d); none when C − 1 > d, where NC1 is
+    not reported), ``projected`` = B S Bᵀ (k×k), and ``spectrum`` (the ``sv_features`` values).
+    Then vᵀSv = (Bv)ᵀ (B S Bᵀ) (Bv) for every v in that span, to rounding.
+
+    >>> import torch
+    >>> s = torch.randn(6, 6, dtype=torch.float64); s = s @ s.T
+    >>> basis = torch.linalg.qr(torch.randn(6, 2, dtype=torch.float64))[0].T
+    >>> compact = CompactScatter(basis, basis @ s @ basis.T, torch.zeros(0))
+    >>> v = torch.tensor([[0.3, -1.2]], dtype=torch.float64) @ basis  # in the span
+    >>> torch.allclose(compact.along(v), ((v @ s) * v).sum(dim=1))
+    True
+    """
+
+    basis: torch.Tensor
+    projected: torch.Tensor
+    spectrum: torch.Tensor
+
+    def along(self, directions: torch.Tensor) -> torch.Tensor:
+        """v_kᵀ S v_k for each row v_k of ``directions`` (rows in the span of ``basis``)."""
+        coords = directions @ self.basis.T
+        return ((coords @ self.projected) * coords).sum(dim=1)
+
+
+@dataclass
 class ScatterStats:
     """Pass-2 statistics around fixed class means ``centers`` for the classes in ``kept``.
 
@@ -250,17 +280,19 @@ class ScatterStats:
     accumulates only its upper triangle (see :func:`add_upper_gram_`); read it through
     :meth:`within_scatter`. Nearest-centre and classifier decisions are made by
     :class:`~ncviz.metrics.decisions.AffineDecisions`: mostly in bfloat16/float32, always equal to
-    the float64 decision.
+    the float64 decision. Statistics read from a compact saved state have ``scatter`` None and
+    ``compact`` set (:class:`CompactScatter`); they finish but take no more data.
     """
 
     centers: torch.Tensor
     kept: torch.Tensor
     classifier: Classifier | None
-    scatter: torch.Tensor
+    scatter: torch.Tensor | None
     sq_dist: torch.Tensor
     ncc_hits: torch.Tensor
     classifier_hits: torch.Tensor
     agreement: torch.Tensor
+    compact: CompactScatter | None = None
     all_kept: bool = field(init=False)
     _decisions: AffineDecisions | None = field(init=False, default=None, repr=False)
 
@@ -269,7 +301,15 @@ class ScatterStats:
 
     def within_scatter(self) -> torch.Tensor:
         """Σ_i (h_i − μ_{y_i})(h_i − μ_{y_i})ᵀ over the kept samples (d×d, symmetric)."""
-        return symmetric_from_upper(self.scatter)
+        return symmetric_from_upper(self._accumulator())
+
+    def _accumulator(self) -> torch.Tensor:
+        if self.scatter is None:
+            raise InputError(
+                "these statistics were read from a compact saved state (no d×d scatter); they "
+                "give every metric but take no more data and cannot be merged."
+            )
+        return self.scatter
 
     def release_workspace(self) -> None:
         """Drop the decision matrices (≈ 3 × (C + K) × d numbers); rebuilt if needed again."""
@@ -333,6 +373,7 @@ class ScatterStats:
             if labels_checked
             else class_indices(labels, h.shape[0], self.num_classes, device)
         )
+        self._accumulator()
         if not self.all_kept:
             in_kept = self.kept[y]
             h, y = h[in_kept], y[in_kept]
@@ -356,7 +397,7 @@ class ScatterStats:
         sq_dist = torch.linalg.vecdot(negative_residual, negative_residual)
         if check_finite:
             require_finite(h, torch.isfinite(sq_dist).all())
-        add_upper_gram_(self.scatter, negative_residual)
+        add_upper_gram_(self._accumulator(), negative_residual)
         self.sq_dist.index_add_(0, y, sq_dist)
 
         decided = self.decisions().decide(h)
@@ -369,6 +410,7 @@ class ScatterStats:
 
     def merge(self, other: ScatterStats) -> ScatterStats:
         """Add another shard's pass-2 statistics (computed around the same means); returns self."""
+        self._accumulator(), other._accumulator()
         if not torch.equal(other.centers.to(self.centers.device), self.centers) or not torch.equal(
             other.kept.to(self.kept.device), self.kept
         ):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from ncviz.errors import InputError
 from ncviz.metrics import CollapseStatistics, collapse_result
 from tests.metrics.conftest import make_imbalanced
 
@@ -163,3 +164,49 @@ def test_saved_statistics_hold_the_whole_symmetric_scatter():
     means = np.stack([features[labels == c].mean(axis=0) for c in np.unique(labels)])
     residual = features - means[labels]
     np.testing.assert_allclose(saved, residual.T @ residual, rtol=1e-10, atol=1e-12)
+
+
+def _finished(features, labels, weight, bias, min_count=None):
+    stats = CollapseStatistics(
+        int(labels.max()) + 1, features.shape[1], weight, bias, min_count=min_count
+    )
+    stats.update(features, labels)
+    stats.start_second_pass()
+    stats.update(features, labels)
+    return stats
+
+
+@pytest.mark.parametrize(
+    "num_classes, dim, min_count",
+    [(7, 40, None), (7, 40, 10), (30, 12, None)],  # C ≤ d; a class dropped; C − 1 > d (no NC1)
+)
+@pytest.mark.parametrize("global_mean", ["class", "sample"])
+def test_compact_saved_state_gives_the_metrics_of_the_whole_scatter(
+    num_classes, dim, min_count, global_mean
+):
+    """The compact state (scatter on the span of the means, O(C·d)) finishes to the same
+    metrics and spectra as the d×d one — for either global mean, with classes dropped, and
+    when C − 1 > d (then no basis at all is kept)."""
+    features, labels, weight, bias = make_imbalanced(num_classes=num_classes, dim=dim)
+    stats = _finished(features, labels, weight, bias, min_count)
+    whole = stats.compute(global_mean=global_mean)
+    state = stats.state_dict(compact=True)
+    assert "scatter" not in state
+    kept = int(state["kept"].sum())  # the basis spans the kept classes' means
+    assert kept == (5 if min_count else num_classes)
+    assert state["scatter_basis"].shape == ((0, dim) if kept - 1 > dim else (kept, dim))
+    read = CollapseStatistics.from_state_dict(state, min_count=min_count)
+    got = read.compute(global_mean=global_mean)
+    _assert_same(got.metrics, whole.metrics, rel=1e-10)
+    np.testing.assert_allclose(got.arrays["sv_features"], whole.arrays["sv_features"], rtol=1e-12)
+    # a compact state saved again stays compact; it takes no more data
+    assert "scatter" not in read.state_dict()
+    with pytest.raises(InputError, match="compact saved state"):
+        read.second.update(features, labels)
+
+
+def test_compact_state_is_kept_only_where_it_is_smaller():
+    """C = 7 classes in d = 8: a 7×8 basis and 7×7 projection are not smaller than 8×8."""
+    features, labels, weight, bias = make_imbalanced(dim=8)
+    state = _finished(features, labels, weight, bias).state_dict(compact=True)
+    assert "scatter" in state and "scatter_basis" not in state

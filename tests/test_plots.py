@@ -237,3 +237,46 @@ def test_reference_levels_are_named_in_the_legend_and_never_written_over_the_cur
     assert named == [("total collapse 1", 1.0), ("ETF", -0.1)]
     texts = [a.text for a in fig.layout.annotations]
     assert not any("collapse" in t or "ETF" in t for t in texts)  # only the onset is written
+
+
+@pytest.fixture(scope="module")
+def many_classes():
+    """60 classes with distinct counts (class c has 2 + c samples): the most frequent are the
+    highest labels."""
+    counts = 2 + np.arange(60)
+    labels = np.repeat(np.arange(60), counts)
+    means = 3.0 * simplex_etf(60, 80, seed=1)
+    rng = np.random.default_rng(0)
+    features = means[labels] + 0.1 * rng.standard_normal((len(labels), 80))
+    return collapse_result(features, labels, means)
+
+
+def test_geometry_of_many_classes_draws_the_most_frequent_and_says_so(many_classes):
+    fig = plots.geometry_figure(many_classes)
+    spokes = [t for t in fig.data if t.legendgroup == "means"]
+    shown = sorted(int(t.text[1]) for t in spokes)
+    assert shown == list(range(40, 60))  # the 20 most frequent, each labelled on the plot
+    assert all("text" in t.mode for t in spokes)
+    assert "20 most frequent of 60 classes" in fig.layout.title.text
+    etf = next(t for t in fig.data if "simplex ETF" in (t.name or ""))
+    assert sum(x is None for x in etf.x) == 20 * 19 // 2  # edges among the shown vertices only
+    rows = next(t for t in fig.data if t.name == "classifier rows (scaled)")
+    assert len(rows.x) == 20
+    # a chosen larger set: names move to hover (they would collide on the plot)
+    wide = plots.geometry_figure(many_classes, classes=plots.shown_classes(many_classes, count=35))
+    assert all("text" not in t.mode for t in wide.data if t.legendgroup == "means")
+    assert "35 most frequent" in wide.layout.title.text
+    norms = plots.norms_figure(many_classes)
+    assert list(norms.data[0].x) == [str(c) for c in range(40, 60)]
+
+
+def test_class_heatmaps_name_every_class_or_none(many_classes):
+    cos = many_classes.arrays["cos_means"]
+    names = [str(c) for c in many_classes.classes]
+    fig = plots.cosine_heatmap(cos[:45, :45], names[:45], "t")
+    assert fig.layout.xaxis.dtick == 1 and fig.layout.yaxis.dtick == 1  # never every other one
+    assert fig.layout.yaxis.tickfont.size * 45 <= 440  # rows of type fit the axis
+    wide = plots.cosine_heatmap(cos, names, "t")
+    assert wide.layout.xaxis.showticklabels is False
+    assert "60 classes" in wide.layout.xaxis.title.text
+    assert wide.data[0].y is not None  # the names stay on hover

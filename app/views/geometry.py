@@ -9,6 +9,20 @@ st.title("Geometry")
 selected = common.page_result()
 if selected:
     analysis, checkpoint, layer, result = selected
+    shown = None  # every class, up to plots.VIEW_CLASSES
+    if result.num_classes > plots.VIEW_CLASSES:
+        most = min(100, result.num_classes)
+        count = st.slider(
+            f"Classes shown (most frequent of {result.num_classes})",
+            2,
+            most,
+            plots.VIEW_CLASSES,
+            key="geometry_classes",
+            help="Every class enters the metrics and the fitted ETF; the views draw the most "
+            f"frequent ones. Names are written on the plot up to {plots.LABELLED_CLASSES} "
+            "classes, on hover beyond.",
+        )
+        shown = plots.shown_classes(result, count=count)
     left, right = st.columns([3, 2])
     with left:
         show_w = st.toggle(
@@ -26,15 +40,19 @@ if selected:
                 for c in analysis.checkpoints
                 if (r := analysis.results.get((c, layer))) is not None
             }
-            common.chart(plots.geometry_animation(over, show_weights=show_w), "geometry-play")
+            common.chart(
+                plots.geometry_animation(over, show_weights=show_w, classes=shown), "geometry-play"
+            )
         else:
-            common.chart(plots.geometry_figure(result, show_weights=show_w), "geometry")
+            common.chart(
+                plots.geometry_figure(result, show_weights=show_w, classes=shown), "geometry"
+            )
         st.caption(
             "Press ▶ (animated) or scrub the checkpoint slider in the sidebar to watch the means "
             "approach the simplex ETF. Classifier rows are rescaled to the means' average norm."
         )
     with right:
-        common.chart(plots.norms_figure(result), "norms")
+        common.chart(plots.norms_figure(result, classes=shown), "norms")
         m = result.metrics
         cols = st.columns(2)
         for column, key in zip(

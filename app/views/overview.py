@@ -4,6 +4,7 @@ import common
 import streamlit as st
 
 from ncviz.metrics import METRICS, RegressionResult, chance_baselines
+from ncviz.metrics.summaries import reading_notes
 from ncviz.study import train_vs_test
 
 HEADLINE = [
@@ -37,8 +38,10 @@ def headline(metrics: dict, keys: list[str], chance: dict) -> None:
             column.metric(
                 f"{info.label} · {key}", f"{metrics[key]:.4g}", help=help_text, border=True
             )
+            floor = metrics.get(f"{key}_floor")
             if key in chance:
-                column.caption(f"chance {chance[key]:.3g} · {info.meaning}")
+                at_least = "" if floor is None else f" · floor {floor:.3g}"
+                column.caption(f"chance {chance[key]:.3g}{at_least} · {info.meaning}")
             else:
                 column.caption(info.meaning)
 
@@ -63,7 +66,10 @@ if analysis is not None:
         )
         for warning in result.warnings:
             st.warning(warning)
-        headline(result.metrics, HEADLINE, chance_baselines(result.num_classes, d))
+        chance = chance_baselines(result.num_classes, d)
+        for note in reading_notes(result.metrics, result.num_classes, d, chance):
+            st.info(note)
+        headline(result.metrics, HEADLINE, chance)
         onset = analysis.terminal_phase_onset()
         if onset is not None:
             st.caption(f"Zero training error (terminal phase) from epoch {onset}.")

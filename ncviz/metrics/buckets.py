@@ -103,6 +103,16 @@ def frequency_buckets(
     return rows
 
 
+def most_frequent_classes(counts: Sequence[int] | np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` classes with the most samples, most frequent first (ties by class
+    order) — the classes a view of many classes shows.
+
+    >>> most_frequent_classes([5, 9, 7, 9], 3).tolist()
+    [1, 3, 2]
+    """
+    return np.argsort(-np.asarray(counts, dtype=np.int64), kind="stable")[: max(1, k)]
+
+
 def top_class_cosines(
     result: CollapseResult, k: int, of: str = "means"
 ) -> tuple[np.ndarray, list[str]]:
@@ -120,7 +130,7 @@ def top_class_cosines(
     """
     arrays = result.arrays
     counts = np.asarray(arrays["class_counts"], dtype=np.int64)
-    top = np.argsort(-counts, kind="stable")[: max(1, k)]
+    top = most_frequent_classes(counts, k)
     if of == "weights":
         if "class_weight" not in arrays:
             raise ValueError("this layer has no classifier rows.")

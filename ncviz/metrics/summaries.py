@@ -37,3 +37,52 @@ def decay_rate(values: Sequence[float]) -> float:
         return float("nan")
     slope = np.polyfit(np.arange(len(y)), y, 1)[0]
     return float(np.exp(slope))
+
+
+def reading_notes(
+    metrics: dict[str, float], num_classes: int, dim: int, chance: dict[str, float]
+) -> list[str]:
+    """What a reader of the headline numbers must know when C − 1 > d (a language model's
+    vocabulary in a narrow residual stream): why NC1 is absent, where the ETF distance's floor
+    lies, and — when the ETF distance is worse than chance — which of its parts is.
+
+    >>> notes = reading_notes({"nc2_etf_distance": 1.2, "nc2_etf_distance_floor": 0.9,
+    ...     "nc2_equinorm_means": 0.5, "nc2_equiangle_means": 0.1}, 184, 64,
+    ...     {"nc2_etf_distance": 1.0, "nc2_equinorm_means": 0.09, "nc2_equiangle_means": 0.12})
+    >>> len(notes), "equinorm" in notes[2], "equiangle" in notes[2]
+    (3, True, False)
+    """
+    if num_classes - 1 <= dim:
+        return []
+    notes = []
+    if "nc1" not in metrics:
+        notes.append(
+            f"NC1 = Tr(Σ_W Σ_B⁺)/C is reported only when C − 1 ≤ d; here C − 1 = "
+            f"{num_classes - 1:,} > d = {dim:,}, so read within-class variability from "
+            "nc1_trace_ratio and cdnv."
+        )
+    floor = metrics.get("nc2_etf_distance_floor")
+    if floor is not None:
+        notes.append(
+            f"{num_classes:,} means in {dim:,} dimensions cannot form a simplex ETF: the ETF "
+            f"distance is at least √(2 − 2√(d/(C−1))) = {floor:.3f} for any configuration, so read "
+            "nc2_etf_distance against that floor and against chance, not against 0."
+        )
+    distance, at_chance = metrics.get("nc2_etf_distance"), chance.get("nc2_etf_distance")
+    if distance is not None and at_chance is not None and distance > at_chance:
+        worse = [
+            key.removeprefix("nc2_").removesuffix("_means")
+            for key in ("nc2_equinorm_means", "nc2_equiangle_means")
+            if key in metrics and key in chance and metrics[key] > chance[key]
+        ]
+        why = (
+            f"its {' and '.join(worse)} spread is above that of random means"
+            if worse
+            else "its Gram matrix is further from the ETF's than random means' are"
+        )
+        notes.append(
+            f"The ETF distance {distance:.3f} is worse than chance ({at_chance:.3f}): {why} "
+            "(e.g. frequent classes with longer means than rare ones) — a trained model can "
+            "be more structured than chance and still further from an ETF."
+        )
+    return notes

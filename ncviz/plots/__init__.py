@@ -9,11 +9,14 @@ metrics flagged ``log_scale`` in :mod:`ncviz.metrics.info`.
 
 from ncviz.plots.geometry import (
     DENSITY_THRESHOLD,
+    LABELLED_CLASSES,
+    VIEW_CLASSES,
     centred_means,
     embedding_figure,
     geometry_animation,
     geometry_figure,
     norms_figure,
+    shown_classes,
 )
 from ncviz.plots.groups import (
     GROUP_SYMBOLS,
@@ -25,12 +28,14 @@ from ncviz.plots.groups import (
 )
 from ncviz.plots.heatmaps import (
     HEATMAP_IMAGE_THRESHOLD,
+    MAX_TICK_LABELS,
     agop_figure,
     class_order,
     cosine_heatmap,
     cosine_histogram,
     etf_colorscale,
     image_heatmap,
+    label_every_class,
 )
 from ncviz.plots.spectra import (
     SPECTRA,
@@ -82,11 +87,14 @@ __all__ = [
     "EPOCH_SCALES",
     "GROUP_SYMBOLS",
     "HEATMAP_IMAGE_THRESHOLD",
+    "LABELLED_CLASSES",
+    "MAX_TICK_LABELS",
     "PALETTE",
     "SPECTRA",
     "SPECTRUM_FLOOR",
     "TEMPLATE",
     "TRAINED_ON",
+    "VIEW_CLASSES",
     "accuracy_figure",
     "add_references",
     "agop_figure",
@@ -115,6 +123,7 @@ __all__ = [
     "heatmap",
     "history_figure",
     "image_heatmap",
+    "label_every_class",
     "layer_spectra_figure",
     "layers_spectrum_figure",
     "layout",
@@ -130,6 +139,7 @@ __all__ = [
     "prototype_figure",
     "ranks_figure",
     "shots_figure",
+    "shown_classes",
     "side_by_side",
     "spectrum_figure",
     "stages_figure",

@@ -9,6 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ncviz.metrics import CollapseResult
+from ncviz.metrics.buckets import most_frequent_classes
 from ncviz.metrics.summaries import fitted_simplex_etf, principal_projection
 from ncviz.plots.style import PALETTE, layout
 
@@ -21,24 +22,68 @@ def centred_means(result: CollapseResult) -> np.ndarray:
     return means - means.mean(axis=0)
 
 
+#: Above this many classes the class views show the most frequent ``VIEW_CLASSES`` (a chooser
+#: on the page picks another number); the rest stay in the tables and the downloads.
+VIEW_CLASSES = 20
+#: Up to this many classes in a view every class is labelled on the plot; beyond, on hover only
+#: (labels would collide).
+LABELLED_CLASSES = 20
+
+
+def shown_classes(
+    result: CollapseResult, classes: Sequence[int] | None = None, count: int = VIEW_CLASSES
+) -> np.ndarray:
+    """Indices (into ``result.classes``, in class order) of the classes a class view draws:
+    ``classes`` when given, else every class up to ``count``, else the ``count`` most frequent.
+
+    >>> import numpy as np
+    >>> from ncviz.metrics import collapse_result
+    >>> labels = np.repeat(np.arange(4), [3, 9, 5, 7])
+    >>> result = collapse_result(np.eye(4)[labels] + 0.1 * np.arange(24)[:, None], labels)
+    >>> shown_classes(result, count=2).tolist(), shown_classes(result).tolist()
+    ([1, 3], [0, 1, 2, 3])
+    """
+    if classes is not None:
+        return np.asarray(classes, dtype=np.int64)
+    total = len(result.classes)
+    if total <= count:
+        return np.arange(total)
+    return np.sort(most_frequent_classes(result.arrays["class_counts"], count))
+
+
+def shown_note(result: CollapseResult, shown: np.ndarray) -> str:
+    """`` — 20 most frequent of 184 classes`` when a view leaves classes out, else ``""``."""
+    if len(shown) == len(result.classes):
+        return ""
+    return f" — {len(shown)} most frequent of {len(result.classes)} classes"
+
+
 def _geometry_traces(
-    result: CollapseResult, axes: np.ndarray, show_weights: bool, show_etf: bool
+    result: CollapseResult,
+    axes: np.ndarray,
+    show_weights: bool,
+    show_etf: bool,
+    shown: np.ndarray | None = None,
 ) -> tuple[list, np.ndarray]:
     """The traces of one geometry view in the projection ``axes`` (3 × d), and every plotted
     point (to fit the axes): means as spokes from μ_G in their class colour, classifier rows as
-    diamonds in the same colour labelled w_c, the best-fit simplex ETF as a thin wireframe."""
-    centred = centred_means(result)
+    diamonds in the same colour labelled w_c, the best-fit simplex ETF (fitted to every class) as
+    a thin wireframe — of the classes ``shown`` (indices; default all)."""
+    every = centred_means(result)
+    shown = np.arange(len(every)) if shown is None else shown
+    centred = every[shown]
     points = centred @ axes.T
-    labels = [str(c) for c in result.classes]
+    labels = [str(c) for c in np.asarray(result.classes)[shown]]
+    written = len(labels) <= LABELLED_CLASSES
     colours = [PALETTE[k % len(PALETTE)] for k in range(len(labels))]
-    traces, shown = [], [np.zeros((1, 3)), points]
+    traces, plotted = [], [np.zeros((1, 3)), points]
     for k, (point, label) in enumerate(zip(points, labels)):
         traces.append(
             go.Scatter3d(
                 x=[0.0, point[0]],
                 y=[0.0, point[1]],
                 z=[0.0, point[2]],
-                mode="lines+markers+text",
+                mode="lines+markers+text" if written else "lines+markers",
                 text=["", label],
                 textposition="top center",
                 line=dict(color=colours[k], width=5),
@@ -51,27 +96,28 @@ def _geometry_traces(
         )
     if show_weights and "class_weight" in result.arrays:
         weight = result.arrays["class_weight"]
-        scale = np.linalg.norm(centred, axis=1).mean() / np.linalg.norm(weight, axis=1).mean()
-        w_points = (weight * scale) @ axes.T
-        shown.append(w_points)
+        scale = np.linalg.norm(every, axis=1).mean() / np.linalg.norm(weight, axis=1).mean()
+        w_points = (weight[shown] * scale) @ axes.T
+        plotted.append(w_points)
         traces.append(
             go.Scatter3d(
                 x=w_points[:, 0],
                 y=w_points[:, 1],
                 z=w_points[:, 2],
-                mode="markers+text",
+                mode="markers+text" if written else "markers",
                 marker=dict(
                     symbol="diamond", size=5, color=colours, line=dict(color="black", width=1)
                 ),
                 text=[f"w{label}" for label in labels],
+                hovertext=[f"classifier row w{label}" for label in labels],
                 textposition="bottom center",
                 textfont=dict(size=10),
                 name="classifier rows (scaled)",
             )
         )
-    if show_etf and len(centred) > 2:
-        etf_points = fitted_simplex_etf(centred) @ axes.T
-        shown.append(etf_points)
+    if show_etf and len(every) > 2:
+        etf_points = fitted_simplex_etf(every)[shown] @ axes.T
+        plotted.append(etf_points)
         xs, ys, zs = [], [], []
         for i in range(len(etf_points)):
             for j in range(i + 1, len(etf_points)):
@@ -88,7 +134,7 @@ def _geometry_traces(
                 name="ideal simplex ETF (best fit)",
             )
         )
-    return traces, np.vstack(shown)
+    return traces, np.vstack(plotted)
 
 
 def _fitted_scene(points: np.ndarray) -> dict:
@@ -110,32 +156,50 @@ def _variance_share(centred: np.ndarray, dims: int = 3) -> float:
 
 
 def geometry_figure(
-    result: CollapseResult, show_weights: bool = True, show_etf: bool = True
+    result: CollapseResult,
+    show_weights: bool = True,
+    show_etf: bool = True,
+    classes: Sequence[int] | None = None,
 ) -> go.Figure:
     """Centred class means (and classifier rows) in the top-3 principal directions of the means,
     with the best-fitting simplex ETF drawn as a wireframe; the title gives the share of the
-    means' variance those 3 directions hold. W is scaled to the means' norm."""
-    centred = centred_means(result)
+    means' variance those 3 directions hold. W is scaled to the means' norm. ``classes``
+    (indices) limits the view; by default more than ``VIEW_CLASSES`` classes show the most
+    frequent ones (:func:`shown_classes`), said in the title."""
+    shown = shown_classes(result, classes)
+    centred = centred_means(result)[shown]
     axes = principal_projection(centred)
-    traces, points = _geometry_traces(result, axes, show_weights, show_etf)
+    traces, points = _geometry_traces(result, axes, show_weights, show_etf, shown)
     fig = go.Figure(traces)
     fig.update_layout(scene=_fitted_scene(points), height=560)
     share = _variance_share(centred)
     return layout(
-        fig, f"Class means in their top-3 principal directions ({share:.0%} of their variance)"
+        fig,
+        f"Class means in their top-3 principal directions ({share:.0%} of their variance)"
+        + shown_note(result, shown),
     )
 
 
 def geometry_animation(
-    results: Mapping[str, CollapseResult], show_weights: bool = True, show_etf: bool = True
+    results: Mapping[str, CollapseResult],
+    show_weights: bool = True,
+    show_etf: bool = True,
+    classes: Sequence[int] | None = None,
 ) -> go.Figure:
     """The geometry over a run's checkpoints (name → result, in order) with a play button: all
-    frames in the principal directions of the last checkpoint's means, on fixed axes."""
+    frames in the principal directions of the last checkpoint's means, on fixed axes; the classes
+    of :func:`shown_classes` at the last checkpoint in every frame."""
     names = list(results)
-    axes = principal_projection(centred_means(results[names[-1]]))
+    last = results[names[-1]]
+    shown = shown_classes(last, classes)
+    labels = np.asarray(last.classes)[shown].astype(str)
+    axes = principal_projection(centred_means(last)[shown])
     frames, everything = [], []
     for name in names:
-        traces, points = _geometry_traces(results[name], axes, show_weights, show_etf)
+        result = results[name]
+        index = {str(c): k for k, c in enumerate(result.classes)}
+        present = np.array([index[c] for c in labels if c in index], dtype=np.int64)
+        traces, points = _geometry_traces(result, axes, show_weights, show_etf, present)
         frames.append(go.Frame(data=traces, name=name))
         everything.append(points)
     fig = go.Figure(frames[0].data, frames=frames)
@@ -178,21 +242,27 @@ def geometry_animation(
             )
         ],
     )
-    return layout(fig, "Class means over training (projection of the last checkpoint)")
-
-
-def norms_figure(result: CollapseResult) -> go.Figure:
-    """Bar chart of ‖μ_c − μ_G‖ and ‖w_c‖ per class, each divided by its mean (equinorm = flat)."""
-    labels = [str(c) for c in result.classes]
-    norms = result.arrays["mean_norms"]
-    fig = go.Figure(go.Bar(x=labels, y=norms / norms.mean(), name="class means"))
-    if "weight_norms" in result.arrays:
-        w = result.arrays["weight_norms"]
-        fig.add_trace(go.Bar(x=labels, y=w / w.mean(), name="classifier rows"))
-    fig.add_hline(y=1.0, line_dash="dot", line_color="grey")
     return layout(
         fig,
-        "Norm ÷ mean norm (equinorm: all at 1)",
+        "Class means over training (projection of the last checkpoint)" + shown_note(last, shown),
+    )
+
+
+def norms_figure(result: CollapseResult, classes: Sequence[int] | None = None) -> go.Figure:
+    """Bar chart of ‖μ_c − μ_G‖ and ‖w_c‖ per class, each divided by its mean over *all*
+    classes (equinorm = flat), for the classes of :func:`shown_classes`."""
+    shown = shown_classes(result, classes)
+    labels = [str(c) for c in np.asarray(result.classes)[shown]]
+    norms = result.arrays["mean_norms"]
+    fig = go.Figure(go.Bar(x=labels, y=norms[shown] / norms.mean(), name="class means"))
+    if "weight_norms" in result.arrays:
+        w = result.arrays["weight_norms"]
+        fig.add_trace(go.Bar(x=labels, y=w[shown] / w.mean(), name="classifier rows"))
+    fig.add_hline(y=1.0, line_dash="dot", line_color="grey")
+    fig.update_xaxes(type="category")
+    return layout(
+        fig,
+        "Norm ÷ mean norm (equinorm: all at 1)" + shown_note(result, shown),
         barmode="group",
         xaxis_title="class",
         yaxis_title="norm / mean norm",

@@ -163,7 +163,36 @@ def cosine_heatmap(
     fig = go.Figure(trace)
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_xaxes(type="category")
+    label_every_class(fig, n)
     return layout(fig, title, height=520)
+
+
+#: Up to this many categories an axis names every one (smaller type as they grow); beyond, the
+#: names are on hover only — never every other one, never overlapping.
+MAX_TICK_LABELS = 50
+
+
+def tick_font_size(count: int, length_px: int = 440) -> int:
+    """Font size (px) at which ``count`` labels fit along ``length_px`` of axis: 12 at most,
+    6 at least.
+
+    >>> tick_font_size(10), tick_font_size(60)
+    (12, 6)
+    """
+    return int(min(12, max(6, 0.8 * length_px / max(count, 1))))
+
+
+def label_every_class(fig: go.Figure, count: int) -> None:
+    """Category axes of a class × class heatmap: every class named (``dtick`` 1, a font small
+    enough not to overlap) up to ``MAX_TICK_LABELS``, else no names on the axes (hover has
+    them) and the count in the axis titles."""
+    if count <= MAX_TICK_LABELS:
+        font = dict(size=tick_font_size(count))
+        fig.update_xaxes(dtick=1, tickfont=font, tickangle=-90 if count > 20 else None)
+        fig.update_yaxes(dtick=1, tickfont=font)
+    else:
+        fig.update_xaxes(showticklabels=False, title=f"{count} classes (hover for names)")
+        fig.update_yaxes(showticklabels=False, title=f"{count} classes")
 
 
 def cosine_histogram(matrix: np.ndarray, title: str, pairs_only: bool = True) -> go.Figure:

@@ -541,6 +541,29 @@ def test_language_page_shows_buckets_and_token_heatmaps_of_the_bundled_lm():
     assert heatmap["x"] == [words[i] for i in top]  # the 12 most frequent next tokens
 
 
+def test_the_lm_overview_explains_nc1_and_the_etf_floor_and_geometry_is_bounded():
+    """184 token classes in d = 64: the Overview says why NC1 is absent and where the ETF
+    distance's floor lies; Geometry draws the 20 most frequent classes, the slider more."""
+    at = _app().run()
+    at.selectbox(key="bundled_run").set_value("markov-lm").run()
+    _visit(at, "overview")
+    _assert_clean(at, "lm overview")
+    notes = " ".join(i.value for i in at.info)
+    assert "C − 1 = 183 > d = 64" in notes and "floor" in notes
+    assert "worse than chance" in notes and "equinorm" in notes  # markov-lm: 0.28 vs 0.09
+    assert any("floor 0.904" in c.value for c in at.caption)
+    _visit(at, "geometry")
+    _assert_clean(at, "lm geometry")
+    title = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["title"]["text"]
+    assert "20 most frequent of 184 classes" in title
+    at.slider(key="geometry_classes").set_value(40).run()
+    _assert_clean(at, "lm geometry, 40 classes")
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert "40 most frequent" in spec["layout"]["title"]["text"]
+    spokes = [t for t in spec["data"] if t.get("legendgroup") == "means"]
+    assert len(spokes) == 40 and all("text" not in t["mode"] for t in spokes)  # names on hover
+
+
 def test_feature_learning_page_computes_the_agop_on_request():
     at = _visit(_app().run(), "feature_learning")
     _assert_clean(at, "feature learning")

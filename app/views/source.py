@@ -2,6 +2,7 @@
 
 import json
 from pathlib import Path
+from typing import Any
 
 import common
 import streamlit as st
@@ -13,7 +14,7 @@ from ncviz.load import ModelSpec, available_architectures
 from ncviz.load.runs import open_run
 from ncviz.load.server_folder import allowed_root, list_entries, parent_of, resolve_inside
 from ncviz.record import CUSTOM_MODEL_ROUTES
-from ncviz.server.scratch import new_session_folder, save_upload, save_uploads
+from ncviz.server.scratch import new_session_folder, save_upload, save_uploads, upload_needs
 from ncviz.server.workers import run_in_worker
 
 MAX_UPLOAD_FILES = 400
@@ -134,6 +135,21 @@ def uploaded(files: list) -> list[tuple[str, memoryview]]:
     return [(upload.name, upload.getbuffer()) for upload in files]
 
 
+def data_inputs() -> tuple[str | None, Any]:
+    """A bundled dataset's spec, or the uploaded dataset file (saved by the caller)."""
+    data_choice = st.radio(
+        "Data", ["Bundled dataset", "Upload a dataset"], key="data_choice", horizontal=True
+    )
+    if data_choice == "Bundled dataset":
+        return st.selectbox("Dataset", BUILTIN_DATA, key="builtin_data"), None
+    upload = st.file_uploader(
+        "Dataset (inputs + labels/targets, CSV, or a zip of class folders)",
+        type=DATA_TYPES,
+        key="upload_data",
+    )
+    return None, upload
+
+
 def upload_section() -> None:
     checkpoints = st.file_uploader(
         "Checkpoints (several = a run), features files, a zipped recorded run, or an ONNX model "
@@ -142,37 +158,42 @@ def upload_section() -> None:
         accept_multiple_files=True,
         key="upload_checkpoints",
     )
-    left, right = st.columns(2)
-    with left:
-        data_choice = st.radio(
-            "Data", ["Bundled dataset", "Upload a dataset"], key="data_choice", horizontal=True
-        )
-        if data_choice == "Bundled dataset":
-            data_spec = st.selectbox("Dataset", BUILTIN_DATA, key="builtin_data")
-            data_upload = None
-        else:
-            data_upload = st.file_uploader(
-                "Dataset (inputs + labels/targets, CSV, or a zip of class folders)",
-                type=DATA_TYPES,
-                key="upload_data",
-            )
-            data_spec = None
-    with right:
-        arch, kwargs_text = model_inputs("")
+    # ask only for what the uploaded files are read with (an ONNX graph needs no architecture, a
+    # recorded run or features files need neither)
+    needs = upload_needs([upload.name for upload in checkpoints or []])
+    if needs.note:
+        st.caption(needs.note)
+    data_spec, data_upload, arch, kwargs_text = None, None, None, ""
+    optional = needs.model == "optional" and needs.data == "optional"
+    with (
+        st.expander("Architecture and dataset (only for a zip of checkpoints)")
+        if optional
+        else st.container()
+    ):
+        left, right = st.columns(2)
+        if needs.data != "unused":
+            with left:
+                data_spec, data_upload = data_inputs()
+        if needs.model != "unused":
+            with right:
+                arch, kwargs_text = model_inputs("")
     if data_upload is not None:
         try:
             data_spec = str(save_upload(data_upload.name, data_upload.getbuffer(), scratch_dir()))
         except NcvizError as error:
             st.error(str(error))
             return
-    layers = layer_picker(arch, kwargs_text, data_spec, checkpoints)
+    onnx = any(upload.name.lower().endswith(".onnx") for upload in checkpoints or [])
+    layers = None
+    if needs.model == "needed" or onnx:
+        layers = layer_picker(arch or "", kwargs_text, data_spec, checkpoints)
     if not st.button("Analyse", type="primary", key="analyse_upload"):
         return
     try:
         if len(checkpoints) > MAX_UPLOAD_FILES:
             raise NcvizError(f"{len(checkpoints)} files uploaded; the limit is {MAX_UPLOAD_FILES}.")
-        model = _model_dict(arch, kwargs_text)
-        if data_spec is None:
+        model = None if arch is None else _model_dict(arch, kwargs_text)
+        if data_spec is None and needs.data == "needed":
             raise NcvizError("upload a dataset or pick a bundled one.")
         source, label = save_uploads(uploaded(checkpoints), scratch_dir())
         common.start_analysis(common.AnalysisRequest(str(source), label, data_spec, model, layers))

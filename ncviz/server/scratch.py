@@ -13,7 +13,9 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from ncviz.cache.store import atomic_write_bytes
 from ncviz.errors import DataError
@@ -112,6 +114,56 @@ def save_uploads(files: Sequence[tuple[str, bytes | memoryview]], folder: Path) 
         if not link.exists():  # a copy, not a hard link: ONNX refuses linked data files
             shutil.copyfile(path, link)
     return run, f"{run.name} ({len(saved)} uploaded files)"
+
+
+Need = Literal["needed", "optional", "unused"]
+
+
+@dataclass(frozen=True)
+class UploadNeeds:
+    """What an upload form must ask for, given the uploaded files' names: the architecture
+    (``model``) and the dataset (``data``) are each needed, optional, or unused; ``note`` says
+    why, for the form."""
+
+    model: Need
+    data: Need
+    note: str = ""
+
+
+def upload_needs(names: Sequence[str]) -> UploadNeeds:
+    """What uploaded files need beside them (decided by their names, without reading them).
+
+    >>> upload_needs(["model.onnx", "model.onnx.data"]).model, upload_needs(["m.onnx"]).data
+    ('unused', 'needed')
+    >>> features = upload_needs(["f1.npz", "f2.npz"])
+    >>> features.model, features.data, upload_needs(["run.zip"]).model
+    ('unused', 'unused', 'optional')
+    >>> upload_needs(["epoch_1.safetensors"]).model
+    'needed'
+    """
+    suffixes = {Path(name).suffix.lower() for name in names}
+    if ".onnx" in suffixes:
+        return UploadNeeds(
+            "unused",
+            "needed",
+            "An ONNX graph runs as data (its module names are the layers): no architecture is "
+            "read, only a dataset to run it on.",
+        )
+    if suffixes and suffixes <= {".npz"}:
+        return UploadNeeds(
+            "unused",
+            "unused",
+            "Features files carry their own features and labels (and classifier): no model or "
+            "dataset is read.",
+        )
+    if ".zip" in suffixes:
+        return UploadNeeds(
+            "optional",
+            "optional",
+            "A zipped recorded run (or a folder of features files) carries everything it needs; "
+            "the architecture and dataset are read only for a zip of checkpoints.",
+        )
+    return UploadNeeds("needed", "needed")
 
 
 def run_name(names: Sequence[str]) -> str:

@@ -17,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 from ncviz.demos.catalog import bundled_runs
 from ncviz.demos.classification import MLP
 from ncviz.server.jobs import default_runner
+from ncviz.server.scratch import upload_needs
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app" / "main.py")
@@ -112,10 +113,13 @@ def test_every_page_renders_for_every_bundled_run(run):
 def _upload(at: AppTest, files, kwargs: dict | None = None, data: str = "builtin:digits"):
     at.segmented_control(key="source_mode").set_value("Upload").run()
     at.file_uploader(key="upload_checkpoints").set_value(files).run()
-    at.selectbox(key="arch").set_value("mlp").run()
-    if kwargs is not None:
-        at.text_area(key="kwargs_mlp").set_value(json.dumps(kwargs)).run()
-    at.selectbox(key="builtin_data").set_value(data).run()
+    needs = upload_needs([name for name, *_ in files])
+    if needs.model != "unused":
+        at.selectbox(key="arch").set_value("mlp").run()
+        if kwargs is not None:
+            at.text_area(key="kwargs_mlp").set_value(json.dumps(kwargs)).run()
+    if needs.data != "unused":
+        at.selectbox(key="builtin_data").set_value(data).run()
     return at.button(key="analyse_upload").click().run()
 
 
@@ -153,7 +157,15 @@ def test_upload_a_features_file():
     buffer = io.BytesIO()
     features = np.eye(3, 5)[labels] + 0.1 * rng.standard_normal((60, 5))
     np.savez(buffer, **{"features.penultimate": features, "labels": labels})
-    at = _upload(_app().run(), [("feats.npz", buffer.getvalue(), "application/octet-stream")])
+    at = _app().run()
+    at.segmented_control(key="source_mode").set_value("Upload").run()
+    at.file_uploader(key="upload_checkpoints").set_value(
+        [("feats.npz", buffer.getvalue(), "application/octet-stream")]
+    ).run()
+    # features files carry everything: the form asks for no architecture and no dataset
+    assert not [w for w in at.selectbox if w.key in ("arch", "builtin_data")]
+    assert any("no model or dataset is read" in c.value for c in at.caption)
+    at.button(key="analyse_upload").click().run()
     _assert_clean(at, "features upload")
     _visit(at, "overview")
     assert "NC1 · nc1" in {m.label for m in at.metric}

@@ -51,6 +51,8 @@ def test_every_page_opens_the_uploaded_recorded_run(example_run):
     at.segmented_control(key="source_mode").set_value("Upload").run()
     upload = [("custom-cnn.zip", zipped(example_run), "application/zip")]
     at.file_uploader(key="upload_checkpoints").set_value(upload).run()
+    assert any("zipped recorded run" in c.value for c in at.caption)
+    assert not [w for w in at.button if w.key == "list_layers"]  # its layers are recorded
     at.button(key="analyse_upload").click().run()
     _assert_clean(at, "upload recorded run")
     assert any("**custom-cnn**" in s.value for s in at.success)

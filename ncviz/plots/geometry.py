@@ -147,7 +147,13 @@ def _fitted_scene(points: np.ndarray) -> dict:
         xaxis=dict(title="PC1", range=ranges[0]),
         yaxis=dict(title="PC2", range=ranges[1]),
         zaxis=dict(title="PC3", range=ranges[2]),
+        # a little further out than plotly's default eye (1.25): every axis title in frame
+        camera=dict(eye=dict(x=1.5, y=1.5, z=1.1)),
     )
+
+
+# the legend above the scene: beside it, it squeezed the scene until the PC3 axis was cut off
+_LEGEND_ABOVE = dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0.0)
 
 
 def _variance_share(centred: np.ndarray, dims: int = 3) -> float:
@@ -171,7 +177,7 @@ def geometry_figure(
     axes = principal_projection(centred)
     traces, points = _geometry_traces(result, axes, show_weights, show_etf, shown)
     fig = go.Figure(traces)
-    fig.update_layout(scene=_fitted_scene(points), height=560)
+    fig.update_layout(scene=_fitted_scene(points), height=560, legend=_LEGEND_ABOVE)
     share = _variance_share(centred)
     return layout(
         fig,
@@ -214,6 +220,7 @@ def geometry_animation(
     fig.update_layout(
         scene=_fitted_scene(np.vstack(everything)),
         height=600,
+        legend=_LEGEND_ABOVE,
         updatemenus=[
             dict(
                 type="buttons",

@@ -8,7 +8,7 @@ PORT ?= 8501
 # (for a shared server use the Docker image: its upload limits and worker budgets are on).
 ADDRESS ?= 127.0.0.1
 
-.PHONY: run test test-fast lint format clean-venv browser
+.PHONY: run test test-loaded test-fast lint format clean-venv browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ test: $(VENV)/.installed-dev browser
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The whole suite on a busy machine: $(LOAD) processes spinning a core each beside it (started
+# and stopped by benchmarks/busy.py). Tests wait on states, never on timers, so it must pass.
+LOAD ?= 2
+test-loaded: $(VENV)/.installed-dev browser
+	$(BIN)/python benchmarks/busy.py $(LOAD) -- $(MAKE) --no-print-directory test
 
 # The inner loop: lint, types and every test not marked slow (browser, every page of every run,
 # torchrun, budgeted workers). `make test` runs everything.

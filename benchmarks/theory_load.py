@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import subprocess
 import sys
 from pathlib import Path
 from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from busy import busy
 from timing import best_of
 
 import ncviz.theory.loop as loop
@@ -31,16 +31,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     settings = DeepUFMSettings(steps=args.steps)
-    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.load)]
-    try:
+    with busy(args.load):
         chosen = best_of(lambda: train_deep_ufm(settings), args.repeats)
         # torch's default: the same loop with the thread choice switched off
         with mock.patch.object(loop, "threads_for", lambda flops: contextlib.nullcontext()):
             default = best_of(lambda: train_deep_ufm(settings), args.repeats)
-    finally:
-        for process in busy:
-            process.kill()
-            process.wait()
     print(
         f"deep UFM, {args.steps} steps, {args.load} busy process(es): loop's choice "
         f"{chosen:.2f} s, default threading {default:.2f} s, ratio {default / chosen:.1f}×"

@@ -293,3 +293,13 @@ def test_geometry_legend_sits_above_the_scene_so_no_axis_is_cut(etf_result):
         eye = fig.layout.scene.camera.eye
         assert min(eye.x, eye.y) > 1.25  # plotly's default eye is 1.25
         assert fig.layout.scene.zaxis.title.text == "PC3"
+
+
+def test_agop_eigenvector_titles_fit_their_narrow_columns():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((64, 64))
+    fig = plots.agop_figure(a @ a.T, "fc")
+    titles = [annotation.text for annotation in fig.layout.annotations]
+    assert len(titles) == 5
+    # each eigenvector column is 15% of the width (~110 px): lines of at most 14 characters
+    assert all(len(line) <= 14 for title in titles for line in title.split("<br>")), titles

@@ -223,7 +223,8 @@ def agop_figure(matrix: np.ndarray, layer: str, top: int = 4) -> go.Figure:
     order = np.argsort(values)[::-1][:top]
     side = math.isqrt(len(matrix))
     square = side * side == len(matrix) and side > 2
-    titles = ["AGOP"] + [f"eigenvector {i + 1} (λ = {values[j]:.3g})" for i, j in enumerate(order)]
+    # two short lines per narrow column: one long title each ran into its neighbours
+    titles = ["AGOP"] + [f"eigenvector {i + 1}<br>λ = {values[j]:.3g}" for i, j in enumerate(order)]
     fig = make_subplots(
         rows=1,
         cols=1 + len(order),
@@ -250,4 +251,5 @@ def agop_figure(matrix: np.ndarray, layer: str, top: int = 4) -> go.Figure:
         else:
             fig.add_trace(go.Scatter(y=vector, mode="lines", showlegend=False), row=1, col=i)
     fig.update_yaxes(autorange="reversed", row=1, col=1)
-    return layout(fig, f"AGOP at the input of {layer}", height=360)
+    fig.update_annotations(font_size=11)
+    return layout(fig, f"AGOP at the input of {layer}", height=380)

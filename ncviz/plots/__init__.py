@@ -17,6 +17,7 @@ from ncviz.plots.geometry import (
     geometry_figure,
     norms_figure,
     shown_classes,
+    shown_note,
 )
 from ncviz.plots.groups import (
     GROUP_SYMBOLS,
@@ -36,6 +37,7 @@ from ncviz.plots.heatmaps import (
     etf_colorscale,
     image_heatmap,
     label_every_class,
+    tick_font_size,
 )
 from ncviz.plots.spectra import (
     SPECTRA,
@@ -140,10 +142,12 @@ __all__ = [
     "ranks_figure",
     "shots_figure",
     "shown_classes",
+    "shown_note",
     "side_by_side",
     "spectrum_figure",
     "stages_figure",
     "study_scatter",
     "sweep_figure",
+    "tick_font_size",
     "training_figure",
 ]

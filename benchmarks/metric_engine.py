@@ -14,8 +14,13 @@
 3. Threads — ``ncviz analyze checkpoints/digits-mlp`` from a cold cache, quiet and beside a
    busy neighbour (a process running float32 GEMMs on two threads), alternated, median of 3
    (target ≤ 2× quiet); and a 128×128 ``eigvalsh`` on two threads vs one under that load.
+4. Load — with ``--load N``, the speed cases again beside N processes spinning a core each
+   (started and stopped here, :mod:`busy`), default threading: the ratios to the float64 Gram
+   timed under the same load (targets with N = 2 on 2 cores: ≤ 1.5× at C = 100, ≤ 2.5× at
+   C = 1000).
 
-Run by hand: ``.venv/bin/python benchmarks/metric_engine.py [--quick] [--skip memory,threads]``.
+Run by hand: ``.venv/bin/python benchmarks/metric_engine.py [--quick] [--skip memory,threads]
+[--load 2]``.
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ import torch
 
 from ncviz.metrics import collapse_result
 from ncviz.metrics.threads import single_threaded
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from busy import busy
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_KEYS = ("nc1", "nc1_trace_ratio", "cdnv", "nc2_etf_distance", "nc3", "nc4", "accuracy")
@@ -287,6 +295,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     parser.add_argument("--skip", default="", help="comma-separated: speed, memory, threads")
+    parser.add_argument(
+        "--load", type=int, default=0, help="also time the speed cases beside N busy processes"
+    )
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
@@ -294,8 +305,11 @@ def main() -> None:
         n, d, classes, repeats = (
             (5_000, 128, (10, 100), 3) if args.quick else (50_000, 512, (10, 100, 1000), 5)
         )
-        for num_classes in classes:
-            speed_case(n, d, num_classes, repeats)
+        for load in sorted({0, max(0, args.load)}):
+            print(f"speed, {'idle' if load == 0 else f'{load} busy process(es)'}:")
+            with busy(load):
+                for num_classes in classes:
+                    speed_case(n, d, num_classes, repeats)
     if "memory" not in skip:
         memory(*((2_000, 64, 10_000) if args.quick else (32_000, 512, 205_000)))
     if "threads" not in skip:

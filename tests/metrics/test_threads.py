@@ -77,3 +77,27 @@ def test_small_batches_are_accumulated_on_one_thread(two_threads, monkeypatch):
     collapse_result(large, np.arange(20_000) % 4)
     assert seen and all(threads == 2 for _, threads in seen)
     assert torch.get_num_threads() == 2
+
+
+def test_metrics_do_not_depend_on_the_thread_count():
+    """The same data on 1 thread, 2 threads and torch's default: every metric agrees to 1e-12
+    (relative), so a result never depends on how busy the machine was."""
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 50, size=20_000)
+    means = 2.0 * rng.standard_normal((50, 256))
+    features = (means[labels] + rng.standard_normal((20_000, 256))).astype(np.float32)
+    weight = (means + 0.3 * rng.standard_normal(means.shape)).astype(np.float32)
+    bias = rng.standard_normal(50).astype(np.float32)
+    before = torch.get_num_threads()
+    results = {}
+    try:
+        for count in (1, 2, before):
+            torch.set_num_threads(count)
+            results[count] = collapse_result(features, labels, weight, bias).metrics
+    finally:
+        torch.set_num_threads(before)
+    reference = results[1]
+    for count, metrics in results.items():
+        assert set(metrics) == set(reference)
+        for key, value in reference.items():
+            assert metrics[key] == pytest.approx(value, rel=1e-12, abs=1e-300), (count, key)

@@ -39,7 +39,7 @@ from ncviz.metrics.stats import (
     ScatterStats,
     sums_finite,
 )
-from ncviz.metrics.threads import threads_for
+from ncviz.metrics.threads import streaming_threads
 
 NC1_EIGEN_RTOL = 1e-10
 STATE_SECOND_PASS = ("scatter", "sq_dist", "ncc_hits", "classifier_hits", "agreement")
@@ -418,11 +418,11 @@ def finalize(
 ) -> CollapseResult:
     """Turn the two passes' sums into every metric of docs/metrics.md the inputs allow.
 
-    The d×d eigenproblems, the C×d SVDs and the C×C pair tiles run on one thread when they are
-    small (see :mod:`ncviz.metrics.threads`): a loaded machine cannot then stall them."""
-    num_classes, dim = first.sums.shape
-    flops = dim**3 + num_classes * dim**2 + num_classes**2 * dim
-    with threads_for(flops, first.sums.device):
+    The d×d eigenproblem, the C×d SVDs and the C×C pair tiles run on one CPU thread (see
+    :mod:`ncviz.metrics.threads`): LAPACK's solvers gain little from a second thread at these
+    sizes, and on a loaded machine a two-thread ``eigvalsh`` of d = 512 took 10× its one-thread
+    time."""
+    with streaming_threads(first.sums.device):
         return _finalize(first, second, options, names)
 
 

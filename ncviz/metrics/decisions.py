@@ -35,6 +35,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ncviz.metrics.threads import gemm_threads
+
 # unit roundoff of each format: 2^-p for p bits of precision (bfloat16: 8, float32: 24, float64: 53)
 UNIT_ROUNDOFF = {torch.bfloat16: 2.0**-8, torch.float32: 2.0**-24, torch.float64: 2.0**-53}
 # TF32 (CUDA with allow_tf32) rounds float32 GEMM inputs to 11 bits; "medium" precision on a CPU may
@@ -230,7 +232,8 @@ class AffineDecisions:
             weights = self.weights[level.dtype]
             full = None
             if depth == 0:
-                full = x @ weights.T  # every group in one GEMM
+                with gemm_threads(2.0 * x.shape[0] * x.shape[1] * weights.shape[0]):
+                    full = x @ weights.T  # every group in one GEMM
             for g, rows in enumerate(self.bounds):
                 todo = pending[g]
                 if todo is not None and len(todo) == 0:

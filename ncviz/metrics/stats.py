@@ -23,7 +23,7 @@ import torch
 from ncviz.errors import InputError
 from ncviz.metrics.decisions import AffineDecisions
 from ncviz.metrics.inputs import ArrayLike, class_indices, features_matrix, require_finite
-from ncviz.metrics.threads import threads_for
+from ncviz.metrics.threads import gemm_threads, streaming_threads
 
 # Rows per chunk of float64 work (chunk × d float64 ≈ 8 MB, cache-sized: measured fastest at
 # 2,048 rows for d = 512). Input keeps its dtype; each chunk is upcast on its own, so the
@@ -141,7 +141,7 @@ class ClassMeanStats:
             if labels_checked
             else class_indices(labels, h.shape[0], self.num_classes, device)
         )
-        with threads_for(h.shape[0] * self.dim * 4, device):
+        with streaming_threads(device):  # memory-bound: one thread (ncviz.metrics.threads)
             slices = chunk_slices(h.shape[0], self.dim, device)
             buffer = _float64_buffer(slices, h)
             for rows in slices:
@@ -379,9 +379,8 @@ class ScatterStats:
             h, y = h[in_kept], y[in_kept]
         if h.shape[0] == 0:
             return
-        decisions = self.decisions()
-        flops = h.shape[0] * dim * (dim + 2 * decisions.num_rows)
-        with threads_for(flops, device):
+        self.decisions()
+        with streaming_threads(device):  # GEMMs get the threads back (gemm_threads)
             slices = chunk_slices(h.shape[0], dim, device)
             buffer = torch.empty(  # one residual buffer for all chunks
                 slices[0].stop, dim, dtype=torch.float64, device=device
@@ -394,10 +393,12 @@ class ScatterStats:
         self, h: torch.Tensor, y: torch.Tensor, residual: torch.Tensor, check_finite: bool
     ) -> None:
         negative_residual = torch.index_select(self.centers, 0, y, out=residual).sub_(h)  # μ_y − h
-        sq_dist = torch.linalg.vecdot(negative_residual, negative_residual)
+        # ‖h − μ_y‖² per row: a reduction, without vecdot's n×d product
+        sq_dist = torch.linalg.vector_norm(negative_residual, dim=1).square_()
         if check_finite:
             require_finite(h, torch.isfinite(sq_dist).all())
-        add_upper_gram_(self._accumulator(), negative_residual)
+        with gemm_threads(0.63 * h.shape[0] * h.shape[1] ** 2):  # the upper blocks' flops
+            add_upper_gram_(self._accumulator(), negative_residual)
         self.sq_dist.index_add_(0, y, sq_dist)
 
         decided = self.decisions().decide(h)

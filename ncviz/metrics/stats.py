@@ -23,7 +23,7 @@ import torch
 from ncviz.errors import InputError
 from ncviz.metrics.decisions import AffineDecisions
 from ncviz.metrics.inputs import ArrayLike, class_indices, features_matrix, require_finite
-from ncviz.metrics.threads import gemm_threads, streaming_threads
+from ncviz.metrics.threads import FIRST_PASS, SECOND_PASS, gemm_threads
 
 # Rows per chunk of float64 work (chunk × d float64 ≈ 8 MB, cache-sized: measured fastest at
 # 2,048 rows for d = 512). Input keeps its dtype; each chunk is upcast on its own, so the
@@ -141,17 +141,17 @@ class ClassMeanStats:
             if labels_checked
             else class_indices(labels, h.shape[0], self.num_classes, device)
         )
-        with streaming_threads(device):  # memory-bound: one thread (ncviz.metrics.threads)
-            slices = chunk_slices(h.shape[0], self.dim, device)
-            buffer = _float64_buffer(slices, h)
-            for rows in slices:
+        slices = chunk_slices(h.shape[0], self.dim, device)
+        buffer = _float64_buffer(slices, h)
+        for rows in slices:  # each chunk on one thread or several, whichever is faster now
+            with FIRST_PASS.run(4.0 * (rows.stop - rows.start) * self.dim, device):
                 chunk = h[rows] if buffer is None else buffer[: rows.stop - rows.start]
                 if buffer is not None:
                     chunk.copy_(h[rows])  # upcast into one reused buffer (no page faults)
                 if check_finite:  # NaN/Inf anywhere reaches a row sum
                     require_finite(h, torch.isfinite(chunk.sum(dim=1)).all())
                 self.sums.index_add_(0, y[rows], chunk)
-            self.counts += _class_counts(y, self.num_classes)
+        self.counts += _class_counts(y, self.num_classes)
 
     def merge(self, other: ClassMeanStats) -> ClassMeanStats:
         """Add another shard's statistics in place; returns self."""
@@ -379,14 +379,15 @@ class ScatterStats:
             h, y = h[in_kept], y[in_kept]
         if h.shape[0] == 0:
             return
-        self.decisions()
-        with streaming_threads(device):  # GEMMs get the threads back (gemm_threads)
-            slices = chunk_slices(h.shape[0], dim, device)
-            buffer = torch.empty(  # one residual buffer for all chunks
-                slices[0].stop, dim, dtype=torch.float64, device=device
-            )
-            for rows in slices:
-                residual = buffer[: rows.stop - rows.start]
+        decisions = self.decisions()
+        slices = chunk_slices(h.shape[0], dim, device)
+        buffer = torch.empty(  # one residual buffer for all chunks
+            slices[0].stop, dim, dtype=torch.float64, device=device
+        )
+        for rows in slices:  # one thread or several, whichever is faster now; GEMMs keep theirs
+            count = rows.stop - rows.start
+            with SECOND_PASS.run(count * dim * (dim + 2 * decisions.num_rows), device):
+                residual = buffer[:count]
                 self._add_chunk(h[rows], y[rows], residual, check_finite)
 
     def _add_chunk(

@@ -101,3 +101,30 @@ def test_metrics_do_not_depend_on_the_thread_count():
         assert set(metrics) == set(reference)
         for key, value in reference.items():
             assert metrics[key] == pytest.approx(value, rel=1e-12, abs=1e-300), (count, key)
+
+
+def test_the_chooser_follows_the_machine_when_the_load_changes():
+    """Idle: two threads are faster and kept. A neighbour starts: the periodic retry of one
+    thread finds it faster, and the chooser moves over within a few runs."""
+    from ncviz.metrics.threads import ThreadChooser
+
+    chooser = ThreadChooser(explore_every=4)
+    cost = {1: 2.0, 2: 1.0}  # idle: two threads twice as fast
+    picks = []
+    for run in range(40):
+        if run == 20:
+            cost = {1: 2.0, 2: 6.0}  # loaded: each parallel region waits for a late thread
+        threads = chooser.choice(2)
+        chooser.record(threads, cost[threads])
+        picks.append(threads)
+    assert picks[2:20].count(2) > picks[2:20].count(1)
+    assert picks[-10:].count(1) > picks[-10:].count(2)
+
+
+def test_small_work_runs_on_one_thread_and_is_not_timed(two_threads):
+    from ncviz.metrics.threads import SMALL_WORK_FLOPS, ThreadChooser
+
+    chooser = ThreadChooser()
+    with chooser.run(SMALL_WORK_FLOPS / 10):
+        assert torch.get_num_threads() == 1
+    assert chooser.choice(2) == 2 and not chooser._cost  # nothing learnt from tiny work

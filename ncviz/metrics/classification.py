@@ -39,7 +39,7 @@ from ncviz.metrics.stats import (
     ScatterStats,
     sums_finite,
 )
-from ncviz.metrics.threads import streaming_threads
+from ncviz.metrics.threads import solver_threads
 
 NC1_EIGEN_RTOL = 1e-10
 STATE_SECOND_PASS = ("scatter", "sq_dist", "ncc_hits", "classifier_hits", "agreement")
@@ -422,7 +422,7 @@ def finalize(
     :mod:`ncviz.metrics.threads`): LAPACK's solvers gain little from a second thread at these
     sizes, and on a loaded machine a two-thread ``eigvalsh`` of d = 512 took 10× its one-thread
     time."""
-    with streaming_threads(first.sums.device):
+    with solver_threads(first.sums.device):
         return _finalize(first, second, options, names)
 
 

@@ -75,9 +75,11 @@ def threads_for(flops: float, device: torch.device | str = "cpu") -> Iterator[No
 
 
 @contextmanager
-def streaming_threads(device: torch.device | str = "cpu") -> Iterator[None]:
-    """The element-wise work of a statistics pass on one CPU thread (see the module docstring);
-    :func:`gemm_threads` inside gives large GEMMs the caller's thread count back."""
+def solver_threads(device: torch.device | str = "cpu") -> Iterator[None]:
+    """The finishing work of the metrics (LAPACK eigen/SVD solvers of size d or C, small GEMMs)
+    on one CPU thread: those solvers gain little from a second thread, and under load a
+    two-thread ``eigvalsh`` of d = 512 took 10× its idle time; :func:`gemm_threads` inside gives
+    a large GEMM the caller's thread count back."""
     if torch.device(device).type != "cpu":
         yield
         return

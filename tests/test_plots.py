@@ -283,13 +283,15 @@ def test_class_heatmaps_name_every_class_or_none(many_classes):
 
 
 def test_geometry_legend_sits_above_the_scene_so_no_axis_is_cut(etf_result):
-    """Beside the scene the legend squeezed it until the PC3 axis left the frame (seen in the
-    browser screenshot); above it, with the camera a little further out, all three show."""
+    """Beside the scene the legend squeezed it until the PC3 axis left the frame; below it, it
+    covered the animation's play button (both seen in dashboard screenshots); above it, under
+    the title in a taller top margin, with the camera further out, nothing collides."""
     for fig in (
         plots.geometry_figure(etf_result),
         plots.geometry_animation({"a": etf_result, "b": etf_result}),
     ):
         assert fig.layout.legend.orientation == "h" and fig.layout.legend.y >= 1.0
+        assert fig.layout.margin.t >= 100  # room for the title above the legend
         eye = fig.layout.scene.camera.eye
         assert min(eye.x, eye.y) > 1.25  # plotly's default eye is 1.25
         assert fig.layout.scene.zaxis.title.text == "PC3"

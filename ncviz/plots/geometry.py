@@ -147,13 +147,15 @@ def _fitted_scene(points: np.ndarray) -> dict:
         xaxis=dict(title="PC1", range=ranges[0]),
         yaxis=dict(title="PC2", range=ranges[1]),
         zaxis=dict(title="PC3", range=ranges[2]),
-        # a little further out than plotly's default eye (1.25): every axis title in frame
-        camera=dict(eye=dict(x=1.5, y=1.5, z=1.1)),
+        # further out than plotly's default eye (1.25): every axis title in frame
+        camera=dict(eye=dict(x=1.7, y=1.7, z=1.2)),
     )
 
 
-# the legend above the scene: beside it, it squeezed the scene until the PC3 axis was cut off
+# the legend above the scene, under the title (a taller top margin): beside the scene it squeezed
+# it until the PC3 axis was cut off; below, it covered the animation's play button and slider
 _LEGEND_ABOVE = dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0.0)
+_TOP_MARGIN = 110
 
 
 def _variance_share(centred: np.ndarray, dims: int = 3) -> float:
@@ -179,11 +181,13 @@ def geometry_figure(
     fig = go.Figure(traces)
     fig.update_layout(scene=_fitted_scene(points), height=560, legend=_LEGEND_ABOVE)
     share = _variance_share(centred)
-    return layout(
+    layout(
         fig,
         f"Class means in their top-3 principal directions ({share:.0%} of their variance)"
         + shown_note(result, shown),
     )
+    fig.update_layout(margin_t=_TOP_MARGIN)
+    return fig
 
 
 def geometry_animation(
@@ -249,10 +253,13 @@ def geometry_animation(
             )
         ],
     )
-    return layout(
+    layout(
         fig,
         "Class means over training (projection of the last checkpoint)" + shown_note(last, shown),
     )
+    # every checkpoint's points on fixed axes make a larger box: the camera a little further out
+    fig.update_layout(margin_t=_TOP_MARGIN, scene_camera_eye=dict(x=1.9, y=1.9, z=1.3))
+    return fig
 
 
 def norms_figure(result: CollapseResult, classes: Sequence[int] | None = None) -> go.Figure:

@@ -389,9 +389,9 @@ class Recorder:
         """Warn once when the run folder outgrows what the dashboard accepts as one upload."""
         from ncviz.server.scratch import max_upload_bytes
 
-        limit = max_upload_bytes()
         if self._size_warned:
             return
+        limit = max_upload_bytes()
         size = sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
         if size > limit:
             self._size_warned = True

@@ -183,9 +183,8 @@ def upload_section() -> None:
         except NcvizError as error:
             st.error(str(error))
             return
-    onnx = any(upload.name.lower().endswith(".onnx") for upload in checkpoints or [])
     layers = None
-    if needs.model == "needed" or onnx:
+    if needs.data == "needed":  # layers are listed by running the model (or graph) on the data
         layers = layer_picker(arch or "", kwargs_text, data_spec, checkpoints)
     if not st.button("Analyse", type="primary", key="analyse_upload"):
         return

@@ -38,6 +38,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, cast
 
@@ -146,13 +147,23 @@ class RecordedRun:
 @dataclass
 class EntryData:
     """The tensors of one entry: ``layers[name]`` = that layer's state (without the sample),
-    ``groups[group][name]`` = a group's own state of the layer."""
+    ``groups[group][name]`` = a group's own state of the layer, ``stored_samples[name]`` = the
+    sample as stored (checked; raw rows under ``sample``, or :func:`compress_sample`'s pieces),
+    whose rows :attr:`samples` gives when a view asks (metrics never need them)."""
 
     layers: dict[str, dict[str, torch.Tensor]]
-    samples: dict[str, np.ndarray]
+    stored_samples: dict[str, dict[str, torch.Tensor]]
     sample_labels: np.ndarray
     metadata: dict[str, str]
     groups: dict[str, dict[str, dict[str, torch.Tensor]]] = field(default_factory=dict)
+
+    @cached_property
+    def samples(self) -> dict[str, np.ndarray]:
+        """Each layer's sampled feature rows (float32 when they were stored compressed)."""
+        return {
+            layer: stored[SAMPLE_KEY].numpy() if SAMPLE_KEY in stored else expand_sample(stored)
+            for layer, stored in self.stored_samples.items()
+        }
 
 
 # A group's state of a layer is stored as ``<layer>|group=<group>/<field>`` (group names hold
@@ -271,8 +282,7 @@ def read_entry(path: Path) -> EntryData:
         raise DataError(f"{path.name} is not an ncviz recorded entry (format {RECORDED_FORMAT}).")
     layers: dict[str, dict[str, torch.Tensor]] = {}
     groups: dict[str, dict[str, dict[str, torch.Tensor]]] = {}
-    samples: dict[str, np.ndarray] = {}
-    compressed: dict[str, dict[str, torch.Tensor]] = {}
+    samples: dict[str, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key == SAMPLE_LABELS:
             continue
@@ -280,26 +290,26 @@ def read_entry(path: Path) -> EntryData:
         layer, mark, group = name.partition(_GROUP_MARK)
         if mark:
             groups.setdefault(group, {}).setdefault(layer, {})[field_name] = value
-        elif field_name == SAMPLE_KEY:
-            samples[layer] = value.numpy()
-        elif field_name in SAMPLE_FIELDS:
-            compressed.setdefault(layer, {})[field_name] = value
+        elif field_name == SAMPLE_KEY or field_name in SAMPLE_FIELDS:
+            samples.setdefault(layer, {})[field_name] = value
         else:
             layers.setdefault(layer, {})[field_name] = value
-    for layer, stored in compressed.items():
-        samples[layer] = _expanded(stored, f"{path.name}: the sample of layer {layer!r}")
+    for layer, stored in samples.items():
+        if SAMPLE_KEY not in stored:
+            _check_compressed(stored, f"{path.name}: the sample of layer {layer!r}")
     labels = tensors.get(SAMPLE_LABELS)
     return EntryData(
         layers=layers,
-        samples=samples,
+        stored_samples=samples,
         sample_labels=np.zeros(0) if labels is None else labels.numpy(),
         metadata=dict(metadata),
         groups=groups,
     )
 
 
-def _expanded(stored: Mapping[str, torch.Tensor], where: str) -> np.ndarray:
-    """:func:`expand_sample` after checking that the stored pieces fit together."""
+def _check_compressed(stored: Mapping[str, torch.Tensor], where: str) -> None:
+    """A one-line error unless the pieces of a compressed sample fit together and are finite
+    (cheap: the rows themselves are formed only when a view asks for them)."""
     missing = [k for k in SAMPLE_FIELDS if k not in stored]
     if missing:
         raise DataError(f"{where} lacks {missing[0]!r}; record the step again.")
@@ -316,7 +326,6 @@ def _expanded(stored: Mapping[str, torch.Tensor], where: str) -> np.ndarray:
     pieces = (coords, scale, basis, mean)
     if not all(bool(torch.isfinite(t.to(torch.float32)).all()) for t in pieces):
         raise DataError(f"{where} holds NaN or infinite values; record the step again.")
-    return expand_sample(stored)
 
 
 def is_recorded_run(path: str | Path) -> bool:

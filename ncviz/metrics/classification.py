@@ -204,11 +204,11 @@ class CollapseStatistics:
         state = {"counts": self.first.counts, "sums": self.first.sums, "kept": self.second.kept}
         state.update(zip(STATE_SECOND_PASS, self.pass_tensors()))
         dim = int(self.first.sums.shape[1])
-        reduced = self.second.compact
+        reduced = self.second.compact  # statistics read from a compact state stay compact
         if compact and reduced is None:
-            reduced = compact_scatter(self.first, self.second)
-            if reduced.basis.numel() + reduced.projected.numel() >= dim * dim:
-                reduced = None  # no smaller than the matrix itself
+            candidate = compact_scatter(self.first, self.second)
+            if candidate.basis.numel() + candidate.projected.numel() < dim * dim:
+                reduced = candidate  # kept only where it is smaller than the matrix itself
         if reduced is None:
             # saved whole (the accumulator holds only its upper triangle): one meaning in files
             state["scatter"] = self.second.within_scatter()
@@ -398,8 +398,6 @@ def compact_scatter(first: ClassMeanStats, second: ScatterStats) -> CompactScatt
     basis of the kept class means centred at the sample mean (right singular vectors; none when
     C − 1 > d, where NC1 is not reported), the scatter projected on it, the feature spectrum.
     Every global-mean convention centres the means inside that span, so NC1 reads only it."""
-    if second.compact is not None:
-        return second.compact
     n, sums, means, total = _kept_moments(first, second)
     scatter = second.within_scatter()
     num_classes, dim = means.shape
@@ -443,14 +441,17 @@ def _finalize(
     else:
         global_mean = sums.sum(dim=0) / total
     centred = means - global_mean
+    # what NC1 and the feature spectrum read of Σ_W: the matrix, or a compact saved state's part
     compact = second.compact
     if compact is None:
         within_cov = second.within_scatter() / total
+        sv_features = _feature_spectrum(within_cov, n, sums, means, total)
 
         def within_along(directions: torch.Tensor) -> torch.Tensor:
             return ((directions @ within_cov) * directions).sum(dim=1)
 
     else:
+        sv_features = compact.spectrum
 
         def within_along(directions: torch.Tensor) -> torch.Tensor:
             return compact.along(directions) / total
@@ -488,10 +489,6 @@ def _finalize(
         metrics["nc4"] = 1.0 - float(second.agreement[kept].sum()) / total
         metrics["accuracy"] = float(hits.sum()) / total
 
-    if compact is None:
-        sv_features = _feature_spectrum(within_cov, n, sums, means, total)
-    else:
-        sv_features = compact.spectrum
     metrics["rank_means"] = float(numerical_rank(sv_means, options.tau))
     metrics["effective_rank_means"] = effective_rank(sv_means)
 

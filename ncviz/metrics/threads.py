@@ -80,10 +80,7 @@ def solver_threads(device: torch.device | str = "cpu") -> Iterator[None]:
     on one CPU thread: those solvers gain little from a second thread, and under load a
     two-thread ``eigvalsh`` of d = 512 took 10× its idle time; :func:`gemm_threads` inside gives
     a large GEMM the caller's thread count back."""
-    if torch.device(device).type != "cpu":
-        yield
-        return
-    with single_threaded():
+    with threads_for(0.0, device):  # no work is too large for one thread here
         yield
 
 
@@ -163,11 +160,8 @@ class ThreadChooser:
         """Run the enclosed CPU work of ``units`` (e.g. rows × d) on the chosen thread count and
         time it; work under ``SMALL_WORK_FLOPS`` always runs on one thread, other devices as
         they are."""
-        if torch.device(device).type != "cpu":
-            yield
-            return
-        if units < SMALL_WORK_FLOPS:
-            with single_threaded():
+        if torch.device(device).type != "cpu" or units < SMALL_WORK_FLOPS:
+            with threads_for(units, device):
                 yield
             return
         threads = self.choice(torch.get_num_threads())

@@ -29,6 +29,43 @@ def test_fitted_etf_of_an_exact_etf_is_the_etf_itself(etf_result):
     np.testing.assert_allclose(fitted_simplex_etf(centred), centred, atol=1e-12)
 
 
+def _naive_fitted_etf(means: np.ndarray) -> np.ndarray:
+    """The Procrustes fit written out: an ETF basis from the C × C centring matrix."""
+    num = len(means)
+    basis, _, _ = np.linalg.svd(np.eye(num) - 1.0 / num)
+    etf = basis[:, : num - 1] * np.sqrt(num / (num - 1)) * np.linalg.norm(means, axis=1).mean()
+    u, _, vt = np.linalg.svd(etf.T @ means, full_matrices=False)
+    return etf @ (u @ vt)
+
+
+@pytest.mark.parametrize("num_classes,dim", [(5, 8), (10, 3), (30, 29), (30, 30), (200, 16)])
+def test_fitted_etf_equals_the_naive_procrustes_fit(num_classes, dim):
+    means = np.random.default_rng(num_classes + dim).standard_normal((num_classes, dim))
+    means -= 0.7 * means.mean(axis=0)  # centred at a weighted global mean: not exactly centred
+    np.testing.assert_allclose(fitted_simplex_etf(means), _naive_fitted_etf(means), atol=1e-12)
+
+
+def test_fitted_etf_of_degenerate_means_is_still_an_etf():
+    rng = np.random.default_rng(4)
+    means = rng.standard_normal((6, 2)) @ rng.standard_normal((2, 8))  # rank 2 of a possible 5
+    fit = fitted_simplex_etf(means)
+    gram = fit @ fit.T / (fit[0] @ fit[0])
+    np.testing.assert_allclose(gram, (6 * np.eye(6) - 1) / 5, atol=1e-12)  # 1 on, −1/(C−1) off
+
+
+def test_fitted_etf_of_a_vocabulary_needs_no_class_by_class_matrix():
+    import tracemalloc
+
+    means = np.random.default_rng(5).standard_normal((32_000, 64))  # 16 MB
+    tracemalloc.start()
+    try:
+        fitted_simplex_etf(means)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 200 * 2**20  # a C × C float64 matrix alone would be 8 GB
+
+
 def test_geometry_overlay_coincides_with_etf_means(etf_result):
     fig = plots.geometry_figure(etf_result)
     means = [t for t in fig.data if t.legendgroup == "means"]

@@ -9,16 +9,46 @@ import numpy as np
 
 
 def fitted_simplex_etf(centred_means: np.ndarray) -> np.ndarray:
-    """The simplex ETF closest to the centred class means (rows): ETF vertices scaled to the
-    means' average norm, rotated onto them by orthogonal Procrustes (min ‖E Q − M‖_F)."""
+    """The simplex ETF closest to the class means M (rows, C × d): ETF vertices scaled to the
+    means' average norm, rotated onto them by orthogonal Procrustes (min ‖E Q − M‖_F).
+
+    With E = s·B (B: an orthonormal basis of 1^⊥, C × (C−1); s = mean‖m_c‖·√(C/(C−1))) the
+    Procrustes solution is E Q = s·B u vᵀ where Bᵀ M = u Σ vᵀ. Since B Bᵀ = P (the centring
+    projector), B u = U for the thin SVD P M = U Σ vᵀ, so the fit is s·U_k vᵀ_k with
+    k = min(C − 1, d): O(C·d²) time and C × d memory — no C × C matrix, so a 32k-token vocabulary
+    fits in megabytes. Directions where P M is degenerate (σ = 0) are completed inside 1^⊥.
+
+    >>> etf = np.array([[1.0, 0.0], [-0.5, 3**0.5 / 2], [-0.5, -(3**0.5) / 2]])  # C = 3, d = 2
+    >>> bool(np.allclose(fitted_simplex_etf(2 * etf), 2 * etf))
+    True
+    """
     m = np.asarray(centred_means, dtype=np.float64)
-    num_classes = len(m)
-    centering = np.eye(num_classes) - 1.0 / num_classes
-    basis, _, _ = np.linalg.svd(centering)
-    etf = basis[:, : num_classes - 1] * np.sqrt(num_classes / (num_classes - 1))
-    etf *= np.linalg.norm(m, axis=1).mean()
-    u, _, vt = np.linalg.svd(etf.T @ m, full_matrices=False)
-    return etf @ (u @ vt)
+    num_classes, dim = m.shape
+    rank = min(num_classes - 1, dim)
+    if rank < 1:
+        return np.zeros_like(m)
+    scale = np.linalg.norm(m, axis=1).mean() * np.sqrt(num_classes / (num_classes - 1))
+    centred = m - m.mean(axis=0)
+    left, singular, right = np.linalg.svd(centred, full_matrices=False)
+    left, right = left[:, :rank], right[:rank]
+    degenerate = singular[:rank] <= singular[:1].max(initial=0.0) * 1e-12 * max(m.shape)
+    if degenerate.any():
+        left = _completed_in_centred_space(left[:, ~degenerate], rank)
+        right = np.vstack([right[~degenerate], right[degenerate]])
+    return scale * (left @ right)
+
+
+def _completed_in_centred_space(columns: np.ndarray, count: int) -> np.ndarray:
+    """``columns`` (orthonormal, orthogonal to 1) extended to ``count`` orthonormal columns that
+    stay orthogonal to 1: fixed pseudo-random directions, centred and orthogonalised."""
+    num_rows = len(columns)
+    extra = np.random.default_rng(0).standard_normal((num_rows, count - columns.shape[1]))
+    extra -= extra.mean(axis=0)
+    extra -= columns @ (columns.T @ extra)
+    basis, _ = np.linalg.qr(extra)
+    basis -= columns @ (columns.T @ basis)  # once more: orthogonality to working precision
+    basis, _ = np.linalg.qr(basis)
+    return np.hstack([columns, basis])
 
 
 def principal_projection(rows: np.ndarray, dims: int = 3) -> np.ndarray:

@@ -32,17 +32,37 @@ class Embedding:
 
 
 def stratified_subsample(labels: np.ndarray, max_points: int, seed: int = 0) -> np.ndarray:
-    """Indices of at most ``max_points`` samples, every class keeping its share (at least 1)."""
+    """Sorted indices of about ``max_points`` samples, every class keeping its share (rounded,
+    at least 1) — or, with at least as many classes as points (a vocabulary), a uniform sample of
+    exactly ``max_points``. Vectorised: no loop over classes.
+
+    >>> stratified_subsample(np.repeat(["a", "b"], [90, 10]), 20).size
+    20
+    """
     if len(labels) <= max_points:
         return np.arange(len(labels))
     rng = np.random.default_rng(seed)
-    chosen = []
-    fraction = max_points / len(labels)
-    for cls in np.unique(labels):
-        members = np.flatnonzero(labels == cls)
-        take = max(1, round(len(members) * fraction))
-        chosen.append(rng.choice(members, size=min(take, len(members)), replace=False))
-    return np.sort(np.concatenate(chosen))
+    _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    if len(counts) >= max_points:
+        return np.sort(rng.choice(len(labels), size=max_points, replace=False))
+    take = np.maximum(1, np.round(counts * (max_points / len(labels)))).astype(np.int64)
+    shuffled = rng.permutation(len(labels))
+    by_class = shuffled[np.argsort(inverse[shuffled], kind="stable")]  # random order per class
+    starts = np.cumsum(counts) - counts
+    rank = np.arange(len(labels)) - np.repeat(starts, counts)  # position inside its class
+    return np.sort(by_class[rank < np.repeat(take, counts)])
+
+
+def class_centres(coords: np.ndarray, labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Mean of each class's points (rows in the order of ``classes``), in one pass."""
+    lookup = {cls: k for k, cls in enumerate(classes.tolist())}
+    index = np.fromiter((lookup[y] for y in labels.tolist()), np.int64, len(labels))
+    counts = np.bincount(index, minlength=len(classes)).astype(np.float64)
+    sums = np.stack(
+        [np.bincount(index, coords[:, k], minlength=len(classes)) for k in range(coords.shape[1])],
+        axis=1,
+    )
+    return sums / counts[:, None]
 
 
 def embed(
@@ -83,7 +103,7 @@ def embed(
         neighbours = max(2, min(15, len(x) - 1))
         coords = umap.UMAP(n_neighbors=neighbours, random_state=seed).fit_transform(reduced)
     classes = np.array(sorted(set(y), key=lambda s: (len(s), s)))
-    centres = np.stack([coords[y == cls].mean(axis=0) for cls in classes])
+    centres = class_centres(np.asarray(coords, dtype=np.float64), y, classes)
     if progress:
         progress(3, 3, "done")
     values = raw[index].astype(np.float64) if continuous else None

@@ -177,6 +177,36 @@ def test_embedding_subsamples_and_marks_centres():
     assert len(colour.data) == 1 and list(colour.data[0].marker.color) == list(reg.values)
 
 
+def test_subsample_keeps_each_class_share_or_samples_a_vocabulary_uniformly():
+    labels = np.repeat(np.arange(7), [500, 300, 120, 50, 20, 8, 2])
+    index = stratified_subsample(labels, 100)
+    fraction = 100 / len(labels)
+    expected = [max(1, round(n * fraction)) for n in [500, 300, 120, 50, 20, 8, 2]]
+    assert np.bincount(labels[index]).tolist() == expected  # each class its rounded share
+    assert len(set(index.tolist())) == len(index) and np.all(np.diff(index) > 0)
+    vocabulary = np.repeat(np.arange(32_000), 2)  # more classes than points: exactly the cap
+    sample = stratified_subsample(vocabulary, 5000)
+    assert len(sample) == 5000 and len(np.unique(sample)) == 5000
+
+
+def test_embedding_of_a_vocabulary_colours_the_most_frequent_classes():
+    rng = np.random.default_rng(0)
+    labels = np.concatenate([np.repeat(np.arange(32_000), 2), np.repeat([7, 8, 9], 300)])
+    features = rng.standard_normal((len(labels), 16)).astype(np.float32)
+    emb = embed(features, labels, "pca", max_points=5000)
+    assert emb.n_shown == 5000 and emb.centres.shape == (len(emb.classes), 2)
+    first = emb.classes[0]  # centres are the means of each class's points
+    np.testing.assert_allclose(emb.centres[0], emb.coords[emb.labels == first].mean(axis=0))
+    fig = plots.embedding_figure(emb.coords, emb.labels, "t", emb.centres)
+    names = [t.name for t in fig.data]
+    assert len(fig.data) == plots.VIEW_CLASSES + 2  # the rest in one trace, and the centres
+    assert names[0].endswith("other classes") and {"7", "8", "9"} <= set(names)
+    assert len(fig.data[-1].x) == plots.VIEW_CLASSES
+    assert "20 most frequent of" in fig.layout.title.text
+    assert sum(len(t.x) for t in fig.data[:-1]) == 5000  # every point drawn once
+    assert len(fig.to_json()) < 1_000_000
+
+
 def test_html_report_is_self_contained(etf_result):
     text = html_report(
         "R",

@@ -3,8 +3,10 @@
 import common
 import streamlit as st
 
-from ncviz.metrics import METRICS, RegressionResult, chance_baselines
+from ncviz.metrics import METRICS, RegressionResult
 from ncviz.metrics.summaries import reading_notes
+from ncviz.server.jobs import default_runner
+from ncviz.server.requests import chance_of
 from ncviz.study import train_vs_test
 
 HEADLINE = [
@@ -66,7 +68,16 @@ if analysis is not None:
         )
         for warning in result.warnings:
             st.warning(warning)
-        chance = chance_baselines(result.num_classes, d)
+        # the same metrics on random means: C²·d work, so in a worker (32 s at C = 32k)
+        job = default_runner().submit(
+            f"chance-{result.num_classes}-{d}",
+            "chance baselines",
+            chance_of,
+            result.num_classes,
+            d,
+            isolated=True,
+        )
+        chance = job.result if common.job_panel(job, "Chance baselines", "chance") else {}
         for note in reading_notes(result.metrics, result.num_classes, d, chance):
             st.info(note)
         headline(result.metrics, HEADLINE, chance)

@@ -286,6 +286,17 @@ def norms_figure(result: CollapseResult, classes: Sequence[int] | None = None) -
 DENSITY_THRESHOLD = 50_000  # points; beyond this an embedding is drawn as a density image
 
 
+def _most_common(labels: np.ndarray, classes: Sequence[str], count: int) -> list[int]:
+    """Indices into ``classes`` of every class up to ``count`` of them, else of the ``count``
+    with most points among ``labels`` (ties: the earlier class), in class order."""
+    if len(classes) <= count:
+        return list(range(len(classes)))
+    names, frequency = np.unique(labels, return_counts=True)
+    points = dict(zip(names.tolist(), frequency.tolist()))
+    order = sorted(range(len(classes)), key=lambda k: (-points.get(classes[k], 0), k))
+    return sorted(order[:count])
+
+
 def embedding_figure(
     coords: np.ndarray,
     labels: Sequence[str],
@@ -320,7 +331,10 @@ def embedding_figure(
         )
         return layout(fig, title, height=560)
     labels = np.asarray([str(x) for x in labels])
-    classes = sorted(set(labels), key=lambda s: (len(s), s))
+    classes = sorted(set(labels), key=lambda s: (len(s), s))  # the order of ``centres``' rows
+    coloured = _most_common(labels, classes, VIEW_CLASSES)
+    if len(coloured) < len(classes):
+        title += f" — colours: the {len(coloured)} most frequent of {len(classes):,} classes"
     if len(coords) > DENSITY_THRESHOLD:
         fig.add_trace(
             go.Histogram2d(
@@ -335,24 +349,36 @@ def embedding_figure(
             )
         )
     else:
-        for k, cls in enumerate(classes):
-            mask = labels == cls
+        rest = ~np.isin(labels, [classes[k] for k in coloured])
+        if rest.any():  # every other class in one grey trace, its name on hover
+            fig.add_trace(
+                go.Scattergl(
+                    x=coords[rest, 0],
+                    y=coords[rest, 1],
+                    mode="markers",
+                    name=f"{len(classes) - len(coloured):,} other classes",
+                    hovertext=labels[rest],
+                    marker=dict(size=4, opacity=0.5, color="rgb(170,170,170)"),
+                )
+            )
+        for k in coloured:
+            mask = labels == classes[k]
             fig.add_trace(
                 go.Scattergl(
                     x=coords[mask, 0],
                     y=coords[mask, 1],
                     mode="markers",
-                    name=cls,
+                    name=classes[k],
                     marker=dict(size=4, opacity=0.7, color=PALETTE[k % len(PALETTE)]),
                 )
             )
-    if centres is not None:
+    if centres is not None and len(centres):
         fig.add_trace(
             go.Scatter(
-                x=centres[:, 0],
-                y=centres[:, 1],
+                x=centres[coloured, 0],
+                y=centres[coloured, 1],
                 mode="markers+text",
-                text=classes,
+                text=[classes[k] for k in coloured],
                 textposition="top center",
                 name="class means",
                 marker=dict(symbol="x", size=12, color="crimson"),

@@ -11,6 +11,7 @@ from typing import Any
 from ncviz.analysis import Analysis, analyze
 from ncviz.analysis.options import ProgressFn
 from ncviz.embedding import Embedding, embed
+from ncviz.metrics import chance_baselines
 from ncviz.sources.base import Source
 
 
@@ -64,3 +65,9 @@ def embed_layer(
 def training_counts_of(source: Source, progress: ProgressFn | None = None) -> dict | None:
     """:meth:`Source.training_counts` as a job (reading the training data is user input)."""
     return source.training_counts()
+
+
+def chance_of(num_classes: int, dim: int, progress: ProgressFn | None = None) -> dict[str, float]:
+    """:func:`~ncviz.metrics.chance_baselines` as a job: its cost grows as C²·d with the user's
+    class count (32 s at C = 32k, d = 64), so it runs in a worker, not in the server."""
+    return chance_baselines(num_classes, dim)

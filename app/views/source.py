@@ -14,8 +14,8 @@ from ncviz.load import ModelSpec, available_architectures
 from ncviz.load.runs import open_run
 from ncviz.load.server_folder import allowed_root, list_entries, parent_of, resolve_inside
 from ncviz.record import CUSTOM_MODEL_ROUTES
+from ncviz.server.jobs import default_runner
 from ncviz.server.scratch import new_session_folder, save_upload, save_uploads, upload_needs
-from ncviz.server.workers import run_in_worker
 
 MAX_UPLOAD_FILES = 400
 CHECKPOINT_TYPES = ["safetensors", "pt", "pth", "ckpt", "npz", "zip", "onnx", "data"]
@@ -88,25 +88,32 @@ def layer_picker(
 ) -> tuple[str, ...] | None:
     """Layers to analyse: listed from the model on a sample of the data, defaults preselected;
     for an uploaded ONNX graph, from the graph itself."""
-    onnx = [u.name for u in uploads or [] if u.name.lower().endswith(".onnx")]
-    listing_key = f"layers::{arch}::{kwargs_text}::{data_spec}::{onnx}"
+    onnx = [u for u in uploads or [] if u.name.lower().endswith(".onnx")]
+    graphs = [(u.name, u.size) for u in uploads or []] if onnx else []  # what it listed
     if st.button(
         "List layers",
         key="list_layers",
         disabled=data_spec is None,
         help="Build the architecture and run two samples through it",
     ):
-        try:  # the model runs on the user's data: in a budgeted worker, never in the server
+        # the model runs on the user's data: a job in a budgeted worker (progress, cancel),
+        # never in the server; a graph whose outputs need 12 GB fails for this session alone
+        try:
             if onnx:
-                source, _ = save_uploads(uploaded(uploads), scratch_dir())
-                infos, defaults = run_in_worker(hookable_layers, None, data_spec, source)
+                source, _ = save_uploads(uploaded(uploads or []), scratch_dir())
+                args: tuple = (None, data_spec, str(source))
             else:
-                model = _model_dict(arch, kwargs_text)
-                infos, defaults = run_in_worker(hookable_layers, model, data_spec)
-            st.session_state[listing_key] = (infos, defaults)
+                args = (_model_dict(arch, kwargs_text), data_spec)
+            key = "layers-" + json.dumps(args, sort_keys=True, default=str)
+            default_runner().submit(key, "listing layers", hookable_layers, *args, isolated=True)
+            st.session_state["layer_listing"] = (key, arch, kwargs_text, data_spec, graphs)
         except NcvizError as error:
             st.error(str(error))
-    listed = st.session_state.get(listing_key)
+    listing = st.session_state.get("layer_listing")
+    job = None
+    if listing is not None and listing[1:] == (arch, kwargs_text, data_spec, graphs):
+        job = default_runner().get(listing[0])
+    listed = job.result if job is not None and common.job_panel(job, "Layers", "layers") else None
     if listed is None:
         st.caption("Layers: every top-level block and the classifier input (list them to choose).")
         return None

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -318,8 +319,18 @@ class OnnxRunner:
                 self.values, {self.graph.input_name: array.astype(self.graph.input_type)}
             )
         except Exception as error:
+            text = str(error)
+            needed = re.search(
+                r"Failed to allocate memory for requested buffer of size (\d+)", text
+            )
+            if needed:  # onnxruntime's arena at the memory budget: not the data's fault
+                raise DataError(
+                    f"{self.graph.path.name} needs a {int(needed.group(1)) / 2**30:.1f} GiB tensor "
+                    f"for {len(array)} sample(s), more memory than allowed; analyse fewer samples "
+                    "per batch or a smaller graph."
+                ) from None
             raise DataError(
-                f"{self.graph.path.name} rejected the data ({str(error).splitlines()[0][:120]}); "
+                f"{self.graph.path.name} rejected the data ({text.splitlines()[0][:120]}); "
                 "check that the data's shape matches the graph's input."
             ) from None
         return {layer: torch.from_numpy(np.asarray(v)) for layer, v in zip(self.layers, results)}

@@ -193,3 +193,38 @@ def test_the_dashboard_analyses_an_uploaded_graph(exported):
         _visit(at, page)
         _assert_clean(at, f"onnx/{page}")
     assert at.selectbox(key="w_layer").options == ["stem", "head:input"]
+
+
+class WideBomb(nn.Module):
+    """A named layer whose output on two samples needs 2 × 24 × 5·10⁷ floats (8.9 GiB): a Cos
+    over a broadcast, as a hostile user of the shared server would upload."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Linear(64, 24)
+        self.head = nn.Linear(24, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        wide = self.stem(x.flatten(1)).unsqueeze(-1).expand(-1, -1, 50_000_000)
+        return self.head(torch.cos(wide).sum(-1))
+
+
+def test_listing_the_layers_of_a_graph_that_needs_gigabytes_fails_alone(tmp_path, monkeypatch):
+    """Listing layers runs two samples through the graph: in a budgeted worker job, so the
+    server only shows one line (in the server process onnxruntime would take the 8.9 GiB)."""
+    from tests.app.test_pages import _app, _one_line_error
+
+    monkeypatch.setenv("NCVIZ_WORKER_MEMORY_GB", "1")
+    export(WideBomb(), tmp_path / "bomb.onnx")
+    at = _app().run()
+    at.segmented_control(key="source_mode").set_value("Upload").run()
+    files = [
+        (p.name, p.read_bytes(), "application/octet-stream")
+        for p in sorted(tmp_path.glob("bomb.onnx*"))  # the graph and its external data
+    ]
+    at.file_uploader(key="upload_checkpoints").set_value(files).run()
+    at.selectbox(key="builtin_data").set_value("builtin:digits?shape=image").run()
+    at.button(key="list_layers").click().run()
+    message = _one_line_error(at)
+    assert "bomb.onnx needs a 8.9 GiB tensor for 2 sample(s)" in message, message
+    assert not [w for w in at.multiselect if w.key == "layers_chosen"]

@@ -30,6 +30,7 @@ import torch
 
 from ncviz.distributed import all_reduce_statistics, world
 from ncviz.errors import DataError, InputError, OptionError
+from ncviz.extract.budget import MemoryNeed, check_fits, passes_need
 from ncviz.extract.layers import INPUT_SUFFIX
 from ncviz.extract.plans import (
     ExtractOptions,
@@ -220,6 +221,8 @@ def run_passes(
                     if on_plan is not None:
                         on_plan(planned)
                     names = list(planned)
+                if done == 0:  # before anything is allocated: refuse what cannot fit
+                    check_fits(state.need(len(labels), total))
                 if not state.stats and settings.statistics:
                     state.start(labels)
                 outputs = {n: state.reduce(n, raw[n]) for n in names}
@@ -356,6 +359,21 @@ class _State:
         options = self.settings.options
         self.plans = {n: layer_plan(n, tuple(raw[n].shape[1:]), options) for n in names}
         return self.plans
+
+    def need(self, batch_rows: int, batches: int | None) -> MemoryNeed:
+        """The memory the passes will hold for the planned layers (:mod:`.budget`)."""
+        assert self.plans is not None
+        settings = self.settings
+        classes = self.num_classes
+        if classes is None and settings.classifier is not None:
+            classes = int(settings.classifier[1].weight.shape[0])
+        return passes_need(
+            {name: plan.dim for name, plan in self.plans.items()},
+            classes or 0,
+            num_rows=batch_rows * (batches or 1),
+            keep_features=settings.keep_features,
+            sample_size=settings.sample_size,
+        )
 
     def start(self, labels: Any) -> None:
         """The task (from the first labels when "auto") and empty statistics for every layer."""

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ncviz.errors import NcvizError
+from ncviz.extract.budget import data_in_use
 
 DEFAULT_TIMEOUT_S = 3600.0
 MAX_DEFAULT_MEMORY_GB = 8.0
@@ -68,18 +69,9 @@ def _context_with_fork_server() -> Any:
         return _context
 
 
-def _data_in_use() -> int:
-    """This process's private writable memory (VmData), in bytes."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmData:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
 def _child(connection: Any, fn: Callable[..., Any], args: tuple, kwargs: dict, budget: int) -> None:
     """Worker body: limit memory, run ``fn``, send progress, then ("ok", result) or an error."""
-    limit = _data_in_use() + budget
+    limit = data_in_use() + budget
     resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
 
     def progress(done: int, total: int, message: str = "") -> None:

@@ -1,0 +1,121 @@
+"""Before the statistics are allocated: the memory the passes will need against the memory this
+process may still use, so an analysis that cannot fit is refused in one line naming the fix
+instead of dying at the budget minutes later.
+
+What the passes hold beyond the batch in flight, per layer of dimension d over C classes:
+
+* statistics: the d × d float64 scatter and the C × d float64 sums and means (×3 with the
+  classifier's scores and the finished arrays) — ``8·(d² + 3·C·d)`` bytes per layer — and, for
+  the widest layer, as much as its scatter again while it is finalised (one layer at a time);
+* kept features (regression, ``keep_features``): every row of pass 1, ``N·d`` float32;
+* the embedding sample: ``sample_size·d`` float32.
+
+The limit is the worker's ``RLIMIT_DATA`` less what the process already uses, and in any process
+the machine's available memory (``MemAvailable``).
+"""
+
+from __future__ import annotations
+
+import resource
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ncviz.errors import OptionError
+
+GIB = 2**30
+
+
+@dataclass(frozen=True)
+class MemoryNeed:
+    """Bytes the passes will allocate beyond the batch in flight, by what they hold."""
+
+    statistics: int
+    kept_features: int
+    sample: int
+    widest: tuple[str, int]  # the layer with the largest statistics, and its dimension
+
+    @property
+    def total(self) -> int:
+        return self.statistics + self.kept_features + self.sample
+
+
+def passes_need(
+    dims: Mapping[str, int],
+    num_classes: int,
+    *,
+    num_rows: int = 0,
+    keep_features: bool = False,
+    sample_size: int = 0,
+) -> MemoryNeed:
+    """What the passes need for layers of ``dims`` (name → d), C = ``num_classes``.
+
+    >>> need = passes_need({"fc": 4096}, 10)
+    >>> round(need.statistics / 2**20)  # a 4096² float64 scatter, once more to finalise it
+    257
+    """
+    statistics = sum(8 * (d * d + 3 * num_classes * d) for d in dims.values())
+    statistics += 8 * max(dims.values(), default=0) ** 2  # finalising the widest layer
+    width = sum(dims.values())
+    return MemoryNeed(
+        statistics=statistics,
+        kept_features=4 * num_rows * width if keep_features else 0,
+        sample=4 * sample_size * width,
+        widest=max(dims.items(), key=lambda item: item[1], default=("", 0)),
+    )
+
+
+def data_in_use() -> int:
+    """This process's private writable memory (VmData), in bytes."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmData:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _available() -> int | None:
+    """The machine's available memory (``MemAvailable``), None where unknown."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def memory_headroom() -> int | None:
+    """Bytes this process may still allocate: its ``RLIMIT_DATA`` (a budgeted worker's) less
+    what it uses, and at most the machine's available memory; None where neither is known."""
+    limits = []
+    soft, _ = resource.getrlimit(resource.RLIMIT_DATA)
+    if soft != resource.RLIM_INFINITY:
+        limits.append(max(0, soft - data_in_use()))
+    available = _available()
+    if available is not None:
+        limits.append(available)
+    return min(limits) if limits else None
+
+
+def check_fits(need: MemoryNeed, headroom: int | None = None) -> None:
+    """Raise a one-line :class:`OptionError` when ``need`` exceeds ``headroom`` (default:
+    :func:`memory_headroom`), naming the largest part and how to shrink it."""
+    headroom = memory_headroom() if headroom is None else headroom
+    if headroom is None or need.total <= headroom:
+        return
+    parts = [
+        (need.statistics, "statistics", f"widest layer {need.widest[0]!r}: d = {need.widest[1]:,}"),
+        (need.kept_features, "kept features", "every row of every layer"),
+        (need.sample, "embedding sample", "rows kept per layer"),
+    ]
+    size, name, detail = max(parts)
+    fixes = {
+        "statistics": "analyse fewer or narrower layers (pool='avg' for feature maps)",
+        "kept features": "analyse fewer samples or layers",
+        "embedding sample": "keep a smaller sample",
+    }
+    raise OptionError(
+        f"this analysis needs about {need.total / GIB:.1f} GB ({name} {size / GIB:.1f} GB, "
+        f"{detail}) but {headroom / GIB:.1f} GB is free for it; {fixes[name]}."
+    )

@@ -202,7 +202,11 @@ def upload_section() -> None:
         if data_spec is None and needs.data == "needed":
             raise NcvizError("upload a dataset or pick a bundled one.")
         source, label = save_uploads(uploaded(checkpoints), scratch_dir())
-        common.start_analysis(common.AnalysisRequest(str(source), label, data_spec, model, layers))
+        # every file the upload names (a run.json's data, train_data) stays in its folder
+        options = {"confine_to": str(scratch_dir())}
+        common.start_analysis(
+            common.AnalysisRequest(str(source), label, data_spec, model, layers, options)
+        )
     except NcvizError as error:
         st.error(str(error))
 

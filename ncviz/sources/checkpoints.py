@@ -80,6 +80,7 @@ class CheckpointsSource(Source):
     events: tuple[dict[str, Any], ...] = ()
     run_file: dict[str, Any] = field(default_factory=dict, hash=False)  # run.json as read
     metrics: dict[str, Any] = field(default_factory=dict, hash=False)  # run.json's options
+    train_data: DataSpec | None = None  # what the run was trained on (found like ``data``)
 
     @classmethod
     def detect(cls, path: Path, options: AnalysisOptions) -> CheckpointsSource | None:
@@ -261,11 +262,10 @@ class CheckpointsSource(Source):
     def training_counts(self) -> dict[str, int] | None:
         """Samples per class of run.json's ``train_data`` (the run may be measured on balanced
         data), by class name; None if unknown."""
-        spec = self.run_file.get("train_data")
-        if not spec:
+        if self.train_data is None:
             return None
         try:
-            data = load_dataset(DataSpec.parse(spec))
+            data = load_dataset(self.train_data)
         except (DataError, OSError):
             return None
         if data.labels is None:
@@ -318,17 +318,14 @@ def checkpoint_fields(path: Path, options: AnalysisOptions) -> dict[str, Any] | 
         raise OptionError('no model spec: pass --model (or put "model" in the run\'s run.json).')
     if data is None:
         raise OptionError('no data spec: pass --data (or put "data" in the run\'s run.json).')
-    if not data.source.startswith("builtin:"):
-        data_file = Path(data.source)
-        if options.confine_to is not None or not (data_file.is_absolute() or data_file.exists()):
-            # a run's own data, relative to the run folder
-            data_file = (path if path.is_dir() else path.parent) / data_file
-        if not data_file.exists():
-            where = " in the data folder" if options.confine_to is not None else ""
-            raise DataError(f"the data file {data_file.name} does not exist{where}.")
-        if options.confine_to is not None:
-            check_inside(options.confine_to, data_file)
-        data = replace(data, source=str(data_file))
+    folder = path if path.is_dir() else path.parent
+    data = run_data(data, folder, options.confine_to)
+    train_data = None
+    if raw.get("train_data"):  # read for the training counts: the same rules as the data
+        try:
+            train_data = run_data(DataSpec.parse(raw["train_data"]), folder, options.confine_to)
+        except DataError:
+            train_data = None  # no training counts; the analysis goes on
     return {
         "path": path,
         "run_name": run_name,
@@ -340,7 +337,26 @@ def checkpoint_fields(path: Path, options: AnalysisOptions) -> dict[str, Any] | 
         "events": events,
         "run_file": raw,
         "metrics": dict(raw.get("metric_options", {})),
+        "train_data": train_data,
     }
+
+
+def run_data(data: DataSpec, folder: Path, confine_to: Path | None) -> DataSpec:
+    """A data spec with its file found: as given (absolute, or relative to the working folder)
+    or else relative to the run ``folder``; with ``confine_to`` (the shared server) always
+    relative to the run folder and inside ``confine_to`` (no absolute path, ``..`` or link
+    out of it), so an uploaded run.json cannot name a file of the server's."""
+    if data.source.startswith("builtin:"):
+        return data
+    data_file = Path(data.source)
+    if confine_to is not None or not (data_file.is_absolute() or data_file.exists()):
+        data_file = folder / data_file  # a run's own data, relative to the run folder
+    if not data_file.exists():
+        where = " in the data folder" if confine_to is not None else ""
+        raise DataError(f"the data file {data_file.name} does not exist{where}.")
+    if confine_to is not None:
+        check_inside(confine_to, data_file)
+    return replace(data, source=str(data_file))
 
 
 def extracted_result(

@@ -95,7 +95,13 @@ def test_cosine_heatmap_has_unit_diagonal_and_the_etf_tick(etf_result):
     dz = np.asarray(deviation.data[0].z, dtype=float)
     assert np.isnan(np.diag(dz)).all() and np.allclose(dz[~np.eye(5, dtype=bool)], 0.0)
     histogram = plots.cosine_histogram(etf_result.arrays["cos_means"], "h")
-    assert len(histogram.data[0].x) == 10 and np.allclose(histogram.data[0].x, -0.25)
+    bars = histogram.data[0]  # the 10 pairs all in the bar holding −1/(C−1)
+    (full,) = np.flatnonzero(np.asarray(bars.y))
+    assert bars.y[full] == 10 and abs(bars.x[full] + 0.25) <= bars.width[full] / 2
+    cosines = np.random.default_rng(2).uniform(-1, 1, (2048, 2048))
+    wide = plots.cosine_histogram(cosines, "h", pairs_only=False)  # rows vs means: C² − C values
+    assert sum(wide.data[0].y) == 2048 * 2047 and len(wide.data[0].y) == plots.HISTOGRAM_BINS
+    assert len(wide.to_json()) < 50_000
     big = plots.cosine_heatmap(np.eye(500), [str(i) for i in range(500)], "big")
     assert isinstance(big.data[0], go.Image) and big.data[0].source.startswith("data:image/png")
     assert big.data[1].marker.cmin == -1 and len(big.to_json()) < 1_000_000

@@ -13,7 +13,7 @@ if selected:
     if result.num_classes > plots.VIEW_CLASSES:
         most = min(100, result.num_classes)
         count = st.slider(
-            f"Classes shown (most frequent of {result.num_classes})",
+            f"Classes shown (most frequent of {result.num_classes:,})",
             2,
             most,
             plots.VIEW_CLASSES,

@@ -29,6 +29,7 @@ from ncviz.plots.groups import (
 )
 from ncviz.plots.heatmaps import (
     HEATMAP_IMAGE_THRESHOLD,
+    HISTOGRAM_BINS,
     MAX_TICK_LABELS,
     agop_figure,
     class_order,
@@ -89,6 +90,7 @@ __all__ = [
     "EPOCH_SCALES",
     "GROUP_SYMBOLS",
     "HEATMAP_IMAGE_THRESHOLD",
+    "HISTOGRAM_BINS",
     "LABELLED_CLASSES",
     "MAX_TICK_LABELS",
     "PALETTE",

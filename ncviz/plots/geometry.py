@@ -52,10 +52,11 @@ def shown_classes(
 
 
 def shown_note(result: CollapseResult, shown: np.ndarray) -> str:
-    """`` — 20 most frequent of 184 classes`` when a view leaves classes out, else ``""``."""
+    """A second title line ``20 most frequent of 32,000 classes`` when a view leaves classes
+    out (a long title in a narrow column is cut off, a second line is not), else ``""``."""
     if len(shown) == len(result.classes):
         return ""
-    return f" — {len(shown)} most frequent of {len(result.classes)} classes"
+    return f"<br><sup>{len(shown)} most frequent of {len(result.classes):,} classes</sup>"
 
 
 def _geometry_traces(
@@ -334,7 +335,8 @@ def embedding_figure(
     classes = sorted(set(labels), key=lambda s: (len(s), s))  # the order of ``centres``' rows
     coloured = _most_common(labels, classes, VIEW_CLASSES)
     if len(coloured) < len(classes):
-        title += f" — colours: the {len(coloured)} most frequent of {len(classes):,} classes"
+        note = f"colours: the {len(coloured)} most frequent of {len(classes):,} classes"
+        title += f"<br><sup>{note}</sup>"
     if len(coords) > DENSITY_THRESHOLD:
         fig.add_trace(
             go.Histogram2d(

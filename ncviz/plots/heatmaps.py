@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -13,6 +14,7 @@ from ncviz.metrics import CollapseResult
 from ncviz.plots.style import layout
 
 HEATMAP_IMAGE_THRESHOLD = 400  # classes; larger cosine matrices are drawn as an image
+HISTOGRAM_BINS = 61  # odd: values at one point (an exact ETF) fall mid-bin, not on an edge
 
 
 def class_order(
@@ -205,7 +207,22 @@ def cosine_histogram(matrix: np.ndarray, title: str, pairs_only: bool = True) ->
     else:
         values = z[~np.eye(n, dtype=bool)]
     etf = -1.0 / (n - 1)
-    fig = go.Figure(go.Histogram(x=values[np.isfinite(values)], nbinsx=60))
+    # binned here: the browser gets 61 bars, not C² values (80 MB of JSON at C = 2,048)
+    finite = values[np.isfinite(values)]
+    low, high = (finite.min(), finite.max()) if len(finite) else (-1.0, 1.0)
+    if high - low < 1e-6:  # at (or within rounding of) one value: a narrow window around it
+        low, high = low - 0.005, high + 0.005
+    counts, edges = np.histogram(finite, bins=HISTOGRAM_BINS, range=(low, high))
+    fig = go.Figure(
+        go.Bar(
+            x=(edges[:-1] + edges[1:]) / 2,
+            y=counts,
+            width=np.diff(edges),
+            marker_line_width=0,
+            hovertext=[f"{lo:.4f} to {hi:.4f}" for lo, hi in itertools.pairwise(edges)],
+        )
+    )
+    fig.update_layout(bargap=0)
     fig.add_vline(
         x=etf, line_dash="dash", line_color="crimson", annotation_text=f"ETF −1/(C−1) = {etf:.3f}"
     )

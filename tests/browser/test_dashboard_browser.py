@@ -93,10 +93,12 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+@contextlib.contextmanager
+def running_server(tmp_path_factory, **env: str):
+    """``streamlit run app/main.py`` on 127.0.0.1 with ``env`` added; yields (url, process) once
+    the health route answers, and stops the server (its log kept in test-artifacts/)."""
     port = _free_port()
-    env = {**os.environ, "NCVIZ_CACHE_DIR": str(tmp_path_factory.mktemp("cache"))}
+    env = {**os.environ, "NCVIZ_CACHE_DIR": str(tmp_path_factory.mktemp("cache")), **env}
     # the server's output goes to a file: a pipe nobody reads fills up (64 KB of warnings from
     # its workers) and then blocks the server mid-test
     log_path = tmp_path_factory.mktemp("server") / "server.log"
@@ -134,15 +136,23 @@ def server(tmp_path_factory):
     else:
         process.kill()
         pytest.fail("streamlit did not become healthy")
-    yield url
-    process.terminate()
     try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
-    ARTIFACTS.mkdir(exist_ok=True)
-    shutil.copyfile(log_path, ARTIFACTS / "server.log")
+        yield url, process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+        ARTIFACTS.mkdir(exist_ok=True)
+        shutil.copyfile(log_path, ARTIFACTS / f"server-{port}.log")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with running_server(tmp_path_factory) as (url, _):
+        yield url
 
 
 def _assert_no_errors(page, where: str) -> None:

@@ -81,7 +81,25 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 
 #: Largest uploaded study table parsed in the dashboard (a results table is kilobytes).
+MAX_TABLE_ROWS = 1_000_000
+MAX_TABLE_UNPACKED = 200 * 2**20
 MAX_TABLE_BYTES = 50 * 2**20
+
+
+def _check_parquet_size(name: str, data: bytes) -> None:
+    """Refuse a Parquet file whose footer declares more than ``MAX_TABLE_ROWS`` rows or more
+    than ``MAX_TABLE_UNPACKED`` bytes once decoded — before decoding it: run-length encoding
+    packs a billion zeros into kilobytes (a bomb for the server that reads study tables)."""
+    import pyarrow.parquet as pq
+
+    metadata = pq.ParquetFile(io.BytesIO(data)).metadata
+    unpacked = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+    if metadata.num_rows > MAX_TABLE_ROWS or unpacked > MAX_TABLE_UNPACKED:
+        raise InputError(
+            f"{name}: declares {metadata.num_rows:,} rows ({unpacked / 2**20:,.0f} MB decoded); "
+            f"study tables are limited to {MAX_TABLE_ROWS:,} rows and "
+            f"{MAX_TABLE_UNPACKED // 2**20} MB (one row per run)."
+        )
 
 
 def read_table_bytes(name: str, data: bytes) -> pd.DataFrame:
@@ -93,8 +111,11 @@ def read_table_bytes(name: str, data: bytes) -> pd.DataFrame:
         )
     try:
         if name.lower().endswith(".parquet"):
+            _check_parquet_size(name, data)
             return pd.read_parquet(io.BytesIO(data))
         return pd.read_csv(io.BytesIO(data))
+    except InputError:
+        raise
     except Exception as error:
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise InputError(

@@ -24,6 +24,7 @@ from ncviz.study import (
     evaluate,
     load_study,
     name_attributes,
+    read_table_bytes,
     run_study,
     runs_table,
 )
@@ -177,3 +178,23 @@ def test_outcomes_are_kept_apart_from_the_collapse_statistics():
     figure = plots.correlation_figure(study.correlations, "val_loss")
     assert set(figure.data[0].y) == {"cdnv", "etf_error"}  # perplexity is not ranked
     assert "perplex" not in study.summary()
+
+
+def test_a_parquet_bomb_is_refused_from_its_footer():
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = 30_000_000  # zeros: run-length encoded into a few kilobytes
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({"nc1": pa.array(np.zeros(rows, np.int8))}), buffer)
+    data = buffer.getvalue()
+    assert len(data) < 1_000_000
+    with pytest.raises(InputError, match=r"declares 30,000,000 rows .* limited to 1,000,000 rows"):
+        read_table_bytes("runs.parquet", data)
+    small = io.BytesIO()
+    pq.write_table(pa.table({"run": ["a", "b"], "nc1": [0.5, 0.1]}), small)
+    assert read_table_bytes("runs.parquet", small.getvalue())["nc1"].tolist() == [0.5, 0.1]
+    with pytest.raises(InputError, match="not a readable table"):
+        read_table_bytes("runs.parquet", data[:200])  # a cut file: its footer is gone

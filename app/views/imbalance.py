@@ -86,9 +86,11 @@ def minority_tab(analysis, checkpoint: str, layer: str, result) -> None:
         origin_of(analysis),
         isolated=common.isolated(analysis),
     )
-    if not common.job_panel(job, "Reading the training data's counts", "training-counts"):
+    # its one-line error (a refused bomb, an unreadable file) above a table without the counts
+    counted = common.job_panel(job, "Reading the training data's counts", "training-counts")
+    if not counted and not job.finished:
         return
-    table = plots.per_class_table(result, split, job.result)
+    table = plots.per_class_table(result, split, job.result if counted else None)
     st.dataframe(table, hide_index=True, width="stretch")
     st.caption(
         f"n_c (analysed: {split}) counts the samples of the analysed data; a run trained on "

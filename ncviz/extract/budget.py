@@ -8,7 +8,9 @@ What the passes hold beyond the batch in flight, per layer of dimension d over C
   classifier's scores and the finished arrays) — ``8·(d² + 3·C·d)`` bytes per layer — and, for
   the widest layer, as much as its scatter again while it is finalised (one layer at a time);
 * kept features (regression, ``keep_features``): every row of pass 1, ``N·d`` float32;
-* the embedding sample: ``sample_size·d`` float32.
+* the embedding sample: ``sample_size·d`` float32;
+* where it is known before the first batch runs (the extractor probes two samples), one batch of
+  every chosen layer's raw output.
 
 The limit is the worker's ``RLIMIT_DATA`` less what the process already uses, and in any process
 the machine's available memory (``MemAvailable``).
@@ -33,10 +35,12 @@ class MemoryNeed:
     kept_features: int
     sample: int
     widest: tuple[str, int]  # the layer with the largest statistics, and its dimension
+    activations: int = 0  # one batch of raw layer outputs, when not yet allocated
+    batch_size: int = 0
 
     @property
     def total(self) -> int:
-        return self.statistics + self.kept_features + self.sample
+        return self.statistics + self.kept_features + self.sample + self.activations
 
 
 def passes_need(
@@ -46,6 +50,8 @@ def passes_need(
     num_rows: int = 0,
     keep_features: bool = False,
     sample_size: int = 0,
+    batch_bytes: int = 0,
+    batch_size: int = 0,
 ) -> MemoryNeed:
     """What the passes need for layers of ``dims`` (name → d), C = ``num_classes``.
 
@@ -61,6 +67,8 @@ def passes_need(
         kept_features=4 * num_rows * width if keep_features else 0,
         sample=4 * sample_size * width,
         widest=max(dims.items(), key=lambda item: item[1], default=("", 0)),
+        activations=batch_bytes,
+        batch_size=batch_size,
     )
 
 
@@ -108,12 +116,14 @@ def check_fits(need: MemoryNeed, headroom: int | None = None) -> None:
         (need.statistics, "statistics", f"widest layer {need.widest[0]!r}: d = {need.widest[1]:,}"),
         (need.kept_features, "kept features", "every row of every layer"),
         (need.sample, "embedding sample", "rows kept per layer"),
+        (need.activations, "layer outputs", f"a batch of {need.batch_size:,} inputs"),
     ]
     size, name, detail = max(parts)
     fixes = {
         "statistics": "analyse fewer or narrower layers (pool='avg' for feature maps)",
         "kept features": "analyse fewer samples or layers",
         "embedding sample": "keep a smaller sample",
+        "layer outputs": f"lower the batch size (now {need.batch_size:,}) or analyse fewer layers",
     }
     raise OptionError(
         f"this analysis needs about {need.total / GIB:.1f} GB ({name} {size / GIB:.1f} GB, "

@@ -22,6 +22,7 @@ from ncviz.cache import ActivationCache, cache_key
 from ncviz.cache.activations import RowWriter
 from ncviz.distributed import shard_indices, world
 from ncviz.errors import OptionError
+from ncviz.extract.budget import check_fits, passes_need
 from ncviz.extract.layers import first_tensor
 from ncviz.extract.passes import PassSettings, run_passes
 from ncviz.extract.plans import ExtractOptions, Hooks, LayerFeatures, ProgressFn, layer_plan
@@ -99,6 +100,18 @@ def extract(
         }
         for layer, plan in plans.items():
             hooks.pooled[layer] = plan.pooled
+        per_sample = sum(probe[layer].nbytes for layer in layers) / max(1, len(probe_inputs))
+        if device.type == "cpu":  # host memory; on a GPU the device's allocator says it itself
+            check_fits(  # before a full batch runs: its outputs, then what the passes hold
+                passes_need(
+                    {layer: plan.dim for layer, plan in plans.items()},
+                    dataset.num_classes if dataset.labels is not None else 0,
+                    num_rows=len(dataset),
+                    keep_features=keep_features or dataset.labels is None,
+                    batch_bytes=int(per_sample * min(options.batch_size, len(dataset))),
+                    batch_size=options.batch_size,
+                )
+            )
         stream = _DatasetBatches(dataset, forward, options.batch_size, device, grouped)
         if cache is not None and checkpoint_id:
             dtypes = {layer: _numpy_dtype(probe[layer].dtype) for layer in layers}

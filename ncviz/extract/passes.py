@@ -221,7 +221,7 @@ def run_passes(
                     if on_plan is not None:
                         on_plan(planned)
                     names = list(planned)
-                if done == 0:  # before anything is allocated: refuse what cannot fit
+                if done == 0 and settings.device.type == "cpu":  # refuse what cannot fit
                     check_fits(state.need(len(labels), total))
                 if not state.stats and settings.statistics:
                     state.start(labels)

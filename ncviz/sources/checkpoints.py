@@ -261,13 +261,15 @@ class CheckpointsSource(Source):
 
     def training_counts(self) -> dict[str, int] | None:
         """Samples per class of run.json's ``train_data`` (the run may be measured on balanced
-        data), by class name; None if unknown."""
+        data), by class name; None if the run names none (or none found in its folder). A file
+        that is there but cannot be read (a bomb refused, a wrong format) raises its one-line
+        :class:`DataError`."""
         if self.train_data is None:
             return None
         try:
             data = load_dataset(self.train_data)
-        except (DataError, OSError):
-            return None
+        except OSError as error:
+            raise DataError(f"the training data cannot be read ({error}).") from None
         if data.labels is None:
             return None
         counts = torch.bincount(data.labels, minlength=len(data.classes)).tolist()

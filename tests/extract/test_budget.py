@@ -50,3 +50,17 @@ def test_a_layer_too_wide_for_the_worker_is_refused_before_its_scatter_exists():
         run_in_worker(extract, model, data, ["1"], memory_bytes=2**30)
     # within the budget the same model's narrow layer is analysed as usual
     assert run_in_worker(_nc1, model, data, "4:input", memory_bytes=2**30) > 0
+
+
+def test_a_batch_of_outputs_too_large_is_refused_before_it_runs():
+    """Two samples are probed; a batch of 256 of a 2048 × 2048 map would need 4 GiB."""
+    model = nn.Sequential(
+        nn.Unflatten(1, (1, 8, 8)),
+        nn.Upsample(scale_factor=256),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(1, 10),
+    )
+    data = load_dataset("builtin:digits?per_class=30")
+    with pytest.raises(WorkerError, match=r"layer outputs 4\.0 GB, a batch of 256 inputs"):
+        run_in_worker(extract, model, data, ["1"], memory_bytes=2**30)

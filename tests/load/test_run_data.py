@@ -55,3 +55,14 @@ def test_an_uploaded_run_naming_a_file_outside_its_folder_gets_no_counts(tmp_pat
         run_data(DataSpec.parse(spec), run, upload)
     local = CheckpointsSource.detect(run, AnalysisOptions())  # a researcher's own machine
     assert local is not None and local.training_counts() is not None
+
+
+def test_training_data_that_cannot_be_read_says_why(tmp_path):
+    from tests.load.test_limits import npz_declaring
+
+    run = _run(tmp_path / "run", "train.npz")
+    npz_declaring(run / "train.npz", "inputs", (1 << 30,))  # 4 KB that declare 4 GiB
+    source = CheckpointsSource.detect(run, AnalysisOptions(confine_to=tmp_path))
+    assert source is not None  # the run opens; only its training counts fail, in one line
+    with pytest.raises(DataError, match=r"declares 4\.0 GiB"):
+        source.training_counts()

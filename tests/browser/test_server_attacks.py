@@ -53,8 +53,15 @@ class Monitor:
         self.failures: list[str] = []
         self.slowest = 0.0
         self.peak_rss = 0
+        self.phases: dict[str, int] = {}  # peak RSS (MB) per phase
+        self._phase_peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def mark(self, phase: str) -> None:
+        """Note the peak RSS since the last mark under ``phase`` (for the closing numbers)."""
+        self.phases[phase] = round(max(self._phase_peak, self._rss()) / 2**20)
+        self._phase_peak = 0
 
     def __enter__(self) -> Monitor:
         self._thread.start()
@@ -82,7 +89,9 @@ class Monitor:
             except OSError as error:
                 self.failures.append(f"probe {self.probes}: {error}")
             self.slowest = max(self.slowest, time.monotonic() - started)
-            self.peak_rss = max(self.peak_rss, self._rss())
+            rss = self._rss()
+            self.peak_rss = max(self.peak_rss, rss)
+            self._phase_peak = max(self._phase_peak, rss)
             self.probes += 1
             self._stop.wait(max(0.0, 1.0 - (time.monotonic() - started)))
 
@@ -161,7 +170,7 @@ def test_attacks_and_a_vocabulary_leave_the_server_up_and_small(guarded_server, 
     vocabulary = _vocabulary_features(tmp_path / "vocabulary.npz")
     bombed_run = _run_trained_on_a_data_bomb(tmp_path / "bombed.zip")
     graph = _wide_graph(tmp_path)
-    report: dict[str, float | int] = {}
+    report: dict[str, object] = {}
     with Monitor(url, pid) as monitor, playwright_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         attacker = browser.new_context().new_page()
@@ -187,7 +196,7 @@ def test_attacks_and_a_vocabulary_leave_the_server_up_and_small(guarded_server, 
                 if name == "Geometry":
                     attacker.screenshot(path=str(ARTIFACTS / "30-vocabulary-geometry.png"))
             report["largest figure (bytes)"] = largest
-            report["RSS after the vocabulary (MB)"] = monitor.peak_rss / 2**20
+            monitor.mark("32,000 classes on every page")
 
             # 2. "List layers" on a graph whose layer needs 8.9 GiB: a worker's one line
             _fresh_upload_form(attacker, url)
@@ -205,6 +214,7 @@ def test_attacks_and_a_vocabulary_leave_the_server_up_and_small(guarded_server, 
                 "the layer listing's error",
             )
             assert "needs a 8.9 GiB tensor" in error.first.inner_text(), error.first.inner_text()
+            monitor.mark("listing an 8.9 GiB graph's layers")
 
             # 3. a run trained on a data bomb, opened on the Imbalance page
             _fresh_upload_form(attacker, url)
@@ -216,6 +226,7 @@ def test_attacks_and_a_vocabulary_leave_the_server_up_and_small(guarded_server, 
             error.first.wait_for(timeout=WAIT_MS)  # the counts' job fails in its worker
             assert error.count() == 1 and "declares 4.0 GiB" in error.first.inner_text()
             assert attacker.locator("[data-testid='stDataFrame']").count() >= 1  # the table
+            monitor.mark("Imbalance page of a run trained on a data bomb")
 
             bystander.goto(url)  # another session, meanwhile: the demo as usual
             bystander.locator(".js-plotly-plot").first.wait_for(timeout=WAIT_MS)
@@ -226,6 +237,7 @@ def test_attacks_and_a_vocabulary_leave_the_server_up_and_small(guarded_server, 
             "health probes": monitor.probes,
             "slowest probe (s)": round(monitor.slowest, 2),
             "peak server RSS (MB)": round(monitor.peak_rss / 2**20),
+            "peak server RSS per attack (MB)": monitor.phases,
         }
     )
     ARTIFACTS.mkdir(exist_ok=True)

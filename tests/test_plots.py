@@ -378,3 +378,15 @@ def test_agop_eigenvector_titles_fit_their_narrow_columns():
     assert len(titles) == 5
     # each eigenvector column is 15% of the width (~110 px): lines of at most 14 characters
     assert all(len(line) <= 14 for title in titles for line in title.split("<br>")), titles
+
+
+def test_the_full_matrix_downloads_as_csv_with_class_names():
+    import io
+
+    import pandas as pd
+
+    matrix = np.random.default_rng(3).uniform(-1, 1, (500, 500))  # above the image threshold
+    names = [f"tok{i}" for i in range(500)]
+    frame = pd.read_csv(io.StringIO(plots.matrix_csv(matrix, names)), index_col="class")
+    assert list(frame.index) == names and list(frame.columns) == names
+    np.testing.assert_allclose(frame.to_numpy(), matrix, rtol=1e-7, atol=1e-8)

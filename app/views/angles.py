@@ -39,6 +39,13 @@ if selected:
                 heading = f"{title} − (−1/(C−1))" if deviation else title
                 fig = plots.cosine_heatmap(matrix, labels, heading, order, deviation=deviation)
                 common.chart(fig, f"heatmap-{key}")
+                st.download_button(  # every value, made on click (the view may be an image)
+                    f"{name}: the full {len(labels):,} × {len(labels):,} matrix (CSV)",
+                    lambda matrix=matrix: plots.matrix_csv(matrix, labels),
+                    f"{analysis.run}-{key}.csv",
+                    "text/csv",
+                    key=f"dl_{key}",
+                )
                 histogram = plots.cosine_histogram(
                     matrix, f"{name}: every pair's cosine", pairs_only=symmetric
                 )

@@ -38,6 +38,7 @@ from ncviz.plots.heatmaps import (
     etf_colorscale,
     image_heatmap,
     label_every_class,
+    matrix_csv,
     tick_font_size,
 )
 from ncviz.plots.spectra import (
@@ -135,6 +136,7 @@ __all__ = [
     "log_columns",
     "mark_epoch",
     "mark_events",
+    "matrix_csv",
     "metric_label",
     "multicentre_figure",
     "multicentre_table",

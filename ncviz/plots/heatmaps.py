@@ -197,6 +197,21 @@ def label_every_class(fig: go.Figure, count: int) -> None:
         fig.update_yaxes(showticklabels=False, title=f"{count} classes")
 
 
+def matrix_csv(matrix: np.ndarray, labels: Sequence[str]) -> str:
+    """A class × class matrix as CSV with the class names as header and first column (the
+    download beside a heatmap, which above ``HEATMAP_IMAGE_THRESHOLD`` classes is an image).
+
+    >>> print(matrix_csv(np.array([[1.0, -0.5], [-0.5, 1.0]]), ["cat", "dog"]), end="")
+    class,cat,dog
+    cat,1,-0.5
+    dog,-0.5,1
+    """
+    import pandas as pd
+
+    frame = pd.DataFrame(np.asarray(matrix), index=list(labels), columns=list(labels))
+    return frame.rename_axis("class").to_csv(float_format="%.8g")
+
+
 def cosine_histogram(matrix: np.ndarray, title: str, pairs_only: bool = True) -> go.Figure:
     """Histogram of the off-diagonal cosines (each pair once when ``pairs_only``) with the
     simplex-ETF value −1/(C−1) as a vertical line: at collapse every pair sits on it."""

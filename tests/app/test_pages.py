@@ -634,3 +634,14 @@ def test_study_uploads_do_not_inherit_the_bundled_table_s_formula():
     _assert_clean(at, "study upload without hits")
     assert at.text_area[0].value == ""  # no formula left over from the bundled table
     assert set(at.dataframe[0].value["metric"]) >= {"cdnv", "nc1"}
+
+
+def test_angles_offer_each_full_matrix_as_a_download():
+    at = _app().run()
+    _visit(at, "angles")
+    _assert_clean(at, "angles")
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels == [
+        f"{name}: the full 10 × 10 matrix (CSV)"
+        for name in ("Class means", "Classifier rows", "Rows vs means")
+    ]

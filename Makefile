@@ -24,8 +24,7 @@ $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed-run
 	touch $@
 
 run: $(VENV)/.installed-run
-	$(BIN)/streamlit run app/main.py --server.headless=true --server.port=$(PORT) \
-		--server.address=$(ADDRESS) --browser.gatherUsageStats=false
+	$(BIN)/ncviz serve --port $(PORT) --host $(ADDRESS)
 
 # The browser test drives Debian's chromium; install it when we can (root + apt), else it is skipped.
 browser:

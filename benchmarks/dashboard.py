@@ -22,6 +22,8 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
+from ncviz.server.launch import streamlit_command
+
 ROOT = Path(__file__).resolve().parents[1]
 FLAGS = [
     "--headless",
@@ -59,17 +61,7 @@ def measure(cache: str, what: str, target: float, pages: bool) -> None:
         port = sock.getsockname()[1]
     start = time.perf_counter()
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(ROOT / "app" / "main.py"),
-            "--server.address",
-            "127.0.0.1",
-            "--server.port",
-            str(port),
-        ],
+        streamlit_command(port),
         cwd=ROOT,
         env={**os.environ, "NCVIZ_CACHE_DIR": cache},
         stdout=subprocess.DEVNULL,

@@ -332,12 +332,31 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--out", default="ncviz-study", help="output folder (default ncviz-study)")
     study.set_defaults(func=_cmd_study)
 
+    serve = sub.add_parser(
+        "serve",
+        help="start the dashboard on this machine (http://localhost:8501)",
+        description="The dashboard on the bundled runs, and on the runs of LOGDIR (listed on the "
+        "Source page under 'Server folder').",
+    )
+    serve.add_argument("logdir", nargs="?", help="a folder of runs (recorded, checkpoints, ...)")
+    serve.add_argument("--port", type=int, default=8501, help="port (default 8501)")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address (default 127.0.0.1; 0.0.0.0 shares it)"
+    )
+    serve.set_defaults(func=_cmd_serve)
+
     convert = sub.add_parser("convert", help="convert a trusted pickle/TorchScript to safetensors")
     convert.add_argument("file")
     convert.add_argument("--out")
     convert.add_argument("--trust", action="store_true", help="I trust this file's code")
     convert.set_defaults(func=_cmd_convert)
     return parser
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from ncviz.server.launch import serve
+
+    return serve(args.logdir, port=args.port, host=args.host)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from ncviz.load import load_dataset
+from ncviz.server.launch import streamlit_command
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -104,21 +105,7 @@ def running_server(tmp_path_factory, **env: str):
     log_path = tmp_path_factory.mktemp("server") / "server.log"
     log = log_path.open("wb")
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(ROOT / "app" / "main.py"),
-            "--server.address",
-            "127.0.0.1",
-            "--server.port",
-            str(port),
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
+        streamlit_command(port),  # the command ncviz serve and make run use
         cwd=ROOT,
         env=env,
         stdout=log,

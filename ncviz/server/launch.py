@@ -1,0 +1,94 @@
+"""Starting the dashboard: the one Streamlit command line that ``ncviz serve``, ``make run``,
+the browser tests and the dashboard benchmark all use (no copy of its flags to drift apart).
+
+The dashboard's scripts (``app/``) sit beside the package in a checkout; this module only builds
+the command and never imports Streamlit (``ncviz`` stays free of UI code).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from ncviz.errors import OptionError
+
+DEFAULT_PORT = 8501
+DEFAULT_HOST = "127.0.0.1"  # this machine only; 0.0.0.0 shares it on the network
+# the folder of runs the Source page lists (the server-folder mode, with its confinement rules)
+LOGDIR_VARIABLE = "NCVIZ_DATA_DIR"
+
+
+def dashboard_script() -> Path:
+    """The dashboard's entry script, ``app/main.py`` beside the ``ncviz`` package."""
+    script = Path(__file__).resolve().parents[2] / "app" / "main.py"
+    if not script.is_file():
+        raise OptionError(
+            f"the dashboard's scripts are not beside this installation ({script} is missing); "
+            "run ncviz serve from a checkout of the repository (pip install -e .)."
+        )
+    return script
+
+
+def streamlit_command(port: int = DEFAULT_PORT, host: str = DEFAULT_HOST) -> list[str]:
+    """``python -m streamlit run app/main.py`` headless on ``host:port``, usage statistics off.
+
+    >>> streamlit_command(8600)[-6:]
+    ['--server.port', '8600', '--server.headless', 'true', '--browser.gatherUsageStats', 'false']
+    """
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(dashboard_script()),
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+
+
+def check_port_free(port: int, host: str = DEFAULT_HOST) -> None:
+    """One line naming the fix when ``host:port`` cannot be listened on."""
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise OptionError(
+                    f"port {port} is in use (another dashboard?); pass --port {port + 1} or stop "
+                    "the other server."
+                ) from None
+            raise OptionError(f"cannot listen on {host}:{port} ({error.strerror}).") from None
+
+
+def serve(logdir: str | Path | None, port: int = DEFAULT_PORT, host: str = DEFAULT_HOST) -> int:
+    """Run the dashboard until it stops (Ctrl-C stops it cleanly); ``logdir``: a folder whose
+    runs the Source page lists (else the bundled runs only). Returns Streamlit's exit code."""
+    environment = dict(os.environ)
+    if logdir is not None:
+        folder = Path(logdir).expanduser().resolve()
+        if not folder.is_dir():
+            raise OptionError(f"log folder {logdir} does not exist; pass a folder of runs.")
+        environment[LOGDIR_VARIABLE] = str(folder)
+    check_port_free(port, host)
+    command = streamlit_command(port, host)
+    shown = "localhost" if host in ("127.0.0.1", "localhost") else host
+    print(f"ncviz dashboard: http://{shown}:{port}  (Ctrl-C stops it)", flush=True)
+    process = subprocess.Popen(command, env=environment, cwd=dashboard_script().parents[1])
+    try:
+        return process.wait()
+    except KeyboardInterrupt:  # Streamlit got the same SIGINT from the terminal: let it finish
+        try:
+            return process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait()

@@ -1,0 +1,84 @@
+"""`ncviz serve`: the dashboard on this machine from one command, stopped cleanly by Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from ncviz.cli import main
+from ncviz.server.launch import streamlit_command
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_the_command_is_headless_local_and_private():
+    command = streamlit_command(8600)
+    assert command[1:4] == ["-m", "streamlit", "run"] and command[4].endswith("app/main.py")
+    flags = dict(zip(command[5::2], command[6::2]))
+    assert flags == {
+        "--server.address": "127.0.0.1",
+        "--server.port": "8600",
+        "--server.headless": "true",
+        "--browser.gatherUsageStats": "false",
+    }
+
+
+def test_a_port_in_use_and_a_missing_folder_are_one_line_each(tmp_path, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and f"port {port} is in use" in error and "--port" in error
+    assert main(["serve", str(tmp_path / "nowhere")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_serve_answers_and_stops_on_ctrl_c(tmp_path):
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ncviz", "serve", str(tmp_path), "--port", str(port)],
+        cwd=ROOT,
+        env={**os.environ, "NCVIZ_CACHE_DIR": str(tmp_path / "cache")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert f"http://localhost:{port}" in process.stdout.readline()
+        deadline = time.monotonic() + 600  # a hang guard: health is polled, not timed
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health") as reply:
+                    if reply.read() == b"ok":
+                        break
+            except OSError:
+                time.sleep(0.3)
+        else:
+            pytest.fail("the dashboard never answered")
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
+        assert process.wait(timeout=120) == 0
+        with pytest.raises(OSError):  # nothing listens any more
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

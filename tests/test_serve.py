@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ncviz.cli import main
-from ncviz.server.launch import streamlit_command
+from ncviz.server.launch import CONFIG_FLAGS, streamlit_command
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,7 +25,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_the_command_is_headless_local_and_private():
+def test_the_command_is_headless_local_private_and_says_what_the_config_file_says():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
     command = streamlit_command(8600)
     assert command[1:4] == ["-m", "streamlit", "run"] and command[4].endswith("app/main.py")
     flags = dict(zip(command[5::2], command[6::2]))
@@ -34,7 +36,13 @@ def test_the_command_is_headless_local_and_private():
         "--server.port": "8600",
         "--server.headless": "true",
         "--browser.gatherUsageStats": "false",
+        **{f"--{name}": value for name, value in CONFIG_FLAGS.items()},
     }
+    # the Docker image runs `streamlit run` with the repository's config file: the same values
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    for name, value in CONFIG_FLAGS.items():
+        section, key = name.split(".")
+        assert str(config[section][key]) == value, name
 
 
 def test_a_port_in_use_and_a_missing_folder_are_one_line_each(tmp_path, capsys):

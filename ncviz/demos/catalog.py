@@ -4,6 +4,7 @@ with; ``sweep``: the sweep it belongs to), never guessed from names. No training
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -32,8 +33,16 @@ RUN_ORDER = (
 
 
 def bundled_runs_dir() -> Path:
-    """Where the bundled runs live: ``$NCVIZ_DEMO_DIR``, else the repository's checkpoints/."""
-    return Path(os.environ.get("NCVIZ_DEMO_DIR", DEFAULT_DIR))
+    """Where the bundled runs live: ``$NCVIZ_DEMO_DIR``, else the repository's checkpoints/, else
+    the installed wheel's ``ncviz_demo_runs`` (the same runs, as package data)."""
+    if value := os.environ.get("NCVIZ_DEMO_DIR"):
+        return Path(value)
+    if DEFAULT_DIR.is_dir():
+        return DEFAULT_DIR
+    spec = importlib.util.find_spec("ncviz_demo_runs")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        return Path(folder)
+    return DEFAULT_DIR
 
 
 def is_bundled(source: str | Path) -> bool:

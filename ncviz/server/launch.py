@@ -1,13 +1,15 @@
 """Starting the dashboard: the one Streamlit command line that ``ncviz serve``, ``make run``,
 the browser tests and the dashboard benchmark all use (no copy of its flags to drift apart).
 
-The dashboard's scripts (``app/``) sit beside the package in a checkout; this module only builds
-the command and never imports Streamlit (``ncviz`` stays free of UI code).
+The dashboard's scripts are ``app/`` in a checkout and the package ``ncviz_dashboard`` in the
+wheel (setup.py maps one to the other); this module only finds them and builds the command, and
+never imports Streamlit (``ncviz`` stays free of UI code).
 """
 
 from __future__ import annotations
 
 import errno
+import importlib.util
 import os
 import socket
 import subprocess
@@ -22,21 +24,36 @@ DEFAULT_HOST = "127.0.0.1"  # this machine only; 0.0.0.0 shares it on the networ
 LOGDIR_VARIABLE = "NCVIZ_DATA_DIR"
 
 
+# what the repository's .streamlit/config.toml sets (the Docker image's `streamlit run` reads it),
+# given as flags so that an installed wheel, started from any folder, behaves the same
+CONFIG_FLAGS = {
+    "server.maxUploadSize": "1024",
+    "client.toolbarMode": "minimal",
+    "client.showErrorDetails": "none",  # a one-line error, never a traceback, in the page
+    "theme.primaryColor": "#1f77b4",
+}
+
+
 def dashboard_script() -> Path:
-    """The dashboard's entry script, ``app/main.py`` beside the ``ncviz`` package."""
-    script = Path(__file__).resolve().parents[2] / "app" / "main.py"
-    if not script.is_file():
-        raise OptionError(
-            f"the dashboard's scripts are not beside this installation ({script} is missing); "
-            "run ncviz serve from a checkout of the repository (pip install -e .)."
-        )
-    return script
+    """The dashboard's entry script: ``app/main.py`` of a checkout, else the installed wheel's
+    ``ncviz_dashboard/main.py``."""
+    checkout = Path(__file__).resolve().parents[2] / "app" / "main.py"
+    if checkout.is_file():
+        return checkout
+    spec = importlib.util.find_spec("ncviz_dashboard")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(folder) / "main.py").is_file():
+            return Path(folder) / "main.py"
+    raise OptionError(
+        "the dashboard's scripts are missing from this installation (no app/main.py or "
+        "ncviz_dashboard); reinstall ncviz from its wheel or a checkout."
+    )
 
 
 def streamlit_command(port: int = DEFAULT_PORT, host: str = DEFAULT_HOST) -> list[str]:
     """``python -m streamlit run app/main.py`` headless on ``host:port``, usage statistics off.
 
-    >>> streamlit_command(8600)[-6:]
+    >>> streamlit_command(8600)[7:13]
     ['--server.port', '8600', '--server.headless', 'true', '--browser.gatherUsageStats', 'false']
     """
     return [
@@ -53,6 +70,7 @@ def streamlit_command(port: int = DEFAULT_PORT, host: str = DEFAULT_HOST) -> lis
         "true",
         "--browser.gatherUsageStats",
         "false",
+        *(part for name, value in CONFIG_FLAGS.items() for part in (f"--{name}", value)),
     ]
 
 
@@ -83,7 +101,7 @@ def serve(logdir: str | Path | None, port: int = DEFAULT_PORT, host: str = DEFAU
     command = streamlit_command(port, host)
     shown = "localhost" if host in ("127.0.0.1", "localhost") else host
     print(f"ncviz dashboard: http://{shown}:{port}  (Ctrl-C stops it)", flush=True)
-    process = subprocess.Popen(command, env=environment, cwd=dashboard_script().parents[1])
+    process = subprocess.Popen(command, env=environment)
     try:
         return process.wait()
     except KeyboardInterrupt:  # Streamlit got the same SIGINT from the terminal: let it finish

@@ -11,7 +11,9 @@ import streamlit as st
 from ncviz import plots
 from ncviz.analysis import Analysis
 from ncviz.demos.catalog import bundled_runs, bundled_runs_dir, is_bundled
-from ncviz.load.runs import open_run
+from ncviz.errors import NcvizError
+from ncviz.load.runs import RUN_FILE, open_run
+from ncviz.load.server_folder import allowed_root, resolve_inside
 from ncviz.metrics import CollapseResult
 from ncviz.server.jobs import Job, default_runner
 from ncviz.server.links import LINK_KEYS, resolve_view, view_query
@@ -44,6 +46,8 @@ def start_analysis(request: AnalysisRequest) -> Job:
     job = submit_analysis(request)
     st.session_state["request"] = request
     st.session_state["job_key"] = job.key
+    if "link_note" in st.session_state and "link_note_job" not in st.session_state:
+        st.session_state["link_note_job"] = job.key  # the run shown instead of a link's
     history = st.session_state.setdefault("history", {})  # every analysis of this session
     history.pop(request.key, None)
     history[request.key] = request
@@ -69,20 +73,20 @@ def ensure_analysis() -> Analysis | None:
     """This session's finished analysis; starts the default bundled run on first visit, shows
     progress (with cancel) while a job runs, and the one-line error if it failed."""
     if "job_key" not in st.session_state:
-        run = linked_run()
-        if run is not None:
-            start_analysis(bundled_request(run))
+        linked = linked_request()
+        if linked is not None:
+            start_analysis(linked)
         elif DEFAULT_RUN in bundled_runs():
             start_analysis(bundled_request(DEFAULT_RUN))
-    if note := st.session_state.get("link_note"):
-        st.warning(note)  # until the demo it opens instead is shown (reruns while it loads)
+    note = st.session_state.get("link_note")
+    if note and st.session_state.get("link_note_job") == st.session_state.get("job_key"):
+        st.warning(note)  # for as long as the demo it opened instead is this session's run
     job = current_job()
     if job is None:
         st.info("Choose a run or upload checkpoints on the **Source** page.")
         return None
     if not job_panel(job, f"Analysis of {job.label}", "analysis"):
         return None
-    st.session_state.pop("link_note", None)
     analysis: Analysis = job.result
     if st.session_state.get("analysis_key") != job.key:
         st.session_state["analysis_key"] = job.key
@@ -116,15 +120,49 @@ def split_tables(analysis: Analysis) -> dict[str, Any] | None:
     return {"train": full.table, "test": job.result.table}
 
 
-def linked_run() -> str | None:
-    """The bundled run a shared link names, on a session's first page; a link to anything
-    else (an upload is private to the session that made it) leaves a note and opens nothing."""
+def log_request(name: str) -> AnalysisRequest | None:
+    """The analysis of the run ``name`` (its path relative to the log folder of ``ncviz serve``
+    / ``NCVIZ_DATA_DIR``), None unless it is a run inside that folder. The run describes itself
+    (run.json's model and data, or recorded statistics); every file it reads stays inside."""
+    root = allowed_root()
+    if root is None:
+        return None
+    try:
+        path = resolve_inside(root, name)
+    except NcvizError:
+        return None
+    if not (path / RUN_FILE).is_file():
+        return None
+    return AnalysisRequest(str(path), name, options={"confine_to": str(root)})
+
+
+def link_name(request: AnalysisRequest | None) -> str | None:
+    """The ``run`` a link to ``request``'s views names: a bundled run's name, or a log-folder
+    run's relative path; None for anything a link cannot reopen (uploads, analyses with a model
+    or data chosen in the form)."""
+    if request is None:
+        return None
+    if is_bundled(request.source):
+        return request.label
+    again = log_request(request.label)
+    if again is not None and again == request:
+        return request.label
+    return None
+
+
+def linked_request() -> AnalysisRequest | None:
+    """The run a shared link names, on a session's first page: a bundled run or a run of the
+    log folder; a link to anything else (an upload is private to the session that made it)
+    leaves a note and opens nothing."""
     wanted = st.query_params.get("run")
     if wanted is None or st.session_state.get("link_checked"):
         return None
     st.session_state["link_checked"] = True
     if wanted in bundled_runs():
-        return wanted
+        return bundled_request(wanted)
+    request = log_request(wanted)
+    if request is not None:
+        return request
     st.session_state["link_note"] = (
         f"The link names the run {wanted!r}, which is not available here (uploads stay private "
         "to the session that made them); showing the bundled demo instead."
@@ -134,7 +172,8 @@ def linked_run() -> str | None:
 
 def _open_link(analysis: Analysis) -> None:
     """Select the checkpoint, layer and split a shared link names (once, for its own run)."""
-    if st.session_state.get("link_opened") or st.query_params.get("run") != analysis.run:
+    wanted = st.query_params.get("run")
+    if st.session_state.get("link_opened") or wanted != link_name(st.session_state.get("request")):
         return
     st.session_state["link_opened"] = True
     view = resolve_view(
@@ -156,14 +195,14 @@ def _open_link(analysis: Analysis) -> None:
 def _write_link(analysis: Analysis, checkpoint: str, layer: str) -> None:
     """Keep the URL's query on the current view, so that the address bar is a shareable link
     (bundled runs; other sources cannot be reopened elsewhere, so their links name no run)."""
-    request = st.session_state.get("request")
-    if request is None or not is_bundled(request.source):
+    run = link_name(st.session_state.get("request"))
+    if run is None:
         for key in LINK_KEYS:
             st.query_params.pop(key, None)
         return
     epochs = dict(zip(analysis.checkpoints, analysis.epochs()))
     split = analysis.split if len(analysis.splits) > 1 else None
-    query = view_query(request.label, checkpoint, epochs.get(checkpoint), layer, split)
+    query = view_query(run, checkpoint, epochs.get(checkpoint), layer, split)
     for key in LINK_KEYS:
         if key not in query:
             st.query_params.pop(key, None)

@@ -1,5 +1,6 @@
 """The wheel is the product: built here, installed outside the checkout, it imports from its own
-files, lists the bundled runs it carries, and `ncviz serve` draws the demo in a browser."""
+files, lists the bundled runs it carries, and `ncviz serve LOGDIR` opens a run of the folder by
+its link in a browser."""
 
 from __future__ import annotations
 
@@ -78,14 +79,16 @@ def test_the_wheel_carries_the_dashboard_and_the_bundled_runs(installed):
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
-def test_ncviz_serve_from_the_wheel_draws_the_demo(installed, tmp_path):
+def test_ncviz_serve_from_the_wheel_opens_a_run_of_its_log_folder_by_link(installed, tmp_path):
     playwright_api = pytest.importorskip("playwright.sync_api")
     from tests.browser.test_dashboard_browser import CHROMIUM_FLAGS, _free_port
 
     python, folder, _ = installed
+    logs = tmp_path / "runs"
+    shutil.copytree(ROOT / "checkpoints" / "digits-mlp", logs / "sweep" / "mlp")
     port = _free_port()
     process = subprocess.Popen(
-        [str(python), "-m", "ncviz", "serve", "--port", str(port)],
+        [str(python), "-m", "ncviz", "serve", str(logs), "--port", str(port)],
         cwd=folder,
         env={**os.environ, "NCVIZ_CACHE_DIR": str(tmp_path / "cache")},
         stdout=subprocess.DEVNULL,
@@ -106,9 +109,11 @@ def test_ncviz_serve_from_the_wheel_draws_the_demo(installed, tmp_path):
         with playwright_api.sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
             page = browser.new_page()
-            page.goto(f"http://127.0.0.1:{port}/geometry?run=digits-mlp")
+            page.goto(f"http://127.0.0.1:{port}/training?run=sweep/mlp&layer=blocks.1")
             page.locator(".js-plotly-plot").first.wait_for(timeout=600_000)
-            assert "Traceback" not in page.inner_text("body")
+            body = page.inner_text("body")
+            assert "Traceback" not in body and "not available here" not in body
+            assert "run=sweep%2Fmlp" in page.url or "run=sweep/mlp" in page.url
             browser.close()
     finally:
         os.killpg(process.pid, signal.SIGINT)

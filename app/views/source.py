@@ -12,7 +12,13 @@ from ncviz.demos.catalog import bundled_runs, bundled_runs_dir
 from ncviz.errors import NcvizError
 from ncviz.load import ModelSpec, available_architectures
 from ncviz.load.runs import open_run
-from ncviz.load.server_folder import allowed_root, list_entries, parent_of, resolve_inside
+from ncviz.load.server_folder import (
+    allowed_root,
+    find_runs,
+    list_entries,
+    parent_of,
+    resolve_inside,
+)
 from ncviz.record import CUSTOM_MODEL_ROUTES
 from ncviz.server.jobs import default_runner
 from ncviz.server.scratch import new_session_folder, save_upload, save_uploads, upload_needs
@@ -49,8 +55,7 @@ def bundled_section() -> None:
         st.warning(f"No bundled runs in {bundled_runs_dir()}; recreate them with `ncviz demo`.")
         return
     request = st.session_state.get("request")
-    linked = common.linked_run() if request is None else None  # a shared link's run
-    current = request.label if request and request.label in runs else linked or common.DEFAULT_RUN
+    current = request.label if request and request.label in runs else common.DEFAULT_RUN
     name = st.selectbox(
         "Bundled run", runs, index=runs.index(current) if current in runs else 0, key="bundled_run"
     )
@@ -212,7 +217,27 @@ def upload_section() -> None:
 
 
 def server_section(root: Path) -> None:
-    """Runs, checkpoints and data under the operator's folder (nothing outside it)."""
+    """The runs of the log folder (``ncviz serve LOGDIR``, ``NCVIZ_DATA_DIR``), found recursively
+    and opened as they describe themselves; then any run, checkpoint or data under the folder
+    with a model and data chosen here (nothing outside it)."""
+    runs = find_runs(root)
+    if runs:
+        request = st.session_state.get("request")
+        active = request.label if request is not None and request.label in runs else runs[0]
+        left, right = st.columns([3, 1])
+        picked = left.selectbox(
+            f"Runs in the log folder ({len(runs)})",
+            runs,
+            index=runs.index(active),
+            key="log_run",
+            help="Every folder with a run.json or checkpoints under the folder, as TensorBoard's "
+            "--logdir. Its link (the address bar) reopens it.",
+        )
+        if right.button("Open", key="open_log_run", type="primary"):
+            chosen = common.log_request(picked)
+            if chosen is not None:
+                common.start_analysis(chosen)
+        st.divider()
     current = st.session_state.get("server_path", "")
     try:
         entries = list_entries(root, current)
@@ -265,8 +290,14 @@ st.write(
     "Pages on the left show the analysis."
 )
 root = allowed_root()
+if "request" not in st.session_state and (linked := common.linked_request()) is not None:
+    common.start_analysis(linked)  # a shared link's run: bundled, or of the log folder
+request = st.session_state.get("request")
+from_log = root is not None and common.log_request(request.label if request else "") == request
 modes = ["Bundled demo", "Upload"] + (["Server folder"] if root is not None else [])
-mode = st.segmented_control("Source", modes, default="Bundled demo", key="source_mode")
+mode = st.segmented_control(
+    "Source", modes, default="Server folder" if from_log else "Bundled demo", key="source_mode"
+)
 custom_model_routes()
 if mode == "Upload":
     upload_section()

@@ -75,3 +75,40 @@ def check_inside(root: Path, path: Path) -> None:
                 f"{entry.name} in the data folder links outside it; refused (copy the file in "
                 "instead of linking it)."
             )
+
+
+def find_runs(root: Path, limit: int = 1000, max_depth: int = 8) -> list[str]:
+    """Every run folder under ``root`` as a relative path, recursively (TensorBoard's
+    ``--logdir``): a folder with a ``run.json`` (recorded runs, checkpoint runs that name their
+    model and data); a run's own subfolders are not searched, links are not followed, at most
+    ``limit`` runs ``max_depth`` folders deep.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     for run in ("sweep/lr0.1", "sweep/lr0.01", "baseline"):
+    ...         (Path(folder) / run).mkdir(parents=True)
+    ...         _ = (Path(folder) / run / "run.json").write_text("{}")
+    ...     find_runs(Path(folder))
+    ['baseline', 'sweep/lr0.01', 'sweep/lr0.1']
+    """
+    from ncviz.load.runs import RUN_FILE
+
+    def is_run(folder: Path) -> bool:
+        return (folder / RUN_FILE).is_file()
+
+    base = root.resolve()
+    if is_run(base):  # `ncviz serve runs/my-run`: the folder is itself the run
+        return ["."]
+    found: list[str] = []
+    for folder, subfolders, _ in os.walk(base, followlinks=False):
+        here = Path(folder)
+        relative = here.relative_to(base)
+        if is_run(here):
+            found.append(relative.as_posix())
+            subfolders.clear()  # a run's folders are its own (entries, caches)
+        elif len(relative.parts) >= max_depth:
+            subfolders.clear()
+        subfolders.sort()
+        if len(found) >= limit:
+            break
+    return sorted(found)

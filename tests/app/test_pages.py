@@ -645,3 +645,42 @@ def test_angles_offer_each_full_matrix_as_a_download():
         f"{name}: the full 10 × 10 matrix (CSV)"
         for name in ("Class means", "Classifier rows", "Rows vs means")
     ]
+
+
+def test_runs_of_the_log_folder_are_listed_opened_and_linked(tmp_path, monkeypatch):
+    """`ncviz serve LOGDIR`: every run under the folder (recursively) is listed, opens as it
+    describes itself, and its views' links name it by its path in the folder."""
+    import shutil
+
+    from ncviz.load.server_folder import find_runs
+
+    logs = tmp_path / "logs"
+    shutil.copytree(ROOT / "checkpoints" / "digits-mlp", logs / "sweep" / "mlp")
+    shutil.copytree(ROOT / "checkpoints" / "digits-cnn", logs / "cnn")
+    (logs / "notes").mkdir()  # not a run
+    monkeypatch.setenv("NCVIZ_DATA_DIR", str(logs))
+    assert find_runs(logs) == ["cnn", "sweep/mlp"]
+
+    at = _app()
+    at.query_params.update(run="sweep/mlp", layer="blocks.1")
+    at.switch_page("views/training.py").run()
+    _assert_clean(at, "log-folder link")
+    request = at.session_state["request"]
+    assert request.source == str((logs / "sweep" / "mlp").resolve()) and request.model is None
+    assert at.selectbox(key="w_layer").value == "blocks.1" and len(at.get("plotly_chart")) >= 2
+    assert at.query_params["run"] == "sweep/mlp"  # the address reopens it
+
+    at.switch_page("views/source.py").run()  # the Source page shows the log folder's runs
+    assert at.segmented_control(key="source_mode").value == "Server folder"
+    assert at.selectbox(key="log_run").options == ["cnn", "sweep/mlp"]
+    at.selectbox(key="log_run").set_value("cnn").run()
+    at.button(key="open_log_run").click().run()
+    _assert_clean(at, "log-folder open")
+    assert at.session_state["request"].label == "cnn"
+    _visit(at, "overview")
+    assert at.query_params["run"] == "cnn"
+
+    outside = _app()  # a path out of the folder is no run of it
+    outside.query_params.update(run="../logs/cnn")
+    outside.switch_page("views/overview.py").run()
+    assert any("not available here" in w.value for w in outside.warning)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -12,7 +13,7 @@ from ncviz import plots
 from ncviz.analysis import Analysis
 from ncviz.demos.catalog import bundled_runs, bundled_runs_dir, is_bundled
 from ncviz.errors import NcvizError
-from ncviz.load.runs import RUN_FILE, open_run
+from ncviz.load.runs import RUN_FILE, open_run, run_fingerprint
 from ncviz.load.server_folder import allowed_root, resolve_inside
 from ncviz.metrics import CollapseResult
 from ncviz.server.jobs import Job, default_runner
@@ -133,7 +134,8 @@ def log_request(name: str) -> AnalysisRequest | None:
         return None
     if not (path / RUN_FILE).is_file():
         return None
-    return AnalysisRequest(str(path), name, options={"confine_to": str(root)})
+    options = {"confine_to": str(root)}
+    return AnalysisRequest(str(path), name, options=options, version=run_fingerprint(path))
 
 
 def link_name(request: AnalysisRequest | None) -> str | None:
@@ -145,7 +147,7 @@ def link_name(request: AnalysisRequest | None) -> str | None:
     if is_bundled(request.source):
         return request.label
     again = log_request(request.label)
-    if again is not None and again == request:
+    if again is not None and replace(again, version=request.version) == request:
         return request.label
     return None
 
@@ -321,6 +323,9 @@ def selectors(analysis: Analysis) -> tuple[str, str]:
             on_change=_remember,
             args=("w_layer", "layer"),
         )
+        request = st.session_state.get("request")
+        if request is not None and not is_bundled(request.source) and link_name(request):
+            _follow()  # a run of the log folder may still be growing
     _write_link(analysis, st.session_state["checkpoint"], st.session_state["layer"])
     link_box()
     return st.session_state["checkpoint"], st.session_state["layer"]
@@ -342,3 +347,51 @@ def page_result(kind: type = CollapseResult) -> tuple[Analysis, str, str, Any] |
 
 def chart(figure, key: str) -> None:
     st.plotly_chart(figure, key=key, width="stretch", config={"displaylogo": False})
+
+
+FOLLOW_SECONDS = 2.0  # how often an open page looks at its run's folder
+LIVE_SECONDS = 120.0  # how long the "live" badge stays after the run last changed
+
+
+@st.fragment(run_every=FOLLOW_SECONDS)
+def _follow() -> None:
+    """Follow a run that is still being written (TensorBoard's habit): every few seconds stat its
+    folder's files; when they changed, analyse the run again in the background (finished
+    checkpoints come from the result cache) while the page keeps showing what it has, then swap
+    the new analysis in and redraw. Nothing redraws while nothing changes."""
+    request = st.session_state.get("request")
+    if request is None:
+        return
+    pending = st.session_state.get("follow_job")
+    if pending is not None:
+        job = default_runner().get(pending)
+        if job is None or job.status in ("failed", "cancelled"):
+            st.session_state.pop("follow_job", None)  # keep the last good analysis
+        elif job.status == "done":
+            _swap_in(job, st.session_state.pop("follow_request"))
+            st.session_state.pop("follow_job", None)
+            st.rerun(scope="app")
+    else:
+        try:
+            version = run_fingerprint(request.source)
+        except OSError:
+            return  # the folder went away: keep what is shown
+        if version != request.version:
+            newer = replace(request, version=version)
+            st.session_state["follow_job"] = submit_analysis(newer, request.label).key
+            st.session_state["follow_request"] = newer
+    changed = st.session_state.get("live_at")
+    if changed is not None and time.time() - changed < LIVE_SECONDS:
+        st.caption(f"● live · updated {time.strftime('%H:%M:%S', time.localtime(changed))}")
+
+
+def _swap_in(job: Job, request: AnalysisRequest) -> None:
+    """Make ``job``'s analysis the session's, keeping the chosen layer and split; a view on the
+    last checkpoint moves on to the new last one."""
+    previous = current_job()
+    last = previous.result.checkpoints[-1] if previous and previous.status == "done" else None
+    if st.session_state.get("checkpoint") == last:
+        st.session_state.pop("checkpoint", None)  # the selectors pick the newest
+    st.session_state["request"] = request
+    st.session_state["job_key"] = st.session_state["analysis_key"] = job.key
+    st.session_state["live_at"] = time.time()

@@ -8,7 +8,9 @@ the file name or in the safetensors metadata.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -62,6 +64,28 @@ def list_checkpoints(folder: Path, suffixes: tuple[str, ...] = CHECKPOINT_SUFFIX
     """The folder's files with one of ``suffixes``, ordered by epoch/step."""
     files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes]
     return sorted(files, key=checkpoint_sort_key)
+
+
+def run_fingerprint(path: str | Path) -> str:
+    """A short digest of a run folder's files (names, sizes, modification times; not their
+    bytes): it changes when a training run adds a checkpoint or the Recorder an entry (run.json
+    is rewritten with it), so a dashboard following the run polls this cheaply — one ``stat``
+    per file, nothing read.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     before = run_fingerprint(folder)
+    ...     _ = (Path(folder) / "epoch_1.safetensors").write_bytes(b"x")
+    ...     before != run_fingerprint(folder)
+    True
+    """
+    digest = hashlib.sha1()
+    with os.scandir(path) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            if entry.is_file(follow_symlinks=False):
+                stat = entry.stat(follow_symlinks=False)
+                digest.update(f"{entry.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 def is_run(path: str | Path) -> bool:

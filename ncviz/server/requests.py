@@ -25,6 +25,9 @@ class AnalysisRequest:
     model: Any = None
     layers: tuple[str, ...] | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    # the state of a run that is still growing (:func:`ncviz.load.runs.run_fingerprint`): part of
+    # the key, so a new entry makes a new analysis; never passed to the analysis itself
+    version: str = ""
 
     @property
     def key(self) -> str:

@@ -126,6 +126,11 @@ def check_fits(need: MemoryNeed, headroom: int | None = None) -> None:
         "layer outputs": f"lower the batch size (now {need.batch_size:,}) or analyse fewer layers",
     }
     raise OptionError(
-        f"this analysis needs about {need.total / GIB:.1f} GB ({name} {size / GIB:.1f} GB, "
-        f"{detail}) but {headroom / GIB:.1f} GB is free for it; {fixes[name]}."
+        f"this analysis needs about {_size(need.total)} ({name} {_size(size)}, {detail}) but "
+        f"{_size(headroom)} is free for it; {fixes[name]}."
     )
+
+
+def _size(count: int) -> str:
+    """Bytes as GB with one decimal, or as whole MB below 1 GB (so 0.14 and 0.09 GB differ)."""
+    return f"{count / GIB:.1f} GB" if count >= GIB else f"{count / 2**20:.0f} MB"

@@ -82,6 +82,7 @@ def main() -> None:
             pages = []
             for index in range(20):
                 other = browser.new_page()
+                other.set_default_timeout(WAIT_MS)
                 other.goto(f"{url}/training?run=run-{index:02d}")
                 other.get_by_text("11 checkpoint(s)").first.wait_for(timeout=WAIT_MS)
                 pages.append(other)

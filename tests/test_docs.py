@@ -47,5 +47,5 @@ def test_make_run_answers_this_machine_only_unless_asked():
         )
         return found.stdout.replace("\\\n", " ")
 
-    assert "--server.address=127.0.0.1" in command()
-    assert "--server.address=0.0.0.0" in command("ADDRESS=0.0.0.0")
+    assert "ncviz serve --port 8501 --host 127.0.0.1" in command()
+    assert "--host 0.0.0.0" in command("ADDRESS=0.0.0.0")

@@ -13,11 +13,13 @@ from pathlib import Path
 from ncviz.errors import DataError
 
 ENV_VAR = "NCVIZ_DATA_DIR"
+LOGDIR_VAR = "NCVIZ_LOGDIR"  # the same folder under the name `ncviz serve LOGDIR` suggests
 
 
 def allowed_root() -> Path | None:
-    """The operator's folder, or None when server-side browsing is off."""
-    value = os.environ.get(ENV_VAR)
+    """The operator's folder (``NCVIZ_DATA_DIR``, or ``NCVIZ_LOGDIR`` as TensorBoard users name
+    it), or None when server-side browsing is off."""
+    value = os.environ.get(ENV_VAR) or os.environ.get(LOGDIR_VAR)
     if not value:
         return None
     root = Path(value).resolve()

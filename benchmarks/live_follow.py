@@ -74,7 +74,8 @@ def main() -> None:
                 delays.append(time.monotonic() - recording.landed[-1])
             print(
                 f"entry on disk → page shows it: median {statistics.median(delays):.2f} s, "
-                f"max {max(delays):.2f} s over {len(delays)} entries (poll every 2 s)"
+                f"max {max(delays):.2f} s over {len(delays)} entries (poll every 2 s)",
+                flush=True,
             )
             recording.close()
             for index in range(20):
@@ -84,6 +85,7 @@ def main() -> None:
                 other = browser.new_page()
                 other.set_default_timeout(WAIT_MS)
                 other.goto(f"{url}/training?run=run-{index:02d}")
+                other.bring_to_front()  # a background tab does not render
                 other.get_by_text("11 checkpoint(s)").first.wait_for(timeout=WAIT_MS)
                 pages.append(other)
             time.sleep(5)  # let the last pages settle before measuring the idle state

@@ -4,9 +4,9 @@ instead of dying at the budget minutes later.
 
 What the passes hold beyond the batch in flight, per layer of dimension d over C classes:
 
-* statistics: the d × d float64 scatter and the C × d float64 sums and means (×3 with the
-  classifier's scores and the finished arrays) — ``8·(d² + 3·C·d)`` bytes per layer — and, for
-  the widest layer, as much as its scatter again while it is finalised (one layer at a time);
+* statistics: the d × d float64 scatter and the C × d float64 class sums of every layer —
+  ``8·(d² + C·d)`` bytes each, held through both passes — and, for the widest layer, its scatter
+  and twice its class rows again while it is finalised (means, scores; one layer at a time);
 * kept features (regression, ``keep_features``): every row of pass 1, ``N·d`` float32;
 * the embedding sample: ``sample_size·d`` float32;
 * where it is known before the first batch runs (the extractor probes two samples), one batch of
@@ -59,8 +59,9 @@ def passes_need(
     >>> round(need.statistics / 2**20)  # a 4096² float64 scatter, once more to finalise it
     257
     """
-    statistics = sum(8 * (d * d + 3 * num_classes * d) for d in dims.values())
-    statistics += 8 * max(dims.values(), default=0) ** 2  # finalising the widest layer
+    statistics = sum(8 * (d * d + num_classes * d) for d in dims.values())
+    widest = max(dims.values(), default=0)  # finalised one layer at a time
+    statistics += 8 * (widest * widest + 2 * num_classes * widest)
     width = sum(dims.values())
     return MemoryNeed(
         statistics=statistics,

@@ -16,8 +16,8 @@ from ncviz.server.workers import WorkerError, run_in_worker
 
 def test_the_need_counts_scatters_rows_and_samples():
     need = passes_need({"a": 100, "b": 300}, 10, num_rows=1000, keep_features=True, sample_size=50)
-    # d² + 3·C·d float64 per layer, the widest scatter once more, float32 rows
-    assert need.statistics == 8 * (100**2 + 3000 + 300**2 + 9000) + 8 * 300**2
+    # d² + C·d float64 per layer, the widest layer's d² + 2·C·d once more, float32 rows
+    assert need.statistics == 8 * (100**2 + 1000 + 300**2 + 3000) + 8 * (300**2 + 6000)
     assert need.kept_features == 4 * 1000 * 400 and need.sample == 4 * 50 * 400
     assert need.widest == ("b", 300)
     assert passes_need({"a": 100}, 10, num_rows=1000).kept_features == 0

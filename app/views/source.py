@@ -293,7 +293,12 @@ root = allowed_root()
 if "request" not in st.session_state and (linked := common.linked_request()) is not None:
     common.start_analysis(linked)  # a shared link's run: bundled, or of the log folder
 request = st.session_state.get("request")
-from_log = root is not None and common.log_request(request.label if request else "") == request
+# a run of the log folder (opened by a link, or grown since): the Source page shows that folder
+from_log = (
+    request is not None
+    and not common.is_bundled(request.source)
+    and common.link_name(request) is not None
+)
 modes = ["Bundled demo", "Upload"] + (["Server folder"] if root is not None else [])
 mode = st.segmented_control(
     "Source", modes, default="Server folder" if from_log else "Bundled demo", key="source_mode"

@@ -58,7 +58,8 @@ def test_a_port_in_use_and_a_missing_folder_are_one_line_each(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_serve_answers_and_stops_on_ctrl_c(tmp_path):
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
+def test_serve_answers_and_stops_on_ctrl_c_or_a_kill(tmp_path, stop):
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "ncviz", "serve", str(tmp_path), "--port", str(port)],
@@ -82,7 +83,10 @@ def test_serve_answers_and_stops_on_ctrl_c(tmp_path):
                 time.sleep(0.3)
         else:
             pytest.fail("the dashboard never answered")
-        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
+        if stop == "ctrl-c":
+            os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
+        else:
+            process.terminate()  # `kill`, `docker stop`: this process alone
         assert process.wait(timeout=120) == 0
         with pytest.raises(OSError):  # nothing listens any more
             urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import importlib.util
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -102,11 +103,30 @@ def serve(logdir: str | Path | None, port: int = DEFAULT_PORT, host: str = DEFAU
     shown = "localhost" if host in ("127.0.0.1", "localhost") else host
     print(f"ncviz dashboard: http://{shown}:{port}  (Ctrl-C stops it)", flush=True)
     process = subprocess.Popen(command, env=environment)
+    previous = signal.signal(signal.SIGTERM, _terminated)  # `kill`, `docker stop`
     try:
         return process.wait()
-    except KeyboardInterrupt:  # Streamlit got the same SIGINT from the terminal: let it finish
-        try:
-            return process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            return process.wait()
+    except _Terminated:  # sent to this process alone: pass it on as a Ctrl-C
+        process.send_signal(signal.SIGINT)
+        return _finish(process)
+    except KeyboardInterrupt:  # the terminal's Ctrl-C reached the server too: let it finish
+        return _finish(process)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived (raised by the handler :func:`serve` installs)."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+def _finish(process: subprocess.Popen) -> int:
+    """The server's exit code once it stopped; killed after 10 s."""
+    try:
+        return process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()

@@ -3,10 +3,10 @@
 1. Entry → page: a separate process records a run epoch by epoch while a browser shows its
    Training page; for each of 10 entries, the time from the Recorder having written it to the
    page showing it (median and max).
-2. Idle cost: 20 pages open on 20 runs of the folder while nothing changes; the server
-   process's CPU use over 30 s (user + system time of the process and its threads).
+2. Idle cost: N (default 20) more pages open on N runs of the folder while nothing changes;
+   the server process's CPU use over 30 s (user + system time of the process and its threads).
 
-    .venv/bin/python benchmarks/live_follow.py
+    .venv/bin/python benchmarks/live_follow.py [N]
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def main() -> None:
+def main(followed: int = 20) -> None:
     logs = Path(tempfile.mkdtemp(prefix="ncviz-live-"))
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -78,23 +78,24 @@ def main() -> None:
                 flush=True,
             )
             recording.close()
-            for index in range(20):
+            for index in range(followed):
                 shutil.copytree(logs / "live", logs / f"run-{index:02d}")
             pages = []
-            for index in range(20):
-                other = browser.new_page()
+            for index in range(followed):
+                other = browser.new_context().new_page()  # its own session and connections
                 other.set_default_timeout(WAIT_MS)
                 other.goto(f"{url}/training?run=run-{index:02d}")
                 other.bring_to_front()  # a background tab does not render
                 other.get_by_text("11 checkpoint(s)").first.wait_for(timeout=WAIT_MS)
                 pages.append(other)
+                print(f"page {index + 1}/{followed} open", flush=True)
             time.sleep(5)  # let the last pages settle before measuring the idle state
             before, started = _cpu_seconds(server.pid), time.monotonic()
             time.sleep(30)
             used = _cpu_seconds(server.pid) - before
             elapsed = time.monotonic() - started
             print(
-                f"idle cost of following 21 open pages (nothing changes): server CPU "
+                f"idle cost of following {followed + 1} open pages (nothing changes): server CPU "
                 f"{100 * used / elapsed:.1f}% of one core over {elapsed:.0f} s"
             )
             browser.close()
@@ -105,4 +106,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 20)

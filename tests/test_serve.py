@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -15,14 +14,9 @@ import pytest
 
 from ncviz.cli import main
 from ncviz.server.launch import CONFIG_FLAGS, streamlit_command
+from tests.serving import free_port, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_the_command_is_headless_local_private_and_says_what_the_config_file_says():
@@ -60,7 +54,7 @@ def test_a_port_in_use_and_a_missing_folder_are_one_line_each(tmp_path, capsys):
 @pytest.mark.slow
 @pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
 def test_serve_answers_and_stops_on_ctrl_c_or_a_kill(tmp_path, stop):
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "ncviz", "serve", str(tmp_path), "--port", str(port)],
         cwd=ROOT,
@@ -73,16 +67,7 @@ def test_serve_answers_and_stops_on_ctrl_c_or_a_kill(tmp_path, stop):
     try:
         assert process.stdout is not None
         assert f"http://localhost:{port}" in process.stdout.readline()
-        deadline = time.monotonic() + 600  # a hang guard: health is polled, not timed
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health") as reply:
-                    if reply.read() == b"ok":
-                        break
-            except OSError:
-                time.sleep(0.3)
-        else:
-            pytest.fail("the dashboard never answered")
+        assert wait_until_healthy(f"http://127.0.0.1:{port}"), "the dashboard never answered"
         if stop == "ctrl-c":
             os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
         else:

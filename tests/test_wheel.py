@@ -10,12 +10,12 @@ import signal
 import site
 import subprocess
 import sys
-import time
-import urllib.request
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from tests.serving import free_port, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -81,12 +81,12 @@ def test_the_wheel_carries_the_dashboard_and_the_bundled_runs(installed):
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
 def test_ncviz_serve_from_the_wheel_opens_a_run_of_its_log_folder_by_link(installed, tmp_path):
     playwright_api = pytest.importorskip("playwright.sync_api")
-    from tests.browser.test_dashboard_browser import CHROMIUM_FLAGS, _free_port
+    from tests.browser.test_dashboard_browser import CHROMIUM_FLAGS
 
     python, folder, _ = installed
     logs = tmp_path / "runs"
     shutil.copytree(ROOT / "checkpoints" / "digits-mlp", logs / "sweep" / "mlp")
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [str(python), "-m", "ncviz", "serve", str(logs), "--port", str(port)],
         cwd=folder,
@@ -96,20 +96,12 @@ def test_ncviz_serve_from_the_wheel_opens_a_run_of_its_log_folder_by_link(instal
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 600  # a hang guard: health is polled, not timed
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health") as reply:
-                    if reply.read() == b"ok":
-                        break
-            except OSError:
-                time.sleep(0.3)
-        else:
-            pytest.fail("the installed dashboard never answered")
+        url = f"http://127.0.0.1:{port}"
+        assert wait_until_healthy(url), "the installed dashboard never answered"
         with playwright_api.sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
             page = browser.new_page()
-            page.goto(f"http://127.0.0.1:{port}/training?run=sweep/mlp&layer=blocks.1")
+            page.goto(f"{url}/training?run=sweep/mlp&layer=blocks.1")
             page.locator(".js-plotly-plot").first.wait_for(timeout=600_000)
             body = page.inner_text("body")
             assert "Traceback" not in body and "not available here" not in body

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import pytest
 
 from ncviz.load import load_dataset
 from ncviz.server.launch import streamlit_command
+from tests.serving import free_port, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -88,17 +88,11 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.contextmanager
 def running_server(tmp_path_factory, **env: str):
     """``streamlit run app/main.py`` on 127.0.0.1 with ``env`` added; yields (url, process) once
     the health route answers, and stops the server (its log kept in test-artifacts/)."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "NCVIZ_CACHE_DIR": str(tmp_path_factory.mktemp("cache")), **env}
     # the server's output goes to a file: a pipe nobody reads fills up (64 KB of warnings from
     # its workers) and then blocks the server mid-test
@@ -112,15 +106,7 @@ def running_server(tmp_path_factory, **env: str):
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + WAIT_MS / 1000  # a hang guard: health is polled, not timed
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read() == b"ok":
-                    break
-        except OSError:
-            time.sleep(0.3)
-    else:
+    if not wait_until_healthy(url):
         process.kill()
         pytest.fail("streamlit did not become healthy")
     try:

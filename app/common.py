@@ -121,10 +121,11 @@ def split_tables(analysis: Analysis) -> dict[str, Any] | None:
     return {"train": full.table, "test": job.result.table}
 
 
-def log_request(name: str) -> AnalysisRequest | None:
+def log_request(name: str, version: str | None = None) -> AnalysisRequest | None:
     """The analysis of the run ``name`` (its path relative to the log folder of ``ncviz serve``
     / ``NCVIZ_DATA_DIR``), None unless it is a run inside that folder. The run describes itself
-    (run.json's model and data, or recorded statistics); every file it reads stays inside."""
+    (run.json's model and data, or recorded statistics); every file it reads stays inside.
+    ``version``: the run's state as given (else its files are looked at now)."""
     root = allowed_root()
     if root is None:
         return None
@@ -135,7 +136,8 @@ def log_request(name: str) -> AnalysisRequest | None:
     if not (path / RUN_FILE).is_file():
         return None
     options = {"confine_to": str(root)}
-    return AnalysisRequest(str(path), name, options=options, version=run_fingerprint(path))
+    state = run_fingerprint(path) if version is None else version
+    return AnalysisRequest(str(path), name, options=options, version=state)
 
 
 def link_name(request: AnalysisRequest | None) -> str | None:
@@ -146,10 +148,13 @@ def link_name(request: AnalysisRequest | None) -> str | None:
         return None
     if is_bundled(request.source):
         return request.label
-    again = log_request(request.label)
-    if again is not None and replace(again, version=request.version) == request:
-        return request.label
-    return None
+    return request.label if is_log_run(request) else None
+
+
+def is_log_run(request: AnalysisRequest | None) -> bool:
+    """Whether ``request`` is a run of the log folder opened as it describes itself (whatever
+    state of its files it was analysed at): the runs a page follows live."""
+    return request is not None and log_request(request.label, request.version) == request
 
 
 def linked_request() -> AnalysisRequest | None:
@@ -323,8 +328,7 @@ def selectors(analysis: Analysis) -> tuple[str, str]:
             on_change=_remember,
             args=("w_layer", "layer"),
         )
-        request = st.session_state.get("request")
-        if request is not None and not is_bundled(request.source) and link_name(request):
+        if is_log_run(st.session_state.get("request")):
             _follow()  # a run of the log folder may still be growing
     _write_link(analysis, st.session_state["checkpoint"], st.session_state["layer"])
     link_box()

@@ -230,8 +230,8 @@ def server_section(root: Path) -> None:
             runs,
             index=runs.index(active),
             key="log_run",
-            help="Every folder with a run.json or checkpoints under the folder, as TensorBoard's "
-            "--logdir. Its link (the address bar) reopens it.",
+            help="Every folder with a run.json under the folder, as TensorBoard's --logdir. "
+            "Its link (the address bar) reopens it.",
         )
         if right.button("Open", key="open_log_run", type="primary"):
             chosen = common.log_request(picked)
@@ -294,11 +294,7 @@ if "request" not in st.session_state and (linked := common.linked_request()) is 
     common.start_analysis(linked)  # a shared link's run: bundled, or of the log folder
 request = st.session_state.get("request")
 # a run of the log folder (opened by a link, or grown since): the Source page shows that folder
-from_log = (
-    request is not None
-    and not common.is_bundled(request.source)
-    and common.link_name(request) is not None
-)
+from_log = common.is_log_run(request)
 modes = ["Bundled demo", "Upload"] + (["Server folder"] if root is not None else [])
 mode = st.segmented_control(
     "Source", modes, default="Server folder" if from_log else "Bundled demo", key="source_mode"

@@ -39,10 +39,15 @@ def bundled_runs_dir() -> Path:
         return Path(value)
     if DEFAULT_DIR.is_dir():
         return DEFAULT_DIR
-    spec = importlib.util.find_spec("ncviz_demo_runs")
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        return Path(folder)
-    return DEFAULT_DIR
+    return installed_folder("ncviz_demo_runs") or DEFAULT_DIR
+
+
+def installed_folder(package: str) -> Path | None:
+    """The folder of a data-only package the wheel installs (``ncviz_demo_runs``,
+    ``ncviz_dashboard``: no ``__init__.py``, found as namespace packages), None if absent."""
+    spec = importlib.util.find_spec(package)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    return Path(locations[0]) if locations else None
 
 
 def is_bundled(source: str | Path) -> bool:

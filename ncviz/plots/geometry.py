@@ -294,8 +294,8 @@ def _most_common(labels: np.ndarray, classes: Sequence[str], count: int) -> list
         return list(range(len(classes)))
     names, frequency = np.unique(labels, return_counts=True)
     points = dict(zip(names.tolist(), frequency.tolist()))
-    order = sorted(range(len(classes)), key=lambda k: (-points.get(classes[k], 0), k))
-    return sorted(order[:count])
+    counts = [points.get(name, 0) for name in classes]
+    return sorted(most_frequent_classes(counts, count).tolist())
 
 
 def embedding_figure(

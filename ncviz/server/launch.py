@@ -9,7 +9,6 @@ never imports Streamlit (``ncviz`` stays free of UI code).
 from __future__ import annotations
 
 import errno
-import importlib.util
 import os
 import signal
 import socket
@@ -17,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ncviz.demos.catalog import installed_folder
 from ncviz.errors import OptionError
 
 DEFAULT_PORT = 8501
@@ -41,10 +41,9 @@ def dashboard_script() -> Path:
     checkout = Path(__file__).resolve().parents[2] / "app" / "main.py"
     if checkout.is_file():
         return checkout
-    spec = importlib.util.find_spec("ncviz_dashboard")
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        if (Path(folder) / "main.py").is_file():
-            return Path(folder) / "main.py"
+    folder = installed_folder("ncviz_dashboard")
+    if folder is not None and (folder / "main.py").is_file():
+        return folder / "main.py"
     raise OptionError(
         "the dashboard's scripts are missing from this installation (no app/main.py or "
         "ncviz_dashboard); reinstall ncviz from its wheel or a checkout."

@@ -82,10 +82,12 @@ WAIT_MS = int(os.environ.get("NCVIZ_TEST_WAIT_MS", "600000"))
 RETRY_MS = 30000
 
 playwright_api = pytest.importorskip("playwright.sync_api")
-pytestmark = [
+# every browser test module's marks: skipped without chromium, slow
+BROWSER_MARKS = [
     pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed"),
     pytest.mark.slow,
 ]
+pytestmark = BROWSER_MARKS
 
 
 @contextlib.contextmanager

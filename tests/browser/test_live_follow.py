@@ -14,6 +14,7 @@ import pytest
 
 from tests.browser.test_dashboard_browser import (
     ARTIFACTS,
+    BROWSER_MARKS,
     CHROMIUM,
     CHROMIUM_FLAGS,
     ROOT,
@@ -24,10 +25,7 @@ from tests.browser.test_dashboard_browser import (
     running_server,
 )
 
-pytestmark = [
-    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed"),
-    pytest.mark.slow,
-]
+pytestmark = BROWSER_MARKS
 
 # a training loop in its own process: one epoch and one capture per line read on stdin
 RECORDER = """

@@ -20,6 +20,7 @@ import pytest
 
 from tests.browser.test_dashboard_browser import (
     ARTIFACTS,
+    BROWSER_MARKS,
     CHROMIUM,
     CHROMIUM_FLAGS,
     PAGES,
@@ -35,10 +36,7 @@ from tests.browser.test_dashboard_browser import (
     running_server,
 )
 
-pytestmark = [
-    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed"),
-    pytest.mark.slow,
-]
+pytestmark = BROWSER_MARKS
 
 MAX_SERVER_RSS = 1 << 30
 VOCABULARY = 32_000

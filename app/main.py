@@ -7,6 +7,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from ncviz.server.heap import collect_after_page
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import common` from the pages
 
 st.set_page_config(page_title="ncviz — neural collapse", page_icon="◬", layout="wide")
@@ -55,4 +57,7 @@ navigation = st.navigation(
     },
     expanded=True,
 )
-navigation.run()
+try:
+    navigation.run()
+finally:
+    collect_after_page()  # not after the follow ticks: see ncviz.server.heap

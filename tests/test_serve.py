@@ -36,7 +36,8 @@ def test_the_command_is_headless_local_private_and_says_what_the_config_file_say
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     for name, value in CONFIG_FLAGS.items():
         section, key = name.split(".")
-        assert str(config[section][key]) == value, name
+        written = config[section][key]
+        assert (str(written).lower() if isinstance(written, bool) else str(written)) == value, name
 
 
 def test_a_port_in_use_and_a_missing_folder_are_one_line_each(tmp_path, capsys):

@@ -29,6 +29,12 @@ LOGDIR_VARIABLE = "NCVIZ_DATA_DIR"
 # given as flags so that an installed wheel, started from any folder, behaves the same
 CONFIG_FLAGS = {
     "server.maxUploadSize": "1024",
+    # no watching of the dashboard's own sources for edits: that polls files in the server
+    # and re-scans the imported modules after every rerun (a followed page reruns every 2 s)
+    "server.fileWatcherType": "none",
+    # no full garbage collection after every rerun: the dashboard collects after each page run
+    # itself (ncviz.server.heap), not after a followed page's fragment ticks
+    "runner.postScriptGC": "false",
     "client.toolbarMode": "minimal",
     "client.showErrorDetails": "none",  # a one-line error, never a traceback, in the page
     "theme.primaryColor": "#1f77b4",

@@ -14,11 +14,14 @@ from ncviz.analysis import Analysis
 from ncviz.demos.catalog import bundled_runs, bundled_runs_dir, is_bundled
 from ncviz.errors import NcvizError
 from ncviz.load.runs import RUN_FILE, open_run, run_fingerprint
-from ncviz.load.server_folder import allowed_root, resolve_inside
+from ncviz.load.server_folder import allowed_root, find_runs, resolve_inside
 from ncviz.metrics import CollapseResult
+from ncviz.server.heap import freeze_imported_heap
 from ncviz.server.jobs import Job, default_runner
 from ncviz.server.links import LINK_KEYS, resolve_view, view_query
 from ncviz.server.requests import AnalysisRequest, run_request
+
+freeze_imported_heap()  # Streamlit collects after every rerun: keep the imports out of it
 
 DEFAULT_RUN = "digits-mlp"
 QUICK_WAIT_S = 4.0  # a cached analysis is shown at once instead of a progress bar
@@ -290,6 +293,72 @@ def over_training(
     )
 
 
+RUNS_QUERY = "runs"  # the runs overlaid on Training / stacked on Study, in the URL
+
+
+def server_runs() -> list[str]:
+    """The runs a link can name, for pickers of several runs: those of the log folder
+    (``ncviz serve LOGDIR``), else the bundled runs."""
+    root = allowed_root()
+    found = find_runs(root) if root is not None else []
+    return found or bundled_runs()
+
+
+def named_request(name: str) -> AnalysisRequest | None:
+    """The analysis of the run a link names: a bundled run, or a run of the log folder."""
+    return bundled_request(name) if name in bundled_runs() else log_request(name)
+
+
+def pick_runs(label: str, choices: list[str], help: str) -> list[str]:
+    """A multiselect of runs whose choice lives in the URL (``?runs=a&runs=b``) and is shared by
+    the pages that take several runs (Training's overlay, Study)."""
+    if "picked_runs" not in st.session_state:  # a link's choice, once
+        asked = st.query_params.get_all(RUNS_QUERY)
+        st.session_state["picked_runs"] = [r for r in dict.fromkeys(asked) if r in choices]
+    picked = [r for r in st.session_state["picked_runs"] if r in choices]
+    st.multiselect(
+        label,
+        choices,
+        default=picked,
+        key="w_picked_runs",
+        on_change=_remember,
+        args=("w_picked_runs", "picked_runs"),
+        help=help,
+    )
+    if picked:
+        st.query_params[RUNS_QUERY] = picked
+    else:
+        st.query_params.pop(RUNS_QUERY, None)
+    return picked
+
+
+def analyses_of(names: list[str]) -> dict[str, Analysis]:
+    """The finished analyses of the runs ``names`` (each a background job, cached like any
+    analysis); the progress of those still running and the error of those that failed are
+    drawn, and they are left out until done. A log-folder run that grew keeps its last analysis
+    shown while the new one runs; the page's follow fragment watches them all (:func:`_follow`)."""
+    shown = st.session_state.setdefault("runs_shown", {})  # name → key of the job drawn last
+    watched, pending, analyses = {}, [], {}
+    for name in names:
+        request = named_request(name)
+        if request is None:
+            st.warning(f"The run {name!r} is not available here.")
+            continue
+        job = submit_analysis(request, name)
+        if request.version is not None:
+            watched[name] = (request.source, request.version)
+        previous = default_runner().get(shown.get(name, ""))
+        if not job.finished and previous is not None and previous.status == "done":
+            analyses[name] = previous.result  # the run grew: its new analysis is on its way
+            pending.append(job.key)
+        elif job_panel(job, f"Analysis of {name}", f"runs-{name}"):
+            analyses[name] = job.result
+            shown[name] = job.key
+    st.session_state["runs_watched"] = watched
+    st.session_state["runs_pending"] = pending
+    return analyses
+
+
 def checkpoint_label(analysis: Analysis, name: str) -> str:
     epochs = dict(zip(analysis.checkpoints, analysis.epochs()))
     return f"epoch {epochs[name]}" if epochs.get(name) is not None else name
@@ -328,6 +397,8 @@ def selectors(analysis: Analysis) -> tuple[str, str]:
             on_change=_remember,
             args=("w_layer", "layer"),
         )
+        for key in ("runs_watched", "runs_pending"):  # set again by the page that draws them
+            st.session_state.pop(key, None)
         if is_log_run(st.session_state.get("request")):
             _follow()  # a run of the log folder may still be growing
     _write_link(analysis, st.session_state["checkpoint"], st.session_state["layer"])
@@ -384,9 +455,26 @@ def _follow() -> None:
             newer = replace(request, version=version)
             st.session_state["follow_job"] = submit_analysis(newer, request.label).key
             st.session_state["follow_request"] = newer
+    _follow_other_runs()
     changed = st.session_state.get("live_at")
     if changed is not None and time.time() - changed < LIVE_SECONDS:
         st.caption(f"● live · updated {time.strftime('%H:%M:%S', time.localtime(changed))}")
+
+
+def _follow_other_runs() -> None:
+    """Redraw the page when a run drawn beside this one (:func:`analyses_of`) grew on disk, or
+    when the new analysis of one that grew is done."""
+    runner = default_runner()
+    for key in st.session_state.get("runs_pending", []):
+        job = runner.get(key)
+        if job is None or job.finished:
+            st.rerun(scope="app")
+    for source, version in st.session_state.get("runs_watched", {}).values():
+        try:
+            if run_fingerprint(source) != version:
+                st.rerun(scope="app")
+        except OSError:
+            continue  # the folder went away: keep what is shown
 
 
 def _swap_in(job: Job, request: AnalysisRequest) -> None:

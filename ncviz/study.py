@@ -133,6 +133,41 @@ def stack_runs(
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
+def runs_frame(
+    tables: Mapping[str, pd.DataFrame],
+    logs: Mapping[str, Mapping[str, Sequence[object]]] | None = None,
+    *,
+    layer: str | None = None,
+    split: str | None = None,
+) -> pd.DataFrame:
+    """One row per analysed run (name → its tidy metrics table): the metrics of its last
+    checkpoint (:func:`runs_table`), then the last value of every numeric column of its training
+    log (``val_loss`` as ``Recorder.log`` wrote it; ``log_<name>`` where a metric has that name),
+    so that a study can correlate collapse with what the runs logged.
+
+    >>> table = pd.DataFrame({"run": "r", "layer": "fc", "metric": ["nc1"], "value": [0.5]})
+    >>> runs_frame({"lr0.1": table}, {"lr0.1": {"epoch": [0, 1], "val_loss": [2.0, 1.5]}})
+         run  nc1  val_loss
+    0  lr0.1  0.5       1.5
+    """
+    if not tables:
+        raise InputError("no run given; pick at least one.")
+    frames = [runs_table(table.assign(run=name), layer, split) for name, table in tables.items()]
+    frame = pd.concat(frames, ignore_index=True)
+    finals: dict[str, dict[str, float]] = {}
+    for name, log in (logs or {}).items():
+        for column, values in log.items():
+            numbers = [
+                float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)
+            ]
+            if column not in ("epoch", "step") and numbers:
+                key = f"log_{column}" if column in frame.columns else column
+                finals.setdefault(key, {})[name] = numbers[-1]
+    for key, by_run in finals.items():
+        frame[key] = frame["run"].map(by_run)
+    return frame
+
+
 def is_tidy(frame: pd.DataFrame) -> bool:
     """True for ncviz's own metrics tables (one row per run × step × layer × split × metric)."""
     return TIDY_COLUMNS <= set(frame.columns)

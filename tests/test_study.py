@@ -26,6 +26,7 @@ from ncviz.study import (
     name_attributes,
     read_table_bytes,
     run_study,
+    runs_frame,
     runs_table,
 )
 
@@ -157,6 +158,35 @@ def test_ncviz_metrics_tables_become_one_row_per_run(tmp_path):
     tidy.to_parquet(tmp_path / "metrics.parquet")
     study = run_study(load_study([tmp_path / "metrics.parquet"]), "test_accuracy", resamples=50)
     assert study.name_column == "run" and set(study.correlations["metric"]) >= {"nc1"}
+
+
+def test_analysed_runs_become_rows_with_their_logs_final_values():
+    """Study's "Runs of this server": each run named as picked (not as its table says), the last
+    checkpoint's metrics, the last logged number of each column (None and bools skipped), a log
+    column named like a metric kept apart as log_<name>, NaN where a run did not log it."""
+
+    def tidy(nc1_by_epoch):
+        return pd.DataFrame(
+            [("same-name", f"epoch_{e}", "fc", "nc1", v) for e, v in nc1_by_epoch.items()],
+            columns=["run", "checkpoint", "layer", "metric", "value"],
+        )
+
+    frame = runs_frame(
+        {"sweep/lr0.1": tidy({1: 3.0, 9: 0.5}), "sweep/lr0.01": tidy({1: 4.0, 9: 2.0})},
+        {
+            "sweep/lr0.1": {"epoch": [1, 9], "val_loss": [2.0, 1.25], "nc1": [7.0, 8.0]},
+            "sweep/lr0.01": {"epoch": [1, 9], "val_loss": [2.5, None], "flag": [True, False]},
+        },
+    ).set_index("run")
+    assert list(frame.index) == ["sweep/lr0.1", "sweep/lr0.01"]
+    assert frame["nc1"].tolist() == [0.5, 2.0]
+    assert frame["val_loss"].tolist() == [1.25, 2.5]
+    assert frame.loc["sweep/lr0.1", "log_nc1"] == 8.0 and np.isnan(
+        frame.loc["sweep/lr0.01", "log_nc1"]
+    )
+    assert "flag" not in frame and "epoch" not in frame
+    with pytest.raises(InputError, match="no run"):
+        runs_frame({})
 
 
 def test_outcomes_are_kept_apart_from_the_collapse_statistics():

@@ -16,12 +16,14 @@ from ncviz.study import (
     read_table,
     read_table_bytes,
     run_study,
+    runs_frame,
     spans_decades,
     stack_runs,
 )
 
 BUNDLED = "Linguistic Collapse results (230 TinyStories models)"
 UPLOAD = "Upload tables"
+SERVER = "Runs of this server"
 
 
 @st.cache_data(show_spinner="Bootstrapping the correlations…", max_entries=16)
@@ -34,14 +36,30 @@ st.title("Study across runs")
 st.caption(
     f"One row per trained model; Spearman ρ of every statistic with a target, with a bootstrap 95% "
     f"interval, as in {PAPER}. Upload your own table (CSV/Parquet, one row per run) or several "
-    "ncviz metrics tables (`ncviz analyze` output: each run's last checkpoint is used). The same "
-    "numbers come from `ncviz study TABLE --against COLUMN`."
+    "ncviz metrics tables (`ncviz analyze` output: each run's last checkpoint is used), or pick "
+    "runs of this server (the log folder of `ncviz serve`, else the bundled runs: their last "
+    "checkpoint's metrics and the final values of their training logs). The same numbers come "
+    "from `ncviz study TABLE --against COLUMN`."
 )
-source = st.radio("Table", [BUNDLED, UPLOAD], horizontal=True, key="study_source")
+sources = [BUNDLED, UPLOAD, SERVER]
+linked = common.RUNS_QUERY in st.query_params  # a link that names runs opens on them
+source = st.radio("Table", sources, index=2 if linked else 0, horizontal=True, key="study_source")
 try:
     if source == BUNDLED:
         tables = [read_table(LINGUISTIC_COLLAPSE_TABLE)]
         digest = "bundled-linguistic-collapse"
+    elif source == SERVER:
+        picked = common.pick_runs(
+            "Runs", common.server_runs(), "One row per run; the choice is in the address bar."
+        )
+        analyses = common.analyses_of(picked)
+        if len(analyses) < len(picked) or not picked:
+            if not picked:
+                st.info("Pick the runs to study (at least 3 for a rank correlation).")
+            st.stop()
+        tables = [a.table for a in analyses.values()]
+        states = (f"{n}\0{len(a.table)}\0{a.checkpoints[-1]}" for n, a in analyses.items())
+        digest = hashlib.sha256("\0".join(states).encode()).hexdigest()
     else:
         files = st.file_uploader(
             "Result tables",
@@ -57,7 +75,14 @@ try:
         tables = [read_table_bytes(name, data) for name, data in raw]
     layers = sorted({layer for t in tables if "layer" in t for layer in t["layer"].unique()})
     layer = st.selectbox("Layer (ncviz tables)", layers, index=len(layers) - 1) if layers else None
-    frame = stack_runs(tables, layer=layer)
+    if source == SERVER:
+        frame = runs_frame(
+            {n: a.table for n, a in analyses.items()},
+            {n: a.log for n, a in analyses.items()},
+            layer=layer,
+        )
+    else:
+        frame = stack_runs(tables, layer=layer)
 
     left, right = st.columns(2)
     with left:

@@ -5,6 +5,40 @@ import streamlit as st
 
 from ncviz import plots
 
+
+def overlay_runs(analysis, metrics: list[str], layer: str, scale: str) -> None:
+    """TensorBoard's habit: this run's curve of one metric (the first of ``metrics`` unless
+    chosen) beside other runs' (a sweep)."""
+    this = common.link_name(st.session_state.get("request")) or analysis.run
+    others = [r for r in common.server_runs() if r != this]
+    if not others:
+        return
+    st.subheader("Several runs")
+    left, right = st.columns([3, 1])
+    with left:
+        picked = common.pick_runs(
+            "Overlay runs",
+            others,
+            "Runs of the log folder (or the bundled runs) drawn beside this one; the choice is "
+            "in the address bar.",
+        )
+    if not picked:
+        st.caption("Pick runs to overlay one metric's curves over training (legend = run).")
+        return
+    with right:
+        names = sorted(set(analysis.table["metric"]))
+        first = metrics[0] if metrics and metrics[0] in names else names[0]
+        metric = st.selectbox("Metric", names, index=names.index(first), key="train_runs_metric")
+    tables = {this: analysis.table}
+    for name, other in common.analyses_of(picked).items():
+        if len(other.splits) > 1:  # the split shown here where the run has it
+            other = other.for_split(
+                analysis.split if analysis.split in other.splits else other.splits[0]
+            )
+        tables[name] = other.table
+    common.chart(plots.compare_figure(tables, metric, layer, scale), "train-runs")
+
+
 st.title("Training")
 analysis = common.ensure_analysis()
 if analysis:
@@ -43,3 +77,4 @@ if analysis:
                 else:
                     fig = common.over_training(analysis, metric, layers or [layer], scale=scale)
                 common.chart(fig, f"train-{metric}")
+        overlay_runs(analysis, chosen or default[:1], layer, scale)

@@ -115,14 +115,34 @@ def add_references(fig: go.Figure, references: Mapping[str, float]) -> None:
 
 
 def compare_figure(
-    tables: dict[str, pd.DataFrame], metric: str, layer: str, scale: str = "auto"
+    tables: Mapping[str, pd.DataFrame], metric: str, layer: str, scale: str = "auto"
 ) -> go.Figure:
-    """``metric`` at ``layer`` over training for several runs (name → tidy table)."""
-    curves = {
-        name: table[(table["metric"] == metric) & (table["layer"] == layer)]
-        for name, table in tables.items()
-    }
+    """``metric`` over training for several runs (name → tidy table), one line per run — the
+    overlay of TensorBoard's run picker. Each run is drawn at ``layer``, or at its own last
+    layer where it has no such layer (named then in the legend: runs of different models).
+
+    >>> row = dict(metric="nc1", epoch=0, value=1.0)
+    >>> one = pd.DataFrame([dict(row, layer="fc:input")])
+    >>> other = pd.DataFrame([dict(row, layer="conv:output"), dict(row, layer="head:input")])
+    >>> [t.name for t in compare_figure({"mlp": one, "cnn": other}, "nc1", "fc:input").data]
+    ['mlp', 'cnn (head:input)']
+    """
+    curves = {}
+    for name, table in tables.items():
+        at = overlay_layer(table, layer)
+        label = name if at == layer else f"{name} ({at})"
+        curves[label] = table[(table["metric"] == metric) & (table["layer"] == at)]
     return epoch_curves(curves, metric, f"{metric_label(metric)} at {layer}", scale=scale)
+
+
+def overlay_layer(table: pd.DataFrame, layer: str) -> str:
+    """``layer`` when ``table`` has it, else the table's last layer (in its order).
+
+    >>> overlay_layer(pd.DataFrame({"layer": ["a", "b"]}), "c")
+    'b'
+    """
+    layers = list(dict.fromkeys(table["layer"]))
+    return layer if layer in layers or not layers else layers[-1]
 
 
 def epoch_curves(

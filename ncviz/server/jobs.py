@@ -108,6 +108,11 @@ class JobRunner:
                 self._jobs.move_to_end(key)
             return job
 
+    def jobs(self) -> list[Job]:
+        """Every job held: the live ones and the most recently used finished ones."""
+        with self._lock:
+            return list(self._jobs.values())
+
     def unfinished(self) -> list[Job]:
         """Jobs queued or running now."""
         with self._lock:

@@ -5,6 +5,7 @@ Streamlit's AppTest runs the real scripts without a browser.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 from pathlib import Path
@@ -46,15 +47,23 @@ COMMON_PAGES = [
 class SettledAppTest(AppTest):
     """An AppTest whose every run ends only when the background jobs it started have finished:
     it waits on the jobs' state (never on a timer) and reruns the script, as the page's own
-    progress fragment would. A slow machine makes tests slower, never red."""
+    progress fragment would — also after a job the page saw running ended before the run did.
+    A slow machine makes tests slower, never red."""
 
     def _run(self, widget_state=None, timeout=None):
-        super()._run(widget_state, timeout)
-        while pending := default_runner().unfinished():
-            for job in pending:
+        runner = default_runner()
+        failed: set[str] = set()  # a failed job is submitted again by every run that shows it
+        while True:
+            settled = {id(job) for job in runner.jobs() if job.finished}
+            super()._run(widget_state, timeout)
+            widget_state = None
+            moving = [job for job in runner.jobs() if id(job) not in settled]
+            if all(job.key in failed for job in moving):  # nothing new ran: the page is final
+                return self
+            for job in moving:
                 assert job.wait(900), f"job {job.label} did not finish"
-            super()._run(None, timeout)
-        return self
+                if job.status in ("failed", "cancelled"):
+                    failed.add(job.key)
 
 
 def _app() -> AppTest:
@@ -64,6 +73,13 @@ def _app() -> AppTest:
 def _visit(at: AppTest, page: str) -> AppTest:
     at.switch_page(f"views/{page}.py")
     return at.run()
+
+
+def _plotted(values) -> np.ndarray:
+    """A trace's values from a chart's JSON (plotly sends numeric arrays base64-encoded)."""
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+    return np.asarray(values, dtype=float)
 
 
 def _assert_clean(at: AppTest, where: str) -> None:
@@ -684,3 +700,51 @@ def test_runs_of_the_log_folder_are_listed_opened_and_linked(tmp_path, monkeypat
     outside.query_params.update(run="../logs/cnn")
     outside.switch_page("views/overview.py").run()
     assert any("not available here" in w.value for w in outside.warning)
+
+
+def test_several_runs_are_overlaid_on_training_and_stacked_on_study(tmp_path, monkeypatch):
+    """TensorBoard's habit: other runs of the log folder picked on Training draw one metric's
+    curves beside this run's (legend = run), the choice in the URL; Study takes the same choice
+    as one row per run (last checkpoint's metrics and the final values of the runs' logs)."""
+    import shutil
+
+    from ncviz.analysis import analyze
+
+    logs = tmp_path / "logs"
+    heads = {f"longtail/{h}": f"digits-longtail-{h}" for h in ("etf", "learned", "ncmc")}
+    sweep = {f"sweep/R{r}": f"digits-mlp-imbalanced-R{r}" for r in (1, 10, 100)}
+    for name, bundled in {**heads, **sweep}.items():
+        shutil.copytree(ROOT / "checkpoints" / bundled, logs / name)
+    monkeypatch.setenv("NCVIZ_DATA_DIR", str(logs))
+
+    at = _app()
+    at.query_params.update(run="longtail/etf", runs=["longtail/learned", "longtail/ncmc", "gone"])
+    at.switch_page("views/training.py").run()
+    _assert_clean(at, "overlay")
+    picker = at.multiselect(key="w_picked_runs")
+    assert "longtail/etf" not in picker.options and "sweep/R10" in picker.options
+    assert picker.value == ["longtail/learned", "longtail/ncmc"]  # the link's, "gone" dropped
+    assert at.query_params["runs"] == ["longtail/learned", "longtail/ncmc"]
+    figure = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    traces = {trace["name"]: trace for trace in figure["data"]}
+    assert list(traces) == list(heads)
+    layer = at.selectbox(key="w_layer").value
+    metric = at.selectbox(key="train_runs_metric").value
+    for name in heads:  # each curve is that run's own analysis, computed here independently
+        table = analyze(logs / name).table
+        rows = table[(table["metric"] == metric) & (table["layer"] == layer)]
+        np.testing.assert_allclose(_plotted(traces[name]["y"]), rows.sort_values("epoch")["value"])
+
+    at.multiselect(key="w_picked_runs").unselect("longtail/ncmc").run()
+    assert at.query_params["runs"] == "longtail/learned"
+    assert len(json.loads(at.get("plotly_chart")[-1].proto.spec)["data"]) == 2
+
+    study = _app()
+    study.query_params.update(runs=list(sweep))
+    study.switch_page("views/study.py").run()
+    _assert_clean(study, "study of server runs")
+    assert study.radio(key="study_source").value == "Runs of this server"  # the link's runs
+    assert study.multiselect(key="w_picked_runs").value == list(sweep)
+    assert any(s.value.startswith("3 runs: Spearman") for s in study.subheader)
+    rows = {row["metric"] for row in study.dataframe[0].value.to_dict("records")}
+    assert {"nc1", "minority_cos"} <= rows

@@ -118,3 +118,55 @@ def test_the_training_page_grows_while_the_run_is_recorded(log_server, logdir):
     delays = [round(s - landed, 2) for s, landed in zip(shown, recording.landed[2:])]
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "live-follow.json").write_text(json.dumps({"entry → page (s)": delays}))
+
+
+OVERLAY_POINTS = """() => {
+    for (const plot of document.querySelectorAll('.js-plotly-plot')) {
+        const title = plot.layout && plot.layout.title && plot.layout.title.text;
+        if (title && title.includes(' at ')) {
+            return Object.fromEntries(plot._fullData.map((trace) => [trace.name, trace.x.length]));
+        }
+    }
+    return null;
+}"""
+
+
+def test_a_run_overlaid_on_training_grows_while_it_is_recorded(log_server, logdir):
+    """Several runs at once: the page shows a finished run with a growing one overlaid
+    (``?runs=``); the overlaid run's curve gains each new checkpoint without a reload."""
+    finished = Recording(logdir / "finished")
+    for step in (0, 1, 2):
+        finished.step(step)
+    finished.close()
+    growing = Recording(logdir / "growing")
+    try:
+        growing.step(0)
+        growing.step(1)
+        with playwright_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1400})
+            page.set_default_timeout(WAIT_MS)
+            with _screenshot_on_failure("live-overlay", page):
+                page.goto(f"{log_server}/training?run=finished&runs=growing")
+                page.get_by_text("Several runs").first.wait_for(timeout=WAIT_MS)
+                page.wait_for_function(
+                    f"() => JSON.stringify(({OVERLAY_POINTS})()) === "
+                    "JSON.stringify({finished: 3, growing: 2})",
+                    timeout=WAIT_MS,
+                )
+                page.evaluate("() => { window.ncvizMarker = 1; }")  # a reload would drop it
+                for step in (2, 3):
+                    growing.step(step)
+                    page.wait_for_function(
+                        f"() => {{ const points = ({OVERLAY_POINTS})(); "
+                        f"return points && points.growing === {step + 1}; }}",
+                        timeout=WAIT_MS,
+                    )
+                assert page.evaluate("() => window.ncvizMarker") == 1  # the same page grew
+                assert page.evaluate(OVERLAY_POINTS) == {"finished": 3, "growing": 4}
+                assert "runs=growing" in page.url
+                _assert_no_errors(page, "overlay of a growing run")
+                page.screenshot(path=str(ARTIFACTS / "41-live-overlay.png"), full_page=True)
+            browser.close()
+    finally:
+        growing.close()

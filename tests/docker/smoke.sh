@@ -50,12 +50,15 @@ if ! docker image inspect "$BASE" >/dev/null 2>&1; then
 fi
 echo "smoke: base image ready after $(( $(date +%s) - t0 )) s"
 
-"$PYTHON" -m pip download -q --only-binary=:all: -d "$ROOT/wheels" -r requirements.txt
+# setuptools: the image builds the ncviz wheel itself (pip wheel --no-build-isolation)
+"$PYTHON" -m pip download -q --only-binary=:all: -d "$ROOT/wheels" -r requirements.txt "setuptools>=77"
 t1=$(date +%s)
 docker build -q --build-arg BASE_IMAGE="$BASE" -t "$IMAGE" . >/dev/null
 echo "smoke: image built in $(( $(date +%s) - t1 )) s ($(docker image inspect -f '{{.Size}}' "$IMAGE" | awk '{printf "%.1f GB", $1/1e9}'))"
 
-docker run -d --name "$NAME" -p 127.0.0.1::8501 "$IMAGE" >/dev/null
+# a run mounted in the log folder (NCVIZ_LOGDIR=/data) opens by its link
+docker run -d --name "$NAME" -p 127.0.0.1::8501 \
+    -v "$ROOT/checkpoints/digits-mlp:/data/sweep/mlp:ro" "$IMAGE" >/dev/null
 PORT=$(docker port "$NAME" 8501/tcp | head -1 | sed 's/.*://')
 t2=$(date +%s)
 for _ in $(seq 1 120); do
@@ -67,8 +70,9 @@ done
 echo "smoke: healthy after $(( $(date +%s) - t2 )) s on port $PORT"
 
 # the app user can read the code but not change it
-docker exec "$NAME" sh -c 'test -r /app/ncviz/analysis.py && ! test -w /app/ncviz/analysis.py \
-    && ! touch /app/ncviz/x 2>/dev/null' || { echo "smoke: app code is writable by the app user"; exit 1; }
+docker exec "$NAME" python3 -c 'import os, sys, ncviz; code = os.path.dirname(ncviz.__file__)
+sys.exit(not os.access(code + "/cli.py", os.R_OK) or os.access(code + "/cli.py", os.W_OK)
+         or os.access(code, os.W_OK))' || { echo "smoke: app code is writable by the app user"; exit 1; }
 
 "$PYTHON" - "$PORT" "$SHOTS" <<'PY'
 import sys, time
@@ -85,6 +89,11 @@ with sync_playwright() as pw:
     assert page.locator("[data-testid='stException']").count() == 0
     page.screenshot(path=f"{shots}/docker.png", full_page=True)
     print(f"smoke: demo page drew its first plot {time.perf_counter() - start:.1f} s after loading")
+    page.goto(f"http://127.0.0.1:{port}/training?run=sweep/mlp")  # the log folder's run
+    page.locator(".js-plotly-plot").first.wait_for(timeout=300_000)
+    body = page.inner_text("body")
+    assert "Traceback" not in body and "not available here" not in body, body[:500]
+    print("smoke: the mounted log-folder run opened by its link")
     browser.close()
 PY
 echo "smoke: passed in $(( $(date +%s) - t0 )) s"

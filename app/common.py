@@ -16,6 +16,7 @@ from ncviz.errors import NcvizError
 from ncviz.load.runs import RUN_FILE, open_run, run_fingerprint
 from ncviz.load.server_folder import allowed_root, find_runs, resolve_inside
 from ncviz.metrics import CollapseResult
+from ncviz.metrics.spectra import MEANS_CENTRING
 from ncviz.server.heap import freeze_imported_heap
 from ncviz.server.jobs import Job, default_runner
 from ncviz.server.links import LINK_KEYS, resolve_view, view_query
@@ -365,7 +366,27 @@ def checkpoint_label(analysis: Analysis, name: str) -> str:
 
 
 def _remember(widget_key: str, store_key: str) -> None:
-    st.session_state[store_key] = st.session_state[widget_key]
+    if st.session_state[widget_key] is not None:  # a segmented control clicked off keeps its value
+        st.session_state[store_key] = st.session_state[widget_key]
+
+
+def means_centring() -> str:
+    """The class means' convention for ranks and spectra — centred M = [μ_c − μ_G] or the
+    uncentred [μ_c] — one for the whole page, chosen once for Spectra and the Theory lab alike."""
+    chosen = st.session_state.setdefault("means_centring", "centred")
+    st.segmented_control(
+        "Class means",
+        list(MEANS_CENTRING),
+        default=chosen,
+        key="w_means_centring",
+        on_change=_remember,
+        args=("w_means_centring", "means_centring"),
+        format_func=MEANS_CENTRING.get,
+        help="Ranks and spectra of the centred means (Papyan et al. 2020, collapse: rank C − 1) "
+        "or of the class means themselves (the deep-UFM low-rank paper, Súkeník et al. 2024: "
+        "deep neural collapse has rank C). The same choice here and in the Theory lab.",
+    )
+    return str(st.session_state["means_centring"])
 
 
 def selectors(analysis: Analysis) -> tuple[str, str]:

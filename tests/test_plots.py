@@ -9,6 +9,7 @@ import pytest
 
 from ncviz import plots
 from ncviz.embedding import embed, stratified_subsample
+from ncviz.errors import OptionError
 from ncviz.metrics import collapse_result
 from ncviz.metrics.summaries import decay_rate, fitted_simplex_etf
 from ncviz.plots.spectra import _spectra_figure
@@ -254,6 +255,38 @@ def test_ranks_at_the_analysis_tau_equal_the_table():
     table = analysis.table[analysis.table["metric"] == "rank_means"]
     assert ours.to_dict() == table.set_index(["checkpoint", "layer"])["value"].to_dict()
     assert (ranks_at(analysis, 0.3)["value"] <= ranks_at(analysis, 1e-4)["value"]).all()
+
+    # the other convention: ranks of the uncentred class means, counted here with numpy
+    uncentred = ranks_at(analysis, 1e-2, "uncentred")
+    assert set(uncentred["metric"]) == {"rank_means_uncentred"}  # never labelled rank_means
+    for row in uncentred.itertuples():
+        means = analysis.results[(row.checkpoint, row.layer)].arrays["class_means"]
+        s = np.linalg.svd(means, compute_uv=False)
+        assert row.value == (s > 1e-2 * s[0]).sum()
+    with pytest.raises(OptionError, match="centred or uncentred"):
+        ranks_at(analysis, 1e-2, "centered")
+
+
+def test_means_centring_on_an_offset_simplex():
+    """Features on a simplex ETF shifted off the origin: the centred means span C − 1
+    dimensions, the uncentred ones C; the centred spectrum is the result's own sv_means."""
+    from ncviz.metrics.spectra import means_spectrum
+
+    classes, dim = 4, 6
+    simplex = np.eye(classes) - 1.0 / classes  # rows: a simplex ETF in R^4 (rank 3)
+    means = np.zeros((classes, dim))
+    means[:, :classes] = simplex
+    means[:, classes] = 2.0  # an offset orthogonal to the simplex
+    labels = np.repeat(np.arange(classes), 3)
+    result = collapse_result(means[labels], labels)
+    centred, uncentred = (means_spectrum(result.arrays, c) for c in ("centred", "uncentred"))
+    assert (centred > 1e-9 * centred[0]).sum() == classes - 1
+    assert (uncentred > 1e-9 * uncentred[0]).sum() == classes
+    np.testing.assert_allclose(
+        centred[: classes - 1], np.linalg.svd(simplex, compute_uv=False)[: classes - 1]
+    )
+    figure = plots.spectrum_figure(result, centring="uncentred")
+    assert figure.data[0].name == "class means [μ_c] (uncentred)"
 
 
 def test_geometry_states_its_variance_share_and_plays_over_checkpoints(etf_result):

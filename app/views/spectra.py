@@ -6,12 +6,15 @@ import streamlit as st
 
 from ncviz import plots
 from ncviz.analysis import ranks_at
-from ncviz.metrics.spectra import ranks
+from ncviz.metrics.spectra import means_spectrum, ranks
+
+MATRIX = {"centred": "M (centred)", "uncentred": "[μ_c] (uncentred)"}
 
 st.title("Spectra")
 selected = common.page_result()
 if selected:
     analysis, checkpoint, layer, result = selected
+    centring = common.means_centring()
     left, right = st.columns([2, 1])
     tau = left.select_slider(
         "Rank threshold τ (s_k > τ·s₁)", [1e-4, 1e-3, 1e-2, 3e-2, 1e-1, 0.3], value=1e-2, key="tau"
@@ -24,14 +27,17 @@ if selected:
         )
         or None
     )
-    numerical, effective = ranks(result.arrays["sv_means"], tau)
+    numerical, effective = ranks(means_spectrum(result.arrays, centring), tau)
     cols = st.columns(3)
-    cols[0].metric("numerical rank of M", numerical)
-    cols[1].metric("effective rank of M", f"{effective:.2f}")
-    cols[2].metric("classes − 1", result.num_classes - 1)
+    cols[0].metric(f"numerical rank of {MATRIX[centring]}", numerical)
+    cols[1].metric(f"effective rank of {MATRIX[centring]}", f"{effective:.2f}")
+    if centring == "centred":  # what full collapse reaches: a simplex ETF spans C − 1 dimensions
+        cols[2].metric("classes − 1", result.num_classes - 1)
+    else:
+        cols[2].metric("classes", result.num_classes)
     one, across = st.tabs([f"Layer {layer}", "All layers"])
     with one:
-        common.chart(plots.spectrum_figure(result, tau, top), "spectrum")
+        common.chart(plots.spectrum_figure(result, tau, top, centring), "spectrum")
     with across:
         which = (
             st.segmented_control(
@@ -39,18 +45,20 @@ if selected:
                 list(plots.SPECTRA),
                 default="sv_means",
                 key="spectrum_kind",
-                format_func=plots.SPECTRA.get,
+                format_func=lambda key: plots.spectrum_name(key, centring),
             )
             or "sv_means"
         )
         per_layer = analysis.layer_results(checkpoint)
-        common.chart(plots.layers_spectrum_figure(per_layer, which, tau, top), "spectra-layers")
-    ranks = ranks_at(analysis, tau)
-    axis = f"numerical rank of M (τ = {tau:g})"
+        figure = plots.layers_spectrum_figure(per_layer, which, tau, top, centring)
+        common.chart(figure, "spectra-layers")
+    ranks = ranks_at(analysis, tau, centring)
+    metric = "rank_means" if centring == "centred" else "rank_means_uncentred"
+    axis = f"numerical rank of {MATRIX[centring]} (τ = {tau:g})"
     left, right = st.columns(2)
     with left:
-        fig = plots.depth_figure(ranks, "rank_means", [checkpoint])
+        fig = plots.depth_figure(ranks, metric, [checkpoint])
         common.chart(fig.update_yaxes(title=axis), "rank-depth")
     with right:
-        fig = common.over_training(analysis, "rank_means", [layer], table=ranks)
+        fig = common.over_training(analysis, metric, [layer], table=ranks)
         common.chart(fig.update_yaxes(title=axis), "rank-epochs")

@@ -138,22 +138,27 @@ def show_deep(result) -> None:
     left, right = st.columns(2)
     with left:
         common.chart(loss_fig, "t-loss")
+    centring = str(st.session_state.get("means_centring", "centred"))
+    history = result.ranks(centring)
     with right:
-        common.chart(plots.ranks_figure(result.steps, result.ranks_post, "H"), "t-ranks")
+        common.chart(plots.ranks_figure(result.steps, history, "H", centring=centring), "t-ranks")
+    collapse_rank = s.num_classes if centring == "uncentred" else s.num_classes - 1
     st.caption(
-        f"Ranks of H1…H{s.depth} at step {result.steps[-1]}: {result.ranks_post[-1]} · pre-ReLU "
-        f"{result.ranks_pre[-1]} · loss {result.loss[-1]:.4f} vs DNC "
+        f"Ranks of the {centring} class means of H1…H{s.depth} at step {result.steps[-1]}: "
+        f"{history[-1]} · pre-ReLU {result.ranks(centring, pre=True)[-1]} (deep neural collapse: "
+        f"{collapse_rank} {centring}) · loss {result.loss[-1]:.4f} vs DNC "
         f"{result.dnc_reference:.4f}"
     )
     left, right = st.columns(2)
     with left:
-        common.chart(plots.layer_spectra_figure(result.means_post), "t-spectra")
+        figure = plots.layer_spectra_figure(result.means(centring), centring=centring)
+        common.chart(figure, "t-spectra")
     with right:
         layer = st.slider("Layer l", 1, s.depth, s.depth, key="t_layer")
-        m = result.means_post[layer - 1]
+        m = result.means(centring)[layer - 1]
         tab_m, tab_g = st.tabs(["M_l", "M_lᵀ M_l"])
         with tab_m:
-            common.chart(plots.heatmap(m, f"Class means M_{layer} (d × K)"), "t-m")
+            common.chart(plots.heatmap(m, f"Class means M_{layer} (d × K, {centring})"), "t-m")
         with tab_g:
             common.chart(plots.heatmap(m.T @ m, f"Gram M_{layer}ᵀ M_{layer}"), "t-g")
 
@@ -238,6 +243,8 @@ def live() -> None:
         st.rerun()  # stop polling
 
 
+if kind == "Deep UFM":  # ranks and spectra of centred or uncentred means, as on Spectra
+    common.means_centring()
 live()
 
 if kind == "Deep UFM":

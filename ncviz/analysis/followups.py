@@ -176,18 +176,24 @@ def agop_at(analysis: Analysis, checkpoint: str, layer: str, max_samples: int = 
     return source_agop(origin_of(analysis), checkpoint, layer, max_samples)
 
 
-def ranks_at(analysis: Analysis, tau: float) -> pd.DataFrame:
+def ranks_at(analysis: Analysis, tau: float, centring: str = "centred") -> pd.DataFrame:
     """The numerical rank of the class means (s_k > τ·s_1) of every analysed checkpoint and
-    layer, as tidy rows (metric ``rank_means``) — for a τ other than the analysis's own."""
-    from ncviz.metrics.spectra import numerical_rank
+    layer, as tidy rows — for a τ other than the analysis's own, and either convention
+    (:data:`~ncviz.metrics.spectra.MEANS_CENTRING`): metric ``rank_means`` of the centred means
+    M, or ``rank_means_uncentred`` of the class means themselves."""
+    from ncviz.metrics.spectra import check_centring, means_spectrum, numerical_rank
 
+    centred = check_centring(centring) == "centred"
+    metric, needed = (
+        ("rank_means", "sv_means") if centred else ("rank_means_uncentred", "class_means")
+    )
     epochs = dict(zip(analysis.checkpoints, analysis.epochs()))
     rows = []
     for (checkpoint, layer), result in analysis.results.items():
-        if isinstance(result, CollapseResult) and "sv_means" in result.arrays:
-            rank = numerical_rank(torch.as_tensor(result.arrays["sv_means"]), tau)
+        if isinstance(result, CollapseResult) and needed in result.arrays:
+            values = torch.as_tensor(means_spectrum(result.arrays, centring))
             key = RowKey(analysis.run, checkpoint, epochs.get(checkpoint), None, analysis.split)
-            rows += metric_rows(key, layer, {"rank_means": float(rank)})
+            rows += metric_rows(key, layer, {metric: float(numerical_rank(values, tau))})
     return make_table(rows)
 
 

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 import torch
 
+from ncviz.errors import OptionError
 from ncviz.metrics.inputs import ArrayLike
+
+#: How the class-mean matrix is taken before its rank is counted. The literature uses both:
+#: Papyan et al. 2020 (and ``rank_means``) the centred means M = [μ_c − μ_G] (rank ≤ C − 1 at
+#: collapse), the deep-UFM low-rank-bias paper (Súkeník et al. 2024) the uncentred class-mean
+#: matrices [μ_1 … μ_C] (deep neural collapse has rank C there).
+MEANS_CENTRING = {
+    "centred": "centred means μ_c − μ_G",
+    "uncentred": "uncentred means μ_c",
+}
 
 
 def singular_values(matrix: torch.Tensor) -> torch.Tensor:
@@ -35,6 +46,31 @@ def covariance_singular_values(covariance: torch.Tensor, top: int = 256) -> torc
     """``sv_features``: square roots of the ``top`` largest eigenvalues of a covariance matrix."""
     eigenvalues = torch.linalg.eigvalsh(covariance.to(torch.float64)).flip(0)[:top]
     return eigenvalues.clamp(min=0.0).sqrt()
+
+
+def check_centring(centring: str) -> str:
+    """``centring`` if it is one of :data:`MEANS_CENTRING`, else one line naming them."""
+    if centring not in MEANS_CENTRING:
+        raise OptionError(
+            f"the class means are taken {' or '.join(MEANS_CENTRING)}, got {centring!r}."
+        )
+    return centring
+
+
+def means_spectrum(arrays: Mapping[str, np.ndarray], centring: str = "centred") -> np.ndarray:
+    """Singular values of a result's class-mean matrix, descending: ``"centred"`` — M's
+    (``sv_means``, centred on the result's global mean); ``"uncentred"`` — those of the class
+    means themselves (``class_means``, one row per class).
+
+    >>> arrays = {"class_means": np.array([[1.0, 0.0], [0.0, 1.0]]),
+    ...           "sv_means": np.array([1.0, 0.0])}
+    >>> means_spectrum(arrays, "uncentred").round(6).tolist(), means_spectrum(arrays).tolist()
+    ([1.0, 1.0], [1.0, 0.0])
+    """
+    if check_centring(centring) == "centred":
+        return np.asarray(arrays["sv_means"], dtype=np.float64)
+    means = np.asarray(arrays["class_means"], dtype=np.float64)
+    return np.linalg.svd(means, compute_uv=False) if means.size else np.zeros(0)
 
 
 def ranks(values: ArrayLike, tau: float = 1e-2) -> tuple[int, float]:

@@ -48,6 +48,7 @@ from ncviz.plots.spectra import (
     layers_spectrum_figure,
     ranks_figure,
     spectrum_figure,
+    spectrum_name,
 )
 from ncviz.plots.studies import buckets_figure, correlation_figure, shots_figure, study_scatter
 from ncviz.plots.style import (
@@ -149,6 +150,7 @@ __all__ = [
     "shown_note",
     "side_by_side",
     "spectrum_figure",
+    "spectrum_name",
     "stages_figure",
     "study_scatter",
     "sweep_figure",

@@ -9,6 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ncviz.metrics import CollapseResult
+from ncviz.metrics.spectra import means_spectrum
 from ncviz.plots.style import PALETTE, layout
 from ncviz.plots.training import history_figure
 
@@ -64,12 +65,15 @@ def _spectra_figure(spectra: dict[str, np.ndarray], tau: float, title: str) -> g
     return layout(fig, title)
 
 
-def spectrum_figure(result: CollapseResult, tau: float = 1e-2, top: int | None = None) -> go.Figure:
-    """Normalised singular values (s_k / s_1, log scale) of the centred means M, of W and of the
-    features (all of them, or the ``top`` largest), with the rank threshold τ."""
+def spectrum_figure(
+    result: CollapseResult, tau: float = 1e-2, top: int | None = None, centring: str = "centred"
+) -> go.Figure:
+    """Normalised singular values (s_k / s_1, log scale) of the class means (``centring``: M =
+    [μ_c − μ_G] or the uncentred [μ_c]), of W and of the features (all of them, or the ``top``
+    largest), with the rank threshold τ."""
     spectra = {
-        name: result.arrays[key][:top]
-        for key, name in SPECTRA.items()
+        spectrum_name(key, centring): _spectrum(result, key, centring)[:top]
+        for key in SPECTRA
         if key in result.arrays and len(result.arrays[key])
     }
     shown = "" if top is None else f" (top {top})"
@@ -81,34 +85,62 @@ def layers_spectrum_figure(
     key: str = "sv_means",
     tau: float = 1e-2,
     top: int | None = None,
+    centring: str = "centred",
 ) -> go.Figure:
     """One spectrum (``key``: sv_means, sv_weights or sv_features) for every layer, overlaid —
-    the low-rank bias across depth."""
+    the low-rank bias across depth; the class means ``centring`` as on the rest of the page."""
     spectra = {
-        layer: r.arrays[key][:top]
+        layer: _spectrum(r, key, centring)[:top]
         for layer, r in results.items()
         if key in r.arrays and len(r.arrays[key])
     }
-    return _spectra_figure(spectra, tau, f"{SPECTRA.get(key, key)} across layers")
+    return _spectra_figure(spectra, tau, f"{spectrum_name(key, centring)} across layers")
+
+
+def spectrum_name(key: str, centring: str = "centred") -> str:
+    """The legend name of a spectrum, the class means' convention named.
+
+    >>> spectrum_name("sv_means", "uncentred"), spectrum_name("sv_weights")
+    ('class means [μ_c] (uncentred)', 'classifier W')
+    """
+    if key == "sv_means":
+        return (
+            "class means M (centred)" if centring == "centred" else "class means [μ_c] (uncentred)"
+        )
+    return SPECTRA.get(key, key)
+
+
+def _spectrum(result: CollapseResult, key: str, centring: str) -> np.ndarray:
+    if key == "sv_means":
+        return means_spectrum(result.arrays, centring)
+    return np.asarray(result.arrays[key])
 
 
 def ranks_figure(
-    steps: Sequence[int], ranks: Sequence[Sequence[int]], prefix: str, first_layer: int = 1
+    steps: Sequence[int],
+    ranks: Sequence[Sequence[int]],
+    prefix: str,
+    first_layer: int = 1,
+    centring: str = "uncentred",
 ) -> go.Figure:
-    """Numerical rank of each layer's class-mean matrix against training step."""
+    """Numerical rank of each layer's class-mean matrix (``centring`` named in the title)
+    against training step."""
     per_layer = np.asarray(ranks).T if len(ranks) else np.zeros((0, 0))
     series = {f"{prefix}{first_layer + i}": row for i, row in enumerate(per_layer)}
-    fig = history_figure(steps, series, f"Rank of the class means ({prefix}l)", log_y=False)
+    title = f"Rank of the class means ({prefix}l, {centring})"
+    fig = history_figure(steps, series, title, log_y=False)
     fig.update_yaxes(title="numerical rank (τ = 0.01)", dtick=1)
     return fig
 
 
 def layer_spectra_figure(
-    matrices: Sequence[np.ndarray], prefix: str = "H", tau: float = 1e-2
+    matrices: Sequence[np.ndarray], prefix: str = "H", tau: float = 1e-2, centring: str = ""
 ) -> go.Figure:
-    """Normalised singular values of each layer's class-mean matrix (log scale)."""
+    """Normalised singular values of each layer's class-mean matrix (log scale); ``centring``
+    names the matrices' convention in the title."""
     spectra = {
         f"{prefix}{k + 1}": np.linalg.svd(np.asarray(m), compute_uv=False)
         for k, m in enumerate(matrices)
     }
-    return _spectra_figure(spectra, tau, "Spectra of the class-mean matrices")
+    named = f" ({centring})" if centring else ""
+    return _spectra_figure(spectra, tau, f"Spectra of the class-mean matrices{named}")

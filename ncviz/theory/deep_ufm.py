@@ -23,7 +23,7 @@ from scipy.optimize import minimize_scalar
 
 from ncviz.errors import OptionError
 from ncviz.metrics import collapse_metrics
-from ncviz.metrics.spectra import numerical_rank
+from ncviz.metrics.spectra import check_centring, numerical_rank
 from ncviz.theory.loop import full_batch_descent
 
 ProgressFn = Callable[[int, int, str], None]
@@ -64,7 +64,9 @@ class DeepUFMResult:
 
     Layer l = 1..L: ``post`` is H_l (H_1 free, then after each ReLU), ``pre`` is W_{l−1} H_{l−1}
     (absent for l = 1). Ranks are numerical ranks (s_k > τ s_1) of the class-mean matrices M_l
-    (d × K, uncentred).
+    (d × K): ``ranks_post``/``ranks_pre`` of M_l itself (uncentred, the paper's convention: deep
+    neural collapse has rank K), ``*_centred`` of M_l with the mean over classes removed (the
+    Spectra page's ``rank_means`` convention: rank K − 1 at collapse); :meth:`ranks` picks one.
     """
 
     settings: DeepUFMSettings
@@ -74,6 +76,8 @@ class DeepUFMResult:
     regulariser: list[float] = field(default_factory=list)
     ranks_post: list[list[int]] = field(default_factory=list)
     ranks_pre: list[list[int]] = field(default_factory=list)
+    ranks_post_centred: list[list[int]] = field(default_factory=list)
+    ranks_pre_centred: list[list[int]] = field(default_factory=list)
     dnc1: list[list[float]] = field(default_factory=list)
     means_post: list[np.ndarray] = field(default_factory=list)
     means_pre: list[np.ndarray] = field(default_factory=list)
@@ -82,8 +86,22 @@ class DeepUFMResult:
     def final_ranks(self) -> list[int]:
         return self.ranks_post[-1]
 
-    def singular_values(self) -> list[np.ndarray]:
-        return [np.linalg.svd(m, compute_uv=False) for m in self.means_post]
+    def ranks(self, centring: str = "uncentred", pre: bool = False) -> list[list[int]]:
+        """The rank history (one list of per-layer ranks per record) in one convention
+        (:data:`~ncviz.metrics.spectra.MEANS_CENTRING`), after (or ``pre``: before) the ReLUs."""
+        if check_centring(centring) == "centred":
+            return self.ranks_pre_centred if pre else self.ranks_post_centred
+        return self.ranks_pre if pre else self.ranks_post
+
+    def singular_values(self, centring: str = "uncentred") -> list[np.ndarray]:
+        """Singular values of each layer's final class-mean matrix M_l (d × K)."""
+        return [np.linalg.svd(m, compute_uv=False) for m in self.means(centring)]
+
+    def means(self, centring: str = "uncentred") -> list[np.ndarray]:
+        """The final class-mean matrices M_l (d × K), centred over the classes or not."""
+        if check_centring(centring) == "centred":
+            return [m - m.mean(axis=1, keepdims=True) for m in self.means_post]
+        return list(self.means_post)
 
 
 def dnc_reference_loss(
@@ -185,6 +203,14 @@ def _record(
             [numerical_rank(torch.linalg.svdvals(m), s.tau) for m in means_post]
         )
         result.ranks_pre.append([numerical_rank(torch.linalg.svdvals(m), s.tau) for m in means_pre])
+        centred_post = [m - m.mean(dim=1, keepdim=True) for m in means_post]
+        centred_pre = [m - m.mean(dim=1, keepdim=True) for m in means_pre]
+        result.ranks_post_centred.append(
+            [numerical_rank(torch.linalg.svdvals(m), s.tau) for m in centred_post]
+        )
+        result.ranks_pre_centred.append(
+            [numerical_rank(torch.linalg.svdvals(m), s.tau) for m in centred_pre]
+        )
         if s.per_class > 1:
             result.dnc1.append([collapse_metrics(h.T, labels).get("nc1", math.nan) for h in post])
         result.means_post = [m.numpy().copy() for m in means_post]

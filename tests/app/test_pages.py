@@ -505,7 +505,8 @@ def test_theory_lab_trains_each_model():
     at.number_input(key="t_steps").set_value(600).run()
     _train_until_done(at, 5)
     _assert_clean(at, "deep UFM")
-    assert any("Ranks of H1…H4 at step 600" in c.value for c in at.caption)
+    caption = next(c.value for c in at.caption if "class means of H1…H4 at step 600" in c.value)
+    assert "Ranks of the centred" in caption and "deep neural collapse: 9 centred" in caption
     at.segmented_control(key="theory_kind").set_value("UFM").run()
     at.number_input(key="u_steps").set_value(300).run()
     _train_until_done(at, 2)
@@ -748,3 +749,23 @@ def test_several_runs_are_overlaid_on_training_and_stacked_on_study(tmp_path, mo
     assert any(s.value.startswith("3 runs: Spearman") for s in study.subheader)
     rows = {row["metric"] for row in study.dataframe[0].value.to_dict("records")}
     assert {"nc1", "minority_cos"} <= rows
+
+
+def test_ranks_on_spectra_and_in_the_theory_lab_share_one_labelled_convention():
+    """Issue 22 §5: Spectra counts the rank of the centred means M or of the uncentred means,
+    labelled, switchable, and the Theory lab shows the same choice."""
+    at = _app().run()
+    _visit(at, "spectra")
+    _assert_clean(at, "spectra")
+    cards = {m.label: m.value for m in at.metric}
+    assert "numerical rank of M (centred)" in cards and cards["classes − 1"] == "9"
+    at.segmented_control(key="w_means_centring").set_value("uncentred").run()
+    _assert_clean(at, "spectra, uncentred")
+    cards = {m.label: m.value for m in at.metric}
+    analysis = default_runner().get(at.session_state["job_key"]).result
+    result = analysis.results[(at.session_state["checkpoint"], at.session_state["layer"])]
+    s = np.linalg.svd(result.arrays["class_means"], compute_uv=False)  # numpy, τ = 0.01
+    assert cards["numerical rank of [μ_c] (uncentred)"] == str((s > 1e-2 * s[0]).sum())
+    assert cards["classes"] == "10"
+    _visit(at, "theory")
+    assert at.segmented_control(key="w_means_centring").value == "uncentred"

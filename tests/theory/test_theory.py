@@ -77,6 +77,11 @@ def test_deep_ufm_controls_reach_full_rank_collapse(change):
     k = run.settings.num_classes
     assert run.final_ranks() == [k] * run.settings.depth
     assert run.ranks_pre[-1] == [k] * (run.settings.depth - 1)
+    # DNC's class means form an orthogonal frame: K uncentred, K − 1 once centred (numpy here)
+    assert run.ranks("centred")[-1] == [k - 1] * run.settings.depth
+    for means in run.means_post:
+        s = np.linalg.svd(means - means.mean(axis=1, keepdims=True), compute_uv=False)
+        assert (s > run.settings.tau * s[0]).sum() == k - 1
     assert run.loss[-1] == pytest.approx(run.dnc_reference, rel=2e-3)
 
 

@@ -333,13 +333,13 @@ def pick_runs(label: str, choices: list[str], help: str) -> list[str]:
     return picked
 
 
-def analyses_of(names: list[str]) -> dict[str, Analysis]:
+def analyses_of(names: list[str]) -> tuple[dict[str, Analysis], list[str]]:
     """The finished analyses of the runs ``names`` (each a background job, cached like any
-    analysis); the progress of those still running and the error of those that failed are
-    drawn, and they are left out until done. A log-folder run that grew keeps its last analysis
+    analysis), and the names still being analysed: their progress is drawn, as the one-line
+    error of a run that failed (left out). A log-folder run that grew keeps its last analysis
     shown while the new one runs; the page's follow fragment watches them all (:func:`_follow`)."""
     shown = st.session_state.setdefault("runs_shown", {})  # name → key of the job drawn last
-    watched, pending, analyses = {}, [], {}
+    watched, pending, analyses, waiting = {}, [], {}, []
     for name in names:
         request = named_request(name)
         if request is None:
@@ -355,9 +355,11 @@ def analyses_of(names: list[str]) -> dict[str, Analysis]:
         elif job_panel(job, f"Analysis of {name}", f"runs-{name}"):
             analyses[name] = job.result
             shown[name] = job.key
+        elif not job.finished:
+            waiting.append(name)
     st.session_state["runs_watched"] = watched
     st.session_state["runs_pending"] = pending
-    return analyses
+    return analyses, waiting
 
 
 def checkpoint_label(analysis: Analysis, name: str) -> str:

@@ -52,10 +52,11 @@ try:
         picked = common.pick_runs(
             "Runs", common.server_runs(), "One row per run; the choice is in the address bar."
         )
-        analyses = common.analyses_of(picked)
-        if len(analyses) < len(picked) or not picked:
-            if not picked:
-                st.info("Pick the runs to study (at least 3 for a rank correlation).")
+        if not picked:
+            st.info("Pick the runs to study (at least 3 for a rank correlation).")
+            st.stop()
+        analyses, waiting = common.analyses_of(picked)  # a run that failed says so and is left out
+        if waiting or not analyses:
             st.stop()
         tables = [a.table for a in analyses.values()]
         states = (f"{n}\0{len(a.table)}\0{a.checkpoints[-1]}" for n, a in analyses.items())

@@ -30,7 +30,8 @@ def overlay_runs(analysis, metrics: list[str], layer: str, scale: str) -> None:
         first = metrics[0] if metrics and metrics[0] in names else names[0]
         metric = st.selectbox("Metric", names, index=names.index(first), key="train_runs_metric")
     tables = {this: analysis.table}
-    for name, other in common.analyses_of(picked).items():
+    analyses, _ = common.analyses_of(picked)  # the others drawn as they finish
+    for name, other in analyses.items():
         if len(other.splits) > 1:  # the split shown here where the run has it
             other = other.for_split(
                 analysis.split if analysis.split in other.splits else other.splits[0]

@@ -740,12 +740,18 @@ def test_several_runs_are_overlaid_on_training_and_stacked_on_study(tmp_path, mo
     assert at.query_params["runs"] == "longtail/learned"
     assert len(json.loads(at.get("plotly_chart")[-1].proto.spec)["data"]) == 2
 
+    (logs / "broken").mkdir()
+    (logs / "broken" / "run.json").write_text("{not json")  # a run whose analysis fails
     study = _app()
-    study.query_params.update(runs=list(sweep))
+    study.query_params.update(runs=[*sweep, "broken"])
     study.switch_page("views/study.py").run()
-    _assert_clean(study, "study of server runs")
+    assert not study.exception
+    assert [e.value for e in study.error] == [
+        "Analysis of broken failed: broken/run.json is not valid JSON "
+        "(Expecting property name enclosed in double quotes: line 1 column 2 (char 1))."
+    ]  # one line for the run that failed; the others are studied
     assert study.radio(key="study_source").value == "Runs of this server"  # the link's runs
-    assert study.multiselect(key="w_picked_runs").value == list(sweep)
+    assert study.multiselect(key="w_picked_runs").value == [*sweep, "broken"]
     assert any(s.value.startswith("3 runs: Spearman") for s in study.subheader)
     rows = {row["metric"] for row in study.dataframe[0].value.to_dict("records")}
     assert {"nc1", "minority_cos"} <= rows

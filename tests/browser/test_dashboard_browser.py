@@ -276,7 +276,7 @@ def test_upload_analyse_and_visit_every_page(server, tmp_path):
             _wait_idle(page)
             if name == "Theory lab":  # train the deep UFM (paper setting) and watch it live
                 page.get_by_role("button", name="Train").click()
-                page.get_by_text("Ranks of H1", exact=False).wait_for(timeout=WAIT_MS)
+                page.get_by_text("class means of H1", exact=False).wait_for(timeout=WAIT_MS)
                 page.wait_for_function(  # live updates until the progress bar goes away
                     "() => !document.querySelector('[data-testid=\"stProgress\"]')",
                     timeout=WAIT_MS,

@@ -6,9 +6,7 @@ import streamlit as st
 
 from ncviz import plots
 from ncviz.analysis import ranks_at
-from ncviz.metrics.spectra import means_spectrum, ranks
-
-MATRIX = {"centred": "M (centred)", "uncentred": "[μ_c] (uncentred)"}
+from ncviz.metrics.spectra import MEANS_MATRIX, collapse_rank, means_spectrum, rank_metric, ranks
 
 st.title("Spectra")
 selected = common.page_result()
@@ -29,12 +27,11 @@ if selected:
     )
     numerical, effective = ranks(means_spectrum(result.arrays, centring), tau)
     cols = st.columns(3)
-    cols[0].metric(f"numerical rank of {MATRIX[centring]}", numerical)
-    cols[1].metric(f"effective rank of {MATRIX[centring]}", f"{effective:.2f}")
-    if centring == "centred":  # what full collapse reaches: a simplex ETF spans C − 1 dimensions
-        cols[2].metric("classes − 1", result.num_classes - 1)
-    else:
-        cols[2].metric("classes", result.num_classes)
+    cols[0].metric(f"numerical rank of {MEANS_MATRIX[centring]}", numerical)
+    cols[1].metric(f"effective rank of {MEANS_MATRIX[centring]}", f"{effective:.2f}")
+    # what full collapse reaches: a simplex ETF spans C − 1 dimensions once centred
+    full = "classes − 1" if centring == "centred" else "classes"
+    cols[2].metric(full, collapse_rank(result.num_classes, centring))
     one, across = st.tabs([f"Layer {layer}", "All layers"])
     with one:
         common.chart(plots.spectrum_figure(result, tau, top, centring), "spectrum")
@@ -53,8 +50,8 @@ if selected:
         figure = plots.layers_spectrum_figure(per_layer, which, tau, top, centring)
         common.chart(figure, "spectra-layers")
     ranks = ranks_at(analysis, tau, centring)
-    metric = "rank_means" if centring == "centred" else "rank_means_uncentred"
-    axis = f"numerical rank of {MATRIX[centring]} (τ = {tau:g})"
+    metric = rank_metric(centring)
+    axis = f"numerical rank of {MEANS_MATRIX[centring]} (τ = {tau:g})"
     left, right = st.columns(2)
     with left:
         fig = plots.depth_figure(ranks, metric, [checkpoint])

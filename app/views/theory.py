@@ -8,6 +8,7 @@ import common
 import streamlit as st
 
 from ncviz import plots
+from ncviz.metrics.spectra import collapse_rank
 from ncviz.server.jobs import default_runner
 from ncviz.theory import (
     DeepRFMResult,
@@ -142,11 +143,10 @@ def show_deep(result) -> None:
     history = result.ranks(centring)
     with right:
         common.chart(plots.ranks_figure(result.steps, history, "H", centring=centring), "t-ranks")
-    collapse_rank = s.num_classes if centring == "uncentred" else s.num_classes - 1
     st.caption(
         f"Ranks of the {centring} class means of H1…H{s.depth} at step {result.steps[-1]}: "
         f"{history[-1]} · pre-ReLU {result.ranks(centring, pre=True)[-1]} (deep neural collapse: "
-        f"{collapse_rank} {centring}) · loss {result.loss[-1]:.4f} vs DNC "
+        f"{collapse_rank(s.num_classes, centring)} {centring}) · loss {result.loss[-1]:.4f} vs DNC "
         f"{result.dnc_reference:.4f}"
     )
     left, right = st.columns(2)

@@ -181,12 +181,10 @@ def ranks_at(analysis: Analysis, tau: float, centring: str = "centred") -> pd.Da
     layer, as tidy rows — for a τ other than the analysis's own, and either convention
     (:data:`~ncviz.metrics.spectra.MEANS_CENTRING`): metric ``rank_means`` of the centred means
     M, or ``rank_means_uncentred`` of the class means themselves."""
-    from ncviz.metrics.spectra import check_centring, means_spectrum, numerical_rank
+    from ncviz.metrics.spectra import means_spectrum, numerical_rank, rank_metric
 
-    centred = check_centring(centring) == "centred"
-    metric, needed = (
-        ("rank_means", "sv_means") if centred else ("rank_means_uncentred", "class_means")
-    )
+    metric = rank_metric(centring)
+    needed = "sv_means" if centring == "centred" else "class_means"
     epochs = dict(zip(analysis.checkpoints, analysis.epochs()))
     rows = []
     for (checkpoint, layer), result in analysis.results.items():

@@ -19,6 +19,8 @@ MEANS_CENTRING = {
     "centred": "centred means μ_c − μ_G",
     "uncentred": "uncentred means μ_c",
 }
+#: How each convention's class-mean matrix is named beside its rank or spectrum.
+MEANS_MATRIX = {"centred": "M (centred)", "uncentred": "[μ_c] (uncentred)"}
 
 
 def singular_values(matrix: torch.Tensor) -> torch.Tensor:
@@ -55,6 +57,22 @@ def check_centring(centring: str) -> str:
             f"the class means are taken {' or '.join(MEANS_CENTRING)}, got {centring!r}."
         )
     return centring
+
+
+def rank_metric(centring: str) -> str:
+    """The metric name of the class means' rank in a convention: ``rank_means`` (centred) or
+    ``rank_means_uncentred`` — never one labelled as the other."""
+    return "rank_means" if check_centring(centring) == "centred" else "rank_means_uncentred"
+
+
+def collapse_rank(num_classes: int, centring: str) -> int:
+    """The class means' rank at full collapse: C − 1 centred (a simplex ETF), C uncentred (deep
+    neural collapse's orthogonal frame, or an ETF off the origin).
+
+    >>> collapse_rank(10, "centred"), collapse_rank(10, "uncentred")
+    (9, 10)
+    """
+    return num_classes - 1 if check_centring(centring) == "centred" else num_classes
 
 
 def means_spectrum(arrays: Mapping[str, np.ndarray], centring: str = "centred") -> np.ndarray:

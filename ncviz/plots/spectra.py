@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ncviz.metrics import CollapseResult
-from ncviz.metrics.spectra import means_spectrum
+from ncviz.metrics.spectra import MEANS_MATRIX, check_centring, means_spectrum
 from ncviz.plots.style import PALETTE, layout
 from ncviz.plots.training import history_figure
 
@@ -104,9 +104,7 @@ def spectrum_name(key: str, centring: str = "centred") -> str:
     ('class means [μ_c] (uncentred)', 'classifier W')
     """
     if key == "sv_means":
-        return (
-            "class means M (centred)" if centring == "centred" else "class means [μ_c] (uncentred)"
-        )
+        return f"class means {MEANS_MATRIX[check_centring(centring)]}"
     return SPECTRA.get(key, key)
 
 

@@ -182,6 +182,15 @@ def train_deep_ufm(
     return result
 
 
+def _layer_ranks(means: list[torch.Tensor], tau: float, centred: bool = False) -> list[int]:
+    """Numerical rank of each class-mean matrix M_l (d × K), or of M_l less its mean over the
+    classes (``centred``)."""
+    return [
+        numerical_rank(torch.linalg.svdvals(m - m.mean(dim=1, keepdim=True) if centred else m), tau)
+        for m in means
+    ]
+
+
 def _record(
     result: DeepUFMResult,
     step: int,
@@ -199,18 +208,10 @@ def _record(
         result.fit.append(fit.item())
         result.regulariser.append(reg.item())
         result.loss.append((fit + reg).item())
-        result.ranks_post.append(
-            [numerical_rank(torch.linalg.svdvals(m), s.tau) for m in means_post]
-        )
-        result.ranks_pre.append([numerical_rank(torch.linalg.svdvals(m), s.tau) for m in means_pre])
-        centred_post = [m - m.mean(dim=1, keepdim=True) for m in means_post]
-        centred_pre = [m - m.mean(dim=1, keepdim=True) for m in means_pre]
-        result.ranks_post_centred.append(
-            [numerical_rank(torch.linalg.svdvals(m), s.tau) for m in centred_post]
-        )
-        result.ranks_pre_centred.append(
-            [numerical_rank(torch.linalg.svdvals(m), s.tau) for m in centred_pre]
-        )
+        result.ranks_post.append(_layer_ranks(means_post, s.tau))
+        result.ranks_pre.append(_layer_ranks(means_pre, s.tau))
+        result.ranks_post_centred.append(_layer_ranks(means_post, s.tau, centred=True))
+        result.ranks_pre_centred.append(_layer_ranks(means_pre, s.tau, centred=True))
         if s.per_class > 1:
             result.dnc1.append([collapse_metrics(h.T, labels).get("nc1", math.nan) for h in post])
         result.means_post = [m.numpy().copy() for m in means_post]

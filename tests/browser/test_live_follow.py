@@ -4,6 +4,7 @@ the recorder's "recorded" line, the page's text — never on a timer."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -76,6 +77,18 @@ class Recording:
         self.process.wait(timeout=120)
 
 
+@contextlib.contextmanager
+def _open_page(name: str, height: int = 1000):
+    """A Chromium page (default timeout WAIT_MS), screenshotted as ``failed-name`` on failure."""
+    with playwright_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": height})
+        page.set_default_timeout(WAIT_MS)
+        with _screenshot_on_failure(name, page):
+            yield page
+        browser.close()
+
+
 @pytest.fixture(scope="module")
 def logdir(tmp_path_factory):
     return tmp_path_factory.mktemp("runs")
@@ -93,26 +106,21 @@ def test_the_training_page_grows_while_the_run_is_recorded(log_server, logdir):
     try:
         recording.step(0)
         recording.step(1)
-        with playwright_api.sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(WAIT_MS)
-            with _screenshot_on_failure("live", page):
-                page.goto(f"{log_server}/training?run=live")
-                page.get_by_text("2 checkpoint(s)").first.wait_for(timeout=WAIT_MS)
-                page.locator(".js-plotly-plot").first.wait_for(timeout=WAIT_MS)
-                page.evaluate("() => { window.ncvizMarker = 1; }")  # a reload would drop it
-                for step in (2, 3, 4):
-                    recording.step(step)
-                    page.get_by_text(f"{step + 1} checkpoint(s)").first.wait_for(timeout=WAIT_MS)
-                    shown.append(time.monotonic())
-                assert page.evaluate("() => window.ncvizMarker") == 1  # the same page grew
-                assert "step=4" in page.url  # on the last checkpoint, the view moved on with it
-                page.get_by_text("live · updated", exact=False).first.wait_for(timeout=WAIT_MS)
-                page.locator(".js-plotly-plot").first.wait_for(timeout=WAIT_MS)
-                _assert_no_errors(page, "live training page")
-                page.screenshot(path=str(ARTIFACTS / "40-live-training.png"), full_page=True)
-            browser.close()
+        with _open_page("live") as page:
+            page.goto(f"{log_server}/training?run=live")
+            page.get_by_text("2 checkpoint(s)").first.wait_for(timeout=WAIT_MS)
+            page.locator(".js-plotly-plot").first.wait_for(timeout=WAIT_MS)
+            page.evaluate("() => { window.ncvizMarker = 1; }")  # a reload would drop it
+            for step in (2, 3, 4):
+                recording.step(step)
+                page.get_by_text(f"{step + 1} checkpoint(s)").first.wait_for(timeout=WAIT_MS)
+                shown.append(time.monotonic())
+            assert page.evaluate("() => window.ncvizMarker") == 1  # the same page grew
+            assert "step=4" in page.url  # on the last checkpoint, the view moved on with it
+            page.get_by_text("live · updated", exact=False).first.wait_for(timeout=WAIT_MS)
+            page.locator(".js-plotly-plot").first.wait_for(timeout=WAIT_MS)
+            _assert_no_errors(page, "live training page")
+            page.screenshot(path=str(ARTIFACTS / "40-live-training.png"), full_page=True)
     finally:
         recording.close()
     delays = [round(s - landed, 2) for s, landed in zip(shown, recording.landed[2:])]
@@ -142,31 +150,26 @@ def test_a_run_overlaid_on_training_grows_while_it_is_recorded(log_server, logdi
     try:
         growing.step(0)
         growing.step(1)
-        with playwright_api.sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1400})
-            page.set_default_timeout(WAIT_MS)
-            with _screenshot_on_failure("live-overlay", page):
-                page.goto(f"{log_server}/training?run=finished&runs=growing")
-                page.get_by_text("Several runs").first.wait_for(timeout=WAIT_MS)
+        with _open_page("live-overlay", height=1400) as page:
+            page.goto(f"{log_server}/training?run=finished&runs=growing")
+            page.get_by_text("Several runs").first.wait_for(timeout=WAIT_MS)
+            page.wait_for_function(
+                f"() => JSON.stringify(({OVERLAY_POINTS})()) === "
+                "JSON.stringify({finished: 3, growing: 2})",
+                timeout=WAIT_MS,
+            )
+            page.evaluate("() => { window.ncvizMarker = 1; }")  # a reload would drop it
+            for step in (2, 3):
+                growing.step(step)
                 page.wait_for_function(
-                    f"() => JSON.stringify(({OVERLAY_POINTS})()) === "
-                    "JSON.stringify({finished: 3, growing: 2})",
+                    f"() => {{ const points = ({OVERLAY_POINTS})(); "
+                    f"return points && points.growing === {step + 1}; }}",
                     timeout=WAIT_MS,
                 )
-                page.evaluate("() => { window.ncvizMarker = 1; }")  # a reload would drop it
-                for step in (2, 3):
-                    growing.step(step)
-                    page.wait_for_function(
-                        f"() => {{ const points = ({OVERLAY_POINTS})(); "
-                        f"return points && points.growing === {step + 1}; }}",
-                        timeout=WAIT_MS,
-                    )
-                assert page.evaluate("() => window.ncvizMarker") == 1  # the same page grew
-                assert page.evaluate(OVERLAY_POINTS) == {"finished": 3, "growing": 4}
-                assert "runs=growing" in page.url
-                _assert_no_errors(page, "overlay of a growing run")
-                page.screenshot(path=str(ARTIFACTS / "41-live-overlay.png"), full_page=True)
-            browser.close()
+            assert page.evaluate("() => window.ncvizMarker") == 1  # the same page grew
+            assert page.evaluate(OVERLAY_POINTS) == {"finished": 3, "growing": 4}
+            assert "runs=growing" in page.url
+            _assert_no_errors(page, "overlay of a growing run")
+            page.screenshot(path=str(ARTIFACTS / "41-live-overlay.png"), full_page=True)
     finally:
         growing.close()

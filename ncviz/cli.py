@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ncviz.errors import NcvizError
+from ncviz.server.launch import DEFAULT_HOST, DEFAULT_PORT
 
 
 class _ProgressBar:
@@ -339,9 +340,11 @@ def build_parser() -> argparse.ArgumentParser:
         "Source page under 'Server folder').",
     )
     serve.add_argument("logdir", nargs="?", help="a folder of runs (recorded, checkpoints, ...)")
-    serve.add_argument("--port", type=int, default=8501, help="port (default 8501)")
     serve.add_argument(
-        "--host", default="127.0.0.1", help="address (default 127.0.0.1; 0.0.0.0 shares it)"
+        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})"
+    )
+    serve.add_argument(
+        "--host", default=DEFAULT_HOST, help=f"address (default {DEFAULT_HOST}; 0.0.0.0 shares it)"
     )
     serve.set_defaults(func=_cmd_serve)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ncviz.cli import main
-from ncviz.server.launch import CONFIG_FLAGS, streamlit_command
+from ncviz.server.launch import CONFIG_FLAGS, environment_name, streamlit_command
 from tests.serving import free_port, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_the_command_is_headless_local_private_and_says_what_the_config_file_says():
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
-    command = streamlit_command(8600)
+    command = streamlit_command(8600, environment={})
     assert command[1:4] == ["-m", "streamlit", "run"] and command[4].endswith("app/main.py")
     flags = dict(zip(command[5::2], command[6::2]))
     assert flags == {
@@ -32,12 +32,24 @@ def test_the_command_is_headless_local_private_and_says_what_the_config_file_say
         "--browser.gatherUsageStats": "false",
         **{f"--{name}": value for name, value in CONFIG_FLAGS.items()},
     }
-    # the Docker image runs `streamlit run` with the repository's config file: the same values
+    # a bare `streamlit run app/main.py` in a checkout reads the config file: the same values
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     for name, value in CONFIG_FLAGS.items():
         section, key = name.split(".")
         written = config[section][key]
         assert (str(written).lower() if isinstance(written, bool) else str(written)) == value, name
+
+
+def test_a_setting_in_the_environment_is_left_to_it():
+    """The Docker image sets STREAMLIT_SERVER_MAX_UPLOAD_SIZE=512: a flag would override it
+    (Streamlit ranks flags above the environment), so the command leaves that option out."""
+    from streamlit import config
+
+    for name in CONFIG_FLAGS:  # the names Streamlit itself reads
+        assert environment_name(name) == config._config_options_template[name].env_var
+    command = streamlit_command(8600, environment={"STREAMLIT_SERVER_MAX_UPLOAD_SIZE": "512"})
+    assert "--server.maxUploadSize" not in command
+    assert command[command.index("--runner.postScriptGC") + 1] == "false"
 
 
 def test_a_port_in_use_and_a_missing_folder_are_one_line_each(tmp_path, capsys):

@@ -10,23 +10,26 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from ncviz.demos.catalog import installed_folder
 from ncviz.errors import OptionError
+from ncviz.load.server_folder import ENV_VAR as LOGDIR_VARIABLE
 
 DEFAULT_PORT = 8501
 DEFAULT_HOST = "127.0.0.1"  # this machine only; 0.0.0.0 shares it on the network
-# the folder of runs the Source page lists (the server-folder mode, with its confinement rules)
-LOGDIR_VARIABLE = "NCVIZ_DATA_DIR"
 
 
-# what the repository's .streamlit/config.toml sets (the Docker image's `streamlit run` reads it),
-# given as flags so that an installed wheel, started from any folder, behaves the same
+# what the repository's .streamlit/config.toml sets (read by a bare `streamlit run app/main.py` in
+# a checkout), given as flags so that an installed wheel, started from any folder, behaves the
+# same; a setting given in the environment (STREAMLIT_SERVER_MAX_UPLOAD_SIZE=512 in the Docker
+# image) is left to it, as it would win over the config file
 CONFIG_FLAGS = {
     "server.maxUploadSize": "1024",
     # no watching of the dashboard's own sources for edits: that polls files in the server
@@ -56,12 +59,19 @@ def dashboard_script() -> Path:
     )
 
 
-def streamlit_command(port: int = DEFAULT_PORT, host: str = DEFAULT_HOST) -> list[str]:
-    """``python -m streamlit run app/main.py`` headless on ``host:port``, usage statistics off.
+def streamlit_command(
+    port: int = DEFAULT_PORT, host: str = DEFAULT_HOST, environment: Mapping[str, str] | None = None
+) -> list[str]:
+    """``python -m streamlit run app/main.py`` headless on ``host:port``, usage statistics off,
+    and :data:`CONFIG_FLAGS` except those ``environment`` (default: this process's) sets itself.
 
-    >>> streamlit_command(8600)[7:13]
+    >>> streamlit_command(8600, environment={})[7:13]
     ['--server.port', '8600', '--server.headless', 'true', '--browser.gatherUsageStats', 'false']
     """
+    given = os.environ if environment is None else environment
+    defaults = {
+        name: value for name, value in CONFIG_FLAGS.items() if environment_name(name) not in given
+    }
     return [
         sys.executable,
         "-m",
@@ -76,8 +86,18 @@ def streamlit_command(port: int = DEFAULT_PORT, host: str = DEFAULT_HOST) -> lis
         "true",
         "--browser.gatherUsageStats",
         "false",
-        *(part for name, value in CONFIG_FLAGS.items() for part in (f"--{name}", value)),
+        *(part for name, value in defaults.items() for part in (f"--{name}", value)),
     ]
+
+
+def environment_name(option: str) -> str:
+    """The environment variable Streamlit reads for a config option.
+
+    >>> environment_name("server.maxUploadSize")
+    'STREAMLIT_SERVER_MAX_UPLOAD_SIZE'
+    """
+    snake = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", option.replace(".", "_"))
+    return f"STREAMLIT_{snake.upper()}"
 
 
 def check_port_free(port: int, host: str = DEFAULT_HOST) -> None:
@@ -104,7 +124,7 @@ def serve(logdir: str | Path | None, port: int = DEFAULT_PORT, host: str = DEFAU
             raise OptionError(f"log folder {logdir} does not exist; pass a folder of runs.")
         environment[LOGDIR_VARIABLE] = str(folder)
     check_port_free(port, host)
-    command = streamlit_command(port, host)
+    command = streamlit_command(port, host, environment)
     shown = "localhost" if host in ("127.0.0.1", "localhost") else host
     print(f"ncviz dashboard: http://{shown}:{port}  (Ctrl-C stops it)", flush=True)
     process = subprocess.Popen(command, env=environment)

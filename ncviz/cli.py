@@ -82,7 +82,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             trust_remote_code=args.trust_remote_code,
             language=args.language,
             feature_learning=[m for m in ("agop", "gc") if getattr(args, m)],
-            **({} if args.min_count is None else {"min_count": args.min_count}),
+            **_metric_options(args),
         )
     finally:
         if bar is not None:
@@ -105,6 +105,19 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         print(result.group_summary())
     rows = len(result.tidy())
     print(f"wrote {', '.join(str(p) for p in paths)} ({rows} rows)")
+    return 0
+
+
+def _metric_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The metric options given on the command line (a preset first, then single options)."""
+    given = {"convention": args.convention, "min_count": args.min_count, "dist_exp": args.dist_exp}
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def _cmd_conventions(args: argparse.Namespace) -> int:
+    from ncviz.metrics.conventions import describe_conventions
+
+    print(describe_conventions())
     return 0
 
 
@@ -248,6 +261,20 @@ def build_parser() -> argparse.ArgumentParser:
         "classes_kept, classes_dropped and samples_dropped",
     )
     analyze.add_argument(
+        "--convention",
+        metavar="NAME",
+        help="report a paper's rows under its own conventions: ncviz (default), papyan2020, "
+        "lc2024, rfm2024, dufm2024 (`ncviz conventions` lists what each changes); the table's "
+        "convention column records it",
+    )
+    analyze.add_argument(
+        "--dist-exp",
+        type=float,
+        metavar="P",
+        help="exponent p of the squared class-mean distance in cdnv (1 by default; 2 is the "
+        "Linguistic Collapse convention)",
+    )
+    analyze.add_argument(
         "--language",
         action="store_true",
         help="next-token classes of a causal LM over a token corpus (--data: .txt/.jsonl text, "
@@ -292,6 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
         "torch.export .pt2 archive (only for files you trust, on your own machine)",
     )
     analyze.set_defaults(func=_cmd_analyze)
+
+    conventions = sub.add_parser(
+        "conventions", help="list the papers' conventions (--convention) and what each changes"
+    )
+    conventions.set_defaults(func=_cmd_conventions)
 
     layers = sub.add_parser("layers", help="list the hookable layers of a model")
     layers.add_argument("path", help="run folder, checkpoint file or ONNX model")

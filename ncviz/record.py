@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as _dt
 import warnings
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,8 @@ from ncviz.load.recorded import (
     write_entry,
     write_run_file,
 )
-from ncviz.metrics import CollapseStatistics
+from ncviz.metrics import CollapseOptions, CollapseStatistics
+from ncviz.metrics.conventions import DEFAULT_CONVENTION
 
 AUTO = "auto"
 
@@ -125,6 +127,10 @@ class Recorder:
             None for the raw float32 rows. With the compact statistics this keeps an entry
             near 0.5 MB per layer of width 1,024 (C = 10); the metrics are exact either way.
         min_count: drop classes with fewer samples (default: every class needs 2).
+        convention: whose rows :meth:`capture` returns (``ncviz conventions``; e.g. "lc2024" for
+            the Linguistic Collapse table's columns). It also sets ``min_count`` when that is not
+            given (1 for lc2024). The entries store convention-free statistics: any page or
+            ``ncviz analyze --convention`` reads the run in any convention.
         batch_fn: ``batch_fn(batch) -> (inputs, labels)`` for batches that are not ``(x, y)``
             or a dict with ``labels``.
         forward_fn: ``forward_fn(model, inputs)`` for models not called as ``model(inputs)``.
@@ -153,6 +159,7 @@ class Recorder:
         sample_size: int = 5000,
         sample_components: int | None = SAMPLE_COMPONENTS,
         min_count: int | None = None,
+        convention: str = DEFAULT_CONVENTION,
         batch_fn: BatchFn | None = None,
         forward_fn: ForwardFn | None = None,
         autocast: bool = False,
@@ -189,6 +196,9 @@ class Recorder:
         self.sample_components = None if sample_components is None else int(sample_components)
         self._size_warned = False
         # token classes: a class needs two occurrences (ncviz.language)
+        self.metric_options = CollapseOptions.preset(convention)
+        if min_count is None:
+            min_count = self.metric_options.min_count
         self.min_count = 2 if min_count is None and task == "language" else min_count
         self.batch_fn, self.forward_fn = batch_fn, forward_fn
         self.options = ExtractOptions(pool=pool, autocast=autocast)
@@ -466,7 +476,8 @@ def _saved(statistics: Any) -> dict[str, Any]:
 def _metrics(statistics: Any, recorder: Recorder) -> dict[str, float]:
     if isinstance(statistics, CollapseStatistics):
         classes = np.asarray(recorder.class_names) if recorder.class_names else None
-        return statistics.compute(classes=classes).metrics
+        options = replace(recorder.metric_options, min_count=None)  # fixed when recording
+        return statistics.compute(classes, options).metrics
     return statistics.compute().metrics
 
 

@@ -130,6 +130,14 @@ def stack_runs(
     frames = [runs_table(t, layer, split) if is_tidy(t) else t for t in tables]
     if not frames:
         raise InputError("no table given; upload or name at least one.")
+    # ncviz's runs sit under the name column of the other tables (the authors' "model")
+    names = {name_column_of(t) for t, f in zip(tables, frames) if f is t} - {None, "run"}
+    if len(names) == 1:
+        name = names.pop()
+        frames = [
+            f.rename(columns={"run": name}) if f is not t and name not in f else f
+            for t, f in zip(tables, frames)
+        ]
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
@@ -204,7 +212,10 @@ def runs_table(
         index="run", columns="column", values="value", aggfunc="last"
     )
     wide.columns.name = None
-    return wide.reset_index()
+    wide = wide.reset_index()
+    if "convention" in rows:  # whose definitions the columns follow, one per run
+        wide["convention"] = wide["run"].map(rows.groupby("run")["convention"].last())
+    return wide
 
 
 def evaluate(expression: str, columns: Mapping[str, np.ndarray]) -> np.ndarray:

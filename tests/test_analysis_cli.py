@@ -54,7 +54,8 @@ def test_run_folder_orders_checkpoints_by_epoch(tiny_run):
 def test_cli_analyze_writes_the_tidy_table_matching_collapse_metrics(tiny_run, tmp_path, capsys):
     assert main(["analyze", str(tiny_run), "--out", str(tmp_path / "out")]) == 0
     table = pd.read_parquet(tmp_path / "out" / "metrics.parquet")
-    assert list(table.columns) == TABLE_COLUMNS
+    assert list(table.columns) == [*TABLE_COLUMNS, "convention"]  # exports name the convention
+    assert set(table["convention"]) == {"ncviz"}
     assert pd.read_csv(tmp_path / "out" / "metrics.csv").shape == table.shape
     assert set(table["layer"]) == {"blocks.0", "classifier:input"}
     assert sorted(set(table["epoch"])) == [0, 2, 10] and set(table["split"]) == {"train"}

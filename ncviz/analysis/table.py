@@ -17,6 +17,7 @@ from ncviz.analysis.groups import GroupParts, ResultKey
 from ncviz.errors import OptionError
 from ncviz.load.runs import Task
 from ncviz.metrics import CollapseResult, RegressionResult
+from ncviz.metrics.conventions import DEFAULT_CONVENTION
 from ncviz.metrics.groups import GroupResult
 
 if TYPE_CHECKING:
@@ -117,13 +118,25 @@ class Analysis:
         layer); empty without groups."""
         return group_summary_text(self) if self.groups else ""
 
+    @property
+    def convention(self) -> str:
+        """Whose conventions the metrics follow (:mod:`ncviz.metrics.conventions`): the
+        options' ``convention`` of the classification results, "ncviz" by default."""
+        for result in self.results.values():
+            if isinstance(result, CollapseResult):
+                return result.options.convention
+        return DEFAULT_CONVENTION
+
     def tidy(self) -> pd.DataFrame:
-        """Every row, the per-group ones included: the table with a ``group`` column (empty for
-        rows over all samples) when the data have groups, else the table itself."""
+        """Every row, the per-group ones included, as exported: the table with a ``group``
+        column (empty for rows over all samples) when the data have groups, and a
+        ``convention`` column naming whose definitions the rows follow."""
         if self.group_table.empty:
-            return self.table
-        pooled = self.table.assign(group=pd.NA)[GROUP_COLUMNS]
-        return pd.concat([pooled, self.group_table], ignore_index=True)
+            rows = self.table
+        else:
+            pooled = self.table.assign(group=pd.NA)[GROUP_COLUMNS]
+            rows = pd.concat([pooled, self.group_table], ignore_index=True)
+        return rows.assign(convention=self.convention)
 
     def save(self, out_dir: str | Path) -> list[Path]:
         """Write ``metrics.parquet`` and ``metrics.csv`` (:meth:`tidy`) into ``out_dir``."""
@@ -150,7 +163,7 @@ class Analysis:
         if self.split is not None:
             last = last[last["split"] == self.split]
         wide = last.pivot_table(index="layer", columns="metric", values="value", sort=False)
-        shown = wide[[k for k in keys if k in wide.columns]]
+        shown = wide[[k for k in keys if k in wide.columns] or list(wide.columns[:8])]
         split = f" ({self.split})" if self.split is not None and len(self.splits) > 1 else ""
         title = f"{self.run} — {self.checkpoints[-1]}{split}"
         return title + "\n" + str(shown.to_string(float_format="%.4g"))

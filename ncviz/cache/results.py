@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,8 @@ from ncviz.metrics.options import CollapseOptions
 Result = CollapseResult | RegressionResult
 #: (table rows, {layer: result}, {layer: {group: that group's own result}}) of one checkpoint.
 Cached = tuple[list[dict[str, Any]], dict[str, Result], dict[str, dict[str, CollapseResult]]]
-RESULTS_VERSION = 3  # 2: per-group results, accuracy_minority/majority; 3: groups typed
+# 2: per-group results, accuracy_minority/majority; 3: groups typed; 4: conventions, peer rows
+RESULTS_VERSION = 4
 
 
 def checkpoint_stamp(path: Path) -> dict[str, Any]:
@@ -42,14 +44,10 @@ def _encode(result: Result) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         meta["kind"] = "collapse"
         opts = result.options
         meta["options"] = {
-            "global_mean": opts.global_mean,
-            "dist_exp": opts.dist_exp,
-            "tau": opts.tau,
+            **asdict(opts),
             "minority_classes": None
             if opts.minority_classes is None
             else [str(c) for c in opts.minority_classes],
-            "min_count": opts.min_count,
-            "max_matrix_classes": opts.max_matrix_classes,
         }
         arrays["__classes"] = np.asarray(result.classes).astype(str)
         arrays["__dropped"] = np.asarray(result.dropped_classes).astype(str)

@@ -496,14 +496,17 @@ def layer_result(
     check_state(state, where or "a recorded layer", run.task, len(run.classes))
     options = options or CollapseOptions()
     recorded_min_count = run.options.get("min_count")
-    if options.min_count is not None and options.min_count != recorded_min_count:
-        raise OptionError(
-            f"min_count is fixed when a run is recorded (this run: {recorded_min_count}); "
-            "pass min_count to the Recorder instead."
-        )
     if run.task == "regression":
         return RegressionStatistics.from_state_dict(dict(state)).compute()
     stats = CollapseStatistics.from_state_dict(dict(state), min_count=recorded_min_count)
+    if options.min_count is not None and options.min_count != recorded_min_count:
+        # another min_count (e.g. a convention's) reads the run only if it keeps the same classes
+        assert stats.second is not None  # a saved state holds both passes
+        if not torch.equal(stats.first.counts >= options.min_count, stats.second.kept):
+            raise OptionError(
+                f"min_count is fixed when a run is recorded (this run: {recorded_min_count}); "
+                "pass min_count to the Recorder instead."
+            )
     classes = np.asarray(run.classes) if run.classes else None
     return stats.compute(classes, replace(options, min_count=None))
 

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ncviz.errors import InputError
+from ncviz.metrics.conventions import ConventionInputs, convention
 from ncviz.metrics.geometry import geometry_metrics
 from ncviz.metrics.inputs import ArrayLike, as_tensor
 from ncviz.metrics.options import CollapseOptions
@@ -30,6 +31,7 @@ from ncviz.metrics.spectra import (
     covariance_singular_values,
     effective_rank,
     numerical_rank,
+    rank_metric,
     singular_values,
 )
 from ncviz.metrics.stats import (
@@ -94,7 +96,7 @@ def kept_classes(
                 "add samples, or pass min_count=2 to drop rare classes."
             )
         return torch.ones_like(counts, dtype=torch.bool)
-    kept = counts >= max(int(min_count), 2)
+    kept = counts >= int(min_count)  # 1 keeps every class seen once (Linguistic Collapse)
     if int(kept.sum()) < 2:
         raise InputError(
             f"only {int(kept.sum())} class(es) have at least {min_count} samples; "
@@ -489,7 +491,8 @@ def _finalize(
         metrics["nc4"] = 1.0 - float(second.agreement[kept].sum()) / total
         metrics["accuracy"] = float(hits.sum()) / total
 
-    metrics["rank_means"] = float(numerical_rank(sv_means, options.tau))
+    rank_of = sv_means if options.means_centring == "centred" else singular_values(means)
+    metrics[rank_metric(options.means_centring)] = float(numerical_rank(rank_of, options.tau))
     metrics["effective_rank_means"] = effective_rank(sv_means)
 
     minority = _minority_mask(counts, classes, options.minority_classes)
@@ -503,6 +506,20 @@ def _finalize(
         metrics["norm_ratio_weights"] = float(norms[~minority].mean() / norms[minority].mean())
         metrics["accuracy_minority"] = float(hits[minority].sum() / n[minority].sum())
         metrics["accuracy_majority"] = float(hits[~minority].sum() / n[~minority].sum())
+
+    chosen = convention(options.convention)
+    if chosen.rows is not None:
+        metrics = chosen.apply(
+            ConventionInputs(
+                means=means,
+                centred=centred,
+                counts=n,
+                within_trace=float((class_var * n).sum()),
+                weight=weight,
+                agreement=None if weight is None else int(second.agreement[kept].sum()),
+                metrics=metrics,
+            )
+        )
 
     arrays.update(
         {

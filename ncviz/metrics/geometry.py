@@ -16,6 +16,11 @@ Squared distances come from the Gram matrix (‖a‖² + ‖b‖² − 2a·b), w
 means approach; every pair closer than 1e-4 of ‖a‖² + ‖b‖² is recomputed from the direct
 difference, so CDNV and GNC2 stay exact down to identical means.
 * NC3: ‖W/‖W‖_F − Mᵀ/‖M‖_F‖_F² (Papyan 2020); UNC3: cos(w_c, m_c) (Wu & Papyan 2024)
+
+Peer statistics of the Linguistic Collapse analysis (Wu & Papyan 2024), each a mean and an
+unbiased variance: the norms ‖m_c‖ and their logs, the interference m_iᵀm_j over i<j, the Riesz
+kernel sign(s)·‖u_i − u_j‖^(−s) with s = d − 2 (Liu et al. 2023), and with W the dot products
+w_cᵀm_c and the distances ‖w_c/‖w_c‖ − u_c‖ between a classifier row and its class mean.
 """
 
 from __future__ import annotations
@@ -90,6 +95,12 @@ def _std_over_mean(values: torch.Tensor) -> float:
     return float(values.std(unbiased=True) / values.mean())
 
 
+def _mean_var(name: str, values: torch.Tensor) -> dict[str, float]:
+    """``<name>_mean`` and ``<name>_var`` (unbiased) of one value per class."""
+    variance = float(values.var(unbiased=True)) if len(values) > 1 else math.nan
+    return {f"{name}_mean": float(values.mean()), f"{name}_var": variance}
+
+
 def _cosine_matrix(
     a: torch.Tensor, b: torch.Tensor, products: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -161,6 +172,8 @@ def geometry_metrics(
     identical_pairs = 0
     mean_sums, weight_sums = _CosineSums(), _CosineSums()
     log_inv_dist = RunningMoments()
+    interference, riesz = RunningMoments(), RunningMoments()
+    riesz_exponent = dim - 2  # s of the Riesz s-energy on the sphere S^(d−1)
     cdnv_sum = 0.0
     for start in range(0, num_classes, tile):
         stop = min(start + tile, num_classes)
@@ -173,6 +186,7 @@ def geometry_metrics(
         norm_prod = (mean_norms[start:stop, None] * mean_norms[None, start:])[upper]
         cos = pair_gram / norm_prod
         mean_sums.add(cos, num_classes)
+        interference.add(pair_gram)
         etf_sq += 2.0 * float(((pair_gram / gram_norm - e_off) ** 2).sum())
         unit_gram = gram / (mean_norms[start:stop, None] * mean_norms[None, start:])
         approx = (2.0 - 2.0 * unit_gram).clamp(min=0.0)
@@ -180,6 +194,7 @@ def geometry_metrics(
             approx, torch.full_like(approx, 2.0), upper, m, start, norms=mean_norms
         )
         log_inv_dist.add(-0.5 * torch.log(unit_sq_dist))
+        riesz.add(math.copysign(1.0, riesz_exponent) * unit_sq_dist ** (-riesz_exponent / 2))
         if class_variances is not None:
             # distances of the centred means from the same Gram; close pairs are recomputed
             # from the uncentred means (centring itself rounds)
@@ -208,9 +223,15 @@ def geometry_metrics(
         "nc2_maxangle_means": mean_sums.maxangle_sum / num_pairs,
         "nc2_etf_distance": math.sqrt(max(etf_sq, 0.0)),
         "gnc2_log_mean": log_inv_dist.mean,
+        "gnc2_riesz_mean": riesz.mean,
+        "interference_mean": interference.mean,
+        **_mean_var("means_norm", mean_norms),
+        **_mean_var("means_log_norm", torch.log(mean_norms)),
     }
     if num_pairs >= 2:
         scalars["gnc2_log_var"] = log_inv_dist.variance(ddof=1)
+        scalars["gnc2_riesz_var"] = riesz.variance(ddof=1)
+        scalars["interference_var"] = interference.variance(ddof=1)
     if num_classes - 1 > dim:
         scalars["nc2_etf_distance_floor"] = etf_distance_floor(num_classes, dim)
     if class_variances is not None:
@@ -225,6 +246,7 @@ def geometry_metrics(
         arrays["cos_means"] = _cosine_matrix(m, m, full.get("means")).cpu().numpy()
     if w is not None:
         alignment = torch.einsum("cd,cd->c", w, m) / (weight_norms * mean_norms)
+        w_unit = w / weight_norms[:, None]
         w_total, m_total = float(w.norm()), float(m.norm())
         nc3 = 0.0
         for rows in range(0, num_classes, tile):  # no C×d temporaries
@@ -239,6 +261,8 @@ def geometry_metrics(
                 "nc3_gram": math.sqrt(max(wm_etf_sq, 0.0)),
                 "unc3_mean": float(alignment.mean()),
                 "unc3_var": float(alignment.var(unbiased=True)) if num_classes > 1 else math.nan,
+                **_mean_var("unc3_dot", torch.einsum("cd,cd->c", w, m)),
+                **_mean_var("dual_distance", (w_unit - m / mean_norms[:, None]).norm(dim=1)),
             }
         )
         arrays["weight_norms"] = weight_norms.cpu().numpy()

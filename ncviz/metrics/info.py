@@ -23,6 +23,7 @@ class MetricInfo:
 
 OOD_ALIGNMENT = "NC-inspired OOD feature alignment (NeurIPS 2024)"
 NCMC = "NC to multiple centres (NCMC, NeurIPS 2024)"
+LC = "Wu & Papyan 2024 (Linguistic Collapse)"
 
 
 def _info(*rows: tuple) -> dict[str, MetricInfo]:
@@ -117,6 +118,52 @@ METRICS: dict[str, MetricInfo] = _info(
         "Liu et al. 2023",
     ),
     (
+        "gnc2_riesz_mean",
+        "GNC2 Riesz mean",
+        "mean Riesz s-energy ‖u_i − u_j‖^(−s), s = d − 2, of unit class means",
+        "Liu et al. 2023",
+        None,
+        True,
+    ),
+    (
+        "gnc2_riesz_var",
+        "GNC2 Riesz variance",
+        "variance of the Riesz s-energies over class pairs",
+        "Liu et al. 2023",
+    ),
+    (
+        "interference_mean",
+        "Interference mean",
+        "mean inner product (μ_i − μ_G)ᵀ(μ_j − μ_G) over class pairs",
+        LC,
+        None,
+        False,
+    ),
+    (
+        "interference_var",
+        "Interference variance",
+        "variance of those inner products over class pairs",
+        LC,
+        None,
+        True,
+    ),
+    ("means_norm_mean", "Mean norm", "mean ‖μ_c − μ_G‖ over classes", LC, None, True),
+    ("means_norm_var", "Norm variance", "variance of ‖μ_c − μ_G‖ over classes", LC),
+    (
+        "means_log_norm_mean",
+        "Mean log-norm",
+        "mean log ‖μ_c − μ_G‖ over classes",
+        LC,
+        None,
+        False,
+    ),
+    (
+        "means_log_norm_var",
+        "Log-norm variance",
+        "variance of log ‖μ_c − μ_G‖ over classes (equinorm)",
+        LC,
+    ),
+    (
         "nc3",
         "NC3",
         "distance between normalised W and normalised centred means (self-duality)",
@@ -137,6 +184,27 @@ METRICS: dict[str, MetricInfo] = _info(
         False,
     ),
     ("unc3_var", "UNC3 variance", "variance over classes of that cosine", "Wu & Papyan 2024"),
+    (
+        "unc3_dot_mean",
+        "Self-duality dot mean",
+        "mean w_cᵀ(μ_c − μ_G) over classes",
+        LC,
+        None,
+        False,
+    ),
+    ("unc3_dot_var", "Self-duality dot variance", "variance of w_cᵀ(μ_c − μ_G)", LC, 0.0, True),
+    (
+        "dual_distance_mean",
+        "Dual distance mean",
+        "mean ‖w_c/‖w_c‖ − u_c‖ between a classifier row and its unit centred mean",
+        LC,
+    ),
+    (
+        "dual_distance_var",
+        "Dual distance variance",
+        "variance of those distances over classes",
+        LC,
+    ),
     (
         "nc4",
         "NC4",

@@ -8,6 +8,8 @@ from numbers import Real
 from typing import Any
 
 from ncviz.errors import OptionError
+from ncviz.metrics.conventions import DEFAULT_CONVENTION, convention
+from ncviz.metrics.spectra import check_centring
 
 GLOBAL_MEAN_CHOICES = ("class", "sample")
 
@@ -25,9 +27,16 @@ class CollapseOptions:
         minority_classes: labels of the minority classes; default: classes with fewer samples
             than half the largest class, or in a long tail the rarer half (see
             :func:`~ncviz.metrics.classification.default_minority`).
-        min_count: drop classes with fewer samples than this (language models use 2). ``None``
-            (default for classification) treats a class with fewer than 2 samples as an error.
+        min_count: drop classes with fewer samples than this (language models use 2; 1 keeps
+            every class seen once, as Linguistic Collapse does). ``None`` (default for
+            classification) treats a class with fewer than 2 samples as an error.
         max_matrix_classes: C×C cosine matrices are returned for plots only up to this C.
+        means_centring: the class-mean matrix whose rank is reported: "centred" [μ_c − μ_G]
+            (``rank_means``, Papyan et al.) or "uncentred" [μ_c] (``rank_means_uncentred``,
+            the deep-UFM papers).
+        convention: whose rows are reported (:mod:`ncviz.metrics.conventions`): "ncviz"
+            (default) or a paper's preset. Build options for a preset with :meth:`preset` or
+            ``from_kwargs(convention=…)``, which also set the preset's other options.
     """
 
     global_mean: str = "class"
@@ -36,6 +45,8 @@ class CollapseOptions:
     minority_classes: Sequence[Any] | None = None
     min_count: int | None = None
     max_matrix_classes: int = 2048
+    means_centring: str = "centred"
+    convention: str = "ncviz"
 
     def __post_init__(self) -> None:
         for name in ("dist_exp", "tau", "min_count", "max_matrix_classes"):
@@ -48,6 +59,8 @@ class CollapseOptions:
             raise OptionError(
                 f"global_mean must be one of {GLOBAL_MEAN_CHOICES}, got {self.global_mean!r}."
             )
+        check_centring(self.means_centring)
+        convention(self.convention)  # an unknown name is one line naming the valid ones
         if not self.dist_exp > 0:
             raise OptionError(
                 f"dist_exp must be positive (1 or 2 in the papers), got {self.dist_exp}."
@@ -61,7 +74,12 @@ class CollapseOptions:
 
     @classmethod
     def from_kwargs(cls, **options: Any) -> CollapseOptions:
-        """Build from keyword options, naming any unknown option in the error."""
+        """Build from keyword options, naming any unknown option in the error. With
+        ``convention=NAME`` the preset's options come first and the others override them.
+
+        >>> CollapseOptions.from_kwargs(convention="lc2024", dist_exp=1.0).changes()
+        {'min_count': 1, 'convention': 'lc2024'}
+        """
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(options) - known)
         if unknown:
@@ -69,7 +87,18 @@ class CollapseOptions:
                 f"unknown option(s) {', '.join(unknown)}; "
                 f"known options: {', '.join(sorted(known))}."
             )
-        return cls(**options)
+        preset = convention(options.get("convention", DEFAULT_CONVENTION)).options
+        return cls(**{**preset, **options})
+
+    @classmethod
+    def preset(cls, name: str, **options: Any) -> CollapseOptions:
+        """The options of convention ``name`` (``ncviz conventions`` lists them), some
+        replaced by ``options``.
+
+        >>> CollapseOptions.preset("lc2024").changes()
+        {'dist_exp': 2.0, 'min_count': 1, 'convention': 'lc2024'}
+        """
+        return cls.from_kwargs(**{**options, "convention": name})
 
     @classmethod
     def of(cls, options: CollapseOptions | None = None, **kwargs: Any) -> CollapseOptions:
@@ -106,8 +135,12 @@ class CollapseOptions:
     def updated(self, **options: Any) -> CollapseOptions:
         """These options with some replaced, validated again (an unknown name is one line).
 
+        A new ``convention`` brings its preset's options along (the others given override them).
+
         >>> CollapseOptions(tau=0.05).updated(min_count=2).changes()
         {'tau': 0.05, 'min_count': 2}
         """
         CollapseOptions.from_kwargs(**options)  # names and values checked alone first
+        if "convention" in options:
+            options = {**convention(options["convention"]).options, **options}
         return replace(self, **options)

@@ -108,6 +108,28 @@ def test_entry_metrics_equal_collapse_metrics_on_the_full_features(recorded, dig
     assert analysis.epochs() == [0, 1, 3]
 
 
+def test_a_recorded_run_reads_in_any_convention(recorded, digits, tmp_path):
+    folder, _, model = recorded
+    x, y = digits
+    h = full_features(model, model.tail, x, wants_input=True)
+    w, b = model.tail.weight.detach(), model.tail.bias.detach()
+    for name in ("lc2024", "rfm2024"):
+        expected = ncviz.collapse_metrics(h, y, w, b, convention=name)
+        analysis = analyze(folder, convention=name)
+        got = analysis.metrics_at("step 3", "tail:input")
+        assert list(got) == list(expected) and analysis.convention == name
+        for key, value in expected.items():
+            assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12), (name, key)
+    # a Recorder asked for a convention returns that paper's rows from capture()
+    rec = ncviz.Recorder(tmp_path / "lc", layers=["penult"], classifier="tail", convention="lc2024")
+    rows = rec.capture(model, loader_of(x, y), step=0)["tail:input"]
+    assert rows["hits"] + rows["misses"] == len(y)
+    assert rows["cdnv"] == pytest.approx(
+        ncviz.collapse_metrics(h, y, w, b, convention="lc2024")["cdnv"], rel=1e-9
+    )
+    rec.close()
+
+
 def test_test_split_is_its_own_view(recorded, digits):
     folder, _, model = recorded
     x, y = digits

@@ -1,0 +1,263 @@
+"""Conventions: whose definitions the metrics follow, as named presets of the options.
+
+The collapse literature measures the same phenomena with different normalisations, centrings and
+row names. A :class:`Convention` bundles one paper's choices — the metric options it sets and the
+rows it reports under that paper's own names — so that ncviz gives the numbers the authors' code
+gives on the same features. ``ncviz`` (the default) reports every ncviz row under the defaults
+of docs/metrics.md; the others:
+
+* ``papyan2020`` — Papyan, Han & Donoho (2020): μ_G the mean of all samples; NC1–NC4 rows.
+* ``lc2024`` — Linguistic Collapse (Wu & Papyan 2024, rhubarbwu/linguistic-collapse with the
+  authors' ``neural_collapse`` library): every class seen at least once, CDNV with distance
+  exponent 2, and the columns of their results table (``cdnv``, ``norms_*``, ``etf_error``,
+  ``interfere_*``, ``log_kern_*``, ``dual_error``, ``simdot_*``, ``simcos_*``, ``dists_*``,
+  ``hits``, ``misses``). Pair statistics are the mean and *population* variance over pairs
+  i < j (their ``symm_reduce``); per-class statistics the mean and the unbiased variance
+  (``torch.var``).
+* ``rfm2024`` — Deep RFM (Beaglehole et al. 2024): ``nc1`` = tr Σ_W / tr Σ_B with their code's
+  Σ_W = (1/(C·N)) Σ_i (h_i − μ_{y_i})(h_i − μ_{y_i})ᵀ and Σ_B = (1/C) Σ_c m_c m_cᵀ (the paper's
+  text writes 1/N; the code divides by C·N, and the preset follows the code), ``nc2`` =
+  mean over the C×C entries of (ÛÛᵀ − S)², Û the normalised centred means and S the simplex
+  Gram (1 on the diagonal, −1/(C−1) off it).
+* ``dufm2024`` — deep unconstrained features (Súkeník et al. 2024): the rank of the *uncentred*
+  class means (``rank_means_uncentred``) in place of the centred one; other rows as ncviz's.
+
+>>> [c.name for c in CONVENTIONS.values()]
+['ncviz', 'papyan2020', 'lc2024', 'rfm2024', 'dufm2024']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import torch
+
+from ncviz.errors import OptionError
+
+DEFAULT_CONVENTION = "ncviz"
+
+
+@dataclass(frozen=True)
+class ConventionInputs:
+    """What a convention's rows are computed from (the kept classes only, float64).
+
+    ``means`` μ_c (C×d), ``centred`` m_c = μ_c − μ_G under the convention's global mean,
+    ``counts`` n_c, ``within_trace`` Σ_i ‖h_i − μ_{y_i}‖², ``weight`` the classifier row of each
+    class (C×d) or None, ``agreement`` the samples on which the classifier and the nearest class
+    centre decide alike (None without a classifier), and ``metrics`` the ncviz rows computed
+    under the convention's options.
+    """
+
+    means: torch.Tensor
+    centred: torch.Tensor
+    counts: torch.Tensor
+    within_trace: float
+    weight: torch.Tensor | None
+    agreement: int | None
+    metrics: Mapping[str, float]
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.counts.sum())
+
+
+RowsFn = Callable[[ConventionInputs], dict[str, float]]
+
+
+@dataclass(frozen=True)
+class Convention:
+    """A paper's conventions: the options it sets and the rows it reports.
+
+    Attributes:
+        name: the preset's name (``--convention NAME``).
+        title: the paper, as cited on pages and in exports.
+        code: the authors' code the preset reproduces (where their text and code differ, the
+            code wins, and ``differences`` says so).
+        options: the :class:`~ncviz.metrics.options.CollapseOptions` values it sets.
+        differences: what it changes relative to ncviz's defaults, one line each.
+        rows: the paper's rows from :class:`ConventionInputs`; None = ncviz's own rows.
+    """
+
+    name: str
+    title: str
+    code: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    differences: tuple[str, ...] = ()
+    rows: RowsFn | None = None
+
+    def apply(self, inputs: ConventionInputs) -> dict[str, float]:
+        """The rows this convention reports."""
+        if self.rows is None:
+            return dict(inputs.metrics)
+        return self.rows(inputs)
+
+
+def _mean_var(name: str, values: torch.Tensor) -> dict[str, float]:
+    """Mean and unbiased variance of one value per class (``Tensor.mean``/``Tensor.var``)."""
+    variance = float(values.var()) if len(values) > 1 else float("nan")
+    return {f"{name}_mean": float(values.mean()), f"{name}_var": variance}
+
+
+def _population(unbiased: float | None, count: int) -> float:
+    """A variance over ``count`` values with divisor n, from the unbiased one."""
+    if unbiased is None or count < 2:
+        return float("nan")
+    return unbiased * (count - 1) / count
+
+
+def _lc_rows(inputs: ConventionInputs) -> dict[str, float]:
+    metrics, centred = inputs.metrics, inputs.centred
+    num_classes = len(centred)
+    pairs = num_classes * (num_classes - 1) // 2
+    norms = centred.norm(dim=1)
+    rows = {
+        "cdnv": metrics["cdnv"],
+        **_mean_var("norms", norms),
+        **_mean_var("norms_log", norms.log()),
+        "etf_error": metrics["nc2_etf_distance"],
+        "interfere_mean": metrics["interference_mean"],
+        "interfere_var": _population(metrics.get("interference_var"), pairs),
+        "log_kern_mean": metrics["gnc2_log_mean"],
+        "log_kern_var": _population(metrics.get("gnc2_log_var"), pairs),
+    }
+    if inputs.weight is not None:
+        weight = inputs.weight
+        unit_w = weight / weight.norm(dim=1, keepdim=True)
+        unit_m = centred / norms[:, None]
+        rows.update(
+            {
+                "dual_error": metrics["nc3_gram"],
+                **_mean_var("simdot", (weight * centred).sum(dim=1)),
+                **_mean_var("simcos", (unit_w * unit_m).sum(dim=1)),
+                **_mean_var("dists", (unit_w - unit_m).norm(dim=1)),
+            }
+        )
+    if inputs.agreement is not None:
+        rows["hits"] = float(inputs.agreement)
+        rows["misses"] = float(inputs.num_samples - inputs.agreement)
+    return rows
+
+
+def _rfm_rows(inputs: ConventionInputs) -> dict[str, float]:
+    centred = inputs.centred
+    num_classes = len(centred)
+    within = inputs.within_trace / (num_classes * inputs.num_samples)
+    between = float((centred**2).sum()) / num_classes
+    unit = centred / centred.norm(dim=1, keepdim=True)
+    gram = unit @ unit.T
+    simplex = torch.full_like(gram, -1.0 / (num_classes - 1))
+    simplex.fill_diagonal_(1.0)
+    return {"nc1": within / between, "nc2": float(((gram - simplex) ** 2).mean())}
+
+
+PAPYAN_ROWS = (
+    "nc1",
+    "nc2_equinorm_means",
+    "nc2_equinorm_weights",
+    "nc2_equiangle_means",
+    "nc2_equiangle_weights",
+    "nc2_maxangle_means",
+    "nc2_maxangle_weights",
+    "nc3",
+    "nc4",
+    "accuracy",
+)
+
+
+def _papyan_rows(inputs: ConventionInputs) -> dict[str, float]:
+    return {key: inputs.metrics[key] for key in PAPYAN_ROWS if key in inputs.metrics}
+
+
+#: The presets, by name. ``ncviz`` first (the default).
+CONVENTIONS: Mapping[str, Convention] = MappingProxyType(
+    {
+        c.name: c
+        for c in (
+            Convention(
+                "ncviz",
+                "ncviz's defaults (docs/metrics.md)",
+                "ncviz.metrics",
+                differences=("every ncviz row, with the defaults of docs/metrics.md",),
+            ),
+            Convention(
+                "papyan2020",
+                "Papyan, Han & Donoho 2020 (PNAS)",
+                "the paper's definitions of NC1–NC4",
+                options={"global_mean": "sample"},
+                differences=(
+                    "μ_G is the mean of all samples (global_mean=sample), not of the class means",
+                    "rows: NC1 (Tr(Σ_W Σ_B⁺)/C), NC2 equinorm/equiangle/maxangle, NC3, NC4",
+                ),
+                rows=_papyan_rows,
+            ),
+            Convention(
+                "lc2024",
+                "Wu & Papyan 2024, Linguistic Collapse (NeurIPS)",
+                "rhubarbwu/linguistic-collapse with rhubarbwu/neural-collapse (measure.py, "
+                "kernels.py)",
+                options={"min_count": 1, "dist_exp": 2.0, "global_mean": "class"},
+                differences=(
+                    "every class seen at least once is kept (min_count=1)",
+                    "cdnv divides by the squared distance squared (dist_exp=2)",
+                    "pair statistics: mean and population variance over pairs i<j",
+                    "per-class statistics: mean and unbiased variance",
+                    "rows: the columns of their table (cdnv, norms_*, etf_error, interfere_*, "
+                    "log_kern_*, dual_error, simdot_*, simcos_*, dists_*, hits, misses)",
+                ),
+                rows=_lc_rows,
+            ),
+            Convention(
+                "rfm2024",
+                "Beaglehole et al. 2024, Deep RFM / AGOP (NeurIPS)",
+                "the authors' Deep RFM script (get_class_variance, get_NC2_from_means)",
+                options={"global_mean": "class"},
+                differences=(
+                    "nc1 = tr Σ_W / tr Σ_B with Σ_W divided by C·N as in their code (1/C of "
+                    "ncviz's nc1_trace_ratio; the paper's text writes 1/N)",
+                    "nc2 = mean over C×C entries of (ÛÛᵀ − S)², S the simplex Gram",
+                ),
+                rows=_rfm_rows,
+            ),
+            Convention(
+                "dufm2024",
+                "Súkeník, Lampert & Mondelli 2024, deep UFM low-rank bias (NeurIPS)",
+                "the paper's rank of the class-mean matrix",
+                options={"means_centring": "uncentred"},
+                differences=(
+                    "the class means' rank is of the uncentred [μ_c] (rank_means_uncentred)",
+                ),
+            ),
+        )
+    }
+)
+
+
+def convention(name: str) -> Convention:
+    """The preset ``name``; an unknown name is one line listing the valid ones.
+
+    >>> convention("lc2024").options["dist_exp"]
+    2.0
+    """
+    try:
+        return CONVENTIONS[name]
+    except (KeyError, TypeError):
+        raise OptionError(
+            f"unknown convention {name!r}; choose one of {', '.join(CONVENTIONS)} "
+            "(`ncviz conventions` lists what each changes)."
+        ) from None
+
+
+def describe_conventions() -> str:
+    """The presets and what each changes, as ``ncviz conventions`` prints them."""
+    lines = []
+    for c in CONVENTIONS.values():
+        lines.append(f"{c.name} — {c.title}")
+        lines.append(f"  follows: {c.code}")
+        if c.options:
+            options = ", ".join(f"{k}={v}" for k, v in c.options.items())
+            lines.append(f"  options: {options}")
+        lines.extend(f"  · {line}" for line in c.differences)
+    return "\n".join(lines)

@@ -16,6 +16,7 @@ from ncviz.errors import NcvizError
 from ncviz.load.runs import RUN_FILE, open_run, run_fingerprint
 from ncviz.load.server_folder import allowed_root, find_runs, resolve_inside
 from ncviz.metrics import CollapseResult
+from ncviz.metrics.conventions import CONVENTIONS, DEFAULT_CONVENTION
 from ncviz.metrics.spectra import MEANS_CENTRING
 from ncviz.server.heap import freeze_imported_heap
 from ncviz.server.jobs import Job, default_runner
@@ -333,7 +334,58 @@ def pick_runs(label: str, choices: list[str], help: str) -> list[str]:
     return picked
 
 
-def analyses_of(names: list[str]) -> tuple[dict[str, Analysis], list[str]]:
+CONVENTION_QUERY = "convention"  # a paper's conventions for the tables (Study, Export)
+
+
+def convention_choice(help: str) -> str:
+    """Whose conventions a page's tables follow (``ncviz conventions``): ncviz's or a paper's
+    preset, chosen once for Study and Export and kept in the URL (``?convention=lc2024``). An
+    unknown name in a link is one line naming the valid ones."""
+    if "convention" not in st.session_state:  # a link's choice, once
+        asked = st.query_params.get(CONVENTION_QUERY, DEFAULT_CONVENTION)
+        if asked not in CONVENTIONS:  # said until another convention is picked
+            st.session_state["convention_note"] = (
+                f"The link asks for the convention {asked!r}, which ncviz does not know; "
+                f"showing ncviz's (valid: {', '.join(CONVENTIONS)})."
+            )
+        st.session_state["convention"] = asked if asked in CONVENTIONS else DEFAULT_CONVENTION
+    if "convention_note" in st.session_state:
+        st.warning(st.session_state["convention_note"])
+    names = list(CONVENTIONS)
+    st.selectbox(
+        "Convention",
+        names,
+        index=names.index(st.session_state["convention"]),
+        format_func=lambda name: f"{name} — {CONVENTIONS[name].title}",
+        key="w_convention",
+        on_change=_pick_convention,
+        help=help,
+    )
+    chosen = st.session_state["convention"]
+    if chosen == DEFAULT_CONVENTION:
+        st.query_params.pop(CONVENTION_QUERY, None)
+    elif st.query_params.get(CONVENTION_QUERY) != chosen:
+        st.query_params[CONVENTION_QUERY] = chosen
+    if chosen != DEFAULT_CONVENTION:
+        st.caption(" · ".join(CONVENTIONS[chosen].differences))
+    return chosen
+
+
+def _pick_convention() -> None:
+    _remember("w_convention", "convention")
+    st.session_state.pop("convention_note", None)
+
+
+def in_convention(request: AnalysisRequest, convention: str) -> AnalysisRequest:
+    """``request`` with its rows in ``convention`` (the same request for ncviz's own)."""
+    if convention == DEFAULT_CONVENTION:
+        return request
+    return replace(request, options={**request.options, "convention": convention})
+
+
+def analyses_of(
+    names: list[str], convention: str = DEFAULT_CONVENTION
+) -> tuple[dict[str, Analysis], list[str]]:
     """The finished analyses of the runs ``names`` (each a background job, cached like any
     analysis), and the names still being analysed: their progress is drawn, as the one-line
     error of a run that failed (left out). A log-folder run that grew keeps its last analysis
@@ -345,6 +397,7 @@ def analyses_of(names: list[str]) -> tuple[dict[str, Analysis], list[str]]:
         if request is None:
             st.warning(f"The run {name!r} is not available here.")
             continue
+        request = in_convention(request, convention)
         job = submit_analysis(request, name)
         if request.version is not None:
             watched[name] = (request.source, request.version)

@@ -12,7 +12,19 @@ st.write("Files are generated when you click (reports inline plotly.js and open 
 analysis = common.ensure_analysis()
 if analysis:
     checkpoint, layer = common.selectors(analysis)
-    tidy = analysis.tidy()  # with the per-group rows (a `group` column) when the data have groups
+    convention = common.convention_choice(
+        "Whose definitions and row names the exported table follows (its convention column "
+        "says which); the figures and the report stay in ncviz's."
+    )
+    tabled = analysis
+    source = st.session_state.get("request")
+    if convention != analysis.convention and source is not None:  # the run in a paper's rows
+        request = common.in_convention(source, convention)
+        job = common.submit_analysis(request, f"{analysis.run} ({convention})")
+        if not common.job_panel(job, f"{convention} rows", f"export-{convention}"):
+            st.stop()
+        tabled = job.result
+    tidy = tabled.tidy()  # with the per-group rows (a `group` column) when the data have groups
     cols = st.columns(2)
     cols[0].download_button(
         "Metrics table (CSV)",

@@ -32,6 +32,11 @@ def _study(_frame: pd.DataFrame, digest: str, against: str, derived: tuple, patt
     return run_study(_frame, against, derived=list(derived), pattern=pattern or None)
 
 
+def authors_table() -> list[pd.DataFrame]:
+    """The shipped Linguistic Collapse results table (its rows follow lc2024)."""
+    return [read_table(LINGUISTIC_COLLAPSE_TABLE).assign(convention="lc2024")]
+
+
 st.title("Study across runs")
 st.caption(
     f"One row per trained model; Spearman ρ of every statistic with a target, with a bootstrap 95% "
@@ -46,21 +51,30 @@ linked = common.RUNS_QUERY in st.query_params  # a link that names runs opens on
 source = st.radio("Table", sources, index=2 if linked else 0, horizontal=True, key="study_source")
 try:
     if source == BUNDLED:
-        tables = [read_table(LINGUISTIC_COLLAPSE_TABLE)]
+        tables = authors_table()
         digest = "bundled-linguistic-collapse"
     elif source == SERVER:
         picked = common.pick_runs(
             "Runs", common.server_runs(), "One row per run; the choice is in the address bar."
         )
+        convention = common.convention_choice(
+            "Whose definitions and column names the runs' statistics follow; lc2024 gives the "
+            "Linguistic Collapse table's columns, so the runs can sit beside the authors' 230."
+        )
+        beside_authors = convention == "lc2024" and st.checkbox(
+            f"Beside the 230 runs of {PAPER}", key="study_beside_lc"
+        )
         if not picked:
             st.info("Pick the runs to study (at least 3 for a rank correlation).")
             st.stop()
-        analyses, waiting = common.analyses_of(picked)  # a run that failed says so and is left out
+        # a run that failed says so and is left out
+        analyses, waiting = common.analyses_of(picked, convention)
         if waiting or not analyses:
             st.stop()
         tables = [a.table for a in analyses.values()]
         states = (f"{n}\0{len(a.table)}\0{a.checkpoints[-1]}" for n, a in analyses.items())
-        digest = hashlib.sha256("\0".join(states).encode()).hexdigest()
+        digest = hashlib.sha256("\0".join([convention, *states]).encode()).hexdigest()
+        digest += "-with-authors" if beside_authors else ""
     else:
         files = st.file_uploader(
             "Result tables",
@@ -82,6 +96,8 @@ try:
             {n: a.log for n, a in analyses.items()},
             layer=layer,
         )
+        if beside_authors:  # the runs under the authors' "model" column, their table below
+            frame = stack_runs([frame.rename(columns={"run": "model"}), *authors_table()])
     else:
         frame = stack_runs(tables, layer=layer)
 

@@ -775,3 +775,58 @@ def test_ranks_on_spectra_and_in_the_theory_lab_share_one_labelled_convention():
     assert cards["classes"] == "10"
     _visit(at, "theory")
     assert at.segmented_control(key="w_means_centring").value == "uncentred"
+
+
+def test_study_and_export_take_a_papers_convention_from_the_url(tmp_path, monkeypatch):
+    """Issue 22: a dashboard selector (in the URL) puts the runs' statistics in a paper's
+    conventions; under lc2024 the runs of this server sit beside the authors' 230 runs, with
+    the same columns, each value the run's own lc2024 analysis."""
+    import shutil
+
+    import pandas as pd
+
+    from ncviz.analysis import analyze
+    from ncviz.server.jobs import default_runner
+    from ncviz.study import LINGUISTIC_COLLAPSE_TABLE
+
+    logs = tmp_path / "logs"
+    sweep = {f"sweep/R{r}": f"digits-mlp-imbalanced-R{r}" for r in (1, 10, 100)}
+    for name, bundled in sweep.items():
+        shutil.copytree(ROOT / "checkpoints" / bundled, logs / name)
+    monkeypatch.setenv("NCVIZ_DATA_DIR", str(logs))
+
+    study = _app()
+    study.query_params.update(runs=list(sweep), convention="lc2024")
+    study.switch_page("views/study.py").run()
+    _assert_clean(study, "study lc2024")
+    assert study.selectbox(key="w_convention").value == "lc2024"
+    rows = {row["metric"] for row in study.dataframe[0].value.to_dict("records")}
+    assert {"etf_error", "interfere_var", "log_kern_mean", "hits"} <= rows and "nc1" not in rows
+    study.checkbox(key="study_beside_lc").check().run()
+    _assert_clean(study, "beside the authors")
+    authors = pd.read_csv(LINGUISTIC_COLLAPSE_TABLE)
+    assert any(s.value.startswith(f"{len(authors) + 3} runs") for s in study.subheader)
+    # the page's own analysis of a run is that run's lc2024 analysis, computed here again
+    shown = next(job.result for job in default_runner().jobs() if job.label == "sweep/R10")
+    mine = analyze(logs / "sweep/R10", convention="lc2024")
+    assert shown.convention == mine.convention == "lc2024"
+    where = (mine.checkpoints[-1], mine.layers[-1])
+    assert shown.metrics_at(*where) == pytest.approx(mine.metrics_at(*where), rel=1e-12)
+
+    study.selectbox(key="w_convention").set_value("ncviz").run()
+    assert "convention" not in study.query_params  # ncviz's is the default: no parameter
+
+    odd = _app()
+    odd.query_params.update(convention="lc2025")
+    odd.switch_page("views/export.py").run()
+    assert not odd.exception
+    assert [w.value for w in odd.warning] == [
+        "The link asks for the convention 'lc2025', which ncviz does not know; showing "
+        "ncviz's (valid: ncviz, papyan2020, lc2024, rfm2024, dufm2024)."
+    ]
+    odd.selectbox(key="w_convention").set_value("rfm2024").run()
+    _assert_clean(odd, "export rfm2024")
+    exported = next(job.result for job in default_runner().jobs() if "(rfm2024)" in job.label)
+    assert exported.convention == "rfm2024"
+    assert set(exported.tidy()["metric"]) == {"nc1", "nc2"}
+    assert odd.query_params["convention"] == "rfm2024"

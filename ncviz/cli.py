@@ -263,9 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument(
         "--convention",
         metavar="NAME",
-        help="report a paper's rows under its own conventions: ncviz (default), papyan2020, "
-        "lc2024, rfm2024, dufm2024 (`ncviz conventions` lists what each changes); the table's "
-        "convention column records it",
+        help="report a paper's rows under its own conventions: ncviz (default); papyan2020, "
+        "lc2024, rfm2024, dufm2024 (classification); nrc2024 (regression). `ncviz conventions` "
+        "lists what each changes; the table's convention column records it",
     )
     analyze.add_argument(
         "--dist-exp",

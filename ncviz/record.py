@@ -478,7 +478,7 @@ def _metrics(statistics: Any, recorder: Recorder) -> dict[str, float]:
         classes = np.asarray(recorder.class_names) if recorder.class_names else None
         options = replace(recorder.metric_options, min_count=None)  # fixed when recording
         return statistics.compute(classes, options).metrics
-    return statistics.compute().metrics
+    return statistics.compute(recorder.metric_options).metrics
 
 
 def _as_step(step: Any) -> int:

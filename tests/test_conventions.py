@@ -246,3 +246,105 @@ def test_conventions_command_lists_every_preset():
     )
     for name in CONVENTIONS:
         assert f"{name} — " in done.stdout
+
+
+def _regression(seed: int = 0, dim: int = 12, targets: int = 3, n: int = 200):
+    rng = np.random.default_rng(seed)
+    h = rng.standard_normal((n, dim)) @ rng.standard_normal((dim, dim)) + 2.0
+    w = rng.standard_normal((targets, dim))
+    b = rng.standard_normal(targets)
+    y = h @ w.T + b + 0.3 * rng.standard_normal((n, targets))
+    return h, y, w + 0.1 * rng.standard_normal((targets, dim)), b
+
+
+def nrc_reference(h, y, w, b, gamma=None):
+    """The NRC authors' metric script restated in numpy (their compute_NRC1/compute_metrics and
+    the γ grid of their training script)."""
+    n, targets = len(h), y.shape[1]
+    centred = h - h.mean(axis=0)
+    _, s, vt = np.linalg.svd(centred, full_matrices=False)
+    evr = s**2 / (s**2).sum()
+    normed = h / np.linalg.norm(h, axis=1, keepdims=True)
+    normed_centred = centred / np.linalg.norm(centred, axis=1, keepdims=True)
+
+    def off(x, projector):
+        return np.linalg.norm(x @ projector - x) ** 2 / n
+
+    out = {}
+    for k in range(1, max(targets, 10) + 1):
+        out[f"evr{k}"] = evr[k - 1]
+        out[f"nrc1_pca{k}"] = off(h, vt[:k].T @ vt[:k])
+    top = vt[:targets].T @ vt[:targets]
+    out.update(nrc1=off(h, top), nrc1n=off(normed, top), nrc1nc=off(normed_centred, top))
+    q, _ = np.linalg.qr(w.T)
+    out.update(nrc2=off(h, q @ q.T), nrc2n=off(normed, q @ q.T))
+    predicted = h @ w.T + b
+    out["r2"] = 1 - ((y - predicted) ** 2).sum() / ((y - y.mean(axis=0)) ** 2).sum()
+    out["mse"] = ((y - predicted) ** 2).mean()
+    yc = y - y.mean(axis=0)
+    values, vectors = np.linalg.eigh(yc.T @ yc / n)
+    root = vectors @ np.diag(np.sqrt(values)) @ vectors.T
+    wwt = w @ w.T
+    wwt = wwt / np.linalg.norm(wwt)
+
+    def nrc3(c):
+        a = root - np.sqrt(c) * np.eye(targets)
+        return np.linalg.norm(wwt - a / np.linalg.norm(a)) ** 2
+
+    grid = np.linspace(0, values[0], 1000)
+    curve = [nrc3(c) for c in grid]
+    best = grid[int(np.argmin(curve))] if gamma is None else gamma
+    out.update(nrc3=nrc3(best), nrc3_gamma=best)
+    return out
+
+
+def test_nrc2024_rows_equal_the_authors_script_on_the_same_features():
+    from ncviz.metrics import regression_result
+
+    h, y, w, b = _regression()
+    ours = regression_result(h, y, w, bias=b, convention="nrc2024").metrics
+    expected = nrc_reference(h, y, w, b)
+    assert set(ours) == set(expected)
+    for key, value in expected.items():
+        assert ours[key] == pytest.approx(value, rel=1e-6, abs=1e-12), key
+    # the issue's finding: ncviz's nrc1 (normalised centred rows on their own PCs) is none of
+    # the authors' three
+    ncviz = regression_result(h, y, w)
+    assert all(
+        ncviz.metrics["nrc1"] != pytest.approx(ours[k], rel=1e-3)
+        for k in ("nrc1", "nrc1n", "nrc1nc")
+    )
+
+
+def test_nrc2024_over_a_run_fixes_gamma_at_the_final_checkpoint(tmp_path):
+    from ncviz.analysis import analyze
+
+    h, y, w, b = _regression(seed=1)
+    heads = {"epoch_001": w + 0.8, "epoch_002": w}  # an early head, then the final one
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for name, head in heads.items():
+        arrays = {"features.last": h, "targets": y, "classifier.weight": head, "classifier.bias": b}
+        np.savez(folder / f"{name}.npz", **arrays)
+    analysis = analyze(folder, convention="nrc2024", cache=False)
+    assert analysis.convention == "nrc2024"
+    final = nrc_reference(h, y, heads["epoch_002"], b)
+    early = nrc_reference(h, y, heads["epoch_001"], b, gamma=final["nrc3_gamma"])
+    own_minimum = nrc_reference(h, y, heads["epoch_001"], b)["nrc3"]
+    got = analysis.metrics_at("epoch_001.npz", "last")
+    assert got["nrc3_gamma"] == pytest.approx(final["nrc3_gamma"], rel=1e-9, abs=1e-15)
+    assert got["nrc3"] == pytest.approx(early["nrc3"], rel=1e-6)
+    assert got["nrc3"] >= own_minimum - 1e-12  # not that checkpoint's own minimum
+    for key in ("nrc1", "nrc2n", "r2", "mse"):
+        assert got[key] == pytest.approx(early[key], rel=1e-6), key
+
+
+def test_a_convention_of_the_other_task_is_one_line():
+    from ncviz.metrics import regression_result
+
+    h, y, w, _ = _regression()
+    with pytest.raises(Exception, match="'lc2024' convention is for classification; a regression"):
+        regression_result(h, y, w, convention="lc2024")
+    hc, yc, wc = _features()
+    with pytest.raises(Exception, match="'nrc2024' convention is for regression"):
+        collapse_metrics(hc[yc != 6], yc[yc != 6], wc[:6], convention="nrc2024")

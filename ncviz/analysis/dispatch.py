@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from ncviz import sources
 from ncviz.analysis.options import AnalysisOptions, ProgressFn
 from ncviz.analysis.table import Analysis
 from ncviz.cache import ActivationCache
 from ncviz.load import DataSpec, ModelSpec
+from ncviz.metrics import RegressionResult
+from ncviz.metrics.regression import nrc2024_distance
 
 
 def analyze(
@@ -81,5 +86,40 @@ def analyze(
 def analyze_with(
     source: str | Path, options: AnalysisOptions, progress: ProgressFn | None = None
 ) -> Analysis:
-    """:func:`analyze` with the options already built: detect the source, let it read itself."""
-    return sources.detect(source, options).analyze(options, progress)
+    """:func:`analyze` with the options already built: detect the source, let it read itself
+    (the rows in the convention of ``options.metrics``)."""
+    analysis = sources.detect(source, options).analyze(options, progress)
+    analysis = replace(analysis, convention=options.metrics.convention)
+    if analysis.convention == "nrc2024":
+        analysis = fix_run_gamma(analysis)
+    return analysis
+
+
+def fix_run_gamma(analysis: Analysis) -> Analysis:
+    """nrc2024 over a run: every checkpoint's ``nrc3`` at the γ of the run's final checkpoint
+    (per layer), as the NRC authors' script does (their ``best_c``, chosen once at the end of
+    training); ``nrc3_gamma`` then holds that γ on every row."""
+    if analysis.task != "regression" or not analysis.checkpoints:
+        return analysis
+    final = analysis.checkpoints[-1]
+    table, results = analysis.table.copy(), dict(analysis.results)
+    for layer in analysis.layers:
+        last = analysis.results.get((final, layer))
+        if not isinstance(last, RegressionResult) or "nrc3_gamma" not in last.metrics:
+            continue
+        gamma = last.metrics["nrc3_gamma"]
+        for checkpoint in analysis.checkpoints:
+            result = analysis.results.get((checkpoint, layer))
+            if not isinstance(result, RegressionResult) or "ww" not in result.arrays:
+                continue
+            value = nrc2024_distance(
+                torch.as_tensor(result.arrays["ww"]),
+                torch.as_tensor(result.arrays["target_cov"]),
+                gamma,
+            )
+            metrics = {**result.metrics, "nrc3": value, "nrc3_gamma": gamma}
+            results[(checkpoint, layer)] = replace(result, metrics=metrics)
+            rows = (table["checkpoint"] == checkpoint) & (table["layer"] == layer)
+            table.loc[rows & (table["metric"] == "nrc3"), "value"] = value
+            table.loc[rows & (table["metric"] == "nrc3_gamma"), "value"] = gamma
+    return replace(analysis, table=table, results=results)

@@ -54,6 +54,8 @@ class Analysis:
     # where the analysis came from, to read more of it later (a layer's features, the model):
     # a small picklable object that a worker process can take (see ncviz.sources)
     origin: Source | None = field(default=None, compare=False)
+    # whose conventions the rows follow (ncviz.metrics.conventions), set by analyze
+    convention: str = DEFAULT_CONVENTION
 
     @property
     def groups(self) -> list[str]:
@@ -117,15 +119,6 @@ class Analysis:
         """A compact text table of each group's headline metrics (last checkpoint, last
         layer); empty without groups."""
         return group_summary_text(self) if self.groups else ""
-
-    @property
-    def convention(self) -> str:
-        """Whose conventions the metrics follow (:mod:`ncviz.metrics.conventions`): the
-        options' ``convention`` of the classification results, "ncviz" by default."""
-        for result in self.results.values():
-            if isinstance(result, CollapseResult):
-                return result.options.convention
-        return DEFAULT_CONVENTION
 
     def tidy(self) -> pd.DataFrame:
         """Every row, the per-group ones included, as exported: the table with a ``group``

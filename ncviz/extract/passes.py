@@ -393,9 +393,11 @@ class _State:
         assert self.plans is not None
         classifier = self.settings.classifier
         for name, plan in self.plans.items():
-            weight = None
+            weight = bias = None
             if classifier is not None and name == classifier[0] + INPUT_SUFFIX:
                 weight = classifier[1].weight.detach().to("cpu", torch.float64)
+                if getattr(classifier[1], "bias", None) is not None:
+                    bias = classifier[1].bias.detach().to("cpu", torch.float64)
                 if self.settings.task == "auto" and weight.shape[0] != y.shape[1]:
                     raise DataError(
                         f"the labels are {str(torch.as_tensor(labels).dtype)[6:]} numbers, so "
@@ -405,7 +407,7 @@ class _State:
                         "targets as wide as the head."
                     )
             self.stats[name] = RegressionStatistics(
-                plan.dim, y.shape[1], weight, device=self.settings.device
+                plan.dim, y.shape[1], weight, bias=bias, device=self.settings.device
             )
 
     @property

@@ -497,7 +497,7 @@ def layer_result(
     options = options or CollapseOptions()
     recorded_min_count = run.options.get("min_count")
     if run.task == "regression":
-        return RegressionStatistics.from_state_dict(dict(state)).compute()
+        return RegressionStatistics.from_state_dict(dict(state)).compute(options)
     stats = CollapseStatistics.from_state_dict(dict(state), min_count=recorded_min_count)
     if options.min_count is not None and options.min_count != recorded_min_count:
         # another min_count (e.g. a convention's) reads the run only if it keeps the same classes

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ncviz.errors import InputError
-from ncviz.metrics.conventions import ConventionInputs, convention
+from ncviz.metrics.conventions import DEFAULT_CONVENTION, ConventionInputs, convention
 from ncviz.metrics.geometry import geometry_metrics
 from ncviz.metrics.inputs import ArrayLike, as_tensor
 from ncviz.metrics.options import CollapseOptions
@@ -508,7 +508,7 @@ def _finalize(
         metrics["accuracy_majority"] = float(hits[~minority].sum() / n[~minority].sum())
 
     chosen = convention(options.convention)
-    if chosen.rows is not None:
+    if chosen.name != DEFAULT_CONVENTION:
         metrics = chosen.apply(
             ConventionInputs(
                 means=means,

@@ -22,8 +22,13 @@ of docs/metrics.md; the others:
 * ``dufm2024`` — deep unconstrained features (Súkeník et al. 2024): the rank of the *uncentred*
   class means (``rank_means_uncentred``) in place of the centred one; other rows as ncviz's.
 
+* ``nrc2024`` — Neural Regression Collapse (Andriopoulos et al. 2024), for regression runs:
+  the authors' ``nrc1`` (raw rows on the principal directions of the centred ones), ``nrc1n``,
+  ``nrc1nc``, ``nrc2``, ``nrc2n``, ``nrc3`` with γ fixed at the final checkpoint's, ``evr1…``,
+  ``nrc1_pca1…``, ``r2``, ``mse`` (:func:`ncviz.metrics.regression.nrc2024_result`).
+
 >>> [c.name for c in CONVENTIONS.values()]
-['ncviz', 'papyan2020', 'lc2024', 'rfm2024', 'dufm2024']
+['ncviz', 'papyan2020', 'lc2024', 'rfm2024', 'nrc2024', 'dufm2024']
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from typing import Any
 
 import torch
 
-from ncviz.errors import OptionError
+from ncviz.errors import InputError, OptionError
 
 DEFAULT_CONVENTION = "ncviz"
 
@@ -79,6 +84,8 @@ class Convention:
         options: the :class:`~ncviz.metrics.options.CollapseOptions` values it sets.
         differences: what it changes relative to ncviz's defaults, one line each.
         rows: the paper's rows from :class:`ConventionInputs`; None = ncviz's own rows.
+        task: "classification", "regression" (its rows come from
+            :func:`ncviz.metrics.regression.nrc2024_result`) or "any".
     """
 
     name: str
@@ -87,9 +94,16 @@ class Convention:
     options: Mapping[str, Any] = field(default_factory=dict)
     differences: tuple[str, ...] = ()
     rows: RowsFn | None = None
+    task: str = "classification"
 
     def apply(self, inputs: ConventionInputs) -> dict[str, float]:
-        """The rows this convention reports."""
+        """The rows this convention reports for classification features."""
+        if self.task == "regression":
+            valid = ", ".join(n for n, c in CONVENTIONS.items() if c.task != "regression")
+            raise InputError(
+                f"the {self.name!r} convention is for regression (targets); a classification "
+                f"run takes one of {valid}."
+            )
         if self.rows is None:
             return dict(inputs.metrics)
         return self.rows(inputs)
@@ -181,6 +195,7 @@ CONVENTIONS: Mapping[str, Convention] = MappingProxyType(
                 "ncviz's defaults (docs/metrics.md)",
                 "ncviz.metrics",
                 differences=("every ncviz row, with the defaults of docs/metrics.md",),
+                task="any",
             ),
             Convention(
                 "papyan2020",
@@ -220,6 +235,20 @@ CONVENTIONS: Mapping[str, Convention] = MappingProxyType(
                     "nc2 = mean over C×C entries of (ÛÛᵀ − S)², S the simplex Gram",
                 ),
                 rows=_rfm_rows,
+            ),
+            Convention(
+                "nrc2024",
+                "Andriopoulos et al. 2024, Neural Regression Collapse (NeurIPS)",
+                "the authors' NC_regression metric script (compute_NRC1, compute_metrics)",
+                differences=(
+                    "nrc1 projects the raw rows on the principal directions of the centred ones "
+                    "(ncviz: the normalised centred rows on their own); nrc1n, nrc1nc: rows "
+                    "normalised, or centred then normalised",
+                    "nrc1_pca1…10 and evr1…10; nrc2, nrc2n onto span(W); r2 and mse of W h + b",
+                    "nrc3 at the γ of a 1,000-point grid, fixed over a run at the final "
+                    "checkpoint's (ncviz: each checkpoint's own minimum)",
+                ),
+                task="regression",
             ),
             Convention(
                 "dufm2024",

@@ -27,6 +27,11 @@ from ncviz.metrics.inputs import ArrayLike, as_tensor, features_matrix
 
 _GAMMA_GRID = 257
 _EVR_TOP = 64
+REGRESSION_CONVENTIONS = ("ncviz", "nrc2024")
+#: NRC1 is reported for the top k = 1 … max(n, NRC2024_COMPONENTS) principal components
+NRC2024_COMPONENTS = 10
+#: the authors choose γ on an even grid of this many points over [0, λ_min(Σ_Y)]
+NRC2024_GAMMA_GRID = 1000
 
 
 @dataclass
@@ -102,6 +107,28 @@ def _head_matrix(weight: ArrayLike, n_targets: int, dim: int, device: torch.devi
     return w
 
 
+def _head_bias(bias: ArrayLike, n_targets: int, device: torch.device) -> torch.Tensor:
+    b = as_tensor(bias, "regression head bias").to(device=device, dtype=torch.float64).reshape(-1)
+    if b.shape != (n_targets,):
+        raise InputError(
+            f"regression head bias has {b.shape[0]} entries but the targets have {n_targets}; "
+            "pass the bias of the head that reads these features."
+        )
+    return b
+
+
+def check_regression_convention(options: Any) -> str:
+    """The convention of ``options`` (a name, a CollapseOptions, or None = "ncviz") when it
+    applies to regression; a classification-only one is one line naming the valid ones."""
+    name = getattr(options, "convention", options) or "ncviz"
+    if name not in REGRESSION_CONVENTIONS:
+        raise InputError(
+            f"the {name!r} convention is for classification; a regression run takes "
+            f"{' or '.join(REGRESSION_CONVENTIONS)}."
+        )
+    return str(name)
+
+
 def _check_dims(n_targets: int, dim: int) -> None:
     if n_targets > dim:
         raise InputError(
@@ -170,12 +197,17 @@ def regression_result(
     targets: ArrayLike,
     weight: ArrayLike | None = None,
     *,
+    bias: ArrayLike | None = None,
     center: bool = True,
     device: torch.device | str | None = None,
+    convention: str = "ncviz",
 ) -> RegressionResult:
-    """NRC metrics and plot arrays for features N×d, targets N×n and a head W (n×d).
+    """NRC metrics and plot arrays for features N×d, targets N×n and a head W (n×d) with bias
+    b (n; used for the predictions of ``r2``/``mse`` under ``convention="nrc2024"``).
 
-    Without ``weight`` only ``nrc1`` and the feature spectrum are computed.
+    Without ``weight`` only ``nrc1`` and the feature spectrum are computed. ``convention``:
+    "ncviz" (docs/metrics.md) or "nrc2024", the rows of the authors' script
+    (:func:`nrc2024_rows`).
 
     >>> import torch
     >>> h = torch.tensor([[1.0, 0.0], [2.0, 0.0], [-1.0, 0.0], [-2.0, 0.0]])
@@ -192,6 +224,13 @@ def regression_result(
         raise InputError("regression metrics need at least 2 samples.")
     y = _targets_matrix(targets, num_samples).to(device)
     _check_dims(y.shape[1], dim)
+    if check_regression_convention(convention) == "nrc2024":
+        stats = RegressionStatistics(dim, y.shape[1], weight, bias=bias, device=device)
+        for _ in range(2):  # the two passes over the rows in memory
+            stats.update(h, y)
+            if stats.pass_number == 1:
+                stats.start_second_pass()
+        return nrc2024_result(stats)
 
     centred = h - h.mean(dim=0)
     lengths = (centred if center else h).norm(dim=1, keepdim=True)
@@ -235,6 +274,9 @@ class RegressionStatistics:
 
     FIRST_PASS = ("count", "feature_sum", "target_sum")
     SECOND_PASS = ("unit_sum", "unit_gram", "feature_scatter", "target_scatter", "zero_rows")
+    # for the nrc2024 convention: Σ (h/‖h‖)(h/‖h‖)ᵀ of the raw rows and Σ (h − h̄)(y − ȳ)ᵀ
+    # (absent from runs recorded before them: those rows are then left out, with a warning)
+    PAPER_PASS = ("raw_unit_gram", "cross_scatter")
 
     def __init__(
         self,
@@ -242,6 +284,7 @@ class RegressionStatistics:
         num_targets: int,
         weight: ArrayLike | None = None,
         *,
+        bias: ArrayLike | None = None,
         center: bool = True,
         device: torch.device | str | None = None,
     ) -> None:
@@ -251,6 +294,7 @@ class RegressionStatistics:
         self.weight = (
             None if weight is None else _head_matrix(weight, num_targets, dim, self.device)
         )
+        self.bias = None if bias is None else _head_bias(bias, num_targets, self.device)
 
         def zeros(*shape: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
             return torch.zeros(shape, dtype=dtype, device=self.device)
@@ -260,12 +304,18 @@ class RegressionStatistics:
         self.unit_sum, self.unit_gram = zeros(dim), zeros(dim, dim)
         self.feature_scatter, self.target_scatter = zeros(dim, dim), zeros(num_targets, num_targets)
         self.zero_rows = zeros(1, dtype=torch.int64)
+        self.raw_unit_gram: torch.Tensor | None = zeros(dim, dim)
+        self.cross_scatter: torch.Tensor | None = zeros(dim, num_targets)
         self.pass_number = 1
 
     def pass_tensors(self) -> list[torch.Tensor]:
         """The sums of the current pass (what shards add together)."""
-        names = self.FIRST_PASS if self.pass_number == 1 else self.SECOND_PASS
+        names = self.FIRST_PASS if self.pass_number == 1 else self._second_pass_names()
         return [getattr(self, name) for name in names]
+
+    def _second_pass_names(self) -> tuple[str, ...]:
+        present = tuple(name for name in self.PAPER_PASS if getattr(self, name) is not None)
+        return (*self.SECOND_PASS, *present)
 
     def update(self, features: ArrayLike, targets: ArrayLike, *, check_finite: bool = True) -> None:
         """Add a batch (N×d features, N×n or N targets) to the current pass; ``check_finite``
@@ -291,6 +341,10 @@ class RegressionStatistics:
         self.unit_gram.addmm_(unit.T, unit)
         self.feature_scatter.addmm_(centred.T, centred)
         self.target_scatter.addmm_(y_centred.T, y_centred)
+        if self.raw_unit_gram is not None and self.cross_scatter is not None:
+            raw_unit = h / h.norm(dim=1, keepdim=True).clamp(min=torch.finfo(h.dtype).tiny)
+            self.raw_unit_gram.addmm_(raw_unit.T, raw_unit)
+            self.cross_scatter.addmm_(centred.T, y_centred)
 
     def require_finite_sums(self, name: str = "features") -> None:
         """Raise if NaN/Inf reached the current pass's sums (after ``check_finite=False``)."""
@@ -319,12 +373,17 @@ class RegressionStatistics:
             mine += theirs.to(mine.device)
         return self
 
-    def compute(self) -> RegressionResult:
-        """Every NRC metric and plot array, as :func:`regression_result` gives them."""
+    def compute(self, options: Any = None) -> RegressionResult:
+        """Every NRC metric and plot array, as :func:`regression_result` gives them; with
+        ``options`` (a :class:`~ncviz.metrics.options.CollapseOptions`) whose convention is
+        ``nrc2024``, the rows of the authors' script instead (:func:`nrc2024_rows`)."""
         if self.pass_number != 2:
             raise InputError("call start_second_pass() and feed the data again before compute().")
         if int(self.zero_rows):
             raise _zero_rows_error(int(self.zero_rows))
+        convention = check_regression_convention(options)
+        if convention == "nrc2024":
+            return nrc2024_result(self)
         n = float(self.count)
         gram = self.unit_gram
         covariance = gram - torch.outer(self.unit_sum, self.unit_sum) / n
@@ -340,9 +399,12 @@ class RegressionStatistics:
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Every sum (both passes done) and W, for saving; see :meth:`from_state_dict`."""
-        state = {name: getattr(self, name) for name in (*self.FIRST_PASS, *self.SECOND_PASS)}
+        names = (*self.FIRST_PASS, *self._second_pass_names())
+        state = {name: getattr(self, name) for name in names}
         if self.weight is not None:
             state["weight"] = self.weight
+        if self.bias is not None:
+            state["bias"] = self.bias
         return state
 
     @classmethod
@@ -351,9 +413,11 @@ class RegressionStatistics:
     ) -> RegressionStatistics:
         """Statistics with both passes done, as :meth:`state_dict` wrote them."""
         dim, num_targets = state["feature_sum"].shape[0], state["target_sum"].shape[0]
-        stats = cls(dim, num_targets, state.get("weight"), center=center)
+        stats = cls(dim, num_targets, state.get("weight"), bias=state.get("bias"), center=center)
         for name in (*cls.FIRST_PASS, *cls.SECOND_PASS):
             setattr(stats, name, state[name].to(getattr(stats, name).dtype))
+        for name in cls.PAPER_PASS:
+            setattr(stats, name, state[name].to(torch.float64) if name in state else None)
         stats.pass_number = 2
         return stats
 
@@ -371,3 +435,102 @@ def ufm_regression_optimum(target_cov: ArrayLike, lambda_h: float, lambda_w: flo
     eigenvalues, vectors = torch.linalg.eigh(cov)
     shrunk = (eigenvalues.clamp(min=0).sqrt() - math.sqrt(lambda_h * lambda_w)).clamp(min=0)
     return (math.sqrt(lambda_h / lambda_w) * vectors @ torch.diag(shrunk) @ vectors.T).numpy()
+
+
+def nrc2024_distance(ww: torch.Tensor, target_cov: torch.Tensor, gamma: float) -> float:
+    """‖WWᵀ/‖WWᵀ‖_F − A_γ/‖A_γ‖_F‖_F², A_γ = Σ_Y^{1/2} − √γ I (the authors' NRC3 at γ)."""
+    eigenvalues, vectors = torch.linalg.eigh(target_cov)
+    root = vectors @ torch.diag(eigenvalues.clamp(min=0.0).sqrt()) @ vectors.T
+    shape = root - math.sqrt(max(gamma, 0.0)) * torch.eye(len(root), dtype=root.dtype)
+    return float(((ww / ww.norm() - shape / shape.norm()) ** 2).sum())
+
+
+def nrc2024_gamma(ww: torch.Tensor, target_cov: torch.Tensor) -> tuple[float, float]:
+    """(γ, NRC3 at γ) minimising the authors' NRC3 over their grid: γ ∈ {λ_min·j/999}, the
+    1,000 evenly spaced points of [0, λ_min(Σ_Y)]."""
+    top = max(float(torch.linalg.eigvalsh(target_cov)[0]), 0.0)
+    grid = np.linspace(0.0, top, NRC2024_GAMMA_GRID)
+    curve = [nrc2024_distance(ww, target_cov, float(c)) for c in grid]
+    best = int(np.nanargmin(curve))
+    return float(grid[best]), float(curve[best])
+
+
+def nrc2024_result(stats: RegressionStatistics) -> RegressionResult:
+    """The rows of the NRC authors' metric script (Andriopoulos et al. 2024, ``compute_NRC1``
+    and ``compute_metrics``), from the two passes' sums. With H the raw features (rows h_i),
+    H̄ its column mean, V_k the top-k principal directions of H − H̄ and P_k = V_kᵀV_k:
+
+    * ``nrc1_pca{k}`` = (1/N) ‖H − H P_k‖_F² for k = 1 … max(n, 10) (the *raw* rows projected
+      on the principal directions of the centred ones); ``nrc1`` = ``nrc1_pca{n}``;
+      ``evr{k}`` the explained-variance ratio of direction k
+    * ``nrc1n``, ``nrc1nc``: the same at k = n on the rows h_i/‖h_i‖ and
+      (h_i − H̄)/‖h_i − H̄‖
+    * ``nrc2`` = (1/N) ‖H − H P_W‖_F², P_W the projector on W's rows; ``nrc2n`` on h_i/‖h_i‖
+    * ``nrc3`` = ‖WWᵀ/‖WWᵀ‖ − A_γ/‖A_γ‖‖², A_γ = Σ_Y^{1/2} − √γ I, Σ_Y = (1/N) Σ (y − ȳ)(y − ȳ)ᵀ,
+      at the γ of their 1,000-point grid that minimises it (``nrc3_gamma``); over a run their
+      script fixes γ at the final checkpoint's (:func:`ncviz.analysis.conventions.fix_run_gamma`)
+    * ``r2`` = 1 − Σ‖y − ŷ‖² / Σ‖y − ȳ‖², ``mse`` = Σ‖y − ŷ‖²/(N n), ŷ = W h + b
+
+    Their code adds 1e-8 to each row norm; these sums do not (a relative difference below
+    1e-8/‖h_i‖).
+    """
+    n = float(stats.count)
+    targets = stats.num_targets
+    mean = stats.feature_sum / n
+    raw_gram = stats.feature_scatter + n * torch.outer(mean, mean)
+    eigenvalues, vectors = torch.linalg.eigh(stats.feature_scatter)
+    eigenvalues, principal = eigenvalues.flip(0).clamp(min=0.0), vectors.flip(1).T
+    components = min(max(targets, NRC2024_COMPONENTS), stats.dim, int(stats.count))
+
+    def residual(gram: torch.Tensor, basis: torch.Tensor) -> float:
+        return float(torch.trace(gram) - ((basis @ gram) * basis).sum()) / n
+
+    rows: dict[str, float] = {}
+    warnings: list[str] = []
+    evr = eigenvalues / eigenvalues.sum()
+    for k in range(1, components + 1):
+        rows[f"evr{k}"] = float(evr[k - 1])
+    for k in range(1, components + 1):
+        rows[f"nrc1_pca{k}"] = residual(raw_gram, principal[:k])
+    rows["nrc1"] = rows[f"nrc1_pca{targets}"]
+    if stats.raw_unit_gram is not None:
+        rows["nrc1n"] = residual(stats.raw_unit_gram, principal[:targets])
+    if stats.center:
+        rows["nrc1nc"] = residual(stats.unit_gram, principal[:targets])
+    arrays: dict[str, np.ndarray] = {
+        "evr_features": evr[:_EVR_TOP].cpu().numpy(),
+        "target_cov": (stats.target_scatter / n).cpu().numpy(),
+    }
+    w = stats.weight
+    if w is None:
+        warnings.append("no regression head W: nrc2, nrc2n, nrc3, r2 and mse are left out.")
+        return RegressionResult(rows, arrays, warnings)
+    _, sv, row_space = torch.linalg.svd(w, full_matrices=False)
+    row_space = row_space[sv > sv.max() * max(w.shape) * torch.finfo(torch.float64).eps]
+    rows["nrc2"] = residual(raw_gram, row_space)
+    if stats.raw_unit_gram is not None:
+        rows["nrc2n"] = residual(stats.raw_unit_gram, row_space)
+    ww, target_cov = w @ w.T, stats.target_scatter / n
+    undefined = _nrc3_undefined(ww, target_cov)
+    if undefined:
+        warnings.append(undefined)
+    else:
+        rows["nrc3_gamma"], rows["nrc3"] = nrc2024_gamma(ww, target_cov)
+        arrays["ww"] = ww.cpu().numpy()
+    if stats.cross_scatter is None or stats.raw_unit_gram is None:
+        warnings.append(
+            "this run was recorded before nrc2024's sums were kept: nrc1n, nrc2n, r2 and mse "
+            "are left out (record it again to have them)."
+        )
+        return RegressionResult(rows, arrays, warnings)
+    bias = stats.bias if stats.bias is not None else torch.zeros(targets, dtype=torch.float64)
+    offset = stats.target_sum / n - w @ mean - bias  # ȳ − W h̄ − b
+    residual_sum = (
+        n * float(offset @ offset)
+        + float(torch.trace(stats.target_scatter))
+        - 2.0 * float((w * stats.cross_scatter.T).sum())
+        + float(((w @ stats.feature_scatter) * w).sum())
+    )
+    rows["r2"] = 1.0 - residual_sum / float(torch.trace(stats.target_scatter))
+    rows["mse"] = residual_sum / (n * targets)
+    return RegressionResult(rows, arrays, warnings)

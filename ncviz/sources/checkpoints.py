@@ -368,8 +368,11 @@ def extracted_result(
     for regression data (``head``: the module reading this layer, whose W NRC needs)."""
     if dataset.labels is None:
         weight = None if head is None else head.weight.detach()
+        bias = None if head is None or getattr(head, "bias", None) is None else head.bias.detach()
         assert item.features is not None  # kept for regression data
-        return regression_result(item.features, dataset.answers, weight)
+        return regression_result(
+            item.features, dataset.answers, weight, bias=bias, convention=metrics.convention
+        )
     assert item.statistics is not None  # both passes done for labelled data
     return item.statistics.compute(np.array(dataset.classes), metrics)
 

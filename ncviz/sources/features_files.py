@@ -128,10 +128,12 @@ def _file_results(
     regression = features.labels is None
     for layer, tensor in features.layers.items():
         w = features.weight if layer == weight_layer else None
-        if regression:
-            results[layer] = regression_result(tensor, features.targets, w)
-            continue
         b = features.bias if layer == weight_layer else None
+        if regression:
+            results[layer] = regression_result(
+                tensor, features.targets, w, bias=b, convention=options.metrics.convention
+            )
+            continue
         results[layer] = collapse_result(tensor, features.labels, w, b, options=options.metrics)
         if features.groups is not None:
             grouped = group_result(

@@ -106,7 +106,7 @@ class OnnxSource(Source):
                 if isinstance(statistics, CollapseStatistics):
                     result: Result = statistics.compute(np.array(dataset.classes), options.metrics)
                 else:
-                    result = statistics.compute()
+                    result = statistics.compute(options.metrics)
                 results[(path.name, layer)] = result
                 rows += result_rows(key, layer, result)
         return Analysis(

@@ -822,7 +822,7 @@ def test_study_and_export_take_a_papers_convention_from_the_url(tmp_path, monkey
     assert not odd.exception
     assert [w.value for w in odd.warning] == [
         "The link asks for the convention 'lc2025', which ncviz does not know; showing "
-        "ncviz's (valid: ncviz, papyan2020, lc2024, rfm2024, dufm2024)."
+        "ncviz's (valid: ncviz, papyan2020, lc2024, rfm2024, nrc2024, dufm2024)."
     ]
     odd.selectbox(key="w_convention").set_value("rfm2024").run()
     _assert_clean(odd, "export rfm2024")

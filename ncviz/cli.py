@@ -264,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--convention",
         metavar="NAME",
         help="report a paper's rows under its own conventions: ncviz (default); papyan2020, "
-        "lc2024, rfm2024, dufm2024 (classification); nrc2024 (regression). `ncviz conventions` "
+        "lc2024, rfm2024, ncmc2024, dufm2024 (classification); nrc2024 (regression). `ncviz conventions` "
         "lists what each changes; the table's convention column records it",
     )
     analyze.add_argument(
@@ -298,9 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="K",
         default=0,
-        help="add mc_nc_ave, mc_nc_std, mc_alignment, mc_centres at the last layer of every "
-        "checkpoint: per-class k-means with k ≤ K by silhouette, or the run's own fixed centres "
-        "(NCMC)",
+        help="add, at the last layer of every checkpoint, the sub-cluster rows (subcluster_*: "
+        "per-class k-means with k ≤ K by silhouette) and, for a run trained to fixed centres, "
+        "NCMC's collapse to each class's centre-mean (ncmc_*)",
     )
     analyze.add_argument(
         "--report",

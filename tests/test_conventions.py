@@ -348,3 +348,24 @@ def test_a_convention_of_the_other_task_is_one_line():
     hc, yc, wc = _features()
     with pytest.raises(Exception, match="'nrc2024' convention is for regression"):
         collapse_metrics(hc[yc != 6], yc[yc != 6], wc[:6], convention="nrc2024")
+
+
+def test_ncmc2024_adds_the_centre_mean_collapse_of_a_run_trained_to_centres():
+    from pathlib import Path
+
+    from ncviz.analysis import analyze, ncmc_at
+
+    root = Path(__file__).resolve().parents[1] / "checkpoints"
+    layer = "classifier:input"
+    analysis = analyze(root / "digits-longtail-ncmc", layers=[layer], convention="ncmc2024")
+    last = analysis.metrics_at(analysis.checkpoints[-1], layer)
+    expected = ncmc_at(analysis, analysis.checkpoints[-1], layer).metrics
+    assert {k: last[k] for k in expected} == pytest.approx(expected, rel=1e-12)
+    assert {"accuracy", "accuracy_minority", "accuracy_majority"} <= set(last)
+    assert "nc1" not in last
+    # a run without centres: the rows are left out, and its results say why
+    plain = analyze(root / "digits-longtail-learned", layers=[layer], convention="ncmc2024")
+    rows = plain.metrics_at(plain.checkpoints[-1], layer)
+    assert not any(key.startswith("ncmc_") for key in rows)
+    result = plain.results[(plain.checkpoints[-1], layer)]
+    assert any("ncmc_* are left out" in warning for warning in result.warnings)

@@ -3,6 +3,7 @@ measured directions of the bundled runs, pinned."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from ncviz import Recorder
-from ncviz.analysis import analyze, given_centres, multicentre_at
+from ncviz.analysis import analyze, given_centres, multicentre_at, ncmc_at
 from ncviz.demos.classification import MINORITY
 from ncviz.deq import TinyDEQ
 from ncviz.load import load_dataset
@@ -82,27 +83,35 @@ def test_recorder_hooks_the_deq_through_forward_fn(tmp_path):
 
 
 def test_long_tailed_heads_measured_directions():
-    # measured at epoch 300 (test split accuracy from the runs' logs): learned 0.846 > fixed
-    # ETF 0.783 > NCMC centres 0.761; k-means finds one sub-cluster in almost every class of all
-    # three (mc_centres 1.1, 1.1, 1.0), and the NCMC run's features sit on one or two of the
-    # 20 centres of their class (1.3 used on average, cosine 0.94 to it)
+    # measured at epoch 300 (benchmarks/ncmc_longtail.py; test split accuracy from the runs'
+    # logs): learned 0.846 > NCMC 0.786 > fixed ETF 0.783 — the paper's direction (NCMC helps
+    # the tail) does not appear on digits, and the run's notes say so. The NCMC run (Cosine
+    # Loss, class-aware centres: 20 for the largest class, up to 80 for the rarest) collapses
+    # towards each class's centre-mean (ncmc_nc_ave 0.41, mean cosine 0.90 to it); k-means finds
+    # one sub-cluster in every class.
     accuracy = {
         head: analyze(CHECKPOINTS / f"digits-longtail-{head}").log["test_acc"][-1]
         for head in ("learned", "etf", "ncmc")
     }
-    assert accuracy["learned"] > accuracy["etf"] > accuracy["ncmc"]
+    assert accuracy["learned"] > accuracy["ncmc"] > accuracy["etf"]
     ncmc = analyze(CHECKPOINTS / "digits-longtail-ncmc", layers=[LAYER])
     centres = given_centres(ncmc)
-    assert centres.shape == (10, 20, 64)
-    assert np.allclose(np.linalg.norm(centres, axis=2), 1.0, atol=1e-6)
-    given = multicentre_at(ncmc, ncmc.checkpoints[-1], LAYER, use_given=True)
-    assert given.metrics["mc_alignment"] > 0.9
-    assert given.metrics["mc_centres"] < 2.0
+    per_class = np.isfinite(centres).all(axis=2).sum(axis=1)
+    assert per_class[0] == 20 and per_class[-1] > per_class[0]  # more centres for rarer classes
+    assert list(per_class) == sorted(per_class)
+    valid = centres[np.isfinite(centres).all(axis=2)]
+    assert np.allclose(np.linalg.norm(valid, axis=1), 1.0, atol=1e-6)
+    first = ncmc_at(ncmc, ncmc.checkpoints[0], LAYER).metrics
+    last = ncmc_at(ncmc, ncmc.checkpoints[-1], LAYER).metrics
+    assert last["ncmc_alignment"] > 0.85 > first["ncmc_alignment"]
+    assert last["ncmc_nc_ave"] < first["ncmc_nc_ave"]
     found = multicentre_at(ncmc, ncmc.checkpoints[-1], LAYER)
-    assert found.metrics["mc_centres"] <= 1.2
+    assert found.metrics["subcluster_count"] <= 1.2
     assert list(found.counts) == sorted(found.counts, reverse=True)  # long tail: 135 → 6
     learned = analyze(CHECKPOINTS / "digits-longtail-learned", layers=[LAYER])
     assert given_centres(learned) is None
+    notes = json.loads((CHECKPOINTS / "digits-longtail-ncmc" / "run.json").read_text())["notes"]
+    assert "does not appear on digits" in notes
 
 
 def test_cli_multicentre_rows_over_training(tmp_path):
@@ -116,9 +125,10 @@ def test_cli_multicentre_rows_over_training(tmp_path):
         main(["analyze", str(run), "--layers", LAYER, "--multicentre", "5", "--out", str(out)]) == 0
     )
     table = pd.read_csv(out / "metrics.csv")
-    rows = table[table["metric"] == "mc_alignment"]
-    assert len(rows) == 12  # one per checkpoint, the run's fixed centres
+    rows = table[table["metric"] == "ncmc_alignment"]
+    assert len(rows) == 12  # one per checkpoint: the run was trained to fixed centres
+    assert len(table[table["metric"] == "subcluster_count"]) == 12
     analysis = analyze(run, layers=[LAYER])
-    last = multicentre_at(analysis, analysis.checkpoints[-1], LAYER, use_given=True)
-    assert rows["value"].iloc[-1] == pytest.approx(last.metrics["mc_alignment"], rel=1e-12)
-    assert rows["value"].iloc[-1] > rows["value"].iloc[0]  # pulled onto the centres in training
+    last = ncmc_at(analysis, analysis.checkpoints[-1], LAYER)
+    assert rows["value"].iloc[-1] == pytest.approx(last.metrics["ncmc_alignment"], rel=1e-12)
+    assert rows["value"].iloc[-1] > rows["value"].iloc[0]  # pulled to the centre-means

@@ -6,7 +6,7 @@ import common
 import streamlit as st
 
 from ncviz import plots
-from ncviz.analysis import origin_of, source_multicentre
+from ncviz.analysis import origin_of, source_multicentre, source_ncmc
 from ncviz.demos.catalog import bundled_runs_dir, sweep_family
 from ncviz.server.jobs import default_runner
 from ncviz.server.requests import training_counts_of
@@ -18,28 +18,60 @@ st.title("Imbalance")
 
 
 def multicentre_tab(analysis, checkpoint: str, layer: str, result) -> None:
-    """Per-class k-means (or the run's own fixed targets): collapse to multiple centres."""
-    given = origin_of(analysis).has_given_centres() and layer.endswith(":input")
-    left, middle, right = st.columns(3)
-    cap = left.slider("Most centres per class (k-means)", 1, 10, 5, key="mc_cap")
-    use_given = middle.toggle(
-        "Use the run's fixed centres", value=given, disabled=not given, key="mc_given"
-    )
-    key = f"multicentre-{st.session_state.get('job_key')}-{checkpoint}-{layer}-{cap}-{use_given}"
-    job = default_runner().get(key)
-    if job is None and not right.button("Find the centres", key="mc_run"):
+    """NCMC's collapse to each class's centre-mean (runs trained to fixed centres), and the
+    k-means sub-cluster view (any run) — two different questions, measured on request."""
+    source = origin_of(analysis)
+    given = source.has_given_centres() and layer.endswith(":input")
+    minority = [str(c) for c in result.minority_classes]
+    base = f"{st.session_state.get('job_key')}-{checkpoint}-{layer}"
+    if given:
+        st.markdown("**NCMC: collapse to each class's centre-mean**")
+        notes = getattr(source, "run_file", {}).get("notes", "")
         st.caption(
-            "Per class, k-means on the features with k ≤ the cap chosen by silhouette (k = 1 "
-            "when no k reaches 0.5), or the fixed targets the run was trained with; then each "
-            "class's collapse to the nearest of its centres (NCMC). docs/metrics.md, 'Multiple "
-            "centres'."
+            "The run was trained towards fixed centres w_kj per class; under NCMC a class's "
+            "features collapse to the *mean* of its centres. Per class: the mean of "
+            "‖h/‖h‖ − ĉ_k‖² (0 = every feature points at its centre-mean; up to 4). "
+            "docs/metrics.md, 'Multiple centres'. " + notes
+        )
+        job = default_runner().submit(
+            f"ncmc-{base}",
+            "NCMC",
+            source_ncmc,
+            source,
+            checkpoint,
+            layer,
+            split=analysis.split,
+            isolated=common.isolated(analysis),
+        )
+        if common.job_panel(job, "NCMC", "ncmc"):
+            ncmc = job.result
+            for column, (name, value) in zip(st.columns(4), ncmc.metrics.items()):
+                column.metric(name, f"{value:.4g}")
+            titles = ("per-class collapse to the centre-mean", "centres f_k against class size")
+            common.chart(plots.multicentre_figure(ncmc, minority, titles), "ncmc")
+            st.dataframe(plots.ncmc_table(ncmc, minority), hide_index=True, width="stretch")
+    st.markdown("**Sub-clusters (k-means) — not NCMC**")
+    left, middle, right = st.columns(3)
+    cap = left.slider("Most sub-clusters per class (k-means)", 1, 10, 5, key="mc_cap")
+    use_given = middle.toggle(
+        "Nearest of the run's fixed centres", value=False, disabled=not given, key="mc_given"
+    )
+    key = f"multicentre-{base}-{cap}-{use_given}"
+    job = default_runner().get(key)
+    if job is None and not right.button("Find the sub-clusters", key="mc_run"):
+        st.caption(
+            "Does each class sit on a few points, whichever they are? Per class, k-means on the "
+            "features with k ≤ the cap chosen by silhouette (k = 1 when no k reaches 0.5), or "
+            "the nearest of the run's fixed centres; then each class's collapse to the nearest "
+            "of them. Features spread over separate points count as collapsed here — that is "
+            "not NCMC, whose collapse is to the mean of the centres (above)."
         )
         return
     job = default_runner().submit(
         key,
-        "multi-centre",
+        "sub-clusters",
         source_multicentre,
-        origin_of(analysis),
+        source,
         checkpoint,
         layer,
         split=analysis.split,
@@ -47,13 +79,11 @@ def multicentre_tab(analysis, checkpoint: str, layer: str, result) -> None:
         use_given=use_given,
         isolated=common.isolated(analysis),
     )
-    if not common.job_panel(job, "Multi-centre analysis", "multicentre"):
+    if not common.job_panel(job, "Sub-cluster analysis", "multicentre"):
         return
     found = job.result
-    cols = st.columns(4)
-    for column, (name, value) in zip(cols, found.metrics.items()):
+    for column, (name, value) in zip(st.columns(4), found.metrics.items()):
         column.metric(name, f"{value:.4g}")
-    minority = [str(c) for c in result.minority_classes]
     common.chart(plots.multicentre_figure(found, minority), "multicentre")
     st.dataframe(plots.multicentre_table(found, minority), hide_index=True, width="stretch")
 
@@ -143,7 +173,7 @@ def minority_tab(analysis, checkpoint: str, layer: str, result) -> None:
 
 selected = common.page_result()
 if selected:
-    collapse, centres = st.tabs(["Minority collapse", "Multi-centre"])
+    collapse, centres = st.tabs(["Minority collapse", "NCMC · sub-clusters"])
     with collapse:
         minority_tab(*selected)
     with centres:

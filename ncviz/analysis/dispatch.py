@@ -92,6 +92,10 @@ def analyze_with(
     analysis = replace(analysis, convention=options.metrics.convention)
     if analysis.convention == "nrc2024":
         analysis = fix_run_gamma(analysis)
+    if analysis.convention == "ncmc2024":
+        from ncviz.analysis.followups import with_ncmc
+
+        analysis = with_ncmc(analysis)
     return analysis
 
 

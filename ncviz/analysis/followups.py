@@ -91,6 +91,33 @@ def source_multicentre(
     return multicentre_result(features, labels, centres=centres, max_centres=max_centres)
 
 
+def source_ncmc(
+    source: Source,
+    checkpoint: str,
+    layer: str,
+    *,
+    split: str | None = None,
+    progress: ProgressFn | None = None,
+) -> Any:
+    """NCMC's collapse to each class's centre-mean (:func:`ncviz.metrics.multicentre.ncmc_result`)
+    at one checkpoint and layer of a run trained to fixed centres (run.json ``centres``)."""
+    from ncviz.metrics.multicentre import ncmc_result
+
+    centres = source.given_centres()
+    if centres is None:
+        raise OptionError(
+            "this run has no fixed centres (run.json 'centres'): NCMC needs the centres it was "
+            "trained towards; the sub-cluster view (k-means) works on any run."
+        )
+    features, labels = source.features(checkpoint, layer, split=split, progress=progress)
+    return ncmc_result(features, labels, centres)
+
+
+def ncmc_at(analysis: Analysis, checkpoint: str, layer: str) -> Any:
+    """:func:`source_ncmc` of one analysed checkpoint and layer."""
+    return source_ncmc(origin_of(analysis), checkpoint, layer, split=analysis.split)
+
+
 def multicentre_at(
     analysis: Analysis,
     checkpoint: str,
@@ -118,25 +145,21 @@ def with_multicentre(
     layer: str | None = None,
     progress: ProgressFn | None = None,
 ) -> Analysis:
-    """The analysis with the multi-centre rows (``mc_nc_ave``, ``mc_nc_std``, ``mc_alignment``,
-    ``mc_centres``) of every checkpoint at ``layer`` (default: the last, the classifier input)
-    added to its table — the run's own fixed centres when it has them (NCMC), else per-class
-    k-means with k ≤ ``max_centres`` (``ncviz analyze --multicentre K``)."""
+    """The analysis with, for every checkpoint at ``layer`` (default: the last, the classifier
+    input), the sub-cluster rows (``subcluster_nc_ave``, ``subcluster_nc_std``,
+    ``subcluster_alignment``, ``subcluster_count``: per-class k-means with k ≤ ``max_centres``)
+    and — for a run trained to fixed centres — NCMC's rows (``ncmc_nc_ave``, ``ncmc_nc_std``,
+    ``ncmc_alignment``, ``ncmc_centres``) added to its table (``ncviz analyze --multicentre K``)."""
     layer = layer or analysis.layers[-1]
     source = origin_of(analysis)
-    use_given = source.has_given_centres() and layer.endswith(INPUT_SUFFIX)
+    with_ncmc = source.has_given_centres() and layer.endswith(INPUT_SUFFIX)
     epochs = dict(zip(analysis.checkpoints, analysis.epochs()))
     steps = analysis.table.drop_duplicates("checkpoint").set_index("checkpoint")["step"]
     split = analysis.split or analysis.table["split"].iloc[0]
     rows = []
     for index, checkpoint in enumerate(analysis.checkpoints):
         found = source_multicentre(
-            source,
-            checkpoint,
-            layer,
-            split=analysis.split,
-            max_centres=max_centres,
-            use_given=use_given,
+            source, checkpoint, layer, split=analysis.split, max_centres=max_centres
         )
         step = steps.get(checkpoint)
         key = RowKey(
@@ -147,8 +170,50 @@ def with_multicentre(
             split,
         )
         rows += metric_rows(key, layer, found.metrics)
+        if with_ncmc:
+            ncmc = source_ncmc(source, checkpoint, layer, split=analysis.split)
+            rows += metric_rows(key, layer, ncmc.metrics)
         if progress is not None:
             progress(index + 1, len(analysis.checkpoints), f"{checkpoint}: multi-centre")
+    table = pd.concat([analysis.table, make_table(rows)], ignore_index=True)
+    return replace(analysis, table=table)
+
+
+def with_ncmc(analysis: Analysis, progress: ProgressFn | None = None) -> Analysis:
+    """The ``ncmc2024`` convention over a run: NCMC's rows (``ncmc_nc_ave``, ``ncmc_nc_std``,
+    ``ncmc_alignment``, ``ncmc_centres``) of every checkpoint added at the classifier input, for
+    a run trained to fixed centres. Without centres (or without a classifier-input layer) they
+    are left out and every result there says why — never estimated."""
+    source = origin_of(analysis) if analysis.origin is not None else None
+    layers = [layer for layer in analysis.layers if layer.endswith(INPUT_SUFFIX)]
+    if source is None or not source.has_given_centres() or not layers:
+        reason = (
+            "ncmc2024: ncmc_* are left out — they need the fixed centres the run was trained "
+            "towards (run.json 'centres') at the classifier input."
+        )
+        for result in analysis.results.values():
+            if isinstance(result, CollapseResult) and reason not in result.warnings:
+                result.warnings.append(reason)
+        return analysis
+    layer = layers[-1]
+    epochs = dict(zip(analysis.checkpoints, analysis.epochs()))
+    steps = analysis.table.drop_duplicates("checkpoint").set_index("checkpoint")["step"]
+    split = analysis.split or analysis.table["split"].iloc[0]
+    rows = []
+    for index, checkpoint in enumerate(analysis.checkpoints):
+        step = steps.get(checkpoint)
+        key = RowKey(
+            analysis.run,
+            checkpoint,
+            epochs.get(checkpoint),
+            None if pd.isna(step) else int(step),
+            split,
+        )
+        rows += metric_rows(
+            key, layer, source_ncmc(source, checkpoint, layer, split=analysis.split).metrics
+        )
+        if progress is not None:
+            progress(index + 1, len(analysis.checkpoints), f"{checkpoint}: NCMC")
     table = pd.concat([analysis.table, make_table(rows)], ignore_index=True)
     return replace(analysis, table=table)
 

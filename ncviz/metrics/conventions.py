@@ -19,6 +19,9 @@ of docs/metrics.md; the others:
   text writes 1/N; the code divides by C·N, and the preset follows the code), ``nc2`` =
   mean over the C×C entries of (ÛÛᵀ − S)², Û the normalised centred means and S the simplex
   Gram (1 on the diagonal, −1/(C−1) off it).
+* ``ncmc2024`` — Neural Collapse to Multiple Centers (Yan et al. 2024): accuracy overall and on
+  minority/majority classes, and, for a run trained to fixed centres, each class's collapse to
+  the mean of its centres (``ncmc_*``, :func:`ncviz.metrics.multicentre.ncmc_result`).
 * ``dufm2024`` — deep unconstrained features (Súkeník et al. 2024): the rank of the *uncentred*
   class means (``rank_means_uncentred``) in place of the centred one; other rows as ncviz's.
 
@@ -28,7 +31,7 @@ of docs/metrics.md; the others:
   ``nrc1_pca1…``, ``r2``, ``mse`` (:func:`ncviz.metrics.regression.nrc2024_result`).
 
 >>> [c.name for c in CONVENTIONS.values()]
-['ncviz', 'papyan2020', 'lc2024', 'rfm2024', 'nrc2024', 'dufm2024']
+['ncviz', 'papyan2020', 'lc2024', 'rfm2024', 'nrc2024', 'ncmc2024', 'dufm2024']
 """
 
 from __future__ import annotations
@@ -185,6 +188,15 @@ def _papyan_rows(inputs: ConventionInputs) -> dict[str, float]:
     return {key: inputs.metrics[key] for key in PAPYAN_ROWS if key in inputs.metrics}
 
 
+NCMC_ROWS = ("accuracy", "accuracy_minority", "accuracy_majority")
+
+
+def _ncmc_rows(inputs: ConventionInputs) -> dict[str, float]:
+    """The per-layer rows of ncmc2024 (the ``ncmc_*`` rows need the run's centres and are added
+    over the run: :func:`ncviz.analysis.followups.with_ncmc`)."""
+    return {key: inputs.metrics[key] for key in NCMC_ROWS if key in inputs.metrics}
+
+
 #: The presets, by name. ``ncviz`` first (the default).
 CONVENTIONS: Mapping[str, Convention] = MappingProxyType(
     {
@@ -249,6 +261,17 @@ CONVENTIONS: Mapping[str, Convention] = MappingProxyType(
                     "checkpoint's (ncviz: each checkpoint's own minimum)",
                 ),
                 task="regression",
+            ),
+            Convention(
+                "ncmc2024",
+                "Yan et al. 2024, Neural Collapse to Multiple Centers (NeurIPS)",
+                "the paper's definitions (the authors' code was not available to us)",
+                differences=(
+                    "rows: accuracy, accuracy_minority, accuracy_majority and, for a run "
+                    "trained to fixed centres, ncmc_nc_ave/_std/_alignment/_centres at the "
+                    "classifier input: each class's collapse to the mean of its centres",
+                ),
+                rows=_ncmc_rows,
             ),
             Convention(
                 "dufm2024",

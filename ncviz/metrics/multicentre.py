@@ -1,20 +1,29 @@
-"""Collapse to multiple centres per class (NCMC, NeurIPS 2024).
+"""Collapse to several points per class: k-means sub-clusters, and NCMC as its paper defines it.
 
-Under NCMC the features of class k collapse not to one mean but to f_k centres. Per class, the
-centres are either given (the fixed targets of the training, f×d per class: samples are assigned
-to the centre of their class with the largest cosine, as a cosine loss measures them) or found by
-k-means (scikit-learn) with k ∈ 2..``max_centres`` chosen by the silhouette score, and k = 1 (the
-class mean) when no k reaches ``min_silhouette`` (0.5: "reasonable structure", Kaufman &
-Rousseeuw). With μ_c the class means, μ_G their mean, Tr Σ_B = (1/C) Σ_c ‖μ_c − μ_G‖², and
-s_j the mean of the samples assigned to centre j (docs/metrics.md, "Multiple centres"):
+Two different questions, kept apart:
 
-* per class, ``nc`` = (1/n_c) Σ_{i∈c} ‖h_i − s_{a(i)}‖² / Tr Σ_B — within-centre variability
-  relative to the spread of the classes (with one centre everywhere, the n_c-weighted mean over
-  classes is ``nc1_trace_ratio``);
-* ``mc_nc_ave``, ``mc_nc_std``: mean and std (ddof = 1) of ``nc`` over classes;
-* ``mc_alignment``: mean over samples of cos(h_i − μ_G, s_{a(i)} − μ_G) for found centres,
-  cos(h_i, w_{a(i)}) for given ones; ``mc_centres``: mean number of centres per class that
-  hold at least one sample.
+* **Sub-clusters** (:func:`multicentre_result`, rows ``subcluster_*``): do a class's features sit
+  on a few points, whichever they are? Per class, the centres are found by k-means
+  (scikit-learn) with k ∈ 2..``max_centres`` chosen by the silhouette score, and k = 1 (the
+  class mean) when no k reaches ``min_silhouette`` (0.5: "reasonable structure", Kaufman &
+  Rousseeuw) — or taken from given targets, each sample going to the target of its class with
+  the largest cosine. With μ_c the class means, μ_G their mean, Tr Σ_B = (1/C) Σ_c ‖μ_c − μ_G‖²
+  and s_j the mean of the samples assigned to centre j: per class ``nc`` = (1/n_c) Σ_{i∈c}
+  ‖h_i − s_{a(i)}‖² / Tr Σ_B (one centre everywhere: the n_c-weighted mean over classes is
+  ``nc1_trace_ratio``); ``subcluster_nc_ave``/``_std`` its mean and std (ddof = 1) over classes;
+  ``subcluster_alignment`` the mean cos(h_i − μ_G, s_{a(i)} − μ_G) (cos(h_i, w_{a(i)}) for given
+  targets); ``subcluster_count`` the mean number of occupied centres per class. This is *not*
+  NCMC: features spread over three separate points of a class count as collapsed here.
+* **NCMC** (:func:`ncmc_result`, rows ``ncmc_*``; Yan et al., NeurIPS 2024): a class k trained
+  towards f_k fixed centres w_kj (unit; w_kj = cos θ v_kj + sin θ w_k) by the Cosine Loss
+  collapses to the *mean of its centres* c̄_k = (1/f_k) Σ_j w_kj — the maximiser of the average
+  cosine (1/f_k) Σ_j cos(h, w_kj) = ⟨h/‖h‖, c̄_k⟩. Per class, ``nc`` = (1/n_k) Σ_{i∈k}
+  ‖h_i/‖h_i‖ − c̄_k/‖c̄_k‖‖² (0 when every feature points at its centre-mean, at most 4);
+  ``ncmc_nc_ave``, ``ncmc_nc_std``: its mean and std (ddof = 1) over classes (the paper's NC_ave
+  and NC_std, restated from its text: the authors' code was not available to us);
+  ``ncmc_alignment``: mean over samples of cos(h_i, c̄_{y_i}); ``ncmc_centres``: mean f_k.
+  :func:`class_aware_counts` gives minor classes more centres (the paper's class-aware strategy,
+  with ncviz's own rule, stated there).
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -30,7 +39,7 @@ s_j the mean of the samples assigned to centre j (docs/metrics.md, "Multiple cen
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,10 +159,10 @@ def multicentre_result(
         alignment[c] = float(cos.mean())
         cosines[members] = cos
     metrics = {
-        "mc_nc_ave": float(nc.mean()),
-        "mc_nc_std": float(nc.std(ddof=1)) if num_classes > 1 else math.nan,
-        "mc_alignment": float(cosines.mean()),
-        "mc_centres": float(found.mean()),
+        "subcluster_nc_ave": float(nc.mean()),
+        "subcluster_nc_std": float(nc.std(ddof=1)) if num_classes > 1 else math.nan,
+        "subcluster_alignment": float(cosines.mean()),
+        "subcluster_count": float(found.mean()),
     }
     return MultiCentreResult(
         metrics=metrics,
@@ -189,27 +198,35 @@ def _given_centres(
                 f"centres must be C×f×d ({len(classes)} classes), got shape {array.shape}."
             )
         chosen = list(array)
+    # class-aware centres are stored C×f_max×d with NaN rows where a class has fewer
+    chosen = [b[~np.isnan(b).all(axis=1)] if b.ndim == 2 else b for b in chosen]
     for c, block in zip(classes.tolist(), chosen):
         if block.ndim != 2 or block.shape[1] != dim or not len(block):
             raise InputError(
                 f"the centres of class {c!r} must be f×{dim} (the feature dimension), got "
                 f"shape {block.shape}."
             )
-        if (np.linalg.norm(block, axis=1) == 0).any():
-            raise InputError(f"a centre of class {c!r} is zero; centres need a direction.")
+        if not np.isfinite(block).all() or (np.linalg.norm(block, axis=1) == 0).any():
+            raise InputError(
+                f"a centre of class {c!r} is zero or not finite; centres need a direction."
+            )
     return chosen
 
 
 def ncmc_centres(
-    class_directions: ArrayLike, per_class: int = 20, theta: float = 0.2, seed: int = 0
+    class_directions: ArrayLike,
+    per_class: int | Sequence[int] = 20,
+    theta: float = 0.2,
+    seed: int = 0,
 ) -> np.ndarray:
-    """NCMC's fixed targets: f centres per class, w_kj = cos θ · v_kj + sin θ · w_k.
+    """NCMC's fixed targets: f_k centres for class k, w_kj = cos θ · v_kj + sin θ · w_k.
 
     ``class_directions`` (C×d, rows w_k made unit, e.g. a simplex ETF) are tilted towards random
     unit directions v_kj (the paper's defaults: f = 20, θ = 0.2). ncviz draws v_kj orthogonal to
     every class direction when d > C (else to w_k only), so a centre of class k has cosine sin θ
     with w_k and 0 with the other classes' directions: the head W = [w_k] still reads the class.
-    Returns C×f×d unit vectors.
+    ``per_class``: one f for every class, or f_k per class (:func:`class_aware_counts`).
+    Returns C×max(f_k)×d unit vectors; a class with fewer centres has NaN rows after its own.
 
     >>> import numpy as np
     >>> targets = ncmc_centres(np.eye(3, 6), per_class=2, theta=0.2)
@@ -217,16 +234,113 @@ def ncmc_centres(
     ((3, 2, 6), True)
     >>> np.round(targets[0] @ np.eye(3, 6).T, 4).tolist()   # sin 0.2 = 0.1987 with its own class
     [[0.1987, 0.0, 0.0], [0.1987, 0.0, 0.0]]
+    >>> np.isnan(ncmc_centres(np.eye(2, 6), per_class=[1, 3])[0, 1:]).all()
+    np.True_
     """
     w = np.asarray(class_directions, dtype=np.float64)
     w = w / np.linalg.norm(w, axis=1, keepdims=True)
     num_classes, dim = w.shape
+    counts = np.broadcast_to(np.asarray(per_class, dtype=np.int64), (num_classes,))
+    if (counts < 1).any():
+        raise InputError(f"every class needs at least one centre, got {counts.tolist()}.")
+    most = int(counts.max())
     rng = np.random.default_rng(seed)
-    v = rng.standard_normal((num_classes, per_class, dim))
+    v = rng.standard_normal((num_classes, most, dim))
     if dim > num_classes:
         basis, _ = np.linalg.qr(w.T)  # d×C, orthonormal basis of the class directions
         v -= (v @ basis) @ basis.T
     else:
         v -= (v * w[:, None, :]).sum(axis=2, keepdims=True) * w[:, None, :]
     v /= np.linalg.norm(v, axis=2, keepdims=True)
-    return math.cos(theta) * v + math.sin(theta) * w[:, None, :]
+    targets = math.cos(theta) * v + math.sin(theta) * w[:, None, :]
+    targets[np.arange(most)[None, :] >= counts[:, None]] = np.nan
+    return targets
+
+
+def class_aware_counts(counts: ArrayLike, base: int = 20, most: int = 80) -> np.ndarray:
+    """Centres per class for NCMC's class-aware strategy: more for minor classes.
+
+    The paper gives minor classes more centres (so their centre-mean leans on more directions);
+    ncviz's rule — its own, not the paper's exact schedule — is f_k = min(``most``,
+    ⌈``base``·√(n_max/n_k)⌉): the largest class keeps ``base`` (the paper's f = 20), a class 16×
+    rarer gets 4× as many.
+
+    >>> class_aware_counts([135, 60, 6]).tolist()
+    [20, 30, 80]
+    """
+    n = np.asarray(counts, dtype=np.float64)
+    if n.ndim != 1 or not len(n) or (n <= 0).any():
+        raise InputError("class_aware_counts needs a positive sample count for every class.")
+    return np.minimum(most, np.ceil(base * np.sqrt(n.max() / n) - 1e-9)).astype(np.int64)
+
+
+@dataclass
+class NCMCResult:
+    """NCMC's collapse to each class's centre-mean: scalars and per-class arrays (row k =
+    ``classes[k]``)."""
+
+    metrics: dict[str, float]
+    classes: np.ndarray
+    counts: np.ndarray
+    centres: np.ndarray  # f_k, the centres each class was given
+    nc: np.ndarray  # (1/n_k) Σ ‖ĥ_i − ĉ_k‖² per class
+    alignment: np.ndarray  # mean cos(h_i, c̄_k) per class
+
+
+def ncmc_result(
+    features: ArrayLike, labels: ArrayLike, centres: Mapping[Any, ArrayLike] | ArrayLike
+) -> NCMCResult:
+    """Collapse of every class to the mean of its given centres (NCMC; module docstring).
+
+    >>> import numpy as np
+    >>> targets = ncmc_centres(np.eye(2, 8), per_class=3, seed=1)
+    >>> y = np.repeat([0, 1], 6)
+    >>> at_mean = targets.mean(axis=1)[y] * 4.0          # every feature on its centre-mean
+    >>> spread = targets[y, np.tile(np.arange(3), 4)]    # features on the separate centres
+    >>> round(ncmc_result(at_mean, y, targets).metrics["ncmc_nc_ave"], 12)
+    0.0
+    >>> ncmc_result(spread, y, targets).metrics["ncmc_nc_ave"] > 0.5
+    True
+    """
+    h = features_matrix(features).cpu().numpy()
+    encoded = encode_labels(labels, len(h))
+    codes, classes = encoded.codes.cpu().numpy(), encoded.classes
+    given = _given_centres(centres, classes, h.shape[1])
+    assert given is not None  # centres were passed
+    counts = np.bincount(codes, minlength=len(classes))
+    lengths = np.linalg.norm(h, axis=1, keepdims=True)
+    if (lengths == 0).any():
+        raise InputError(
+            f"{int((lengths == 0).sum())} feature rows are zero: NCMC compares directions, "
+            "and a zero feature has none."
+        )
+    unit = h / lengths
+    nc, alignment, cosines = np.zeros(len(classes)), np.zeros(len(classes)), np.zeros(len(h))
+    for k, block in enumerate(given):
+        members = np.flatnonzero(codes == k)
+        centre_mean = (block / np.linalg.norm(block, axis=1, keepdims=True)).mean(axis=0)
+        norm = np.linalg.norm(centre_mean)
+        if norm == 0:
+            raise InputError(
+                f"the centres of class {classes[k]!r} average to zero: NCMC's centre-mean has "
+                "no direction."
+            )
+        cos = unit[members] @ (centre_mean / norm)
+        cosines[members] = cos
+        nc[k] = float(np.maximum(2.0 - 2.0 * cos, 0.0).mean()) if len(members) else math.nan
+        alignment[k] = float(cos.mean()) if len(members) else math.nan
+    present = counts > 0
+    metrics = {
+        "ncmc_nc_ave": float(nc[present].mean()),
+        "ncmc_nc_std": float(nc[present].std(ddof=1)) if present.sum() > 1 else math.nan,
+        "ncmc_alignment": float(cosines.mean()),
+        "ncmc_centres": float(np.mean([len(b) for b in given])),
+    }
+    return NCMCResult(
+        metrics=metrics,
+        classes=classes,
+        counts=counts,
+        centres=np.array([len(b) for b in given], dtype=np.int64),
+        nc=nc,
+        alignment=alignment,
+    )

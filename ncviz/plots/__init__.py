@@ -66,6 +66,7 @@ from ncviz.plots.tables import (
     decay_table,
     group_metrics_table,
     multicentre_table,
+    ncmc_table,
     per_class_table,
     side_by_side,
 )
@@ -142,6 +143,7 @@ __all__ = [
     "metric_label",
     "multicentre_figure",
     "multicentre_table",
+    "ncmc_table",
     "norms_figure",
     "overlay_layer",
     "per_class_table",

@@ -125,9 +125,16 @@ def distance_matrix_figure(result: Any) -> go.Figure:
     return layout(fig, "Prototype distance between groups", height=400)
 
 
-def multicentre_figure(result: Any, minority: Sequence[str] = ()) -> go.Figure:
-    """Per class: its collapse to the nearest of its centres (bars, minority classes darker) and
-    the number of centres it uses against its size (``result``: a MultiCentreResult)."""
+def multicentre_figure(
+    result: Any,
+    minority: Sequence[str] = (),
+    titles: tuple[str, str] = (
+        "per-class collapse to the nearest sub-cluster",
+        "sub-clusters used against class size",
+    ),
+) -> go.Figure:
+    """Per class: its collapse (bars, minority classes darker) and its number of centres against
+    its size (``result``: a MultiCentreResult, or an NCMCResult with ``titles`` saying so)."""
     from plotly.subplots import make_subplots
 
     classes = [str(c) for c in result.classes]
@@ -136,10 +143,7 @@ def multicentre_figure(result: Any, minority: Sequence[str] = ()) -> go.Figure:
     fig = make_subplots(
         rows=1,
         cols=2,
-        subplot_titles=(
-            "per-class collapse to the nearest centre",
-            "centres used against class size",
-        ),
+        subplot_titles=titles,
     )
     fig.add_trace(
         go.Bar(

@@ -52,9 +52,25 @@ def multicentre_table(result: Any, minority: Sequence[str] = ()) -> pd.DataFrame
             "minority": [str(c) in rare for c in result.classes],
             "n_c": result.counts,
             "centres": result.centres,
-            "nc (to nearest centre)": result.nc,
+            "nc (to nearest sub-cluster)": result.nc,
             "silhouette": result.silhouette,
             "cos to centre": result.alignment,
+        }
+    )
+
+
+def ncmc_table(result: Any, minority: Sequence[str] = ()) -> pd.DataFrame:
+    """The per-class rows of an NCMCResult (collapse to each class's centre-mean), minority
+    classes marked."""
+    rare = set(map(str, minority))
+    return pd.DataFrame(
+        {
+            "class": [str(c) for c in result.classes],
+            "minority": [str(c) in rare for c in result.classes],
+            "n_c": result.counts,
+            "centres f_k": result.centres,
+            "nc (to centre-mean)": result.nc,
+            "cos to centre-mean": result.alignment,
         }
     )
 

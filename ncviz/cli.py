@@ -264,8 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--convention",
         metavar="NAME",
         help="report a paper's rows under its own conventions: ncviz (default); papyan2020, "
-        "lc2024, rfm2024, ncmc2024, dufm2024 (classification); nrc2024 (regression). `ncviz conventions` "
-        "lists what each changes; the table's convention column records it",
+        "lc2024, rfm2024, ncmc2024, dufm2024 (classification); nrc2024 (regression). "
+        "`ncviz conventions` lists what each changes; the table's convention column records it",
     )
     analyze.add_argument(
         "--dist-exp",

@@ -369,3 +369,49 @@ def test_ncmc2024_adds_the_centre_mean_collapse_of_a_run_trained_to_centres():
     assert not any(key.startswith("ncmc_") for key in rows)
     result = plain.results[(plain.checkpoints[-1], layer)]
     assert any("ncmc_* are left out" in warning for warning in result.warnings)
+
+
+def test_nc5_is_the_mean_absolute_cosine_of_class_means_to_the_ood_mean(tmp_path):
+    from ncviz.analysis import analyze
+
+    h, y, _ = _features()
+    keep = y != 6
+    h, y = h[keep], y[keep]
+    rng = np.random.default_rng(5)
+    ood = rng.standard_normal((40, h.shape[1])) + 1.5
+    means = np.stack([h[y == c].mean(axis=0) for c in np.unique(y)])
+    centre = ood.mean(axis=0)
+    expected = np.mean(
+        [abs(m @ centre) / (np.linalg.norm(m) * np.linalg.norm(centre)) for m in means]
+    )
+    assert collapse_metrics(h, y, ood=ood)["nc5"] == pytest.approx(expected, rel=1e-12)
+    # orthogonal OOD mean: 0 (class means in the first 3 axes, OOD data along the 4th)
+    mine = np.eye(3, 4)[np.repeat(np.arange(3), 4)] + 0.01 * rng.standard_normal((12, 4)) * [
+        1,
+        1,
+        1,
+        0,
+    ]
+    assert collapse_metrics(mine, np.repeat(np.arange(3), 4), ood=np.eye(4)[[3, 3]])[
+        "nc5"
+    ] == pytest.approx(0.0, abs=1e-12)
+    # from a features file: ood.<layer> beside features.<layer>
+    np.savez(tmp_path / "f.npz", **{"features.last": h, "labels": y, "ood.last": ood})
+    analysis = analyze(tmp_path / "f.npz", cache=False)
+    assert analysis.metrics_at("f.npz", "last")["nc5"] == pytest.approx(expected, rel=1e-12)
+    np.savez(tmp_path / "bad.npz", **{"features.last": h, "labels": y, "ood.last": ood[:, :3]})
+    with pytest.raises(Exception, match=r"ood\.last has dimension 3 but features\.last 9"):
+        analyze(tmp_path / "bad.npz", cache=False)
+
+
+def test_a_paper_row_the_input_cannot_give_is_left_out_with_a_warning():
+    from ncviz.metrics import collapse_result
+
+    h, y, _ = _features()
+    result = collapse_result(h, y, convention="lc2024")  # no classifier W
+    assert "dual_error" not in result.metrics and "hits" not in result.metrics
+    assert result.metrics["cdnv"] == pytest.approx(lc_reference(h, y, _features()[2])["cdnv"])
+    assert any(
+        w.startswith("lc2024: dual_error, simdot_mean, simdot_var, simcos_mean")
+        for w in result.warnings
+    )

@@ -1,6 +1,7 @@
 """Features extracted elsewhere: ``.safetensors`` or ``.npz`` with ``features.<layer>`` (N×d),
-``labels`` (N) or ``targets`` (N×n), and optionally ``classifier.weight`` / ``classifier.bias`` and
-``groups`` (N: an environment or domain per sample, for per-group metrics)."""
+``labels`` (N) or ``targets`` (N×n), and optionally ``classifier.weight`` / ``classifier.bias``,
+``groups`` (N: an environment or domain per sample, for per-group metrics) and ``ood.<layer>``
+(M×d: features of out-of-distribution data at that layer, for ``nc5``)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from ncviz.load.limits import check_data_file
 from ncviz.load.runs import checkpoint_sort_key
 
 FEATURE_PREFIX = "features."
+OOD_PREFIX = "ood."
 FEATURE_SUFFIXES = (".npz", ".safetensors")
 
 
@@ -27,6 +29,7 @@ class FeaturesFile:
     bias: torch.Tensor | None
     name: str
     groups: np.ndarray | None = None
+    ood: dict[str, torch.Tensor] | None = None  # OOD features per layer (nc5)
 
 
 def is_features_file(path: str | Path) -> bool:
@@ -120,6 +123,20 @@ def read_features_file(path: str | Path) -> FeaturesFile:
     for name, tensor in layers.items():
         if tensor.ndim != 2:
             layers[name] = tensor.reshape(len(tensor), -1)
+    ood = {k[len(OOD_PREFIX) :]: v for k, v in arrays.items() if k.startswith(OOD_PREFIX)}
+    unknown = sorted(set(ood) - set(layers))
+    if unknown:
+        raise DataError(
+            f"{path.name}: ood.{unknown[0]} has no features.{unknown[0]} beside it; OOD "
+            "features are compared with the in-distribution features of the same layer."
+        )
+    for name, tensor in ood.items():
+        ood[name] = tensor.reshape(len(tensor), -1)
+        if ood[name].shape[1] != layers[name].shape[1]:
+            raise DataError(
+                f"{path.name}: ood.{name} has dimension {ood[name].shape[1]} but "
+                f"features.{name} {layers[name].shape[1]}; give OOD features of the same layer."
+            )
     weight, bias = arrays.get("classifier.weight"), arrays.get("classifier.bias")
     if weight is not None and weight.ndim != 2:
         raise DataError(f"{path.name}: classifier.weight must be a matrix (classes × features).")
@@ -133,4 +150,5 @@ def read_features_file(path: str | Path) -> FeaturesFile:
         bias=bias,
         name=path.name,
         groups=groups,
+        ood=ood or None,
     )

@@ -520,6 +520,8 @@ def _finalize(
                 metrics=metrics,
             )
         )
+        if note := chosen.missing(metrics):
+            warnings.append(note)
 
     arrays.update(
         {

@@ -89,6 +89,8 @@ class Convention:
         rows: the paper's rows from :class:`ConventionInputs`; None = ncviz's own rows.
         task: "classification", "regression" (its rows come from
             :func:`ncviz.metrics.regression.nrc2024_result`) or "any".
+        columns: the rows the paper reports; one the input cannot give (no classifier W, a
+            single class pair) is left out and :meth:`missing` says so.
     """
 
     name: str
@@ -98,6 +100,17 @@ class Convention:
     differences: tuple[str, ...] = ()
     rows: RowsFn | None = None
     task: str = "classification"
+    columns: tuple[str, ...] = ()
+
+    def missing(self, rows: Mapping[str, float]) -> str:
+        """A warning naming the paper's rows these ``rows`` lack, or ""."""
+        absent = [column for column in self.columns if column not in rows]
+        if not absent:
+            return ""
+        return (
+            f"{self.name}: {', '.join(absent)} left out — the input lacks what they need (a "
+            "classifier W for the classifier rows)."
+        )
 
     def apply(self, inputs: ConventionInputs) -> dict[str, float]:
         """The rows this convention reports for classification features."""
@@ -123,6 +136,30 @@ def _population(unbiased: float | None, count: int) -> float:
     if unbiased is None or count < 2:
         return float("nan")
     return unbiased * (count - 1) / count
+
+
+#: The columns of the Linguistic Collapse results table (statistics only), in its order.
+LC_COLUMNS = (
+    "cdnv",
+    "norms_mean",
+    "norms_var",
+    "norms_log_mean",
+    "norms_log_var",
+    "etf_error",
+    "interfere_mean",
+    "interfere_var",
+    "log_kern_mean",
+    "log_kern_var",
+    "dual_error",
+    "simdot_mean",
+    "simdot_var",
+    "simcos_mean",
+    "simcos_var",
+    "dists_mean",
+    "dists_var",
+    "hits",
+    "misses",
+)
 
 
 def _lc_rows(inputs: ConventionInputs) -> dict[str, float]:
@@ -219,6 +256,7 @@ CONVENTIONS: Mapping[str, Convention] = MappingProxyType(
                     "rows: NC1 (Tr(Σ_W Σ_B⁺)/C), NC2 equinorm/equiangle/maxangle, NC3, NC4",
                 ),
                 rows=_papyan_rows,
+                columns=PAPYAN_ROWS,
             ),
             Convention(
                 "lc2024",
@@ -235,6 +273,7 @@ CONVENTIONS: Mapping[str, Convention] = MappingProxyType(
                     "log_kern_*, dual_error, simdot_*, simcos_*, dists_*, hits, misses)",
                 ),
                 rows=_lc_rows,
+                columns=LC_COLUMNS,
             ),
             Convention(
                 "rfm2024",
@@ -247,6 +286,7 @@ CONVENTIONS: Mapping[str, Convention] = MappingProxyType(
                     "nc2 = mean over C×C entries of (ÛÛᵀ − S)², S the simplex Gram",
                 ),
                 rows=_rfm_rows,
+                columns=("nc1", "nc2"),
             ),
             Convention(
                 "nrc2024",
@@ -272,6 +312,7 @@ CONVENTIONS: Mapping[str, Convention] = MappingProxyType(
                     "classifier input: each class's collapse to the mean of its centres",
                 ),
                 rows=_ncmc_rows,
+                columns=NCMC_ROWS,
             ),
             Convention(
                 "dufm2024",

@@ -16,6 +16,7 @@ from ncviz.metrics.classification import (
 )
 from ncviz.metrics.groups import group_result
 from ncviz.metrics.inputs import ArrayLike, encode_labels, features_matrix
+from ncviz.metrics.ood import ood_mean, orthogonality_deviation
 from ncviz.metrics.options import CollapseOptions
 
 
@@ -27,6 +28,7 @@ def collapse_result(
     *,
     device: torch.device | str | None = None,
     groups: ArrayLike | None = None,
+    ood: ArrayLike | None = None,
     options: CollapseOptions | None = None,
     **kwargs: Any,
 ) -> CollapseResult:
@@ -42,6 +44,8 @@ def collapse_result(
         groups: one group per sample (environment, domain): ``result.groups`` then holds each
             group's metrics and the cross-group prototype distance and ETF alignment
             (:func:`ncviz.metrics.groups.group_result`).
+        ood: features of out-of-distribution data at the same layer (M×d): adds ``nc5``, the
+            mean |cos| between the class means and their mean (:mod:`ncviz.metrics.ood`).
         options, kwargs: the metric options, as one
             :class:`~ncviz.metrics.options.CollapseOptions` or as keywords.
     """
@@ -69,6 +73,10 @@ def collapse_result(
     result = finalize(stats.first, stats.second, opts, encoded.classes)
     if groups is not None:
         result.groups = group_result(h, labels, groups, weight, bias, options=opts)
+    if ood is not None:
+        result.metrics["nc5"] = orthogonality_deviation(
+            result.arrays["class_means"], ood_mean(ood, h.shape[1])
+        )
     return result
 
 
@@ -83,7 +91,8 @@ def collapse_metrics(
 
     ``features`` N×d, ``labels`` N; ``weight``/``bias`` the classifier (optional). Options are
     those of :class:`~ncviz.metrics.options.CollapseOptions` (``global_mean``, ``dist_exp``,
-    ``tau``, ``minority_classes``, ``min_count``) plus ``device``, and ``groups`` (one group per
+    ``tau``, ``minority_classes``, ``min_count``, ``convention``) plus ``device``, ``ood`` (OOD
+    features of the same layer: adds ``nc5``), and ``groups`` (one group per
     sample): every group's metrics are then added as ``"<key>/<group>"`` (``"nc1/env1"``,
     ``"etf_alignment/env1"``, ``"prototype_distance/env1"``). Spectra and per-class values come
     from :func:`collapse_result`.

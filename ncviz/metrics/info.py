@@ -118,6 +118,12 @@ METRICS: dict[str, MetricInfo] = _info(
         "Liu et al. 2023",
     ),
     (
+        "nc5",
+        "NC5 (OOD orthogonality)",
+        "mean |cos| between the class means and the mean of OOD features of the same layer",
+        "Ammar et al. 2024 (NECO)",
+    ),
+    (
         "gnc2_riesz_mean",
         "GNC2 Riesz mean",
         "mean Riesz s-energy ‖u_i − u_j‖^(−s), s = d − 2, of unit class means",

@@ -134,7 +134,10 @@ def _file_results(
                 tensor, features.targets, w, bias=b, convention=options.metrics.convention
             )
             continue
-        results[layer] = collapse_result(tensor, features.labels, w, b, options=options.metrics)
+        ood = None if features.ood is None else features.ood.get(layer)
+        results[layer] = collapse_result(
+            tensor, features.labels, w, b, ood=ood, options=options.metrics
+        )
         if features.groups is not None:
             grouped = group_result(
                 tensor, features.labels, features.groups, w, b, options=options.metrics

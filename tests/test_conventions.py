@@ -415,3 +415,44 @@ def test_a_paper_row_the_input_cannot_give_is_left_out_with_a_warning():
         w.startswith("lc2024: dual_error, simdot_mean, simdot_var, simcos_mean")
         for w in result.warnings
     )
+
+
+@pytest.mark.parametrize("name", ["rfm2024", "nrc2024"])
+def test_cli_convention_on_a_features_file_equals_the_reference(name, tmp_path):
+    from ncviz.cli import main
+
+    if name == "rfm2024":
+        h, y, w = _features()
+        keep = y != 6
+        arrays = {"features.last": h[keep], "labels": y[keep], "classifier.weight": w[:6]}
+        classes = np.unique(y[keep])
+        means = np.stack([h[keep][y[keep] == c].mean(axis=0) for c in classes])
+        centred = means - means.mean(axis=0)
+        within = sum(((h[keep][y[keep] == c] - means[i]) ** 2).sum() for i, c in enumerate(classes))
+        unit = centred / np.linalg.norm(centred, axis=1, keepdims=True)
+        k = len(classes)
+        simplex = np.eye(k) * (1 + 1 / (k - 1)) - np.ones((k, k)) / (k - 1)
+        expected = {
+            "nc1": within / (k * keep.sum()) / ((centred**2).sum() / k),
+            "nc2": ((unit @ unit.T - simplex) ** 2).mean(),
+        }
+    else:
+        h, targets, w, b = _regression(seed=2)
+        arrays = {
+            "features.last": h,
+            "targets": targets,
+            "classifier.weight": w,
+            "classifier.bias": b,
+        }
+        expected = nrc_reference(h, targets, w, b)
+    np.savez(tmp_path / "run.npz", **arrays)
+    out = tmp_path / "out"
+    assert (
+        main(["analyze", str(tmp_path / "run.npz"), "--convention", name, "--out", str(out)]) == 0
+    )
+    table = pd.read_csv(out / "metrics.csv")
+    assert set(table["convention"]) == {name}
+    got = dict(zip(table["metric"], table["value"]))
+    assert set(got) == set(expected)
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, rel=1e-6, abs=1e-12), key

@@ -13,7 +13,7 @@
 >>> rec.layers
 ['1', '2:input']
 >>> sorted(summary["2:input"])[:3]
-['accuracy', 'cdnv', 'effective_rank_means']
+['accuracy', 'cdnv', 'dual_distance_mean']
 
 The folder then opens with ``ncviz analyze FOLDER`` and in the dashboard (Source → upload a zip of
 it, or the server folder), with one row per (step, split, layer) and every page working on it.

@@ -139,6 +139,25 @@ def multicentre_at(
     )
 
 
+def checkpoint_keys(analysis: Analysis) -> dict[str, RowKey]:
+    """The row key of every checkpoint of ``analysis`` (its epoch, step and split), for rows a
+    follow-up adds to the table."""
+    epochs = dict(zip(analysis.checkpoints, analysis.epochs()))
+    steps = analysis.table.drop_duplicates("checkpoint").set_index("checkpoint")["step"]
+    split = analysis.split or analysis.table["split"].iloc[0]
+    keys = {}
+    for checkpoint in analysis.checkpoints:
+        step = steps.get(checkpoint)
+        keys[checkpoint] = RowKey(
+            analysis.run,
+            checkpoint,
+            epochs.get(checkpoint),
+            None if pd.isna(step) else int(step),
+            split,
+        )
+    return keys
+
+
 def with_multicentre(
     analysis: Analysis,
     max_centres: int = 5,
@@ -153,21 +172,10 @@ def with_multicentre(
     layer = layer or analysis.layers[-1]
     source = origin_of(analysis)
     with_ncmc = source.has_given_centres() and layer.endswith(INPUT_SUFFIX)
-    epochs = dict(zip(analysis.checkpoints, analysis.epochs()))
-    steps = analysis.table.drop_duplicates("checkpoint").set_index("checkpoint")["step"]
-    split = analysis.split or analysis.table["split"].iloc[0]
     rows = []
-    for index, checkpoint in enumerate(analysis.checkpoints):
+    for index, (checkpoint, key) in enumerate(checkpoint_keys(analysis).items()):
         found = source_multicentre(
             source, checkpoint, layer, split=analysis.split, max_centres=max_centres
-        )
-        step = steps.get(checkpoint)
-        key = RowKey(
-            analysis.run,
-            checkpoint,
-            epochs.get(checkpoint),
-            None if pd.isna(step) else int(step),
-            split,
         )
         rows += metric_rows(key, layer, found.metrics)
         if with_ncmc:
@@ -196,22 +204,10 @@ def with_ncmc(analysis: Analysis, progress: ProgressFn | None = None) -> Analysi
                 result.warnings.append(reason)
         return analysis
     layer = layers[-1]
-    epochs = dict(zip(analysis.checkpoints, analysis.epochs()))
-    steps = analysis.table.drop_duplicates("checkpoint").set_index("checkpoint")["step"]
-    split = analysis.split or analysis.table["split"].iloc[0]
     rows = []
-    for index, checkpoint in enumerate(analysis.checkpoints):
-        step = steps.get(checkpoint)
-        key = RowKey(
-            analysis.run,
-            checkpoint,
-            epochs.get(checkpoint),
-            None if pd.isna(step) else int(step),
-            split,
-        )
-        rows += metric_rows(
-            key, layer, source_ncmc(source, checkpoint, layer, split=analysis.split).metrics
-        )
+    for index, (checkpoint, key) in enumerate(checkpoint_keys(analysis).items()):
+        found = source_ncmc(source, checkpoint, layer, split=analysis.split)
+        rows += metric_rows(key, layer, found.metrics)
         if progress is not None:
             progress(index + 1, len(analysis.checkpoints), f"{checkpoint}: NCMC")
     table = pd.concat([analysis.table, make_table(rows)], ignore_index=True)

@@ -19,16 +19,15 @@ of docs/metrics.md; the others:
   text writes 1/N; the code divides by C·N, and the preset follows the code), ``nc2`` =
   mean over the C×C entries of (ÛÛᵀ − S)², Û the normalised centred means and S the simplex
   Gram (1 on the diagonal, −1/(C−1) off it).
+* ``nrc2024`` — Neural Regression Collapse (Andriopoulos et al. 2024), for regression runs:
+  the authors' ``nrc1`` (raw rows on the principal directions of the centred ones), ``nrc1n``,
+  ``nrc1nc``, ``nrc2``, ``nrc2n``, ``nrc3`` with γ fixed at the final checkpoint's, ``evr1…``,
+  ``nrc1_pca1…``, ``r2``, ``mse`` (:func:`ncviz.metrics.regression.nrc2024_result`).
 * ``ncmc2024`` — Neural Collapse to Multiple Centers (Yan et al. 2024): accuracy overall and on
   minority/majority classes, and, for a run trained to fixed centres, each class's collapse to
   the mean of its centres (``ncmc_*``, :func:`ncviz.metrics.multicentre.ncmc_result`).
 * ``dufm2024`` — deep unconstrained features (Súkeník et al. 2024): the rank of the *uncentred*
   class means (``rank_means_uncentred``) in place of the centred one; other rows as ncviz's.
-
-* ``nrc2024`` — Neural Regression Collapse (Andriopoulos et al. 2024), for regression runs:
-  the authors' ``nrc1`` (raw rows on the principal directions of the centred ones), ``nrc1n``,
-  ``nrc1nc``, ``nrc2``, ``nrc2n``, ``nrc3`` with γ fixed at the final checkpoint's, ``evr1…``,
-  ``nrc1_pca1…``, ``r2``, ``mse`` (:func:`ncviz.metrics.regression.nrc2024_result`).
 
 >>> [c.name for c in CONVENTIONS.values()]
 ['ncviz', 'papyan2020', 'lc2024', 'rfm2024', 'nrc2024', 'ncmc2024', 'dufm2024']

@@ -366,8 +366,9 @@ def convention_choice(help: str) -> str:
         st.query_params.pop(CONVENTION_QUERY, None)
     elif st.query_params.get(CONVENTION_QUERY) != chosen:
         st.query_params[CONVENTION_QUERY] = chosen
-    if chosen != DEFAULT_CONVENTION:
-        st.caption(" · ".join(CONVENTIONS[chosen].differences))
+    if chosen != DEFAULT_CONVENTION:  # row names hold * and _: shown as typed, not markdown
+        text = " · ".join(CONVENTIONS[chosen].differences)
+        st.caption(text.replace("*", "\\*").replace("_", "\\_"))
     return chosen
 
 

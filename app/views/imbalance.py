@@ -48,7 +48,8 @@ def multicentre_tab(analysis, checkpoint: str, layer: str, result) -> None:
             for column, (name, value) in zip(st.columns(4), ncmc.metrics.items()):
                 column.metric(name, f"{value:.4g}")
             titles = ("per-class collapse to the centre-mean", "centres f_k against class size")
-            common.chart(plots.multicentre_figure(ncmc, minority, titles), "ncmc")
+            label = "(1/n_k)Σ‖h/‖h‖ − ĉ_k‖²"
+            common.chart(plots.multicentre_figure(ncmc, minority, titles, label), "ncmc")
             st.dataframe(plots.ncmc_table(ncmc, minority), hide_index=True, width="stretch")
     st.markdown("**Sub-clusters (k-means) — not NCMC**")
     left, middle, right = st.columns(3)

@@ -132,9 +132,11 @@ def multicentre_figure(
         "per-class collapse to the nearest sub-cluster",
         "sub-clusters used against class size",
     ),
+    nc_label: str = "(1/n_c)Σ‖h − s_a(i)‖² / Tr Σ_B",
 ) -> go.Figure:
-    """Per class: its collapse (bars, minority classes darker) and its number of centres against
-    its size (``result``: a MultiCentreResult, or an NCMCResult with ``titles`` saying so)."""
+    """Per class: its collapse (bars, minority classes darker, axis ``nc_label``) and its number
+    of centres against its size (``result``: a MultiCentreResult, or an NCMCResult with
+    ``titles`` and ``nc_label`` saying so)."""
     from plotly.subplots import make_subplots
 
     classes = [str(c) for c in result.classes]
@@ -171,7 +173,8 @@ def multicentre_figure(
         col=2,
     )
     fig.update_xaxes(title="class", type="category", row=1, col=1)
-    fig.update_yaxes(title="(1/n_c)Σ‖h − s_a(i)‖² / Tr Σ_B", type="log", row=1, col=1)
+    fig.update_yaxes(title=nc_label, type="log", row=1, col=1)
     fig.update_xaxes(title="samples n_c", type="log", row=1, col=2)
-    fig.update_yaxes(title="centres", dtick=1, rangemode="tozero", row=1, col=2)
-    return layout(fig, "Collapse to multiple centres (red: minority classes)", height=420)
+    few = int(max(result.centres, default=1)) <= 12  # a tick per centre only when they are few
+    fig.update_yaxes(title="centres", dtick=1 if few else None, rangemode="tozero", row=1, col=2)
+    return layout(fig, "Collapse to several centres (red: minority classes)", height=420)

@@ -152,15 +152,25 @@ class Stages:
         return values
 
 
-def _trace_ratio(features: torch.Tensor, labels: torch.Tensor) -> float:
-    return float(collapse_metrics(features.double().cpu(), labels.cpu())["nc1_trace_ratio"])
+def _trace_ratio(features: torch.Tensor, labels: torch.Tensor, convention: str = "ncviz") -> float:
+    """Tr Σ_W / Tr Σ_B of a stage; under ``rfm2024`` the Deep RFM code's NC1 (its Σ_W divided
+    by C·N: this ratio over C; :mod:`ncviz.metrics.conventions`)."""
+    h, y = features.double().cpu(), labels.cpu()
+    if convention == "rfm2024":
+        return float(collapse_metrics(h, y, convention="rfm2024")["nc1"])
+    return float(collapse_metrics(h, y)["nc1_trace_ratio"])
 
 
 def stage_decomposition(
-    model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, layer: str
+    model: nn.Module,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    layer: str,
+    convention: str = "ncviz",
 ) -> Stages:
     """NC1 of a linear layer's input h, of h V S (after S Vᵀ), of h Wᵀ + b (after U S Vᵀ) and of
-    the output of the block that holds the layer (after its nonlinearity), W = U S Vᵀ."""
+    the output of the block that holds the layer (after its nonlinearity), W = U S Vᵀ; Tr Σ_W /
+    Tr Σ_B, or the Deep RFM code's NC1 under ``convention="rfm2024"``."""
     module, _ = resolve_module(model, layer.removesuffix(INPUT_SUFFIX))
     if not isinstance(module, nn.Linear):
         raise OptionError(f"layer {layer!r} is a {type(module).__name__}; stages need nn.Linear.")
@@ -183,12 +193,12 @@ def stage_decomposition(
     after = h @ weight.T + (0 if module.bias is None else module.bias.detach().double())
     activation = None
     if "z" in seen:
-        activation = _trace_ratio(seen["z"].reshape(len(inputs), -1), labels)
+        activation = _trace_ratio(seen["z"].reshape(len(inputs), -1), labels, convention)
     return Stages(
         layer,
-        _trace_ratio(h, labels),
-        _trace_ratio(h @ vt.T * s, labels),
-        _trace_ratio(after, labels),
+        _trace_ratio(h, labels, convention),
+        _trace_ratio(h @ vt.T * s, labels, convention),
+        _trace_ratio(after, labels, convention),
         activation,
     )
 
@@ -347,11 +357,13 @@ def feature_learning_rows(
     *,
     max_samples: int = 1000,
     seed: int = 0,
+    convention: str = "ncviz",
 ) -> dict[str, dict[str, float]]:
     """The rows ``ncviz analyze --agop --gc`` adds, per layer (``"<linear>:input"``).
 
     ``agop``: for every nn.Linear, ``agop_nfa_corr`` (power 1), ``agop_nfa_corr_sqrt`` (power ½)
-    and the stage NC1 values (``stage_nc1_input``, ``_svt``, ``_usvt``, ``_activation``).
+    and the stage NC1 values (``stage_nc1_input``, ``_svt``, ``_usvt``, ``_activation``: Tr Σ_W /
+    Tr Σ_B, or under ``convention="rfm2024"`` the Deep RFM code's NC1 of each stage).
     ``gc``: at the classifier input, ``geometric_complexity`` (exact) and
     ``geometric_collapse``. Both on at most ``max_samples`` inputs (a seeded random subset).
     """
@@ -371,7 +383,7 @@ def feature_learning_rows(
                 "agop_nfa_corr": nfa_correlation(matrix, module.weight, power=1.0),
                 "agop_nfa_corr_sqrt": nfa_correlation(matrix, module.weight, power=0.5),
             }
-            stages = stage_decomposition(model, inputs, labels, name).as_dict()
+            stages = stage_decomposition(model, inputs, labels, name, convention).as_dict()
             values.update({STAGE_KEYS[stage]: value for stage, value in stages.items()})
             rows[name + INPUT_SUFFIX] = values
     if "gc" in which:

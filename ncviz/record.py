@@ -354,6 +354,7 @@ class Recorder:
                 self.classifier_name,
                 self.feature_learning,
                 max_samples=self.feature_learning_samples,
+                convention=self.metric_options.convention,
             )
         finally:
             net.train(was_training)

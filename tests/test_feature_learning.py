@@ -168,6 +168,10 @@ def test_stage_decomposition_of_a_block():
     assert set(rows) == {"0.0:input", "1:input"}
     assert rows["0.0:input"]["stage_nc1_svt"] == pytest.approx(stages.svt)
     assert {"geometric_complexity", "geometric_collapse", "agop_nfa_corr"} <= set(rows["1:input"])
+    # under rfm2024 each stage is the Deep RFM code's NC1: Σ_W over C·N (3 classes here)
+    rfm = feature_learning_rows(net, inputs, labels, "1", ["agop"], convention="rfm2024")
+    for key in ("stage_nc1_input", "stage_nc1_svt", "stage_nc1_usvt", "stage_nc1_activation"):
+        assert rfm["0.0:input"][key] == pytest.approx(rows["0.0:input"][key] / 3, rel=1e-10)
 
 
 def test_the_bundled_mlp_learns_features_as_the_nfa_says():

@@ -203,7 +203,12 @@ class CheckpointsSource(Source):
                 measured.add_group(key, layer, group, result)
         if options.feature_learning and dataset.labels is not None:
             learned = feature_learning_rows(
-                net, dataset.inputs, dataset.labels, clf_name, options.feature_learning
+                net,
+                dataset.inputs,
+                dataset.labels,
+                clf_name,
+                options.feature_learning,
+                convention=options.metrics.convention,
             )
             for layer, values in learned.items():
                 measured.rows += metric_rows(key, layer, values)

@@ -82,6 +82,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             trust_remote_code=args.trust_remote_code,
             language=args.language,
             feature_learning=[m for m in ("agop", "gc") if getattr(args, m)],
+            ood=args.ood_data,
             **_metric_options(args),
         )
     finally:
@@ -273,6 +274,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="P",
         help="exponent p of the squared class-mean distance in cdnv (1 by default; 2 is the "
         "Linguistic Collapse convention)",
+    )
+    analyze.add_argument(
+        "--ood-data",
+        metavar="SPEC",
+        help="out-of-distribution data run through every checkpoint (a data spec, e.g. "
+        '"builtin:gaussian?dim=64"): each layer gets nc5, the mean |cos| of its class means to '
+        "the OOD features' mean (Ammar et al. 2024); features files carry ood.<layer> instead",
     )
     analyze.add_argument(
         "--language",

@@ -456,3 +456,45 @@ def test_cli_convention_on_a_features_file_equals_the_reference(name, tmp_path):
     assert set(got) == set(expected)
     for key, value in expected.items():
         assert got[key] == pytest.approx(value, rel=1e-6, abs=1e-12), key
+
+
+def test_nc5_of_a_checkpoint_run_against_hooks_written_here(tmp_path):
+    from pathlib import Path
+
+    import torch
+
+    from ncviz.analysis import analyze, origin_of
+    from ncviz.extract import ActivationCache
+    from ncviz.load import load_dataset
+
+    run = Path(__file__).resolve().parents[1] / "checkpoints" / "digits-mlp"
+    ood_spec = "builtin:gaussian?dim=64&classes=2"
+    last = "epoch_0600.safetensors"
+
+    def measured(**options):
+        return analyze(
+            run,
+            layers=["classifier:input"],
+            cache=ActivationCache(tmp_path),
+            checkpoint_filter=lambda path: path.name == last,
+            **options,
+        )
+
+    analysis = measured(ood=ood_spec)
+    got = analysis.metrics_at(last, "classifier:input")["nc5"]
+    net, _ = origin_of(analysis).trained_model(last)
+    seen = []
+    net.classifier.register_forward_pre_hook(lambda _m, a: seen.append(a[0].double()))
+    data, ood = load_dataset("builtin:digits"), load_dataset(ood_spec)
+    with torch.no_grad():
+        net.eval()
+        net(data.inputs)
+        net(ood.inputs)
+    h, h_ood = seen[0].numpy(), seen[1].numpy()
+    labels = data.labels.numpy()
+    means = np.stack([h[labels == c].mean(axis=0) for c in range(10)])
+    centre = h_ood.mean(axis=0)
+    cosines = means @ centre / (np.linalg.norm(means, axis=1) * np.linalg.norm(centre))
+    assert got == pytest.approx(np.mean(np.abs(cosines)), rel=1e-6)
+    # the same run without OOD data (same cache): no nc5 — the cached result is not reused
+    assert "nc5" not in measured().metrics_at(last, "classifier:input")

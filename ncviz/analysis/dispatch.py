@@ -35,6 +35,7 @@ def analyze(
     confine_to: str | Path | None = None,
     language: bool = False,
     feature_learning: tuple[str, ...] | list[str] = (),
+    ood: DataSpec | Mapping[str, Any] | str | None = None,
     **metric_options: Any,
 ) -> Analysis:
     """Metrics of every checkpoint of a run (or one checkpoint, or a features file).
@@ -61,6 +62,9 @@ def analyze(
             :func:`ncviz.feature_learning.feature_learning_rows` (NFA correlation and stage NC1
             per linear layer; geometric complexity and collapse at the classifier input) — for
             checkpoints with a model and labelled data.
+        ood: out-of-distribution data (a data spec) run through every checkpoint of a run:
+            each classification layer gets ``nc5``, the mean |cos| of its class means to the
+            OOD features' mean (:mod:`ncviz.metrics.ood`).
         metric_options: options of the collapse metrics (``global_mean``, ``tau``, …; see
             :class:`~ncviz.metrics.CollapseOptions`), validated here once.
     """
@@ -78,6 +82,7 @@ def analyze(
         confine_to=confine_to,
         language=language,
         feature_learning=feature_learning,
+        ood=ood,
         **metric_options,
     )
     return analyze_with(source, options, progress)

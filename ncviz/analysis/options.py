@@ -47,6 +47,8 @@ class AnalysisOptions:
         confine_to: a folder every file read must resolve inside (the shared server's folder).
         language: next-token classes of a causal LM (also chosen by a run's task).
         feature_learning: ``"agop"`` and/or ``"gc"`` rows.
+        ood: out-of-distribution data run through each checkpoint beside the analysed data:
+            every layer then gets ``nc5`` (:mod:`ncviz.metrics.ood`).
     """
 
     data: DataSpec | None = None
@@ -61,6 +63,7 @@ class AnalysisOptions:
     confine_to: Path | None = None
     language: bool = False
     feature_learning: tuple[str, ...] = ()
+    ood: DataSpec | None = None
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.feature_learning) - set(FEATURE_LEARNING))
@@ -101,6 +104,7 @@ class AnalysisOptions:
         confine_to: str | Path | None = None,
         language: bool = False,
         feature_learning: tuple[str, ...] | list[str] = (),
+        ood: DataSpec | Mapping[str, Any] | str | None = None,
         **metrics: Any,
     ) -> AnalysisOptions:
         """The options from the loose keywords of :func:`ncviz.analysis.analyze`."""
@@ -123,4 +127,5 @@ class AnalysisOptions:
             confine_to=None if confine_to is None else Path(confine_to),
             language=language,
             feature_learning=tuple(feature_learning),
+            ood=None if ood is None else DataSpec.parse(ood),
         )

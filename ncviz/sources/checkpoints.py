@@ -50,7 +50,8 @@ from ncviz.load import (
 from ncviz.load.checkpoints import CHECKPOINT_SUFFIXES
 from ncviz.load.runs import Task, is_run, open_run, run_events
 from ncviz.load.server_folder import check_inside
-from ncviz.metrics import CollapseOptions, RegressionResult, regression_result
+from ncviz.metrics import CollapseOptions, CollapseResult, RegressionResult, regression_result
+from ncviz.metrics.ood import ood_mean, orthogonality_deviation
 from ncviz.sources.base import ProgressFn, Source, checkpoint_progress
 
 
@@ -63,6 +64,7 @@ class Measuring:
     count: int
     task: Task
     loaded: Any = None  # the dataset (or a language source's corpus), read on first need
+    ood: Any = None  # the out-of-distribution data (options.ood), unlabelled, read on first need
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,7 @@ class CheckpointsSource(Source):
                 pool=options.extract.pool,
                 autocast=options.extract.autocast,
                 options=options.metrics.changes(),
+                **({"ood": options.ood.to_dict()} if options.ood is not None else {}),
                 **(
                     {"feature_learning": options.feature_learning}
                     if options.feature_learning
@@ -201,6 +204,8 @@ class CheckpointsSource(Source):
             for group, statistics in features.groups.items():
                 result = statistics.compute(classes, per_group)
                 measured.add_group(key, layer, group, result)
+        if options.ood is not None and dataset.labels is not None:
+            self._add_nc5(net, state, chosen, checkpoint.sha256, key, measured)
         if options.feature_learning and dataset.labels is not None:
             learned = feature_learning_rows(
                 net,
@@ -213,6 +218,46 @@ class CheckpointsSource(Source):
             for layer, values in learned.items():
                 measured.rows += metric_rows(key, layer, values)
         return measured
+
+    def _add_nc5(
+        self,
+        net: Any,
+        state: Measuring,
+        layers: list[str],
+        checkpoint_id: str,
+        key: RowKey,
+        measured: Measured,
+    ) -> None:
+        """``nc5`` of every classification layer: the OOD data run through the same model."""
+        options = state.options
+        assert options.ood is not None
+        if state.ood is None:
+            data = load_dataset(options.ood)
+            # unlabelled: only its features are read (any number of classes, or none)
+            state.ood = replace(
+                data, labels=None, targets=torch.zeros(len(data.inputs), 1), groups=None
+            )
+        extracted = extract(
+            net,
+            state.ood,
+            layers,
+            device=options.device,
+            options=options.extract,
+            cache=options.cache,
+            checkpoint_id=checkpoint_id,
+            keep_features=True,
+            by_group=False,
+        )
+        for layer, features in extracted.items():
+            result = measured.results.get(layer)
+            if not isinstance(result, CollapseResult) or features.features is None:
+                continue
+            value = orthogonality_deviation(
+                result.arrays["class_means"],
+                ood_mean(features.features, features.features.shape[1]),
+            )
+            result.metrics["nc5"] = value
+            measured.rows += metric_rows(key, layer, {"nc5": value})
 
     # --- follow-ups -----------------------------------------------------------------------
 

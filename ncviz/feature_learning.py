@@ -31,6 +31,7 @@ from torch import nn
 from ncviz.errors import InputError, OptionError
 from ncviz.extract.layers import INPUT_SUFFIX, first_tensor, hook_layer, resolve_module
 from ncviz.metrics import collapse_metrics
+from ncviz.metrics.conventions import DEFAULT_CONVENTION
 from ncviz.metrics.geometry import geometry_metrics
 
 
@@ -152,7 +153,9 @@ class Stages:
         return values
 
 
-def _trace_ratio(features: torch.Tensor, labels: torch.Tensor, convention: str = "ncviz") -> float:
+def _trace_ratio(
+    features: torch.Tensor, labels: torch.Tensor, convention: str = DEFAULT_CONVENTION
+) -> float:
     """Tr Σ_W / Tr Σ_B of a stage; under ``rfm2024`` the Deep RFM code's NC1 (its Σ_W divided
     by C·N: this ratio over C; :mod:`ncviz.metrics.conventions`)."""
     h, y = features.double().cpu(), labels.cpu()
@@ -166,7 +169,7 @@ def stage_decomposition(
     inputs: torch.Tensor,
     labels: torch.Tensor,
     layer: str,
-    convention: str = "ncviz",
+    convention: str = DEFAULT_CONVENTION,
 ) -> Stages:
     """NC1 of a linear layer's input h, of h V S (after S Vᵀ), of h Wᵀ + b (after U S Vᵀ) and of
     the output of the block that holds the layer (after its nonlinearity), W = U S Vᵀ; Tr Σ_W /
@@ -357,7 +360,7 @@ def feature_learning_rows(
     *,
     max_samples: int = 1000,
     seed: int = 0,
-    convention: str = "ncviz",
+    convention: str = DEFAULT_CONVENTION,
 ) -> dict[str, dict[str, float]]:
     """The rows ``ncviz analyze --agop --gc`` adds, per layer (``"<linear>:input"``).
 

@@ -43,6 +43,7 @@ from typing import Any
 import torch
 
 from ncviz.errors import InputError, OptionError
+from ncviz.metrics.moments import mean_and_variance
 
 DEFAULT_CONVENTION = "ncviz"
 
@@ -124,12 +125,6 @@ class Convention:
         return self.rows(inputs)
 
 
-def _mean_var(name: str, values: torch.Tensor) -> dict[str, float]:
-    """Mean and unbiased variance of one value per class (``Tensor.mean``/``Tensor.var``)."""
-    variance = float(values.var()) if len(values) > 1 else float("nan")
-    return {f"{name}_mean": float(values.mean()), f"{name}_var": variance}
-
-
 def _population(unbiased: float | None, count: int) -> float:
     """A variance over ``count`` values with divisor n, from the unbiased one."""
     if unbiased is None or count < 2:
@@ -168,8 +163,8 @@ def _lc_rows(inputs: ConventionInputs) -> dict[str, float]:
     norms = centred.norm(dim=1)
     rows = {
         "cdnv": metrics["cdnv"],
-        **_mean_var("norms", norms),
-        **_mean_var("norms_log", norms.log()),
+        **mean_and_variance("norms", norms),
+        **mean_and_variance("norms_log", norms.log()),
         "etf_error": metrics["nc2_etf_distance"],
         "interfere_mean": metrics["interference_mean"],
         "interfere_var": _population(metrics.get("interference_var"), pairs),
@@ -183,9 +178,9 @@ def _lc_rows(inputs: ConventionInputs) -> dict[str, float]:
         rows.update(
             {
                 "dual_error": metrics["nc3_gram"],
-                **_mean_var("simdot", (weight * centred).sum(dim=1)),
-                **_mean_var("simcos", (unit_w * unit_m).sum(dim=1)),
-                **_mean_var("dists", (unit_w - unit_m).norm(dim=1)),
+                **mean_and_variance("simdot", (weight * centred).sum(dim=1)),
+                **mean_and_variance("simcos", (unit_w * unit_m).sum(dim=1)),
+                **mean_and_variance("dists", (unit_w - unit_m).norm(dim=1)),
             }
         )
     if inputs.agreement is not None:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ncviz.metrics.moments import RunningMoments
+from ncviz.metrics.moments import RunningMoments, mean_and_variance
 
 _TILE_ENTRIES = 2**20
 # pairs whose Gram-based squared distance is below this fraction of ‖a‖² + ‖b‖² are recomputed
@@ -93,12 +93,6 @@ class _CosineSums:
 
 def _std_over_mean(values: torch.Tensor) -> float:
     return float(values.std(unbiased=True) / values.mean())
-
-
-def _mean_var(name: str, values: torch.Tensor) -> dict[str, float]:
-    """``<name>_mean`` and ``<name>_var`` (unbiased) of one value per class."""
-    variance = float(values.var(unbiased=True)) if len(values) > 1 else math.nan
-    return {f"{name}_mean": float(values.mean()), f"{name}_var": variance}
 
 
 def _cosine_matrix(
@@ -225,8 +219,8 @@ def geometry_metrics(
         "gnc2_log_mean": log_inv_dist.mean,
         "gnc2_riesz_mean": riesz.mean,
         "interference_mean": interference.mean,
-        **_mean_var("means_norm", mean_norms),
-        **_mean_var("means_log_norm", torch.log(mean_norms)),
+        **mean_and_variance("means_norm", mean_norms),
+        **mean_and_variance("means_log_norm", torch.log(mean_norms)),
     }
     if num_pairs >= 2:
         scalars["gnc2_log_var"] = log_inv_dist.variance(ddof=1)
@@ -261,8 +255,10 @@ def geometry_metrics(
                 "nc3_gram": math.sqrt(max(wm_etf_sq, 0.0)),
                 "unc3_mean": float(alignment.mean()),
                 "unc3_var": float(alignment.var(unbiased=True)) if num_classes > 1 else math.nan,
-                **_mean_var("unc3_dot", torch.einsum("cd,cd->c", w, m)),
-                **_mean_var("dual_distance", (w_unit - m / mean_norms[:, None]).norm(dim=1)),
+                **mean_and_variance("unc3_dot", torch.einsum("cd,cd->c", w, m)),
+                **mean_and_variance(
+                    "dual_distance", (w_unit - m / mean_norms[:, None]).norm(dim=1)
+                ),
             }
         )
         arrays["weight_norms"] = weight_norms.cpu().numpy()

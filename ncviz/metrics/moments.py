@@ -62,3 +62,15 @@ class RunningMoments:
     def std(self, ddof: int = 1) -> float:
         """Standard deviation with ``ddof``."""
         return math.sqrt(self.variance(ddof))
+
+
+def mean_and_variance(name: str, values: torch.Tensor) -> dict[str, float]:
+    """``<name>_mean`` and ``<name>_var`` (unbiased, divisor n − 1; NaN for one value) of one
+    value per class, as ``Tensor.mean`` and ``Tensor.var`` give them.
+
+    >>> import torch
+    >>> mean_and_variance("norms", torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
+    {'norms_mean': 2.0, 'norms_var': 1.0}
+    """
+    variance = float(values.var()) if len(values) > 1 else math.nan
+    return {f"{name}_mean": float(values.mean()), f"{name}_var": variance}

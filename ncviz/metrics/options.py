@@ -46,7 +46,7 @@ class CollapseOptions:
     min_count: int | None = None
     max_matrix_classes: int = 2048
     means_centring: str = "centred"
-    convention: str = "ncviz"
+    convention: str = DEFAULT_CONVENTION
 
     def __post_init__(self) -> None:
         for name in ("dist_exp", "tau", "min_count", "max_matrix_classes"):

@@ -23,11 +23,13 @@ import torch
 from scipy.optimize import minimize_scalar
 
 from ncviz.errors import InputError
+from ncviz.metrics.conventions import CONVENTIONS, DEFAULT_CONVENTION
 from ncviz.metrics.inputs import ArrayLike, as_tensor, features_matrix
 
 _GAMMA_GRID = 257
 _EVR_TOP = 64
-REGRESSION_CONVENTIONS = ("ncviz", "nrc2024")
+#: The conventions a regression run takes (ncviz's own, and the regression presets).
+REGRESSION_CONVENTIONS = tuple(n for n, c in CONVENTIONS.items() if c.task in ("any", "regression"))
 #: NRC1 is reported for the top k = 1 … max(n, NRC2024_COMPONENTS) principal components
 NRC2024_COMPONENTS = 10
 #: the authors choose γ on an even grid of this many points over [0, λ_min(Σ_Y)]
@@ -118,9 +120,9 @@ def _head_bias(bias: ArrayLike, n_targets: int, device: torch.device) -> torch.T
 
 
 def check_regression_convention(options: Any) -> str:
-    """The convention of ``options`` (a name, a CollapseOptions, or None = "ncviz") when it
+    """The convention of ``options`` (a name, a CollapseOptions, or None = ncviz's) when it
     applies to regression; a classification-only one is one line naming the valid ones."""
-    name = getattr(options, "convention", options) or "ncviz"
+    name = getattr(options, "convention", options) or DEFAULT_CONVENTION
     if name not in REGRESSION_CONVENTIONS:
         raise InputError(
             f"the {name!r} convention is for classification; a regression run takes "
@@ -200,7 +202,7 @@ def regression_result(
     bias: ArrayLike | None = None,
     center: bool = True,
     device: torch.device | str | None = None,
-    convention: str = "ncviz",
+    convention: str = DEFAULT_CONVENTION,
 ) -> RegressionResult:
     """NRC metrics and plot arrays for features N×d, targets N×n and a head W (n×d) with bias
     b (n; used for the predictions of ``r2``/``mse`` under ``convention="nrc2024"``).

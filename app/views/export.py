@@ -21,13 +21,15 @@ if analysis:
     if convention != analysis.convention and source is not None:  # the run in a paper's rows
         request = common.in_convention(source, convention)
         job = common.submit_analysis(request, f"{analysis.run} ({convention})")
-        if not common.job_panel(job, f"{convention} rows", f"export-{convention}"):
-            st.stop()
-        tabled = job.result
+        if common.job_panel(job, f"{convention} rows", f"export-{convention}"):
+            tabled = job.result
+        elif not job.finished:
+            st.stop()  # the page reruns when the rows are ready
+        # a convention the run cannot take said why in one line; ncviz's table stays below
     tidy = tabled.tidy()  # with the per-group rows (a `group` column) when the data have groups
     cols = st.columns(2)
     cols[0].download_button(
-        "Metrics table (CSV)",
+        f"Metrics table (CSV, {tabled.convention})",
         tidy.to_csv(index=False),
         f"{analysis.run}-metrics.csv",
         "text/csv",
@@ -36,7 +38,7 @@ if analysis:
     parquet = io.BytesIO()
     tidy.to_parquet(parquet, index=False)
     cols[1].download_button(
-        "Metrics table (Parquet)",
+        f"Metrics table (Parquet, {tabled.convention})",
         parquet.getvalue(),
         f"{analysis.run}-metrics.parquet",
         key="dl_parquet",

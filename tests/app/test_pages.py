@@ -844,3 +844,15 @@ def test_study_and_export_take_a_papers_convention_from_the_url(tmp_path, monkey
     assert exported.convention == "rfm2024"
     assert set(exported.tidy()["metric"]) == {"nc1", "nc2"}
     assert odd.query_params["convention"] == "rfm2024"
+    labels = [button.proto.label for button in odd.get("download_button")]
+    assert "Metrics table (CSV, rfm2024)" in labels
+
+    # a regression convention on this classification run: one line, and ncviz's table stays
+    odd.selectbox(key="w_convention").set_value("nrc2024").run()
+    assert not odd.exception
+    assert [e.value for e in odd.error] == [
+        "nrc2024 rows failed: the 'nrc2024' convention is for regression (targets); a "
+        "classification run takes one of ncviz, papyan2020, lc2024, rfm2024, ncmc2024, dufm2024."
+    ]
+    labels = [button.proto.label for button in odd.get("download_button")]
+    assert "Metrics table (CSV, ncviz)" in labels

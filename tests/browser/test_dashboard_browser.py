@@ -301,7 +301,7 @@ def test_upload_analyse_and_visit_every_page(server, tmp_path):
             if name == "Overview":  # the uploaded test split, not the bundled training data
                 assert "N = 397" in page.inner_text("body")
             if name == "Export":
-                assert page.get_by_role("button", name="Metrics table (CSV)").count() == 1
+                assert page.get_by_role("button", name="Metrics table (CSV, ncviz)").count() == 1
             shot = f"{index:02d}-{name.lower().replace(' ', '-')}.png"
             page.screenshot(path=str(ARTIFACTS / shot), full_page=True)
         browser.close()

@@ -8,7 +8,7 @@ that take an :class:`Analysis` are the library's convenience over them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -158,6 +158,24 @@ def checkpoint_keys(analysis: Analysis) -> dict[str, RowKey]:
     return keys
 
 
+def with_checkpoint_rows(
+    analysis: Analysis,
+    layer: str,
+    measure: Callable[[str], Mapping[str, float]],
+    what: str,
+    progress: ProgressFn | None = None,
+) -> Analysis:
+    """The analysis with ``measure(checkpoint)``'s rows at ``layer`` added for every checkpoint
+    (a follow-up's rows: sub-clusters, NCMC), ``progress`` after each."""
+    rows = []
+    for index, (checkpoint, key) in enumerate(checkpoint_keys(analysis).items()):
+        rows += metric_rows(key, layer, measure(checkpoint))
+        if progress is not None:
+            progress(index + 1, len(analysis.checkpoints), f"{checkpoint}: {what}")
+    table = pd.concat([analysis.table, make_table(rows)], ignore_index=True)
+    return replace(analysis, table=table)
+
+
 def with_multicentre(
     analysis: Analysis,
     max_centres: int = 5,
@@ -172,19 +190,19 @@ def with_multicentre(
     layer = layer or analysis.layers[-1]
     source = origin_of(analysis)
     with_ncmc = source.has_given_centres() and layer.endswith(INPUT_SUFFIX)
-    rows = []
-    for index, (checkpoint, key) in enumerate(checkpoint_keys(analysis).items()):
+
+    def measure(checkpoint: str) -> dict[str, float]:
         found = source_multicentre(
             source, checkpoint, layer, split=analysis.split, max_centres=max_centres
-        )
-        rows += metric_rows(key, layer, found.metrics)
+        ).metrics
         if with_ncmc:
-            ncmc = source_ncmc(source, checkpoint, layer, split=analysis.split)
-            rows += metric_rows(key, layer, ncmc.metrics)
-        if progress is not None:
-            progress(index + 1, len(analysis.checkpoints), f"{checkpoint}: multi-centre")
-    table = pd.concat([analysis.table, make_table(rows)], ignore_index=True)
-    return replace(analysis, table=table)
+            found = {
+                **found,
+                **source_ncmc(source, checkpoint, layer, split=analysis.split).metrics,
+            }
+        return found
+
+    return with_checkpoint_rows(analysis, layer, measure, "multi-centre", progress)
 
 
 def with_ncmc(analysis: Analysis, progress: ProgressFn | None = None) -> Analysis:
@@ -204,14 +222,11 @@ def with_ncmc(analysis: Analysis, progress: ProgressFn | None = None) -> Analysi
                 result.warnings.append(reason)
         return analysis
     layer = layers[-1]
-    rows = []
-    for index, (checkpoint, key) in enumerate(checkpoint_keys(analysis).items()):
-        found = source_ncmc(source, checkpoint, layer, split=analysis.split)
-        rows += metric_rows(key, layer, found.metrics)
-        if progress is not None:
-            progress(index + 1, len(analysis.checkpoints), f"{checkpoint}: NCMC")
-    table = pd.concat([analysis.table, make_table(rows)], ignore_index=True)
-    return replace(analysis, table=table)
+
+    def measure(checkpoint: str) -> dict[str, float]:
+        return source_ncmc(source, checkpoint, layer, split=analysis.split).metrics
+
+    return with_checkpoint_rows(analysis, layer, measure, "NCMC", progress)
 
 
 def source_agop(

@@ -31,11 +31,10 @@ a safety factor of 1.5 and an absolute term for flushed subnormals.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import torch
-
-from ncviz.metrics.threads import gemm_threads
 
 # unit roundoff of each format: 2^-p for p bits of precision (bfloat16: 8, float32: 24, float64: 53)
 UNIT_ROUNDOFF = {torch.bfloat16: 2.0**-8, torch.float32: 2.0**-24, torch.float64: 2.0**-53}
@@ -200,6 +199,7 @@ class AffineDecisions:
             norm_max, offset_max = scale * float(v.norm(dim=1).max()), float(o.abs().max())
             self.float64_error.append((norm_max, 8 * U64 * (norm_max * t_norm + offset_max)))
         self.rows_needing_float64 = 0
+        self._count_lock = threading.Lock()  # decide() may run on several threads at once
 
     def decide(self, features: torch.Tensor) -> list[torch.Tensor]:
         """Per group, the winning row index (int64) for each row of ``features`` (n×d)."""
@@ -232,8 +232,7 @@ class AffineDecisions:
             weights = self.weights[level.dtype]
             full = None
             if depth == 0:
-                with gemm_threads(2.0 * x.shape[0] * x.shape[1] * weights.shape[0]):
-                    full = x @ weights.T  # every group in one GEMM
+                full = x @ weights.T  # every group in one GEMM
             for g, rows in enumerate(self.bounds):
                 todo = pending[g]
                 if todo is not None and len(todo) == 0:
@@ -263,7 +262,8 @@ class AffineDecisions:
             rows = torch.arange(features.shape[0], device=self.device) if todo is None else todo
             if len(rows) == 0:
                 continue
-            self.rows_needing_float64 += len(rows)
+            with self._count_lock:
+                self.rows_needing_float64 += len(rows)
             v, o, scale = self.exact[g]
             exact = torch.addmm(o, features[rows].to(torch.float64), v.T, alpha=scale)
             out[g][rows] = exact.argmax(dim=1)

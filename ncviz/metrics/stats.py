@@ -23,7 +23,7 @@ import torch
 from ncviz.errors import InputError
 from ncviz.metrics.decisions import AffineDecisions
 from ncviz.metrics.inputs import ArrayLike, class_indices, features_matrix, require_finite
-from ncviz.metrics.threads import FIRST_PASS, SECOND_PASS, gemm_threads
+from ncviz.metrics.threads import run_in_slots, slot_count
 
 # Rows per chunk of float64 work (chunk × d float64 ≈ 8 MB, cache-sized: measured fastest at
 # 2,048 rows for d = 512). Input keeps its dtype; each chunk is upcast on its own, so the
@@ -142,15 +142,25 @@ class ClassMeanStats:
             else class_indices(labels, h.shape[0], self.num_classes, device)
         )
         slices = chunk_slices(h.shape[0], self.dim, device)
-        buffer = _float64_buffer(slices, h)
-        for rows in slices:  # each chunk on one thread or several, whichever is faster now
-            with FIRST_PASS.run(4.0 * (rows.stop - rows.start) * self.dim, device):
-                chunk = h[rows] if buffer is None else buffer[: rows.stop - rows.start]
-                if buffer is not None:
-                    chunk.copy_(h[rows])  # upcast into one reused buffer (no page faults)
-                if check_finite:  # NaN/Inf anywhere reaches a row sum
-                    require_finite(h, torch.isfinite(chunk.sum(dim=1)).all())
-                self.sums.index_add_(0, y[rows], chunk)
+        # chunk i adds into partial sum i mod S (the first is self.sums), on parallel workers
+        num_slots = slot_count(
+            len(slices), 8 * (self.sums.numel() + slices[0].stop * self.dim), device
+        )
+        sums = [self.sums, *(torch.zeros_like(self.sums) for _ in range(num_slots - 1))]
+        buffers = [_float64_buffer(slices, h) for _ in range(num_slots)]
+
+        def add(slot: int, rows: slice) -> None:
+            buffer = buffers[slot]
+            chunk = h[rows] if buffer is None else buffer[: rows.stop - rows.start]
+            if buffer is not None:
+                chunk.copy_(h[rows])  # upcast into one reused buffer (no page faults)
+            if check_finite:  # NaN/Inf anywhere reaches a row sum
+                require_finite(h, torch.isfinite(chunk.sum(dim=1)).all())
+            sums[slot].index_add_(0, y[rows], chunk)
+
+        run_in_slots(slices, num_slots, add, flops=4.0 * h.shape[0] * self.dim)
+        for extra in sums[1:]:  # in slot order: the same sum on any number of threads
+            self.sums += extra
         self.counts += _class_counts(y, self.num_classes)
 
     def merge(self, other: ClassMeanStats) -> ClassMeanStats:
@@ -379,36 +389,65 @@ class ScatterStats:
             h, y = h[in_kept], y[in_kept]
         if h.shape[0] == 0:
             return
-        decisions = self.decisions()
+        self.decisions()  # built once, shared by the workers
         slices = chunk_slices(h.shape[0], dim, device)
-        buffer = torch.empty(  # one residual buffer for all chunks
-            slices[0].stop, dim, dtype=torch.float64, device=device
+        # chunk i adds into partial sums i mod S (the first are this object's), on parallel
+        # workers; each slot has its own residual buffer
+        num_slots = slot_count(
+            len(slices), 8 * (dim * dim + 4 * self.num_classes + slices[0].stop * dim), device
         )
-        for rows in slices:  # one thread or several, whichever is faster now; GEMMs keep theirs
-            count = rows.stop - rows.start
-            with SECOND_PASS.run(count * dim * (dim + 2 * decisions.num_rows), device):
-                residual = buffer[:count]
-                self._add_chunk(h[rows], y[rows], residual, check_finite)
+        sums = [self._sums(), *(self._sums(empty=True) for _ in range(num_slots - 1))]
+        buffers = [
+            torch.empty(slices[0].stop, dim, dtype=torch.float64, device=device)
+            for _ in range(num_slots)
+        ]
+
+        def add(slot: int, rows: slice) -> None:
+            residual = buffers[slot][: rows.stop - rows.start]
+            self._add_chunk(h[rows], y[rows], residual, check_finite, sums[slot])
+
+        flops = h.shape[0] * dim * (dim + 2 * self.decisions().num_rows)
+        run_in_slots(slices, num_slots, add, flops=flops)
+        for extra in sums[1:]:  # in slot order: the same sums on any number of threads
+            for mine, theirs in zip(sums[0], extra):
+                mine += theirs
+
+    def _sums(self, empty: bool = False) -> tuple[torch.Tensor, ...]:
+        """The pass's sums (scatter, sq_dist, ncc_hits, classifier_hits, agreement), or zeros
+        shaped like them (a partial sum of a parallel pass)."""
+        own = (
+            self._accumulator(),
+            self.sq_dist,
+            self.ncc_hits,
+            self.classifier_hits,
+            self.agreement,
+        )
+        return tuple(torch.zeros_like(t) for t in own) if empty else own
 
     def _add_chunk(
-        self, h: torch.Tensor, y: torch.Tensor, residual: torch.Tensor, check_finite: bool
+        self,
+        h: torch.Tensor,
+        y: torch.Tensor,
+        residual: torch.Tensor,
+        check_finite: bool,
+        sums: tuple[torch.Tensor, ...],
     ) -> None:
+        scatter, sq_dist_sum, ncc_hits, classifier_hits, agreement = sums
         negative_residual = torch.index_select(self.centers, 0, y, out=residual).sub_(h)  # μ_y − h
         # ‖h − μ_y‖² per row: a reduction, without vecdot's n×d product
         sq_dist = torch.linalg.vector_norm(negative_residual, dim=1).square_()
         if check_finite:
             require_finite(h, torch.isfinite(sq_dist).all())
-        with gemm_threads(0.63 * h.shape[0] * h.shape[1] ** 2):  # the upper blocks' flops
-            add_upper_gram_(self._accumulator(), negative_residual)
-        self.sq_dist.index_add_(0, y, sq_dist)
+        add_upper_gram_(scatter, negative_residual)
+        sq_dist_sum.index_add_(0, y, sq_dist)
 
         decided = self.decisions().decide(h)
         ncc = self._ncc_classes[decided[0]]
-        self.ncc_hits += _class_counts(y, self.num_classes, ncc == y)
+        ncc_hits += _class_counts(y, self.num_classes, ncc == y)
         if self.classifier is not None:
             pred = self._row_classes[decided[1]]
-            self.classifier_hits += _class_counts(y, self.num_classes, pred == y)
-            self.agreement += _class_counts(y, self.num_classes, pred == ncc)
+            classifier_hits += _class_counts(y, self.num_classes, pred == y)
+            agreement += _class_counts(y, self.num_classes, pred == ncc)
 
     def merge(self, other: ScatterStats) -> ScatterStats:
         """Add another shard's pass-2 statistics (computed around the same means); returns self."""

@@ -1,39 +1,47 @@
-"""How many CPU threads the metric engine's operations use.
+"""How many CPU threads the metric engine's operations use, and how its work is spread over them.
 
 On a busy machine (a shared container, a CI runner, a neighbour's training job) every parallel
 region waits for its slowest thread, and a thread the kernel has descheduled arrives a time slice
 late: a 128×128 ``eigvalsh`` on two threads was measured at 2.2 s on a loaded 2-core machine and
-2.7 ms on one. Work this small gains nothing from a second thread even on a quiet machine, so
-:func:`threads_for` runs it on one thread, and leaves large GEMMs (where threads pay) alone.
+2.7 ms on one. The streaming passes are mostly element-wise work (upcasts, residuals, scatters,
+arg-max) between a few GEMMs, and each element-wise op parallelised inside torch is a region of its
+own: beside two busy processes on two cores, C = 100 took 2.9× the float64 Gram with torch's
+threads, against 1.8× with every op on one thread (and the Gram's own two threads).
 
-The streaming passes are mostly memory-bound element-wise work (upcasts, residuals, scatters,
-arg-max) between a few large GEMMs. Each element-wise op is a parallel region of its own: on an
-idle machine two threads make a pass faster (C = 100: 1.27× the float64 Gram against 1.62× on
-one), but beside two busy processes each region waits for a descheduled thread (3.06× against
-2.20× on one). Which one wins depends on the machine's load *now*, so a :class:`ThreadChooser`
-times the chunks of a pass on both and keeps to the faster, trying the other every few chunks;
-on one thread, the large GEMMs get the caller's threads back (:func:`gemm_threads`). The metrics
-do not depend on the choice (tests pin them to 1e-12 across thread counts).
+So the engine parallelises *coarsely* (:func:`run_queues`): independent pieces of work — the
+chunks of a pass, each into one of a few partial sums (:func:`slot_count`), or the layers of a
+batch — run on worker threads, every torch op of a worker on one thread. A worker the kernel
+descheduled delays only its own piece; the others take the remaining pieces. Nothing waits at a
+barrier per op. The order of every sum is fixed by the pieces, not by the threads that ran them,
+so the metrics are bit-for-bit the same on 1, 2 or 16 threads (tested).
 
-``torch.set_num_threads`` is process-wide; a reference count makes nested and concurrent uses
-restore the caller's setting exactly once, when the last one leaves.
+Small work runs on one thread (:func:`threads_for`); the finishing solvers too
+(:func:`solver_threads`). ``torch.set_num_threads`` is process-wide; a reference count makes nested
+and concurrent uses restore the caller's setting exactly once, when the last one leaves.
 """
 
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import partial
+from typing import TypeVar
 
 import torch
 
 #: Below this many floating-point operations an operation runs on one thread (≈ 1 ms of one core).
 SMALL_WORK_FLOPS = 5e7
+#: Most partial sums a pass keeps (the same on every machine, so that sums add in one order).
+MAX_SLOTS = 4
+#: Memory the partial sums of a pass may take beyond its own accumulators.
+SLOT_BYTES = 2**28
 
 _lock = threading.Lock()
 _depth = 0
 _saved_threads = 1
+_local = threading.local()
+_Item = TypeVar("_Item")
 
 
 @contextmanager
@@ -78,99 +86,132 @@ def threads_for(flops: float, device: torch.device | str = "cpu") -> Iterator[No
 def solver_threads(device: torch.device | str = "cpu") -> Iterator[None]:
     """The finishing work of the metrics (LAPACK eigen/SVD solvers of size d or C, small GEMMs)
     on one CPU thread: those solvers gain little from a second thread, and under load a
-    two-thread ``eigvalsh`` of d = 512 took 10× its idle time; :func:`gemm_threads` inside gives
-    a large GEMM the caller's thread count back."""
+    two-thread ``eigvalsh`` of d = 512 took 10× its idle time."""
     with threads_for(0.0, device):  # no work is too large for one thread here
         yield
 
 
-@contextmanager
-def gemm_threads(flops: float) -> Iterator[None]:
-    """Inside :func:`single_threaded`: the enclosed GEMM of ``flops`` operations runs on the thread
-    count the outermost caller had, when it is large enough to gain from them
-    (``SMALL_WORK_FLOPS``); anywhere else it changes nothing.
+def slot_count(num_chunks: int, slot_bytes: int, device: torch.device | str = "cpu") -> int:
+    """How many partial sums a pass of ``num_chunks`` chunks keeps: chunk i adds into sum
+    i mod S. S depends on the work and the memory each sum takes (``slot_bytes``), never on the
+    thread count, so the order of the additions — and the result — is the same on any machine.
+    One on an accelerator (its kernels are parallel already).
 
-    >>> import torch
-    >>> before = torch.get_num_threads()
-    >>> with single_threaded(), gemm_threads(1e9):
-    ...     torch.get_num_threads() == before
-    True
+    >>> slot_count(25, 2**21), slot_count(1, 2**21), slot_count(25, 2**27), slot_count(25, 2**29)
+    (4, 1, 3, 1)
     """
-    with _lock:
-        restore = _depth > 0 and _saved_threads > 1 and flops >= SMALL_WORK_FLOPS
-        threads = _saved_threads
-    if not restore:
-        yield
+    if torch.device(device).type != "cpu":
+        return 1
+    extra = SLOT_BYTES // max(1, slot_bytes)  # sums beyond the first (which is the pass's own)
+    return max(1, min(MAX_SLOTS, num_chunks, 1 + extra))
+
+
+def in_worker() -> bool:
+    """True inside a worker of :func:`run_queues` (nested work runs there, in order)."""
+    return bool(getattr(_local, "worker", False))
+
+
+def run_queues(queues: Sequence[Sequence[Callable[[], None]]], flops: float = float("inf")) -> None:
+    """Run every callable of every queue: a queue's callables one at a time in order, different
+    queues at the same time on up to ``torch.get_num_threads()`` threads (the caller's one among
+    them), each torch op of a worker on one thread.
+
+    A free worker takes the next callable of any queue no other worker is in, so a worker the
+    kernel has descheduled delays only its own queue. The first exception stops the others after
+    their current callable and is raised here. With one queue, one thread, or inside a worker,
+    everything runs here in order, with the caller's thread setting (one thread when the whole
+    work, ``flops`` operations, is small: :func:`threads_for`).
+
+    >>> done = []
+    >>> first = [lambda: done.append("a1"), lambda: done.append("a2")]
+    >>> run_queues([first, [lambda: done.append("b")]])
+    >>> sorted(done), done.index("a1") < done.index("a2")
+    (['a1', 'a2', 'b'], True)
+    """
+    busy_queues = [q for q in queues if len(q)]
+    workers = min(torch.get_num_threads(), len(busy_queues))
+    if workers <= 1 or in_worker():
+        with threads_for(flops):
+            for queue in busy_queues:
+                for work in queue:
+                    work()
         return
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(1)
+    position = [0] * len(busy_queues)
+    taken = [False] * len(busy_queues)
+    errors: list[BaseException] = []
+    ready = threading.Condition()
+
+    def take() -> tuple[int, Callable[[], None]] | None:
+        with ready:
+            while not errors:
+                waiting = False
+                for index, queue in enumerate(busy_queues):
+                    if position[index] < len(queue):
+                        if not taken[index]:
+                            taken[index] = True
+                            position[index] += 1
+                            return index, queue[position[index] - 1]
+                        waiting = True
+                if not waiting:
+                    return None
+                ready.wait()
+            return None
+
+    # grad and inference mode are per thread: a helper runs under the caller's (tensors made in
+    # inference mode can be updated in place only there)
+    inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
+
+    def work_loop() -> None:
+        _local.worker = True
+        try:
+            with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+                _work_loop()
+        finally:
+            _local.worker = False
+
+    def _work_loop() -> None:
+        while (item := take()) is not None:
+            index, work = item
+            try:
+                work()
+            except BaseException as error:  # raised in the caller, after the others stop
+                with ready:
+                    errors.append(error)
+            finally:
+                with ready:
+                    taken[index] = False
+                    ready.notify_all()
+
+    with single_threaded():
+        helpers = [threading.Thread(target=work_loop, daemon=True) for _ in range(workers - 1)]
+        for helper in helpers:
+            helper.start()
+        work_loop()
+        for helper in helpers:
+            helper.join()
+    if errors:
+        raise errors[0]
 
 
-class ThreadChooser:
-    """One thread or the caller's thread count for a repeated piece of CPU work (the chunks of a
-    statistics pass), whichever has been faster per unit of work lately.
+def run_in_slots(
+    items: Sequence[_Item],
+    num_slots: int,
+    work: Callable[[int, _Item], None],
+    flops: float = float("inf"),
+) -> None:
+    """``work(slot, item)`` for every item, item i in slot i mod ``num_slots``: a slot's items in
+    order, one at a time (they add into that slot's partial sums), the slots in parallel
+    (:func:`run_queues`).
 
-    Each option is timed once, then the faster is used, and the other is tried again every
-    ``explore_every``-th run, so a change of load (a neighbour's job starting or ending) is
-    followed within a few chunks. Costs are exponential moving averages of seconds per unit.
-
-    >>> chooser = ThreadChooser()
-    >>> chooser.record(1, 2.0); chooser.record(2, 1.0)
-    >>> [chooser.choice(2) for _ in range(8)]
-    [2, 2, 2, 2, 2, 2, 2, 1]
-    >>> chooser.choice(1)  # one thread available: nothing to choose
-    1
+    >>> seen = {0: [], 1: []}
+    >>> run_in_slots(range(5), 2, lambda slot, item: seen[slot].append(item))
+    >>> seen
+    {0: [0, 2, 4], 1: [1, 3]}
     """
-
-    def __init__(self, explore_every: int = 8, smoothing: float = 0.5) -> None:
-        self.explore_every, self.smoothing = explore_every, smoothing
-        self._cost: dict[int, float] = {}
-        self._runs = 0
-        self._lock = threading.Lock()
-
-    def choice(self, available: int) -> int:
-        """The thread count for the next run, given the caller's ``available`` count."""
-        if available <= 1:
-            return 1
-        with self._lock:
-            options = (available, 1)
-            for option in options:
-                if option not in self._cost:
-                    return option
-            self._runs += 1
-            best = min(options, key=self._cost.__getitem__)
-            if self._runs % self.explore_every == 0:
-                return options[1] if best == options[0] else options[0]
-            return best
-
-    def record(self, threads: int, seconds_per_unit: float) -> None:
-        """Fold one run's cost into its option's average."""
-        with self._lock:
-            old = self._cost.get(threads)
-            a = self.smoothing
-            self._cost[threads] = (
-                seconds_per_unit if old is None else a * seconds_per_unit + (1 - a) * old
-            )
-
-    @contextmanager
-    def run(self, units: float, device: torch.device | str = "cpu") -> Iterator[None]:
-        """Run the enclosed CPU work of ``units`` (e.g. rows × d) on the chosen thread count and
-        time it; work under ``SMALL_WORK_FLOPS`` always runs on one thread, other devices as
-        they are."""
-        if torch.device(device).type != "cpu" or units < SMALL_WORK_FLOPS:
-            with threads_for(units, device):
-                yield
-            return
-        threads = self.choice(torch.get_num_threads())
-        start = time.perf_counter()
-        with single_threaded() if threads == 1 else nullcontext():
-            yield
-        self.record(threads, (time.perf_counter() - start) / units)
-
-
-#: The choosers of the two statistics passes (process-wide: the load is the machine's).
-FIRST_PASS = ThreadChooser()
-SECOND_PASS = ThreadChooser()
+    run_queues(
+        [
+            [partial(work, slot, item) for item in items[slot::num_slots]]
+            for slot in range(num_slots)
+        ],
+        flops=flops,
+    )

@@ -1,4 +1,5 @@
-"""Small metric work runs on one thread (immune to a busy neighbour); large GEMMs keep theirs."""
+"""Metric work on threads: small work on one thread, large passes on workers whose ops run on one
+thread each, and the same numbers, bit for bit, on any thread count."""
 
 from __future__ import annotations
 
@@ -58,30 +59,33 @@ def test_threads_for_leaves_large_work_alone(two_threads):
         assert torch.get_num_threads() == 2
 
 
-def test_small_batches_are_accumulated_on_one_thread(two_threads, monkeypatch):
+def test_small_batches_run_here_on_one_thread_large_ones_on_workers(two_threads, monkeypatch):
+    """A small batch is accumulated in the caller's thread on one thread; a large one is split
+    over worker threads (the caller and one more), every torch op of a worker on one thread."""
     seen = []
     original = stats.add_upper_gram_
 
     def spy(accumulator, rows):
-        seen.append((rows.shape[0], torch.get_num_threads()))
+        seen.append((threading.get_ident(), torch.get_num_threads()))
         original(accumulator, rows)
 
     monkeypatch.setattr(stats, "add_upper_gram_", spy)
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(4), 50)
-    small = rng.standard_normal((200, 16))
-    collapse_result(small, labels)
-    assert seen and all(threads == 1 for _, threads in seen)
+    collapse_result(rng.standard_normal((200, 16)), labels)
+    assert seen == [(threading.get_ident(), 1)]
     seen.clear()
     large = rng.standard_normal((20_000, 256)).astype(np.float32)
     collapse_result(large, np.arange(20_000) % 4)
-    assert seen and all(threads == 2 for _, threads in seen)
+    assert len(seen) == 5 and all(threads == 1 for _, threads in seen)
+    assert len({ident for ident, _ in seen}) == 2  # two workers shared the five chunks
     assert torch.get_num_threads() == 2
 
 
-def test_metrics_do_not_depend_on_the_thread_count():
-    """The same data on 1 thread, 2 threads and torch's default: every metric agrees to 1e-12
-    (relative), so a result never depends on how busy the machine was."""
+def test_metrics_are_bit_for_bit_the_same_on_any_thread_count():
+    """The same data on 1, 2, 3 threads and torch's default: every metric is the same number,
+    bit for bit (the chunks add into partial sums in a fixed order, whoever runs them), so a
+    result never depends on the machine or how busy it was."""
     rng = np.random.default_rng(3)
     labels = rng.integers(0, 50, size=20_000)
     means = 2.0 * rng.standard_normal((50, 256))
@@ -91,40 +95,62 @@ def test_metrics_do_not_depend_on_the_thread_count():
     before = torch.get_num_threads()
     results = {}
     try:
-        for count in (1, 2, before):
+        for count in (1, 2, 3, before):
             torch.set_num_threads(count)
-            results[count] = collapse_result(features, labels, weight, bias).metrics
+            results[count] = collapse_result(features, labels, weight, bias)
     finally:
         torch.set_num_threads(before)
     reference = results[1]
-    for count, metrics in results.items():
-        assert set(metrics) == set(reference)
-        for key, value in reference.items():
-            assert metrics[key] == pytest.approx(value, rel=1e-12, abs=1e-300), (count, key)
+    for count, result in results.items():
+        assert result.metrics.keys() == reference.metrics.keys()
+        for key, value in reference.metrics.items():
+            same = result.metrics[key] == value or (
+                np.isnan(value) and np.isnan(result.metrics[key])
+            )
+            assert same, (count, key, result.metrics[key], value)
+        for key, array in reference.arrays.items():
+            np.testing.assert_array_equal(result.arrays[key], array, err_msg=f"{count} {key}")
 
 
-def test_the_chooser_follows_the_machine_when_the_load_changes():
-    """Idle: two threads are faster and kept. A neighbour starts: the periodic retry of one
-    thread finds it faster, and the chooser moves over within a few runs."""
-    from ncviz.metrics.threads import ThreadChooser
+def test_a_worker_error_reaches_the_caller_and_the_setting_is_restored(two_threads):
+    from ncviz.metrics.threads import run_queues
 
-    chooser = ThreadChooser(explore_every=4)
-    cost = {1: 2.0, 2: 1.0}  # idle: two threads twice as fast
-    picks = []
-    for run in range(40):
-        if run == 20:
-            cost = {1: 2.0, 2: 6.0}  # loaded: each parallel region waits for a late thread
-        threads = chooser.choice(2)
-        chooser.record(threads, cost[threads])
-        picks.append(threads)
-    assert picks[2:20].count(2) > picks[2:20].count(1)
-    assert picks[-10:].count(1) > picks[-10:].count(2)
+    done = []
+
+    def fail():
+        raise ValueError("bad chunk")
+
+    with pytest.raises(ValueError, match="bad chunk"):
+        run_queues([[fail], [lambda: done.append(1)], [lambda: done.append(2)]])
+    assert torch.get_num_threads() == 2
 
 
-def test_small_work_runs_on_one_thread_and_is_not_timed(two_threads):
-    from ncviz.metrics.threads import SMALL_WORK_FLOPS, ThreadChooser
+def test_nan_in_a_chunk_run_by_a_worker_is_one_clear_error(two_threads):
+    from ncviz.errors import InputError
 
-    chooser = ThreadChooser()
-    with chooser.run(SMALL_WORK_FLOPS / 10):
-        assert torch.get_num_threads() == 1
-    assert chooser.choice(2) == 2 and not chooser._cost  # nothing learnt from tiny work
+    rng = np.random.default_rng(1)
+    features = rng.standard_normal((20_000, 256))
+    features[17_000, 3] = np.nan  # in the fifth chunk
+    with pytest.raises(InputError, match="NaN"):
+        collapse_result(features, np.arange(20_000) % 4)
+    assert torch.get_num_threads() == 2
+
+
+def test_workers_run_in_the_callers_grad_and_inference_mode(two_threads):
+    """Grad and inference mode are per thread; a worker takes the caller's (the Recorder
+    accumulates in inference mode, where its sums can only be updated in place)."""
+    from ncviz.metrics.threads import run_queues
+
+    seen = []
+
+    def look():
+        seen.append((torch.is_inference_mode_enabled(), torch.is_grad_enabled()))
+        threading.Event().wait(0.01)  # let the other worker take a queue
+
+    with torch.inference_mode():
+        run_queues([[look], [look], [look]])
+    assert seen == [(True, False)] * 3
+    seen.clear()
+    with torch.no_grad():
+        run_queues([[look], [look]])
+    assert seen == [(False, False)] * 2

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -41,7 +42,7 @@ from ncviz.metrics.stats import (
     ScatterStats,
     sums_finite,
 )
-from ncviz.metrics.threads import solver_threads
+from ncviz.metrics.threads import run_tasks, solver_threads
 
 NC1_EIGEN_RTOL = 1e-10
 STATE_SECOND_PASS = ("scatter", "sq_dist", "ncc_hits", "classifier_hits", "agreement")
@@ -418,16 +419,22 @@ def finalize(
 ) -> CollapseResult:
     """Turn the two passes' sums into every metric of docs/metrics.md the inputs allow.
 
-    The d×d eigenproblem, the C×d SVDs and the C×C pair tiles run on one CPU thread (see
-    :mod:`ncviz.metrics.threads`): LAPACK's solvers gain little from a second thread at these
-    sizes, and on a loaded machine a two-thread ``eigvalsh`` of d = 512 took 10× its one-thread
-    time."""
-    with solver_threads(first.sums.device):
-        return _finalize(first, second, options, names)
+    The d×d eigenproblem, the C×d SVDs and the C×C pair tiles each run on one CPU thread, side
+    by side on the caller's threads (see :mod:`ncviz.metrics.threads`): LAPACK's solvers gain
+    little from a second thread at these sizes, and on a loaded machine a two-thread
+    ``eigvalsh`` of d = 512 took 10× its one-thread time."""
+    device = first.sums.device
+    workers = torch.get_num_threads() if device.type == "cpu" else 1
+    with solver_threads(device):
+        return _finalize(first, second, options, names, workers)
 
 
 def _finalize(
-    first: ClassMeanStats, second: ScatterStats, options: CollapseOptions, names: np.ndarray
+    first: ClassMeanStats,
+    second: ScatterStats,
+    options: CollapseOptions,
+    names: np.ndarray,
+    workers: int = 1,
 ) -> CollapseResult:
     kept = second.kept
     every_class = second.all_kept
@@ -447,13 +454,11 @@ def _finalize(
     compact = second.compact
     if compact is None:
         within_cov = second.within_scatter() / total
-        sv_features = _feature_spectrum(within_cov, n, sums, means, total)
 
         def within_along(directions: torch.Tensor) -> torch.Tensor:
             return ((directions @ within_cov) * directions).sum(dim=1)
 
     else:
-        sv_features = compact.spectrum
 
         def within_along(directions: torch.Tensor) -> torch.Tensor:
             return compact.along(directions) / total
@@ -471,19 +476,39 @@ def _finalize(
         metrics["classes_kept"] = float(num_classes)
         metrics["classes_dropped"] = float(len(kept) - num_classes)
         metrics["samples_dropped"] = float(first.counts.sum() - counts.sum())
-    nc1, nc1_rank, sv_means = _nc1(centred, within_along)
+    weight = None
+    if second.classifier is not None:
+        weight = second.classifier.class_weight()
+        weight = weight if every_class else weight[kept]
+    # the solvers and the pair tiles are independent: side by side, on one thread each, so the
+    # numbers do not depend on how many ran at once; the longest first
+    tasks: dict[str, Callable[[], Any]] = {
+        "geometry": partial(
+            geometry_metrics,
+            centred,
+            weight,
+            class_var,
+            options.dist_exp,
+            options.max_matrix_classes,
+            means=means,
+        ),
+        "nc1": partial(_nc1, centred, within_along),
+    }
+    if compact is None:
+        tasks["sv_features"] = partial(_feature_spectrum, within_cov, n, sums, means, total)
+    if weight is not None:
+        tasks["sv_weights"] = partial(singular_values, weight)
+    if options.means_centring != "centred":
+        tasks["sv_uncentred"] = partial(singular_values, means)
+    done = run_tasks(tasks, threads=workers)
+    sv_features = done["sv_features"] if compact is None else compact.spectrum
+    nc1, nc1_rank, sv_means = done["nc1"]
     if nc1 is not None:
         metrics["nc1"] = nc1
     metrics["nc1_rank"] = float(nc1_rank)
     metrics["nc1_trace_ratio"] = float((class_var * n).sum()) / total / between_trace
 
-    weight = None
-    if second.classifier is not None:
-        weight = second.classifier.class_weight()
-        weight = weight if every_class else weight[kept]
-    geometry, arrays, warnings = geometry_metrics(
-        centred, weight, class_var, options.dist_exp, options.max_matrix_classes, means=means
-    )
+    geometry, arrays, warnings = done["geometry"]
     metrics.update(geometry)
 
     hits = second.classifier_hits[kept].to(torch.float64)
@@ -491,7 +516,7 @@ def _finalize(
         metrics["nc4"] = 1.0 - float(second.agreement[kept].sum()) / total
         metrics["accuracy"] = float(hits.sum()) / total
 
-    rank_of = sv_means if options.means_centring == "centred" else singular_values(means)
+    rank_of = sv_means if options.means_centring == "centred" else done["sv_uncentred"]
     metrics[rank_metric(options.means_centring)] = float(numerical_rank(rank_of, options.tau))
     metrics["effective_rank_means"] = effective_rank(sv_means)
 
@@ -540,7 +565,7 @@ def _finalize(
         # the count-weighted mean); frequency buckets and per-class views need it
         arrays["agreement"] = (second.agreement[kept].to(torch.float64) / n).cpu().numpy()
         arrays["class_weight"] = weight.cpu().numpy()
-        arrays["sv_weights"] = singular_values(weight).cpu().numpy()
+        arrays["sv_weights"] = done["sv_weights"].cpu().numpy()
     return CollapseResult(
         metrics=metrics,
         arrays=arrays,

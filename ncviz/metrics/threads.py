@@ -23,7 +23,7 @@ and concurrent uses restore the caller's setting exactly once, when the last one
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
 from typing import TypeVar
@@ -42,6 +42,7 @@ _depth = 0
 _saved_threads = 1
 _local = threading.local()
 _Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
 
 
 @contextmanager
@@ -111,10 +112,14 @@ def in_worker() -> bool:
     return bool(getattr(_local, "worker", False))
 
 
-def run_queues(queues: Sequence[Sequence[Callable[[], None]]], flops: float = float("inf")) -> None:
+def run_queues(
+    queues: Sequence[Sequence[Callable[[], None]]],
+    flops: float = float("inf"),
+    threads: int | None = None,
+) -> None:
     """Run every callable of every queue: a queue's callables one at a time in order, different
-    queues at the same time on up to ``torch.get_num_threads()`` threads (the caller's one among
-    them), each torch op of a worker on one thread.
+    queues at the same time on up to ``threads`` threads (default ``torch.get_num_threads()``; the
+    caller's one among them), each torch op of a worker on one thread.
 
     A free worker takes the next callable of any queue no other worker is in, so a worker the
     kernel has descheduled delays only its own queue. The first exception stops the others after
@@ -129,7 +134,7 @@ def run_queues(queues: Sequence[Sequence[Callable[[], None]]], flops: float = fl
     (['a1', 'a2', 'b'], True)
     """
     busy_queues = [q for q in queues if len(q)]
-    workers = min(torch.get_num_threads(), len(busy_queues))
+    workers = min(torch.get_num_threads() if threads is None else threads, len(busy_queues))
     if workers <= 1 or in_worker():
         with threads_for(flops):
             for queue in busy_queues:
@@ -163,6 +168,9 @@ def run_queues(queues: Sequence[Sequence[Callable[[], None]]], flops: float = fl
 
     def work_loop() -> None:
         _local.worker = True
+        # a new thread's OpenMP setting is the process default, and MKL's GEMM and LAPACK read it
+        # (not torch's): without this a worker's solver ran on two threads, giving other bits
+        torch.set_num_threads(1)
         try:
             with torch.inference_mode(inference), torch.set_grad_enabled(grad):
                 _work_loop()
@@ -215,3 +223,21 @@ def run_in_slots(
         ],
         flops=flops,
     )
+
+
+def run_tasks(
+    tasks: Mapping[str, Callable[[], _Result]], threads: int | None = None
+) -> dict[str, _Result]:
+    """Every task's result by name, the tasks run side by side (:func:`run_queues`; list the
+    longest first: a free worker takes the first task not taken).
+
+    >>> run_tasks({"a": lambda: 1, "b": lambda: 2})
+    {'a': 1, 'b': 2}
+    """
+    results: dict[str, _Result] = {}
+
+    def run(name: str) -> None:
+        results[name] = tasks[name]()
+
+    run_queues([[partial(run, name)] for name in tasks], threads=threads)
+    return {name: results[name] for name in tasks}

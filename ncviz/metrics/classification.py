@@ -500,7 +500,11 @@ def _finalize(
         tasks["sv_weights"] = partial(singular_values, weight)
     if options.means_centring != "centred":
         tasks["sv_uncentred"] = partial(singular_values, means)
-    done = run_tasks(tasks, threads=workers)
+    dim = means.shape[1]
+    rows = 2 if weight is not None else 1  # C×d matrices whose pairs and spectra are taken
+    flops = 4.0 * dim**3 + rows * (10.0 * num_classes * dim * min(num_classes, dim))
+    flops += rows * num_classes**2 * (2.0 * dim + 50.0)  # the pair tiles
+    done = run_tasks(tasks, flops=flops, threads=workers)
     sv_features = done["sv_features"] if compact is None else compact.spectrum
     nc1, nc1_rank, sv_means = done["nc1"]
     if nc1 is not None:

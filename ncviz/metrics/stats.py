@@ -158,7 +158,8 @@ class ClassMeanStats:
                 require_finite(h, torch.isfinite(chunk.sum(dim=1)).all())
             sums[slot].index_add_(0, y[rows], chunk)
 
-        run_in_slots(slices, num_slots, add, flops=4.0 * h.shape[0] * self.dim)
+        # memory-bound: an element costs about as long as 32 flops of a GEMM
+        run_in_slots(slices, num_slots, add, flops=32.0 * h.shape[0] * self.dim)
         for extra in sums[1:]:  # in slot order: the same sum on any number of threads
             self.sums += extra
         self.counts += _class_counts(y, self.num_classes)

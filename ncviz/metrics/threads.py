@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from typing import TypeVar
 
@@ -32,6 +32,11 @@ import torch
 
 #: Below this many floating-point operations an operation runs on one thread (≈ 1 ms of one core).
 SMALL_WORK_FLOPS = 5e7
+#: Below this many floating-point operations (≈ 20 ms of one core) work is not spread over
+#: threads: starting and joining workers costs little on an idle machine, but on a busy one a
+#: worker may wait a time slice for a core, and many small finalizes (one per checkpoint and
+#: layer) lost more than they gained.
+PARALLEL_WORK_FLOPS = 1e9
 #: Most partial sums a pass keeps (the same on every machine, so that sums add in one order).
 MAX_SLOTS = 4
 #: Memory the partial sums of a pass may take beyond its own accumulators.
@@ -123,9 +128,9 @@ def run_queues(
 
     A free worker takes the next callable of any queue no other worker is in, so a worker the
     kernel has descheduled delays only its own queue. The first exception stops the others after
-    their current callable and is raised here. With one queue, one thread, or inside a worker,
-    everything runs here in order, with the caller's thread setting (one thread when the whole
-    work, ``flops`` operations, is small: :func:`threads_for`).
+    their current callable and is raised here. When the whole work (``flops`` operations) is
+    under :data:`PARALLEL_WORK_FLOPS`, or inside a worker, everything runs here in order on one
+    thread; with one queue (or one thread) of larger work, here with the caller's threads.
 
     >>> done = []
     >>> first = [lambda: done.append("a1"), lambda: done.append("a2")]
@@ -135,8 +140,9 @@ def run_queues(
     """
     busy_queues = [q for q in queues if len(q)]
     workers = min(torch.get_num_threads() if threads is None else threads, len(busy_queues))
-    if workers <= 1 or in_worker():
-        with threads_for(flops):
+    small = flops < PARALLEL_WORK_FLOPS
+    if workers <= 1 or in_worker() or small:
+        with single_threaded() if small else nullcontext():
             for queue in busy_queues:
                 for work in queue:
                     work()
@@ -226,12 +232,14 @@ def run_in_slots(
 
 
 def run_tasks(
-    tasks: Mapping[str, Callable[[], _Result]], threads: int | None = None
+    tasks: Mapping[str, Callable[[], _Result]],
+    flops: float = float("inf"),
+    threads: int | None = None,
 ) -> dict[str, _Result]:
     """Every task's result by name, the tasks run side by side (:func:`run_queues`; list the
     longest first: a free worker takes the first task not taken).
 
-    >>> run_tasks({"a": lambda: 1, "b": lambda: 2})
+    >>> run_tasks({"a": lambda: 1, "b": lambda: 2}, flops=1e10)
     {'a': 1, 'b': 2}
     """
     results: dict[str, _Result] = {}
@@ -239,5 +247,5 @@ def run_tasks(
     def run(name: str) -> None:
         results[name] = tasks[name]()
 
-    run_queues([[partial(run, name)] for name in tasks], threads=threads)
+    run_queues([[partial(run, name)] for name in tasks], flops=flops, threads=threads)
     return {name: results[name] for name in tasks}

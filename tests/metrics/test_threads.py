@@ -87,11 +87,12 @@ def test_metrics_are_bit_for_bit_the_same_on_any_thread_count():
     bit for bit (the chunks add into partial sums in a fixed order, whoever runs them), so a
     result never depends on the machine or how busy it was."""
     rng = np.random.default_rng(3)
-    labels = rng.integers(0, 50, size=20_000)
-    means = 2.0 * rng.standard_normal((50, 256))
+    classes = 600  # enough work that both the passes and the finish are spread over workers
+    labels = rng.integers(0, classes, size=20_000)
+    means = 2.0 * rng.standard_normal((classes, 256))
     features = (means[labels] + rng.standard_normal((20_000, 256))).astype(np.float32)
     weight = (means + 0.3 * rng.standard_normal(means.shape)).astype(np.float32)
-    bias = rng.standard_normal(50).astype(np.float32)
+    bias = rng.standard_normal(classes).astype(np.float32)
     before = torch.get_num_threads()
     results = {}
     try:

@@ -7,6 +7,10 @@ kind (oldest modification time; a hit refreshes it) are removed until the total 
 is written to a temporary file beside it and renamed into place (atomic on POSIX), so readers never
 see half an entry; temporary files that a killed process left behind are removed once they are an
 hour old. Root: ``NCVIZ_CACHE_DIR``, else ``~/.cache/ncviz``.
+
+A full scan of the folder after every write cost a 25-checkpoint analysis 0.3 s of 1.9 s, so a
+process keeps the total it last scanned plus what it wrote since, and scans again (evicting) only
+when that passes the budget or the scan is :data:`RESCAN_S` old (other processes write too).
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +32,11 @@ DEFAULT_MAX_BYTES = 4 << 30
 TEMP_PREFIX = ".tmp-"
 ORPHAN_AGE_S = 3600.0
 KINDS = {"activations": "*/*.npy", "results": "*.npz", "sweeps": "*.parquet"}
+RESCAN_S = 30.0
+
+# per cache root: (monotonic time of the last full scan, bytes then + bytes written since)
+_totals: dict[str, tuple[float, int]] = {}
+_totals_lock = threading.Lock()
 
 
 def default_cache_dir() -> Path:
@@ -119,11 +130,21 @@ class CacheStore:
         budget."""
         with atomic_file(path, suffix) as handle:
             yield handle
-        self.evict()
+        self._written(_size(path))
+
+    def _written(self, size: int) -> None:
+        """Count a new entry's bytes; evict when the count passes the budget or is stale."""
+        key = str(self.root)
+        with _totals_lock:
+            scanned, total = _totals.get(key, (-math.inf, 0))
+            _totals[key] = (scanned, total + size)
+        if total + size > self.max_bytes or time.monotonic() - scanned > RESCAN_S:
+            self.evict()
 
     def evict(self) -> list[Path]:
         """Remove least-recently-used entries of any kind until the total fits ``max_bytes``,
         and temporary files older than an hour (left by killed processes)."""
+        scanned = time.monotonic()
         removed = self.sweep_orphans()
         entries = sorted(self.entries(), key=_mtime)
         total = sum(_size(p) for p in entries)
@@ -135,6 +156,8 @@ class CacheStore:
                 path.unlink()
                 removed.append(path)
             total -= size
+        with _totals_lock:
+            _totals[str(self.root)] = (scanned, total)
         return removed
 
     def sweep_orphans(self, max_age_s: float = ORPHAN_AGE_S) -> list[Path]:

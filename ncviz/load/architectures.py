@@ -9,7 +9,11 @@ classifier (default: the last ``nn.Linear``).
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
+import os
+import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -276,16 +280,33 @@ def _split_top_level(text: str) -> list[str]:
 PLUGIN_GROUP = "ncviz.architectures"
 
 
+def _search_path_stamp() -> tuple[tuple[str, int], ...]:
+    """sys.path with each folder's modification time: installing a package changes it."""
+    stamp = []
+    for entry in sys.path:
+        with contextlib.suppress(OSError):
+            stamp.append((entry, os.stat(entry or ".").st_mtime_ns))
+    return tuple(stamp)
+
+
+@functools.lru_cache(maxsize=4)
+def _plugin_entries(stamp: tuple[tuple[str, int], ...]) -> tuple[Any, ...]:
+    """The entry points of :data:`PLUGIN_GROUP` (reading every installed package's metadata
+    took 10 ms, once per checkpoint); read again when ``stamp`` (:func:`_search_path_stamp`)
+    says a package was installed."""
+    from importlib.metadata import entry_points
+
+    return tuple(entry_points(group=PLUGIN_GROUP))
+
+
 def plugin_architectures() -> dict[str, Callable[..., nn.Module]]:
     """Architectures that installed packages register under the entry-point group
     ``ncviz.architectures`` (name → a callable returning an ``nn.Module``): the way a lab adds its
     own model code to a shared container, by installing a package there (see
     ``examples/ncviz-lab-models``). A plugin that fails to load is left out with a warning; the
     built-in names always win."""
-    from importlib.metadata import entry_points
-
     found: dict[str, Callable[..., nn.Module]] = {}
-    for entry in entry_points(group=PLUGIN_GROUP):
+    for entry in _plugin_entries(_search_path_stamp()):
         if entry.name in REGISTRY:
             continue
         try:

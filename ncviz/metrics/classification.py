@@ -42,7 +42,7 @@ from ncviz.metrics.stats import (
     ScatterStats,
     sums_finite,
 )
-from ncviz.metrics.threads import run_tasks, solver_threads
+from ncviz.metrics.threads import caller_threads, run_tasks, solver_threads
 
 NC1_EIGEN_RTOL = 1e-10
 STATE_SECOND_PASS = ("scatter", "sq_dist", "ncc_hits", "classifier_hits", "agreement")
@@ -424,7 +424,7 @@ def finalize(
     little from a second thread at these sizes, and on a loaded machine a two-thread
     ``eigvalsh`` of d = 512 took 10× its one-thread time."""
     device = first.sums.device
-    workers = torch.get_num_threads() if device.type == "cpu" else 1
+    workers = caller_threads() if device.type == "cpu" else 1
     with solver_threads(device):
         return _finalize(first, second, options, names, workers)
 

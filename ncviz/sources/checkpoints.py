@@ -52,6 +52,7 @@ from ncviz.load.runs import Task, is_run, open_run, run_events
 from ncviz.load.server_folder import check_inside
 from ncviz.metrics import CollapseOptions, CollapseResult, RegressionResult, regression_result
 from ncviz.metrics.ood import ood_mean, orthogonality_deviation
+from ncviz.metrics.threads import full_threads, single_threaded
 from ncviz.sources.base import ProgressFn, Source, checkpoint_progress
 
 
@@ -130,7 +131,11 @@ class CheckpointsSource(Source):
             )
             hit = result_cache.get(key) if result_cache is not None else None
             if hit is None:
-                measured = self.measure(path, index, state)
+                # glue ops on one thread (a busy machine makes every small parallel op wait for
+                # a late thread); forward passes, statistics and solvers of real size take the
+                # caller's threads back (ncviz.metrics.threads)
+                with single_threaded():
+                    measured = self.measure(path, index, state)
                 if result_cache is not None:
                     result_cache.put(key, measured.rows, measured.results, measured.groups)
             else:
@@ -207,14 +212,15 @@ class CheckpointsSource(Source):
         if options.ood is not None and dataset.labels is not None:
             self._add_nc5(net, state, chosen, checkpoint.sha256, key, measured)
         if options.feature_learning and dataset.labels is not None:
-            learned = feature_learning_rows(
-                net,
-                dataset.inputs,
-                dataset.labels,
-                clf_name,
-                options.feature_learning,
-                convention=options.metrics.convention,
-            )
+            with full_threads():  # Jacobians of every sample: large work
+                learned = feature_learning_rows(
+                    net,
+                    dataset.inputs,
+                    dataset.labels,
+                    clf_name,
+                    options.feature_learning,
+                    convention=options.metrics.convention,
+                )
             for layer, values in learned.items():
                 measured.rows += metric_rows(key, layer, values)
         return measured

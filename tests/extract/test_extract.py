@@ -264,3 +264,24 @@ def test_a_mistyped_layer_is_answered_with_the_closest_names():
         resolve_module(model, "clasifier:input")
     with pytest.raises(OptionError, match=r"did you mean 'block29'\?"):
         resolve_module(model, "blok29")
+
+
+def test_writes_under_the_budget_do_not_rescan_the_cache(tmp_path, monkeypatch):
+    """The folder is scanned on the first write, then only when the running total passes the
+    budget (each scan cost a 25-checkpoint analysis ~12 ms per write)."""
+    from ncviz.cache import CacheStore
+
+    store = CacheStore(tmp_path / "roomy", max_bytes=10**9)
+    scans = []
+    evict = CacheStore.evict
+    monkeypatch.setattr(CacheStore, "evict", lambda self: scans.append(1) or evict(self))
+    for i in range(5):
+        with store.atomic(store.folder("results") / f"{i}.npz") as handle:
+            handle.write(b"x" * 1000)
+    assert len(scans) == 1
+    small = CacheStore(tmp_path / "small", max_bytes=2500)
+    for i in range(3):
+        with small.atomic(small.folder("results") / f"{i}.npz") as handle:
+            handle.write(b"x" * 1000)
+    assert len(scans) == 3  # its first write, and the one that passed 2,500 bytes
+    assert small.size_bytes() <= 2500

@@ -155,3 +155,29 @@ def test_workers_run_in_the_callers_grad_and_inference_mode(two_threads):
     with torch.no_grad():
         run_queues([[look], [look]])
     assert seen == [(False, False)] * 2
+
+
+def test_inside_one_thread_large_work_takes_the_callers_threads_back(two_threads):
+    """An analysis runs its glue inside single_threaded(); a large forward or pass inside it
+    still gets the caller's two threads (workers for a pass), small work stays on one."""
+    from ncviz.metrics.threads import caller_threads, full_threads, run_queues
+
+    idents = set()
+
+    def work():
+        idents.add(threading.get_ident())
+        threading.Event().wait(0.01)  # let the other worker take a queue
+
+    with single_threaded():
+        assert caller_threads() == 2 and torch.get_num_threads() == 1
+        with threads_for(SMALL_WORK_FLOPS * 10):
+            assert torch.get_num_threads() == 2
+        with threads_for(SMALL_WORK_FLOPS / 10):
+            assert torch.get_num_threads() == 1
+        with full_threads():
+            assert torch.get_num_threads() == 2
+        assert torch.get_num_threads() == 1
+        run_queues([[work], [work]])
+        assert len(idents) == 2  # two workers, though this thread runs on one
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == 2

@@ -7,7 +7,9 @@ and the entry's size on disk. Cases: resnet18_cifar on 2,048 random 32×32 image
 layers + classifier input) and an MLP head over 50,000 × 512 features with C = 100 (the issue's
 size case).
 
-Run by hand: ``.venv/bin/python benchmarks/recorder.py [--device cuda] [--images 2048]``.
+Both ratios are printed on the CPU and, when there is one, on the GPU (``--device`` picks).
+
+Run by hand: ``.venv/bin/python benchmarks/recorder.py [--device cpu] [--images 2048]``.
 """
 
 from __future__ import annotations
@@ -55,25 +57,31 @@ def bench(label: str, model: nn.Module, loader: list, layers, device: str, repea
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--device", action="append", help="cpu and/or cuda (default: cpu, and cuda when present)"
+    )
     parser.add_argument("--images", type=int, default=2048)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     torch.manual_seed(0)
-    print(f"device {args.device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
+    devices = args.device or ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+    print(f"devices {devices}, torch {torch.__version__}, threads {torch.get_num_threads()}")
 
     images = torch.randn(args.images, 3, 32, 32)
     labels = torch.arange(args.images) % 10
     loader = [(images[k : k + 256], labels[k : k + 256]) for k in range(0, args.images, 256)]
     resnet = build_model({"name": "resnet18_cifar", "kwargs": {"num_classes": 10}})
-    bench("resnet18_cifar, default layers", resnet, loader, "auto", args.device, args.repeats)
+    for device in devices:
+        label = f"resnet18_cifar, default layers, {device}"
+        bench(label, resnet, loader, "auto", device, args.repeats)
 
     n, d, c = 50_000, 512, 100
     y = torch.arange(n) % c
     features = torch.randn(c, d)[y] + torch.randn(n, d)
     loader = [(features[k : k + 4096], y[k : k + 4096]) for k in range(0, n, 4096)]
     head = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, c))
-    bench("MLP head, 50k × 512, C = 100", head, loader, ["1"], args.device, args.repeats)
+    for device in devices:
+        bench(f"MLP head, 50k × 512, C = 100, {device}", head, loader, ["1"], device, args.repeats)
 
 
 if __name__ == "__main__":

@@ -390,7 +390,7 @@ class ScatterStats:
             h, y = h[in_kept], y[in_kept]
         if h.shape[0] == 0:
             return
-        self.decisions()  # built once, shared by the workers
+        decisions = self.decisions()  # built once, shared by the workers
         slices = chunk_slices(h.shape[0], dim, device)
         # chunk i adds into partial sums i mod S (the first are this object's), on parallel
         # workers; each slot has its own residual buffer
@@ -407,7 +407,7 @@ class ScatterStats:
             residual = buffers[slot][: rows.stop - rows.start]
             self._add_chunk(h[rows], y[rows], residual, check_finite, sums[slot])
 
-        flops = h.shape[0] * dim * (dim + 2 * self.decisions().num_rows)
+        flops = h.shape[0] * dim * (dim + 2 * decisions.num_rows)
         run_in_slots(slices, num_slots, add, flops=flops)
         for extra in sums[1:]:  # in slot order: the same sums on any number of threads
             for mine, theirs in zip(sums[0], extra):

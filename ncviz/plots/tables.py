@@ -43,14 +43,21 @@ def per_class_table(
     return frame
 
 
+def _class_columns(result: Any, minority: Sequence[str]) -> dict[str, Any]:
+    """The leading columns of a per-class table: class, whether it is a minority, n_c."""
+    rare = set(map(str, minority))
+    return {
+        "class": [str(c) for c in result.classes],
+        "minority": [str(c) in rare for c in result.classes],
+        "n_c": result.counts,
+    }
+
+
 def multicentre_table(result: Any, minority: Sequence[str] = ()) -> pd.DataFrame:
     """The per-class rows of a MultiCentreResult, minority classes marked."""
-    rare = set(map(str, minority))
     return pd.DataFrame(
         {
-            "class": [str(c) for c in result.classes],
-            "minority": [str(c) in rare for c in result.classes],
-            "n_c": result.counts,
+            **_class_columns(result, minority),
             "centres": result.centres,
             "nc (to nearest sub-cluster)": result.nc,
             "silhouette": result.silhouette,
@@ -62,12 +69,9 @@ def multicentre_table(result: Any, minority: Sequence[str] = ()) -> pd.DataFrame
 def ncmc_table(result: Any, minority: Sequence[str] = ()) -> pd.DataFrame:
     """The per-class rows of an NCMCResult (collapse to each class's centre-mean), minority
     classes marked."""
-    rare = set(map(str, minority))
     return pd.DataFrame(
         {
-            "class": [str(c) for c in result.classes],
-            "minority": [str(c) in rare for c in result.classes],
-            "n_c": result.counts,
+            **_class_columns(result, minority),
             "centres f_k": result.centres,
             "nc (to centre-mean)": result.nc,
             "cos to centre-mean": result.alignment,

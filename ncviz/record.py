@@ -100,11 +100,12 @@ np.savez(f"feats/feats_epoch_{epoch:03d}.npz", **{
 class Recorder:
     """Captures exact collapse statistics of a model, from any training loop, into ``path``.
 
-    Each :meth:`capture` runs the loader through the model twice (hooks on ``layers``; float64
-    sums; the model's mode is restored) and writes one entry: per layer the O(C·d + d²)
-    statistics the metric engine needs, the classifier's W and b, and ``sample_size`` randomly
-    chosen feature rows for the embedding views. Metrics from an entry equal
-    :func:`ncviz.collapse_metrics` on the full features (to ~1e-12).
+    Each :meth:`capture` runs the loader through the model once (hooks on ``layers``; the second
+    statistics pass replays the layer outputs from memory; twice when they outgrow a quarter of
+    the free memory, or 4 GiB; float64 sums; the model's mode is restored) and writes one entry:
+    per layer the O(C·d + d²) statistics the metric engine needs, the classifier's W and b, and
+    ``sample_size`` randomly chosen feature rows for the embedding views. Metrics from an entry
+    equal :func:`ncviz.collapse_metrics` on the full features (to ~1e-12).
 
     Args:
         path: the run folder (created; an existing recorded run is continued).

@@ -6,9 +6,12 @@ called the way the user calls it. Pass 1 sums the class means (or the feature/ta
 means for regression) and draws a uniform random sample of feature rows; pass 2 sums the scatter
 around the means. Nothing of size N·d is kept: per layer, O(C·d + d²) sums and ``sample_size`` rows.
 
-The loader must yield the same samples in both passes (any order: the sums do not depend on it).
-A loader whose pass-2 class counts differ from pass 1 is refused; one whose features differ (random
-augmentation) is reported in :attr:`Capture.warnings`.
+The model runs over the loader once when pass 1's layer outputs fit in memory (a quarter of the
+free memory where they live, at most 4 GiB: :func:`~ncviz.extract.passes.replay_budget`): pass 2
+replays them, so its features are pass 1's by construction, whatever the loader does. Past that
+budget the loader is iterated again and must yield the same samples (any order: the sums do not
+depend on it): a loader whose pass-2 class counts differ from pass 1 is refused; one whose
+features differ (random augmentation) is reported in :attr:`Capture.warnings`.
 """
 
 from __future__ import annotations
@@ -119,7 +122,8 @@ def capture(
     progress: ProgressFn | None = None,
     groups: bool = False,
 ) -> Capture:
-    """Run ``loader`` through ``model`` twice and reduce the chosen layers into exact statistics.
+    """Run ``loader`` through ``model`` (once when the layer outputs fit in memory, else twice)
+    and reduce the chosen layers into exact statistics.
 
     Args:
         model: any ``nn.Module`` (DDP/compile wrappers are looked through); it runs where its

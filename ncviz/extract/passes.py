@@ -30,7 +30,7 @@ import torch
 
 from ncviz.distributed import all_reduce_statistics, world
 from ncviz.errors import DataError, InputError, OptionError
-from ncviz.extract.budget import MemoryNeed, check_fits, passes_need
+from ncviz.extract.budget import GIB, MemoryNeed, check_fits, memory_headroom, passes_need
 from ncviz.extract.layers import INPUT_SUFFIX
 from ncviz.extract.plans import (
     ExtractOptions,
@@ -50,6 +50,9 @@ TASKS = ("auto", "classification", "regression")
 # Relative difference of the pass-2 class sums from pass 1 above which the loader is reported as
 # giving different features in the two passes (random augmentation, dropout in train mode).
 REPEAT_RTOL = 1e-6
+# Pass 2 replays pass 1's layer outputs from memory when they fit in a quarter of the free memory
+# (host, or the accelerator's where they live) and at most this much.
+REPLAY_MAX_BYTES = 4 * GIB
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,8 @@ class PassSettings:
     ``statistics=False`` runs one pass that only keeps features. ``check_repeat``: compare the
     two passes' class sums (a user's loader may differ between passes; our own data cannot).
     ``grouped``: batches carry a group per sample (classification only, one process).
+    ``replay``: hold pass 1's layer outputs and run pass 2 on them when they fit
+    (:func:`replay_budget`) — the model runs once — else run the model again.
     """
 
     task: str = "auto"
@@ -80,6 +85,7 @@ class PassSettings:
     statistics: bool = True
     check_repeat: bool = True
     grouped: bool = False
+    replay: bool = True
     stage: str = ""  # said after "pass k/2" in progress messages
 
     def __post_init__(self) -> None:
@@ -200,6 +206,7 @@ def run_passes(
     if plans is not None:
         state.plans = plans
     passes = settings.passes
+    held = _Held(replay_budget(settings.device)) if passes == 2 and settings.replay else None
     done = 0
     for pass_index in range(passes):
         stream = batches(pass_index)
@@ -226,9 +233,12 @@ def run_passes(
                 if not state.stats and settings.statistics:
                     state.start(labels)
                 outputs = {n: state.reduce(n, raw[n]) for n in names}
-                state.update(pass_index, outputs, labels)
-                if groups is not None:
-                    state.update_groups(pass_index, outputs, labels, groups)
+                keys = state.sample.draw(len(labels)) if pass_index == 0 else None
+                batch = _Batch(outputs, labels, groups, keys)
+                if pass_index == 1 or held is None or not held.keep(batch):
+                    for kept in held.drain() if held is not None else ():  # over the budget
+                        state.add(0, kept)
+                    state.add(pass_index, batch)
                 done += 1
                 if progress is not None:
                     stage = f"pass {pass_index + 1}/{passes}"
@@ -236,8 +246,98 @@ def run_passes(
         finally:  # a generator's pass-scoped resources are released whatever happened
             if isinstance(iterator, GeneratorType):
                 iterator.close()
+        if pass_index == 0 and held is not None:
+            if _everywhere(bool(held.batches) and not held.overflowed, settings.device):
+                _replay(state, held, progress, done, total * passes)
+                break
+            for kept in held.drain():  # another rank could not hold its pass: run it again
+                state.add(0, kept)
         state.finish_pass(pass_index)
     return state.result()
+
+
+def replay_budget(device: torch.device) -> int:
+    """Bytes of pass-1 layer outputs that may be held for the replay of pass 2: a quarter of the
+    free memory where they live (the accelerator's, else this process's headroom), at most
+    :data:`REPLAY_MAX_BYTES`."""
+    if device.type == "cuda":
+        free = torch.cuda.mem_get_info(device)[0]
+    else:
+        headroom = memory_headroom()
+        free = REPLAY_MAX_BYTES if headroom is None else headroom
+    return min(REPLAY_MAX_BYTES, free // 4)
+
+
+@dataclass
+class _Batch:
+    """One batch as the passes take it: reduced layer outputs, labels, groups, sample keys."""
+
+    outputs: dict[str, torch.Tensor]
+    labels: Any
+    groups: Any
+    keys: torch.Tensor | None  # pass 1: the rows' keys for the embedding sample
+
+
+class _Held:
+    """Pass 1's batches, held while they fit in ``budget`` bytes, to be replayed as pass 2."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.batches: list[_Batch] = []
+        self.bytes = 0
+        self.overflowed = False
+
+    def keep(self, batch: _Batch) -> bool:
+        """Hold ``batch`` if it fits (False from the first batch that does not, on)."""
+        storages = {id(t.untyped_storage()): t for t in batch.outputs.values()}
+        size = sum(t.untyped_storage().nbytes() for t in storages.values())
+        if self.overflowed or self.bytes + size > self.budget:
+            self.overflowed = True
+            return False
+        self.batches.append(batch)
+        self.bytes += size
+        return True
+
+    def drain(self) -> list[_Batch]:
+        """The held batches, in order, handed back (and no longer held)."""
+        batches, self.batches, self.bytes = self.batches, [], 0
+        return batches
+
+    def joined(self) -> _Batch:
+        """All held batches as one (each layer's rows concatenated, one layer at a time)."""
+        batches = self.drain()
+        first = batches[0]
+        outputs = {}
+        for name in list(first.outputs):
+            outputs[name] = torch.cat([b.outputs.pop(name) for b in batches])
+        labels = torch.cat([torch.as_tensor(b.labels) for b in batches])
+        groups = None
+        if first.groups is not None:
+            groups = np.concatenate([_group_names(b.groups, len(b.labels)) for b in batches])
+        keys = torch.cat([b.keys for b in batches if b.keys is not None])
+        return _Batch(outputs, labels, groups, keys)
+
+
+def _everywhere(flag: bool, device: torch.device) -> bool:
+    """``flag`` on every rank (one all-reduce under torchrun; ``flag`` itself in one process)."""
+    if world()[1] == 1:
+        return flag
+    value = torch.tensor([int(flag)], device=device)
+    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MIN)
+    return bool(value.item())
+
+
+def _replay(state: _State, held: _Held, progress: ProgressFn | None, done: int, total: int) -> None:
+    """Both passes' statistics from the held outputs of pass 1, all rows of a layer at once."""
+    count = len(held.batches)
+    batch = held.joined()
+    state.replayed = True
+    for pass_index in (0, 1):
+        state.add(pass_index, batch)
+        state.finish_pass(pass_index)
+        if progress is not None:  # the replay stands for the second pass's batches
+            stage = f"pass 2/2 {state.settings.stage}".rstrip()
+            progress(done + (count if pass_index else count // 2), total, stage)
 
 
 def labels_tensor(labels: Any, task: str) -> torch.Tensor:
@@ -289,16 +389,30 @@ class _Sample:
         self.rows: dict[str, torch.Tensor] = {}
         self.labels: torch.Tensor | None = None
 
-    def offer(self, features: dict[str, torch.Tensor], labels: torch.Tensor) -> None:
-        keys = torch.rand(len(labels), generator=self.generator, dtype=torch.float64)
+    def draw(self, count: int) -> torch.Tensor:
+        """The next ``count`` random keys (one per row, in stream order)."""
+        return torch.rand(count, generator=self.generator, dtype=torch.float64)
+
+    def offer(
+        self,
+        features: dict[str, torch.Tensor],
+        labels: torch.Tensor,
+        keys: torch.Tensor | None = None,
+    ) -> None:
+        """Offer a batch's rows; ``keys`` drawn for them earlier by :meth:`draw` (default: now)."""
+        keys = self.draw(len(labels)) if keys is None else keys
         if self.size == 0:
             return
+        # only a batch's own ``size`` smallest keys can be among the smallest of the stream
+        chosen = (
+            torch.topk(keys, self.size, largest=False).indices
+            if len(keys) > self.size
+            else torch.arange(len(keys))
+        )
         if len(self.keys) >= self.size:
-            chosen = torch.nonzero(keys < self.keys.max()).flatten()
+            chosen = chosen[keys[chosen] < self.keys.max()]
             if len(chosen) == 0:
                 return
-        else:
-            chosen = torch.arange(len(keys))
         index = chosen.to(labels.device)
         self.keys = torch.cat([self.keys, keys[chosen]])
         self.labels = _append(self.labels, labels[index])
@@ -337,6 +451,7 @@ class _State:
         self.warnings: list[str] = []
         self.group_stats: dict[str, dict[str, CollapseStatistics]] = {}
         self.dropped_groups: set[str] = set()
+        self.replayed = False  # pass 2 ran on pass 1's outputs held in memory
 
     def plan(
         self, names: list[str], raw: dict[str, torch.Tensor], dedupe: str | None
@@ -434,7 +549,14 @@ class _State:
         assert self.plans is not None
         return reduce_output(raw, self.plans[name].pooled)
 
-    def update(self, pass_index: int, outputs: dict[str, torch.Tensor], labels: Any) -> None:
+    def update(
+        self,
+        pass_index: int,
+        outputs: dict[str, torch.Tensor],
+        labels: Any,
+        keys: torch.Tensor | None = None,
+    ) -> None:
+        """Add a batch to the current pass (``keys``: its sample keys, drawn when it was held)."""
         if pass_index == 0 and self.settings.keep_features:
             for name, feats in outputs.items():
                 self.kept.setdefault(name, []).append(feats.float().cpu().numpy())
@@ -461,9 +583,15 @@ class _State:
             else:
                 stats.update(outputs[name], y, check_finite=False)
         if pass_index == 0:
-            self.sample.offer(outputs, y)
-        elif classification and self.settings.check_repeat:
+            self.sample.offer(outputs, y, keys)
+        elif classification and self.settings.check_repeat and not self.replayed:
             self._repeat_sums(outputs, y)
+
+    def add(self, pass_index: int, batch: _Batch) -> None:
+        """One batch (or all held batches joined) into the current pass's statistics."""
+        self.update(pass_index, batch.outputs, batch.labels, batch.keys)
+        if batch.groups is not None:
+            self.update_groups(pass_index, batch.outputs, batch.labels, batch.groups)
 
     def _repeat_sums(self, outputs: dict[str, torch.Tensor], y: torch.Tensor) -> None:
         """Pass 2's class counts and sums, to compare with pass 1's (:meth:`_check_repeat`)."""
@@ -540,7 +668,7 @@ class _State:
                 else:
                     stats.start_second_pass()
             return
-        if self.task == "classification" and self.settings.check_repeat:
+        if self.task == "classification" and self.settings.check_repeat and not self.replayed:
             self._check_repeat()
 
     def _check_repeat(self) -> None:

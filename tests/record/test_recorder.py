@@ -258,7 +258,39 @@ def test_regression_entries_equal_regression_metrics(tmp_path):
         assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
 
 
-def test_loader_that_changes_between_passes_is_refused_or_flagged(tmp_path, digits):
+def test_the_second_pass_replays_the_first_from_memory(tmp_path, digits):
+    """The loader runs once: an augmenting loader gives the exact statistics of what it gave."""
+    x, y = digits
+    model = OddNet()
+
+    class Augmented:
+        def __init__(self):
+            self.given = []
+
+        def __iter__(self):
+            noisy = x + 0.1 * torch.randn_like(x)
+            self.given.append(noisy)
+            return iter([(noisy[:250], y[:250]), (noisy[250:], y[250:])])
+
+    loader = Augmented()
+    ncviz.Recorder(tmp_path / "r", layers=["penult"], classifier="tail").capture(
+        model, loader, step=0
+    )
+    assert len(loader.given) == 1  # one pass of the model over the data
+    entry = open_recorded(tmp_path / "r").entries[0]
+    assert not entry.warnings
+    h = full_features(model, model.penult, loader.given[0], wants_input=False)
+    expected = naive_metrics(h, y.numpy())
+    got = analyze(tmp_path / "r").metrics_at("step 0", "penult")
+    for key in ("nc1", "nc2_etf_distance", "cdnv"):
+        assert got[key] == pytest.approx(expected[key], rel=1e-9), key
+
+
+def test_a_loader_that_changes_between_two_runs_is_refused_or_flagged(
+    tmp_path, digits, monkeypatch
+):
+    """Past the replay budget the model runs twice, and the passes are compared."""
+    monkeypatch.setattr("ncviz.extract.passes.REPLAY_MAX_BYTES", 0)
     x, y = digits
     model = OddNet()
 
@@ -348,7 +380,7 @@ def test_killed_training_leaves_a_readable_run(tmp_path):
         x, y = torch.randn(90, 5), torch.arange(90) % 3
         def forward(model, inputs, calls=[0]):
             calls[0] += 1
-            if calls[0] == 5:  # third capture, second pass: die without any cleanup
+            if calls[0] == 3:  # third capture (one forward each): die without any cleanup
                 os._exit(9)
             return model(inputs)
         rec = ncviz.Recorder({str(folder)!r}, layers=["1"], forward_fn=forward)
@@ -427,3 +459,41 @@ def test_nan_features_name_the_layer(tmp_path, digits):
     with pytest.raises(ncviz.InputError, match="layer 'penult': the features contain NaN"):
         rec.capture(OddNet(), loader_of(x, y), step=0)
     assert not list((tmp_path / "r").glob("*.safetensors"))
+
+
+def test_past_the_replay_budget_the_model_runs_again_with_the_same_results(digits, monkeypatch):
+    """Held within the budget, spilled half-way, or not held at all: the same statistics to
+    rounding and the very same embedding sample; the loader runs once, twice, twice."""
+    from ncviz.extract.loader import capture
+
+    x, y = digits
+    model = OddNet()
+
+    class Counted:
+        def __init__(self):
+            self.runs = 0
+
+        def __iter__(self):
+            self.runs += 1
+            return iter([(x[k : k + 100], y[k : k + 100]) for k in range(0, 600, 100)])
+
+    one_batch = 2 * 100 * 24 * 8  # two float64 layers of width 24
+    results = {}
+    for budget in (2**30, int(2.5 * one_batch), 0):  # all held; two held, then spilled; none
+        monkeypatch.setattr("ncviz.extract.passes.REPLAY_MAX_BYTES", budget)
+        loader = Counted()
+        result = capture(
+            model, loader, ["penult"], classifier=("tail", model.tail), sample_size=150
+        )
+        results[budget] = (loader.runs, result)
+    assert [runs for runs, _ in results.values()] == [1, 2, 2]
+    held = results[2**30][1]
+    for _, other in list(results.values())[1:]:
+        assert np.array_equal(other.sample_labels, held.sample_labels)
+        for name, layer in held.layers.items():
+            assert np.array_equal(other.layers[name].sample, layer.sample)
+            got = other.layers[name].measured.compute().metrics
+            want = layer.measured.compute().metrics
+            assert set(got) == set(want) and "nc1" in got
+            for key, value in want.items():
+                assert got[key] == pytest.approx(value, rel=1e-12, abs=1e-15, nan_ok=True), key

@@ -36,6 +36,31 @@ def add(a: int, b: int, progress) -> int:
     return a + b
 
 
+def thread_pools(progress) -> tuple[int, set[int]]:
+    """torch's thread count and the thread counts of the loaded BLAS pools, in the worker."""
+    import threadpoolctl
+    import torch
+
+    blas = {p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"}
+    return torch.get_num_threads(), blas
+
+
+def test_a_worker_takes_its_share_of_the_cores_in_every_pool(monkeypatch):
+    assert run_in_worker(thread_pools, threads=1) == (1, {1})
+    torch_threads, blas = run_in_worker(thread_pools, threads=3)
+    assert torch_threads == 3 and blas == {3}
+    # a job runner's isolated jobs divide the cores among the jobs that may run at once
+    from ncviz.server.jobs import JobRunner
+
+    monkeypatch.setenv("NCVIZ_WORKER_THREADS", "1")
+    job = JobRunner(workers=2).submit("pools", "pools", thread_pools, isolated=True)
+    assert job.wait(300) and job.result == (1, {1})
+    monkeypatch.delenv("NCVIZ_WORKER_THREADS")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(8)))
+    job = JobRunner(workers=2).submit("pools4", "pools", thread_pools, isolated=True)
+    assert job.wait(300) and job.result == (4, {4})
+
+
 def test_result_and_progress_come_back():
     seen = []
     assert run_in_worker(add, 2, 3, progress=lambda *p: seen.append(p)) == 5

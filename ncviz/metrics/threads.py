@@ -24,10 +24,19 @@ op and 1.6× with one, and the same time idle either way.
 
 ``torch.set_num_threads`` is process-wide; a reference count makes nested and concurrent uses
 restore the caller's setting exactly once, when the last one leaves.
+
+torch's pools are not the only ones: numpy and scipy call their own OpenBLAS, whose one
+process-wide pool takes every core. While workers of :func:`run_queues` run side by side, that
+pool is held to one thread (:func:`blas_threads`, through threadpoolctl), so a piece that calls
+numpy's linear algebra does not start two more threads on a machine whose cores the workers
+already fill. A process that shares the machine with others of its kind (a server's job
+workers) takes its share of the cores for every pool at once (:func:`limit_process_threads`).
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -35,6 +44,7 @@ from functools import partial
 from typing import TypeVar
 
 import torch
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
 #: Below this many floating-point operations an operation runs on one thread (≈ 1 ms of one core).
 SMALL_WORK_FLOPS = 5e7
@@ -52,6 +62,7 @@ _lock = threading.Lock()
 _depth = 0
 _saved_threads = 1
 _local = threading.local()
+_pools: tuple[int, ThreadpoolController] | None = None
 _Item = TypeVar("_Item")
 _Result = TypeVar("_Result")
 
@@ -82,6 +93,48 @@ def single_threaded() -> Iterator[None]:
             _depth -= 1
             if _depth == 0 and torch.get_num_threads() != _saved_threads:
                 torch.set_num_threads(_saved_threads)
+
+
+def _blas_pools() -> ThreadpoolController:
+    """threadpoolctl's controller of the loaded native thread pools, found once (4 ms) and again
+    only after more modules were imported (a new extension may bring its own BLAS)."""
+    global _pools
+    with _lock:
+        if _pools is None or _pools[0] != len(sys.modules):
+            _pools = (len(sys.modules), ThreadpoolController())
+        return _pools[1]
+
+
+@contextmanager
+def blas_threads(threads: int) -> Iterator[None]:
+    """numpy's and scipy's BLAS (OpenBLAS: one pool for the whole process) on at most
+    ``threads`` threads in the enclosed code, restored after; torch's pools are left alone.
+
+    >>> import numpy, threadpoolctl
+    >>> with blas_threads(1):
+    ...     {p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"}
+    {1}
+    """
+    with _blas_pools().limit(limits=threads, user_api="blas"):
+        yield
+
+
+def limit_process_threads(threads: int) -> None:
+    """Every thread pool of this process — torch's, BLAS, OpenMP — at most ``threads`` threads,
+    for good: for a process that shares the machine with others like it (a server's job worker).
+    """
+    threads = max(1, int(threads))
+    torch.set_num_threads(threads)
+    threadpool_limits(limits=threads)
+
+
+def process_share(processes: int) -> int:
+    """The cores of this process's CPU set divided among ``processes`` (at least one each).
+
+    >>> process_share(1) == len(os.sched_getaffinity(0)), process_share(10**6)
+    (True, 1)
+    """
+    return max(1, len(os.sched_getaffinity(0)) // max(1, processes))
 
 
 def caller_threads() -> int:
@@ -235,7 +288,7 @@ def run_queues(
                     taken[index] = False
                     ready.notify_all()
 
-    with single_threaded():
+    with single_threaded(), blas_threads(1):
         helpers = [threading.Thread(target=work_loop, daemon=True) for _ in range(workers - 1)]
         for helper in helpers:
             helper.start()

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ncviz.errors import NcvizError
-from ncviz.server.workers import run_in_worker
+from ncviz.server.workers import run_in_worker, threads_per_worker
 
 log = logging.getLogger(__name__)
 MAX_FINISHED_JOBS = 64
@@ -69,6 +69,7 @@ class Job:
 class JobRunner:
     def __init__(self, workers: int = 2, max_finished: int = MAX_FINISHED_JOBS) -> None:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ncviz-job")
+        self.workers = workers
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
         self.max_finished = max_finished
@@ -87,9 +88,12 @@ class JobRunner:
         ``isolated``: run it in a worker process with the memory and time budgets
         (:func:`~ncviz.server.workers.run_in_worker`) — every job that reads or runs user
         input; ``fn`` and its arguments must then be picklable (module-level functions, plain
-        data, :mod:`ncviz.sources` objects). Otherwise it runs on this process's thread pool."""
+        data, :mod:`ncviz.sources` objects), and it gets its share of the cores
+        (:func:`~ncviz.server.workers.threads_per_worker`). Otherwise it runs on this process's
+        thread pool."""
         if isolated:
             fn, args = run_in_worker, (fn, *args)
+            kwargs = {**kwargs, "threads": threads_per_worker(self.workers)}
         with self._lock:
             job = self._jobs.get(key)
             if job is not None and job.status not in ("failed", "cancelled"):

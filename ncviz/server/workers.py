@@ -11,6 +11,8 @@ starts in tens of milliseconds, not seconds) with:
   kernel's OOM killer for the whole container; ``RLIMIT_DATA`` leaves address-space reservations
   (CUDA's) alone, unlike ``RLIMIT_AS``;
 * time: ``NCVIZ_WORKER_TIMEOUT_S`` (default 3600 s), after which the child is killed;
+* threads: ``NCVIZ_WORKER_THREADS``, else the machine's cores divided among the jobs that may run
+  at once, for torch, BLAS and OpenMP alike (two jobs on two cores must not run eight threads);
 * progress and cancel: the child's ``progress(done, total, message)`` calls reach the caller's
   callback; when that raises (a cancelled job), the child is killed.
 
@@ -31,6 +33,7 @@ from typing import Any
 
 from ncviz.errors import NcvizError
 from ncviz.extract.budget import data_in_use
+from ncviz.metrics.threads import limit_process_threads, process_share
 
 DEFAULT_TIMEOUT_S = 3600.0
 MAX_DEFAULT_MEMORY_GB = 8.0
@@ -55,6 +58,12 @@ def memory_budget_bytes() -> int:
     return int(min(total / 2, MAX_DEFAULT_MEMORY_GB * 2**30))
 
 
+def threads_per_worker(concurrent: int) -> int:
+    """``NCVIZ_WORKER_THREADS``, else this machine's cores divided among ``concurrent`` jobs."""
+    value = os.environ.get("NCVIZ_WORKER_THREADS")
+    return max(1, int(value)) if value else process_share(concurrent)
+
+
 def timeout_seconds() -> float:
     return float(os.environ.get("NCVIZ_WORKER_TIMEOUT_S", DEFAULT_TIMEOUT_S))
 
@@ -69,10 +78,20 @@ def _context_with_fork_server() -> Any:
         return _context
 
 
-def _child(connection: Any, fn: Callable[..., Any], args: tuple, kwargs: dict, budget: int) -> None:
-    """Worker body: limit memory, run ``fn``, send progress, then ("ok", result) or an error."""
+def _child(
+    connection: Any,
+    fn: Callable[..., Any],
+    args: tuple,
+    kwargs: dict,
+    budget: int,
+    threads: int | None,
+) -> None:
+    """Worker body: limit memory (and threads), run ``fn``, send progress, then ("ok", result)
+    or an error."""
     limit = data_in_use() + budget
     resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+    if threads is not None:
+        limit_process_threads(threads)
 
     def progress(done: int, total: int, message: str = "") -> None:
         connection.send(("progress", (done, total, message)))
@@ -119,17 +138,22 @@ def run_in_worker(
     progress: Callable[[int, int, str], None] | None = None,
     memory_bytes: int | None = None,
     timeout_s: float | None = None,
+    threads: int | None = None,
     **kwargs: Any,
 ) -> Any:
     """``fn(*args, progress=…, **kwargs)`` in a budgeted child process; its result, or a
-    :class:`WorkerError`. ``fn`` and its arguments must be picklable (module-level functions and
+    :class:`WorkerError`. ``threads``: every thread pool of the child at most this many (default:
+    as the fork server's). ``fn`` and its arguments must be picklable (module-level functions and
     plain data); the result comes back by pickle from our own child, never from a file."""
     budget = memory_budget_bytes() if memory_bytes is None else int(memory_bytes)
     limit_s = timeout_seconds() if timeout_s is None else float(timeout_s)
     context = _context_with_fork_server()
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(
-        target=_child, args=(sender, fn, args, kwargs, budget), daemon=True, name="ncviz-worker"
+        target=_child,
+        args=(sender, fn, args, kwargs, budget, threads),
+        daemon=True,
+        name="ncviz-worker",
     )
     process.start()
     sender.close()

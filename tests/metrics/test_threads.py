@@ -181,3 +181,22 @@ def test_inside_one_thread_large_work_takes_the_callers_threads_back(two_threads
         assert len(idents) == 2  # two workers, though this thread runs on one
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == 2
+
+
+def test_numpy_blas_runs_on_one_thread_while_workers_run_side_by_side(two_threads):
+    import threadpoolctl
+
+    from ncviz.metrics.threads import run_queues
+
+    def blas_threads_now() -> set[int]:
+        info = threadpoolctl.threadpool_info()
+        return {p["num_threads"] for p in info if p["user_api"] == "blas"}
+
+    before = blas_threads_now()
+    if before == {1}:
+        pytest.skip("numpy's BLAS is single-threaded here")
+    seen: list[set[int]] = []
+    pieces = [[lambda: seen.append(blas_threads_now())] for _ in range(2)]
+    run_queues(pieces, flops=1e12, threads=2)
+    assert seen == [{1}, {1}]
+    assert blas_threads_now() == before  # restored

@@ -1,8 +1,8 @@
 """Recorder capture cost, as ratios measured in one process over the same loader.
 
 1. a plain forward pass over the loader (inference_mode, eval), no hooks;
-2. ``Recorder.capture``: hooks on the layers, both statistics passes (two forwards), the sample,
-   the entry written — target ≤ 2.2× (1);
+2. ``Recorder.capture``: hooks on the layers, both statistics passes (one forward: pass 2
+   replays the held layer outputs), the sample, the entry written — target ≤ 2.2× (1);
 and the entry's size on disk. Cases: resnet18_cifar on 2,048 random 32×32 images (default block
 layers + classifier input) and an MLP head over 50,000 × 512 features with C = 100 (the issue's
 size case).

@@ -289,8 +289,8 @@ class _Held:
 
     def keep(self, batch: _Batch) -> bool:
         """Hold ``batch`` if it fits (False from the first batch that does not, on)."""
-        storages = {id(t.untyped_storage()): t for t in batch.outputs.values()}
-        size = sum(t.untyped_storage().nbytes() for t in storages.values())
+        storages = {t.untyped_storage().data_ptr(): t for t in batch.outputs.values()}
+        size = sum(t.untyped_storage().nbytes() for t in storages.values())  # each held once
         if self.overflowed or self.bytes + size > self.budget:
             self.overflowed = True
             return False

@@ -20,7 +20,7 @@ What differs between the ways data reach the loop lives in small adapters, each 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import GeneratorType
 from typing import Any
@@ -206,7 +206,7 @@ def run_passes(
     if plans is not None:
         state.plans = plans
     passes = settings.passes
-    held = _Held(replay_budget(settings.device)) if passes == 2 and settings.replay else None
+    held = _Held() if passes == 2 and settings.replay else None
     done = 0
     for pass_index in range(passes):
         stream = batches(pass_index)
@@ -228,8 +228,12 @@ def run_passes(
                     if on_plan is not None:
                         on_plan(planned)
                     names = list(planned)
-                if done == 0 and settings.device.type == "cpu":  # refuse what cannot fit
-                    check_fits(state.need(len(labels), total))
+                if done == 0:
+                    need = state.need(len(labels), total)
+                    if settings.device.type == "cpu":  # refuse what cannot fit
+                        check_fits(need)
+                    if held is not None:  # what may be held beside what the passes need
+                        held.budget = replay_budget(settings.device, need.total)
                 if not state.stats and settings.statistics:
                     state.start(labels)
                 outputs = {n: state.reduce(n, raw[n]) for n in names}
@@ -256,16 +260,17 @@ def run_passes(
     return state.result()
 
 
-def replay_budget(device: torch.device) -> int:
+def replay_budget(device: torch.device, need: int = 0) -> int:
     """Bytes of pass-1 layer outputs that may be held for the replay of pass 2: a quarter of the
-    free memory where they live (the accelerator's, else this process's headroom), at most
-    :data:`REPLAY_MAX_BYTES`."""
+    memory left where they live (the accelerator's free memory, else this process's headroom)
+    once the passes have what they ``need`` (:func:`~ncviz.extract.budget.passes_need`), at
+    most :data:`REPLAY_MAX_BYTES`."""
     if device.type == "cuda":
         free = torch.cuda.mem_get_info(device)[0]
     else:
         headroom = memory_headroom()
-        free = REPLAY_MAX_BYTES if headroom is None else headroom
-    return min(REPLAY_MAX_BYTES, free // 4)
+        free = 4 * REPLAY_MAX_BYTES if headroom is None else headroom
+    return max(0, min(REPLAY_MAX_BYTES, (free - need) // 4))
 
 
 @dataclass
@@ -281,7 +286,7 @@ class _Batch:
 class _Held:
     """Pass 1's batches, held while they fit in ``budget`` bytes, to be replayed as pass 2."""
 
-    def __init__(self, budget: int) -> None:
+    def __init__(self, budget: int = 0) -> None:
         self.budget = budget
         self.batches: list[_Batch] = []
         self.bytes = 0
@@ -298,14 +303,15 @@ class _Held:
         self.bytes += size
         return True
 
-    def drain(self) -> list[_Batch]:
-        """The held batches, in order, handed back (and no longer held)."""
-        batches, self.batches, self.bytes = self.batches, [], 0
-        return batches
+    def drain(self) -> Iterator[_Batch]:
+        """The held batches, in order, handed back one at a time (and no longer held)."""
+        self.bytes = 0
+        while self.batches:
+            yield self.batches.pop(0)
 
     def joined(self) -> _Batch:
         """All held batches as one (each layer's rows concatenated, one layer at a time)."""
-        batches = self.drain()
+        batches, self.batches, self.bytes = self.batches, [], 0
         first = batches[0]
         outputs = {}
         for name in list(first.outputs):

@@ -8,6 +8,7 @@ every rank ends with the statistics of the whole dataset — the same metrics as
 from __future__ import annotations
 
 import numpy as np
+import torch
 import torch.distributed as dist
 
 from ncviz.metrics import CollapseStatistics, RegressionStatistics
@@ -25,6 +26,16 @@ def shard_indices(num_samples: int, rank: int, world_size: int) -> np.ndarray:
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} is outside a world of {world_size}")
     return np.arange(rank, num_samples, world_size)
+
+
+def on_every_rank(flag: bool, device: torch.device | str = "cpu") -> bool:
+    """Whether ``flag`` holds on every rank (one all-reduce of a number on ``device``, the
+    backend's; ``flag`` itself in one process) — so that every rank takes the same branch."""
+    if world()[1] == 1:
+        return flag
+    value = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    return bool(value.item())
 
 
 def all_reduce_statistics(

@@ -20,6 +20,7 @@ What differs between the ways data reach the loop lives in small adapters, each 
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import GeneratorType
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ncviz.distributed import all_reduce_statistics, world
+from ncviz.distributed import all_reduce_statistics, on_every_rank, world
 from ncviz.errors import DataError, InputError, OptionError
 from ncviz.extract.budget import GIB, MemoryNeed, check_fits, memory_headroom, passes_need
 from ncviz.extract.layers import INPUT_SUFFIX
@@ -251,7 +252,7 @@ def run_passes(
             if isinstance(iterator, GeneratorType):
                 iterator.close()
         if pass_index == 0 and held is not None:
-            if _everywhere(bool(held.batches) and not held.overflowed, settings.device):
+            if on_every_rank(bool(held.batches) and not held.overflowed, settings.device):
                 _replay(state, held, progress, done, total * passes)
                 break
             for kept in held.drain():  # another rank could not hold its pass: run it again
@@ -265,11 +266,9 @@ def replay_budget(device: torch.device, need: int = 0) -> int:
     memory left where they live (the accelerator's free memory, else this process's headroom)
     once the passes have what they ``need`` (:func:`~ncviz.extract.budget.passes_need`), at
     most :data:`REPLAY_MAX_BYTES`."""
-    if device.type == "cuda":
-        free = torch.cuda.mem_get_info(device)[0]
-    else:
-        headroom = memory_headroom()
-        free = 4 * REPLAY_MAX_BYTES if headroom is None else headroom
+    free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else memory_headroom()
+    if free is None:  # nothing says how much is free
+        return REPLAY_MAX_BYTES
     return max(0, min(REPLAY_MAX_BYTES, (free - need) // 4))
 
 
@@ -288,7 +287,7 @@ class _Held:
 
     def __init__(self, budget: int = 0) -> None:
         self.budget = budget
-        self.batches: list[_Batch] = []
+        self.batches: deque[_Batch] = deque()
         self.bytes = 0
         self.overflowed = False
 
@@ -307,11 +306,11 @@ class _Held:
         """The held batches, in order, handed back one at a time (and no longer held)."""
         self.bytes = 0
         while self.batches:
-            yield self.batches.pop(0)
+            yield self.batches.popleft()
 
     def joined(self) -> _Batch:
         """All held batches as one (each layer's rows concatenated, one layer at a time)."""
-        batches, self.batches, self.bytes = self.batches, [], 0
+        batches = list(self.drain())
         first = batches[0]
         outputs = {}
         for name in list(first.outputs):
@@ -322,15 +321,6 @@ class _Held:
             groups = np.concatenate([_group_names(b.groups, len(b.labels)) for b in batches])
         keys = torch.cat([b.keys for b in batches if b.keys is not None])
         return _Batch(outputs, labels, groups, keys)
-
-
-def _everywhere(flag: bool, device: torch.device) -> bool:
-    """``flag`` on every rank (one all-reduce under torchrun; ``flag`` itself in one process)."""
-    if world()[1] == 1:
-        return flag
-    value = torch.tensor([int(flag)], device=device)
-    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MIN)
-    return bool(value.item())
 
 
 def _replay(state: _State, held: _Held, progress: ProgressFn | None, done: int, total: int) -> None:
@@ -400,13 +390,9 @@ class _Sample:
         return torch.rand(count, generator=self.generator, dtype=torch.float64)
 
     def offer(
-        self,
-        features: dict[str, torch.Tensor],
-        labels: torch.Tensor,
-        keys: torch.Tensor | None = None,
+        self, features: dict[str, torch.Tensor], labels: torch.Tensor, keys: torch.Tensor
     ) -> None:
-        """Offer a batch's rows; ``keys`` drawn for them earlier by :meth:`draw` (default: now)."""
-        keys = self.draw(len(labels)) if keys is None else keys
+        """Offer a batch's rows with the ``keys`` :meth:`draw` gave them when the batch came."""
         if self.size == 0:
             return
         # only a batch's own ``size`` smallest keys can be among the smallest of the stream
@@ -560,9 +546,9 @@ class _State:
         pass_index: int,
         outputs: dict[str, torch.Tensor],
         labels: Any,
-        keys: torch.Tensor | None = None,
+        keys: torch.Tensor | None,
     ) -> None:
-        """Add a batch to the current pass (``keys``: its sample keys, drawn when it was held)."""
+        """Add a batch to the current pass (``keys``: pass 1's sample keys, drawn as it came)."""
         if pass_index == 0 and self.settings.keep_features:
             for name, feats in outputs.items():
                 self.kept.setdefault(name, []).append(feats.float().cpu().numpy())
@@ -589,6 +575,7 @@ class _State:
             else:
                 stats.update(outputs[name], y, check_finite=False)
         if pass_index == 0:
+            assert keys is not None
             self.sample.offer(outputs, y, keys)
         elif classification and self.settings.check_repeat and not self.replayed:
             self._repeat_sums(outputs, y)

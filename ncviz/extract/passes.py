@@ -54,6 +54,9 @@ REPEAT_RTOL = 1e-6
 # Pass 2 replays pass 1's layer outputs from memory when they fit in a quarter of the free memory
 # (host, or the accelerator's where they live) and at most this much.
 REPLAY_MAX_BYTES = 4 * GIB
+# rows are held in blocks of at least this many bytes when the pass's length is unknown (glibc
+# gives allocations this large their own mapping, released whole)
+_BLOCK_BYTES = 2**25
 
 
 @dataclass(frozen=True)
@@ -235,6 +238,7 @@ def run_passes(
                         check_fits(need)
                     if held is not None:  # what may be held beside what the passes need
                         held.budget = replay_budget(settings.device, need.total)
+                        held.rows_hint = total * len(labels)
                 if not state.stats and settings.statistics:
                     state.start(labels)
                 outputs = {n: state.reduce(n, raw[n]) for n in names}
@@ -283,44 +287,94 @@ class _Batch:
 
 
 class _Held:
-    """Pass 1's batches, held while they fit in ``budget`` bytes, to be replayed as pass 2."""
+    """Pass 1's batches, held while they fit in ``budget`` bytes, to be replayed as pass 2.
+
+    Each layer's rows are copied into large blocks allocated ahead (the whole pass when its
+    length is known, else :data:`_BLOCK_BYTES` at a time), not kept as the forward's own small
+    tensors: those, kept between the temporaries the forward frees every batch, pinned the heap
+    so that a tight worker's memory grew ten times faster than what it held."""
 
     def __init__(self, budget: int = 0) -> None:
         self.budget = budget
-        self.batches: deque[_Batch] = deque()
+        self.rows_hint = 0  # rows the pass will give, when known
+        self.blocks: dict[str, list[torch.Tensor]] = {}
+        self.filled: dict[str, list[int]] = {}  # rows written into each block
+        self.batches: deque[_Batch] = deque()  # labels, groups, keys; outputs left empty
+        self.rows: deque[int] = deque()  # rows of each held batch
+        self.held_rows = 0
         self.bytes = 0
         self.overflowed = False
 
     def keep(self, batch: _Batch) -> bool:
         """Hold ``batch`` if it fits (False from the first batch that does not, on)."""
-        storages = {t.untyped_storage().data_ptr(): t for t in batch.outputs.values()}
-        size = sum(t.untyped_storage().nbytes() for t in storages.values())  # each held once
+        count = len(batch.labels)
+        new_blocks: dict[str, int] = {}  # layer → rows of the block to add
+        for name, out in batch.outputs.items():
+            blocks, filled = self.blocks.get(name, []), self.filled.get(name, [])
+            if not blocks or len(blocks[-1]) - filled[-1] < count:
+                ahead = self.rows_hint - self.held_rows
+                new_blocks[name] = max(count, ahead, _BLOCK_BYTES // _row_bytes(out))
+        size = sum(rows * _row_bytes(batch.outputs[name]) for name, rows in new_blocks.items())
         if self.overflowed or self.bytes + size > self.budget:
             self.overflowed = True
             return False
-        self.batches.append(batch)
+        for name, rows in new_blocks.items():
+            out = batch.outputs[name]
+            self.blocks.setdefault(name, []).append(out.new_empty((rows, *out.shape[1:])))
+            self.filled.setdefault(name, []).append(0)
+        for name, out in batch.outputs.items():
+            start = self.filled[name][-1]
+            self.blocks[name][-1][start : start + count] = out
+            self.filled[name][-1] = start + count
         self.bytes += size
+        self.batches.append(_Batch({}, batch.labels, batch.groups, batch.keys))
+        self.rows.append(count)
+        self.held_rows += count
         return True
+
+    def _layer_rows(self) -> dict[str, list[torch.Tensor]]:
+        """Each layer's filled rows, block by block (and the blocks no longer held here)."""
+        layers = {
+            name: [block[:rows] for block, rows in zip(blocks, self.filled[name])]
+            for name, blocks in self.blocks.items()
+        }
+        self.blocks, self.filled, self.bytes = {}, {}, 0
+        return layers
 
     def drain(self) -> Iterator[_Batch]:
         """The held batches, in order, handed back one at a time (and no longer held)."""
-        self.bytes = 0
+        layers = self._layer_rows()
+        position = {name: (0, 0) for name in layers}  # (block, row) each layer has reached
         while self.batches:
-            yield self.batches.popleft()
+            batch, count = self.batches.popleft(), self.rows.popleft()
+            for name, blocks in layers.items():
+                index, start = position[name]
+                if start == len(blocks[index]):  # a batch never straddles two blocks
+                    index, start = index + 1, 0
+                batch.outputs[name] = blocks[index][start : start + count]
+                position[name] = (index, start + count)
+            yield batch
 
     def joined(self) -> _Batch:
-        """All held batches as one (each layer's rows concatenated, one layer at a time)."""
-        batches = list(self.drain())
-        first = batches[0]
+        """All held batches as one (each layer's rows in one tensor, one layer at a time)."""
+        layers = self._layer_rows()
+        batches, self.batches, self.rows = list(self.batches), deque(), deque()
         outputs = {}
-        for name in list(first.outputs):
-            outputs[name] = torch.cat([b.outputs.pop(name) for b in batches])
+        for name in list(layers):
+            blocks = layers.pop(name)
+            outputs[name] = blocks[0] if len(blocks) == 1 else torch.cat(blocks)
+        first = batches[0]
         labels = torch.cat([torch.as_tensor(b.labels) for b in batches])
         groups = None
         if first.groups is not None:
             groups = np.concatenate([_group_names(b.groups, len(b.labels)) for b in batches])
         keys = torch.cat([b.keys for b in batches if b.keys is not None])
         return _Batch(outputs, labels, groups, keys)
+
+
+def _row_bytes(rows: torch.Tensor) -> int:
+    """Bytes of one row of ``rows`` (at least 1)."""
+    return max(1, rows.shape[1:].numel() * rows.element_size())
 
 
 def _replay(state: _State, held: _Held, progress: ProgressFn | None, done: int, total: int) -> None:

@@ -478,6 +478,8 @@ def test_past_the_replay_budget_the_model_runs_again_with_the_same_results(digit
             return iter([(x[k : k + 100], y[k : k + 100]) for k in range(0, 600, 100)])
 
     one_batch = 2 * 100 * 24 * 8  # two float64 layers of width 24
+    # the loader has no length: each layer's rows are held in blocks of one batch here
+    monkeypatch.setattr("ncviz.extract.passes._BLOCK_BYTES", one_batch // 2)
     results = {}
     for budget in (2**30, int(2.5 * one_batch), 0):  # all held; two held, then spilled; none
         monkeypatch.setattr("ncviz.extract.passes.REPLAY_MAX_BYTES", budget)

@@ -4,7 +4,8 @@ An adapter of the one pass driver (:func:`ncviz.extract.passes.run_passes`): the
 batches from any iterable (a ``DataLoader``, a list, an object with ``__iter__``) and the model is
 called the way the user calls it. Pass 1 sums the class means (or the feature/target
 means for regression) and draws a uniform random sample of feature rows; pass 2 sums the scatter
-around the means. Nothing of size N·d is kept: per layer, O(C·d + d²) sums and ``sample_size`` rows.
+around the means. What is kept: per layer, O(C·d + d²) sums and ``sample_size`` rows (and, while
+pass 2 runs, pass 1's layer outputs within the replay budget below).
 
 The model runs over the loader once when pass 1's layer outputs fit in memory (a quarter of the
 free memory where they live, at most 4 GiB: :func:`~ncviz.extract.passes.replay_budget`): pass 2

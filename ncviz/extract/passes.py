@@ -4,8 +4,11 @@ Two passes over the data, reduced into exact float64 statistics as they stream
 (:class:`~ncviz.metrics.CollapseStatistics`, :class:`~ncviz.metrics.RegressionStatistics`):
 pass 1 sums the class means (or the feature/target means), draws a uniform random sample of
 feature rows and, when asked, keeps every row; pass 2 sums the scatter around the means. Groups
-(environments, domains) get their own statistics beside the pooled ones. Nothing of size N·d is
-held unless ``keep_features`` asks for it.
+(environments, domains) get their own statistics beside the pooled ones. The statistics are
+O(C·d + d²) per layer; pass 1's layer outputs are held to replay pass 2 without a second forward
+only within a fixed budget (a quarter of the free memory, at most 4 GiB: :func:`replay_budget`),
+past which the pass streams, so nothing of size N·d outgrows that budget unless ``keep_features``
+asks for every row.
 
 What differs between the ways data reach the loop lives in small adapters, each giving a
 ``forward(inputs) -> {layer: output}`` and the batches of a pass:

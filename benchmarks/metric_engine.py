@@ -157,15 +157,17 @@ def ratio_text(times: list[float], floor: list[float]) -> str:
 
 def unavoidable_arithmetic(features: torch.Tensor, num_classes: int) -> Callable[[], None]:
     """The two products an exact engine cannot skip, bare: the float32 score GEMM of the
-    nearest-centre and classifier decisions (N × 2C × (d + 1), nothing done with the scores)
-    and the upper blocks of the float64 within-class Gram, chunk by chunk on the engine's own
-    workers and chunks (:func:`~ncviz.metrics.threads.run_in_slots`). Their time over the
-    floor's is about the least ratio an exact engine can reach on this machine: no precision cheaper
-    than float32 is native here (no AVX512-BF16 / VNNI: bfloat16 and int8 GEMMs run at
-    4-23 GFLOP/s, float32 at ~150)."""
+    nearest-centre and classifier decisions (N × 2C × (d + 1), padded to 16 columns as the
+    engine pads them; nothing is done with the scores) and the upper blocks of the float64
+    within-class Gram, chunk by chunk on the engine's own chunks and workers
+    (:func:`~ncviz.metrics.threads.run_in_slots`). Their time over the floor's is about the
+    least ratio an exact engine can reach on this machine: no precision cheaper than float32 is
+    native here (no AVX512-BF16 / VNNI: bfloat16 and int8 GEMMs ran at 4-23 GFLOP/s, float32 at
+    ~150)."""
     n, d = features.shape
-    rows = torch.randn(2 * num_classes, d + 1, generator=torch.Generator().manual_seed(1))
-    x = torch.cat([features, torch.ones(n, 1)], dim=1)
+    width = -(-(d + 1) // 16) * 16
+    rows = torch.randn(2 * num_classes, width, generator=torch.Generator().manual_seed(1))
+    x = torch.cat([features, torch.ones(n, width - d)], dim=1)
     chunks = chunk_slices(n, d)
     slots = 4
     scores = [torch.empty(chunks[0].stop, 2 * num_classes) for _ in range(slots)]

@@ -44,7 +44,7 @@ import torch
 
 from ncviz.metrics import collapse_result
 from ncviz.metrics.stats import add_upper_gram_, chunk_slices
-from ncviz.metrics.threads import run_in_slots, single_threaded
+from ncviz.metrics.threads import run_in_slots, single_threaded, slot_count
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from busy import busy
@@ -169,7 +169,7 @@ def unavoidable_arithmetic(features: torch.Tensor, num_classes: int) -> Callable
     rows = torch.randn(2 * num_classes, width, generator=torch.Generator().manual_seed(1))
     x = torch.cat([features, torch.ones(n, width - d)], dim=1)
     chunks = chunk_slices(n, d)
-    slots = 4
+    slots = slot_count(len(chunks), 8 * d * (d + chunks[0].stop))  # as the engine's pass 2
     scores = [torch.empty(chunks[0].stop, 2 * num_classes) for _ in range(slots)]
     residual = [torch.empty(chunks[0].stop, d, dtype=torch.float64) for _ in range(slots)]
     scatter = [torch.zeros(d, d, dtype=torch.float64) for _ in range(slots)]

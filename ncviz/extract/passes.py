@@ -248,8 +248,8 @@ def run_passes(
                 keys = state.sample.draw(len(labels)) if pass_index == 0 else None
                 batch = _Batch(outputs, labels, groups, keys)
                 if pass_index == 1 or held is None or not held.keep(batch):
-                    for kept in held.drain() if held is not None else ():  # over the budget
-                        state.add(0, kept)
+                    if held is not None:  # over the budget: what was held goes in first
+                        _spill(state, held)
                     state.add(pass_index, batch)
                 done += 1
                 if progress is not None:
@@ -262,8 +262,7 @@ def run_passes(
             if on_every_rank(bool(held.batches) and not held.overflowed, settings.device):
                 _replay(state, held, progress, done, total * passes)
                 break
-            for kept in held.drain():  # another rank could not hold its pass: run it again
-                state.add(0, kept)
+            _spill(state, held)  # another rank could not hold its pass: run it again
         state.finish_pass(pass_index)
     return state.result()
 
@@ -378,6 +377,12 @@ class _Held:
 def _row_bytes(rows: torch.Tensor) -> int:
     """Bytes of one row of ``rows`` (at least 1)."""
     return max(1, rows.shape[1:].numel() * rows.element_size())
+
+
+def _spill(state: _State, held: _Held) -> None:
+    """The held batches into pass 1's statistics, in order, each released as it goes in."""
+    for batch in held.drain():
+        state.add(0, batch)
 
 
 def _replay(state: _State, held: _Held, progress: ProgressFn | None, done: int, total: int) -> None:
